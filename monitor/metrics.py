@@ -1,0 +1,155 @@
+"""The service's own metrics (``/metrics``), one set per app instance.
+
+Every name carries the ``conea_monitor_`` prefix and its unit or ``_total``. Probe
+output never goes here: each probe builds its own registry (see ``monitor.probes``).
+The alert rules in ``rules/`` and the dashboards in ``dashboards/`` use these names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+PREFIX = "conea_monitor"
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+RECOVERY_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+
+
+class Metrics:
+    """Counters, gauges and histograms of one running service."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build_info = Info(f"{PREFIX}_build", "Version of conea-monitor.", registry=r)
+        # Webhook receiver.
+        self.webhooks = Counter(
+            f"{PREFIX}_webhooks_total",
+            "Alertmanager webhook requests by outcome "
+            "(accepted, unauthorized, invalid, too_large, unsupported_media_type, error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.alerts_received = Counter(
+            f"{PREFIX}_alerts_received_total",
+            "Alerts received in webhooks by status; repeat=true for a re-delivery.",
+            ["status", "repeat"],
+            registry=r,
+        )
+        self.webhook_duration = Histogram(
+            f"{PREFIX}_webhook_duration_seconds",
+            "Time from request received to the notification committed and answered.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            f"{PREFIX}_store_errors_total",
+            "Store operations that failed, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        # Configuration.
+        self.config_reload_ok = Gauge(
+            f"{PREFIX}_config_last_reload_successful",
+            "1 if the last load of policies and config succeeded, 0 if it failed.",
+            registry=r,
+        )
+        self.config_reload_time = Gauge(
+            f"{PREFIX}_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful load of policies and config.",
+            registry=r,
+        )
+        self.policies_loaded = Gauge(
+            f"{PREFIX}_policies_loaded", "Remediation policies currently in force.", registry=r
+        )
+        # Engine.
+        self.paused = Gauge(
+            f"{PREFIX}_paused", "1 while automation is paused (kill switch).", registry=r
+        )
+        self.decisions = Counter(
+            f"{PREFIX}_decisions_total",
+            "Engine decisions per alert and policy by outcome (execute, skip, dry_run, record).",
+            ["policy", "outcome"],
+            registry=r,
+        )
+        self.skips = Counter(
+            f"{PREFIX}_skips_total",
+            "Remediations not run, by policy and the guardrail that stopped them "
+            "(paused, dry_run, scope, cooldown, budget, concurrency, stale, for_at_least, "
+            "time_interval, no_step).",
+            ["policy", "guardrail"],
+            registry=r,
+        )
+        self.executions = Counter(
+            f"{PREFIX}_executions_total",
+            "Action executions by policy, action and outcome (succeeded, failed, dry_run).",
+            ["policy", "action", "outcome"],
+            registry=r,
+        )
+        self.target_remediations = Counter(
+            f"{PREFIX}_target_remediations_total",
+            "Remediations started per policy and target (kind/namespace/name).",
+            ["policy", "target"],
+            registry=r,
+        )
+        self.execution_duration = Histogram(
+            f"{PREFIX}_execution_duration_seconds",
+            "Time to plan and apply one action.",
+            ["action"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.verifications = Counter(
+            f"{PREFIX}_verifications_total",
+            "Verification results by policy (recovered, not_recovered, error).",
+            ["policy", "result"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            f"{PREFIX}_escalations_total",
+            "Moves to the next step of a policy's ladder, by policy.",
+            ["policy"],
+            registry=r,
+        )
+        self.reverts = Counter(
+            f"{PREFIX}_reverts_total",
+            "Reverts by policy, action and outcome (succeeded, failed).",
+            ["policy", "action", "outcome"],
+            registry=r,
+        )
+        self.time_to_recover = Histogram(
+            f"{PREFIX}_time_to_recover_seconds",
+            "From the alert's startsAt to a verification that found it recovered.",
+            ["policy"],
+            buckets=RECOVERY_BUCKETS,
+            registry=r,
+        )
+        self.executions_in_flight = Gauge(
+            f"{PREFIX}_executions_in_flight", "Executions running now.", registry=r
+        )
+        # Scheduled jobs.
+        self.job_last_run = Gauge(
+            f"{PREFIX}_job_last_run_timestamp_seconds",
+            "Unix time a scheduled job last ran.",
+            ["job"],
+            registry=r,
+        )
+        self.job_last_success = Gauge(
+            f"{PREFIX}_job_last_success", "1 if the job's last run succeeded.", ["job"], registry=r
+        )
+        self.job_duration = Gauge(
+            f"{PREFIX}_job_last_duration_seconds",
+            "Duration of a scheduled job's last run.",
+            ["job"],
+            registry=r,
+        )
+        # Probes (the service's view of them; probe results go to /probe).
+        self.probes = Counter(
+            f"{PREFIX}_probes_total",
+            "Probes served on /probe by module and result (success, failure, rejected).",
+            ["module", "result"],
+            registry=r,
+        )
+        self.probes_in_flight = Gauge(
+            f"{PREFIX}_probes_in_flight", "Probes running now.", registry=r
+        )
