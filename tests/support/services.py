@@ -37,7 +37,7 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "serv
         try:
             if check():
                 return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as exc:
             last = exc
         time.sleep(0.05)
     raise TimeoutError(f"{what} did not come up within {timeout}s (last error: {last!r})")
@@ -78,8 +78,9 @@ class Postgres:
     def url(self, database: str = "postgres", driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
 
-    def dsn(self, database: str = "postgres", user: str | None = None,
-            password: str | None = None) -> str:
+    def dsn(
+        self, database: str = "postgres", user: str | None = None, password: str | None = None
+    ) -> str:
         return (
             f"host={self.host} port={self.port} dbname={database} "
             f"user={user or self.user} password={password or self.password}"
@@ -107,8 +108,8 @@ def postgres_server() -> Iterator[Postgres]:
     """A throwaway PostgreSQL cluster (initdb) on a free port, with a password user."""
     url = os.environ.get("CONEA_TEST_POSTGRES")
     if url:  # host:port:user:password of an existing superuser, for laptops
-        host, port, user, password = url.split(":", 3)
-        yield Postgres(host, int(port), user, password, user)
+        host, port_text, user, password = url.split(":", 3)
+        yield Postgres(host, int(port_text), user, password, user)
         return
     bindir = _pg_bindir()
     if bindir is None:
@@ -122,9 +123,23 @@ def postgres_server() -> Iterator[Postgres]:
     data = os.path.join(tmp, "data")
     port = free_port()
     subprocess.run(
-        [*run_as, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust",
-         "--no-sync", "-E", "UTF8", "--locale", "C"],
-        check=True, capture_output=True,
+        [
+            *run_as,
+            f"{bindir}/initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale",
+            "C",
+        ],
+        check=True,
+        capture_output=True,
     )
     conf = (
         f"listen_addresses='127.0.0.1'\nport={port}\nunix_socket_directories='{tmp}'\n"
@@ -172,9 +187,22 @@ def redis_server(*extra: str) -> Iterator[Redis]:
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="conea-redis-")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", tmp, *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp,
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(lambda: port_open(port), 20, "Redis")
@@ -213,17 +241,25 @@ def prometheus_server(config: str, files: dict[str, str] | None = None) -> Itera
     port = free_port()
     log = open(tmp / "log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [binary, f"--config.file={tmp / 'prometheus.yml'}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp / 'data'}",
-         "--web.enable-lifecycle", "--web.enable-admin-api"],
-        stdout=subprocess.DEVNULL, stderr=log, cwd=tmp,
+        [
+            binary,
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        cwd=tmp,
     )
     try:
         import httpx
 
         wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).status_code == 200,
-            30, "Prometheus",
+            30,
+            "Prometheus",
         )
         yield Prometheus(port, tmp, proc)
     finally:
@@ -243,8 +279,7 @@ class Alertmanager:
 
 
 @contextlib.contextmanager
-def alertmanager_server(config: str, files: dict[str, str] | None = None
-                        ) -> Iterator[Alertmanager]:
+def alertmanager_server(config: str, files: dict[str, str] | None = None) -> Iterator[Alertmanager]:
     binary = need_binary("prometheus-alertmanager", "alertmanager")
     tmp = Path(tempfile.mkdtemp(prefix="conea-am-"))
     for name, text in (files or {}).items():
@@ -253,17 +288,24 @@ def alertmanager_server(config: str, files: dict[str, str] | None = None
     port = free_port()
     log = open(tmp / "log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [binary, f"--config.file={tmp / 'alertmanager.yml'}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--storage.path={tmp / 'data'}",
-         "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=log, cwd=tmp,
+        [
+            binary,
+            f"--config.file={tmp / 'alertmanager.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.path={tmp / 'data'}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        cwd=tmp,
     )
     try:
         import httpx
 
         wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).status_code == 200,
-            30, "Alertmanager",
+            30,
+            "Alertmanager",
         )
         yield Alertmanager(port, tmp)
     finally:

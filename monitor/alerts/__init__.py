@@ -1,0 +1,1 @@
+"""Alertmanager webhook payloads: models, parsing with field-level errors, dedupe keys."""

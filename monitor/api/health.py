@@ -1,0 +1,41 @@
+"""``/healthz`` (alive), ``/readyz`` (store reachable, config loaded) and ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.api.errors import JSONResponse
+from monitor.runtime import Runtime
+from monitor.store import database
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_class=JSONResponse)
+async def healthz() -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz", response_class=JSONResponse)
+async def readyz(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    problems = []
+    try:
+        await run_in_threadpool(database.ping, rt.db)
+    except (SQLAlchemyError, OSError) as exc:
+        rt.metrics.store_errors.labels("ping").inc()
+        problems.append(f"store unreachable: {type(exc).__name__}")
+    if not rt.config_loaded:
+        problems.append("configuration not loaded")
+    if problems:
+        return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,114 @@
+"""``create_app(settings)``: the FastAPI application, with everything built from settings.
+
+Nothing is read or connected at import time; the lifespan connects the store, applies
+migrations, starts the writer thread, and on the way out drains in-flight work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from monitor import __version__, yamlfile
+from monitor.alerts import payload
+from monitor.api import health, query, webhook
+from monitor.api.errors import problem
+from monitor.auth import Authenticator
+from monitor.metrics import Metrics
+from monitor.runtime import Runtime
+from monitor.settings import Settings
+from monitor.store import database
+from monitor.store import notifications as store_notifications
+from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
+
+log = logging.getLogger("monitor")
+
+
+def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
+    metrics = metrics or Metrics()
+    metrics.build_info.info({"version": __version__})
+    auth = Authenticator(settings)  # reads credential files now: a bad path fails at start
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database.connect(
+            settings.database_url,
+            sqlite_synchronous=settings.store.sqlite_synchronous,
+            pool_size=settings.store.pool_size,
+        )
+        database.migrate(db)
+        writer = NotificationWriter(
+            db,
+            max_batch_alerts=settings.store.batch_max_alerts,
+            on_error=lambda exc: metrics.store_errors.labels("write_notification").inc(),
+        )
+        writer.start()
+        rt = Runtime(settings=settings, metrics=metrics, db=db, writer=writer, auth=auth)
+        app.state.runtime = rt
+        log.info("store: %s", database.redact(db))
+        (log.warning if auth.open_to_loopback_only else log.info)("%s", auth.describe())
+        for hook in app.state.startup_hooks:
+            await hook(rt)
+        _redispatch(rt)
+        try:
+            yield
+        finally:
+            for hook in reversed(app.state.shutdown_hooks):
+                await hook(rt)
+            await rt.drain()
+            writer.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="conea-monitor",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    app.include_router(health.router)
+    app.include_router(webhook.router)
+    app.include_router(query.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> object:
+        details = [
+            {"field": yamlfile.dotted(e["loc"]), "reason": str(e["msg"])} for e in exc.errors()
+        ]
+        return problem(422, "invalid request", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> object:
+        return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> object:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, f"internal error ({type(exc).__name__}); see the service log")
+
+    return app
+
+
+def _redispatch(rt: Runtime) -> None:
+    """Notifications answered 200 but not processed before a stop are processed now."""
+    pending = store_notifications.unprocessed(rt.db)
+    for nid, body, received in pending:
+        try:
+            notification = payload.parse(body.encode("utf-8"))
+        except payload.PayloadError:  # stored bodies were valid; be safe anyway
+            rt.writer.mark_processed(nid, datetime.now(UTC))
+            continue
+        alerts = [StoredAlert(0, a, repeat=False) for a in notification.alerts]
+        rt.dispatch(StoredNotification(nid, notification, received, alerts))
+    if pending:
+        log.info("resuming %d notification(s) stored before the last stop", len(pending))

@@ -1,0 +1,170 @@
+"""Service settings: a YAML file plus ``CONEA_MONITOR_*`` environment overrides.
+
+Strict: an unknown key is an error that names the file, the line and the key. Nested
+keys are overridden with ``__``: ``CONEA_MONITOR_WEBHOOK__MAX_BODY_BYTES=2097152``.
+Secrets are never read here; the models hold references (a file path or the value from
+the environment) and ``monitor.auth`` reads them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor import yamlfile
+from monitor.errors import ConfigError
+
+ENV_PREFIX = "CONEA_MONITOR_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BasicAuth(Section):
+    username: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> BasicAuth:
+        if (self.password is None) == (self.password_file is None):
+            raise ValueError("set exactly one of password, password_file")
+        return self
+
+
+class WebhookSettings(Section):
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_token(self) -> WebhookSettings:
+        if self.bearer_token is not None and self.bearer_token_file is not None:
+            raise ValueError("set at most one of bearer_token, bearer_token_file")
+        return self
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.bearer_token or self.bearer_token_file or self.basic_auth)
+
+
+class StoreSettings(Section):
+    url: str | None = None  # default: sqlite under data_dir
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = "FULL"
+    batch_max_alerts: int = Field(5000, gt=0)
+    pool_size: int = Field(5, gt=0)
+
+
+class LogSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class KubernetesSettings(Section):
+    mode: Literal["auto", "in-cluster", "kubeconfig", "none"] = "auto"
+    kubeconfig: Path | None = None
+    context: str | None = None
+
+
+class AutomationSettings(Section):
+    paused: bool = False
+    # None: dry-run while no Kubernetes credentials are configured.
+    dry_run: bool | None = None
+    namespaces_allow: list[str] = []
+    namespaces_deny: list[str] = ["kube-system", "kube-public", "kube-node-lease"]
+    max_concurrent_executions: int = Field(4, gt=0)
+    api_token: SecretStr | None = None  # for pause/resume/reload; default: webhook credentials
+
+
+class Settings(BaseSettings):
+    """Everything the service reads at start-up (and on reload, for policies)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path("data")
+    policies: list[Path] = [Path("remediations")]
+    probes_file: Path | None = None
+    public_url: str = "http://127.0.0.1:9115"
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+    webhook: WebhookSettings = WebhookSettings()
+    store: StoreSettings = StoreSettings()
+    log: LogSettings = LogSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    automation: AutomationSettings = AutomationSettings()
+    config_file: Path | None = Field(None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (the file's values arrive as init kwargs).
+        return env_settings, init_settings
+
+    @property
+    def database_url(self) -> str:
+        if self.store.url:
+            return self.store.url
+        return f"sqlite:///{(self.data_dir / 'conea-monitor.db').resolve()}"
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the config file is relative to that file's directory."""
+        if path.is_absolute() or self.config_file is None:
+            return path
+        return (self.config_file.parent / path).resolve()
+
+
+def load(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Settings from ``path`` (YAML) and the environment; ConfigError names file:line:key."""
+    data: dict[str, Any] = {}
+    locator: yamlfile.Locator | None = None
+    filename = str(path) if path is not None else "<defaults>"
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{filename}: cannot read config file: {exc.strerror}") from exc
+        loaded, locator = yamlfile.load(text, filename)
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{filename}:1:1: the config file must be a mapping of keys")
+        data = loaded
+    data.update(overrides)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data, locator, filename)) from None
+    if path is not None:
+        settings.config_file = Path(path).resolve()
+    return settings
+
+
+def _describe(
+    exc: ValidationError, data: dict[str, Any], locator: yamlfile.Locator | None, filename: str
+) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        field = yamlfile.dotted(loc)
+        reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        if locator is not None and loc and loc[0] in data:
+            where = locator.where(loc)
+        else:
+            env = ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+            where = f"{filename} (or environment {env})"
+        lines.append(f"{where}: {field}: {reason}")
+    return "\n".join(lines)

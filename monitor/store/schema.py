@@ -1,0 +1,160 @@
+"""Tables of the store. Times are stored as UTC; every column works on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("receiver", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("truncated_alerts", Integer, nullable=False),
+    Column("notification_reason", String(64)),
+    Column("alert_count", Integer, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("processed_at", UTCDateTime()),
+    Index(None, "received_at"),
+    Index(None, "processed_at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("alertname", String(255), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("ends_at", UTCDateTime()),
+    Column("generator_url", Text, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("first_notification_id", Id, ForeignKey("notifications.id"), nullable=False),
+    Column("last_notification_id", Id, ForeignKey("notifications.id"), nullable=False),
+    Column("first_received_at", UTCDateTime(), nullable=False),
+    Column("last_received_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("fingerprint", "starts_at", "status"),
+    Index(None, "alertname"),
+    Index(None, "last_received_at"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("policy", String(255), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("alertname", String(255), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("target_key", String(512), nullable=False),
+    Column("target", JSON, nullable=False),
+    # planned | running | succeeded | failed | dry_run | cancelled
+    Column("state", String(32), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("actions", JSON, nullable=False),  # [{action, params, plan, outcome, error}]
+    Column("error", Text),
+    # none | pending | recovered | not_recovered | error | cancelled
+    Column("verify_state", String(32), nullable=False, default="none"),
+    Column("verify_at", UTCDateTime()),
+    Column("verify_detail", Text),
+    # none | waiting | scheduled | done | failed | not_needed
+    Column("revert_state", String(32), nullable=False, default="none"),
+    Column("revert_at", UTCDateTime()),
+    Column("notification_id", Id, ForeignKey("notifications.id")),
+    Column("owner", String(255)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    UniqueConstraint("policy", "step", "fingerprint", "starts_at"),
+    Index(None, "target_key", "created_at"),
+    Index(None, "fingerprint"),
+    Index(None, "verify_state", "verify_at"),
+    Index(None, "revert_state", "revert_at"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(32), nullable=False),  # decision, skip, plan, execute, verify, ...
+    Column("policy", String(255)),
+    Column("fingerprint", String(64)),
+    Column("target_key", String(512)),
+    Column("execution_id", Id, ForeignKey("executions.id")),
+    Column("outcome", String(64)),
+    Column("message", Text, nullable=False),
+    Column("details", JSON),
+    Index(None, "at"),
+    Index(None, "execution_id"),
+    Index(None, "fingerprint"),
+)
+
+control = Table(
+    "control",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(255)),
+)
