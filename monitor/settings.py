@@ -162,7 +162,7 @@ def _describe(
         field = yamlfile.dotted(loc)
         reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         if locator is not None and loc and loc[0] in data:
-            where = locator.where(loc)
+            where = locator.where(loc, key=error["type"] == "extra_forbidden")
         else:
             env = ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
             where = f"{filename} (or environment {env})"

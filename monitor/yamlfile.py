@@ -21,17 +21,18 @@ class Locator:
     filename: str
     root: yaml.Node | None
 
-    def where(self, loc: Sequence[int | str]) -> str:
-        """``file:line:col`` of the deepest node on ``loc`` that exists."""
+    def where(self, loc: Sequence[int | str], key: bool = False) -> str:
+        """``file:line:col`` of the deepest node on ``loc`` that exists: its value, or
+        its key when ``key`` is true (an unknown key is best shown at the key)."""
         node = self.root
         mark = node.start_mark if node is not None else None
         for part in loc:
             child: yaml.Node | None = None
             if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                        # An unknown key is best shown at the key itself.
-                        child, mark = value, key.start_mark
+                for key_node, value in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                        child = value
+                        mark = key_node.start_mark if key else value.start_mark
                         break
             elif (
                 isinstance(node, yaml.SequenceNode)

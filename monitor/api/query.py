@@ -52,6 +52,21 @@ async def list_alerts(
     return JSONResponse(_json(page))
 
 
+@router.get("/notifications", response_class=JSONResponse)
+async def list_notifications(
+    request: Request,
+    status: Literal["firing", "resolved"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
+    limit: Limit = 100,
+) -> Response:
+    rt: Runtime = request.app.state.runtime
+    f = _filters(status, None, None, None, since, until, before, limit)
+    page = await run_in_threadpool(queries.list_notifications, rt.db, f)
+    return JSONResponse(_json(page))
+
+
 @router.get("/executions", response_class=JSONResponse)
 async def list_executions(
     request: Request,

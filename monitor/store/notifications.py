@@ -16,16 +16,16 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.payload import Alert, Notification
 from monitor.errors import StoreError
-from monitor.store.schema import alerts, notifications
+from monitor.store.schema import notifications
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,49 @@ class _Request:
     result: StoredNotification | BaseException | None = field(default=None)
 
 
-def _upsert(engine: Engine) -> Any:
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(alerts)
-    return sqlite.insert(alerts)
+_NOTIFICATION_COLUMNS = (
+    "received_at, receiver, status, group_key, truncated_alerts, notification_reason, "
+    "alert_count, payload"
+)
+_ALERT_COLUMNS = (
+    "fingerprint, starts_at, status, alertname, labels, annotations, ends_at, generator_url, "
+    "deliveries, first_notification_id, last_notification_id, first_received_at, "
+    "last_received_at"
+)
+_ALERT_CONFLICT = (
+    " ON CONFLICT (fingerprint, starts_at, status) DO UPDATE SET"
+    " deliveries = alerts.deliveries + excluded.deliveries,"
+    " last_notification_id = excluded.last_notification_id,"
+    " last_received_at = excluded.last_received_at,"
+    " annotations = excluded.annotations, ends_at = excluded.ends_at"
+    " RETURNING id, deliveries, fingerprint, starts_at, status"
+)
+_ROWS_PER_STATEMENT = 1000
+
+Key = tuple[str, datetime, str]
+
+
+class _Driver:
+    """The hot path talks to the DB-API cursor: SQLAlchemy's per-row parameter processing
+    cost more than the database itself (see bench/webhook.py). Values are converted here
+    exactly as the schema's types store them, so SQLAlchemy reads them back unchanged."""
+
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+        self.ph = "?" if self.sqlite else "%s"
+
+    def ts(self, value: datetime | None) -> Any:
+        if value is None or not self.sqlite:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    @staticmethod
+    def json(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+    def values(self, columns: int, rows: int) -> str:
+        one = "(" + ", ".join([self.ph] * columns) + ")"
+        return ", ".join([one] * rows)
 
 
 def write_batch(
@@ -70,80 +109,24 @@ def write_batch(
 
     ``processed`` marks earlier notifications as handed to the engine in the same commit.
     """
+    d = _Driver(engine.dialect.name)
     with engine.begin() as conn:
-        if processed:
-            conn.execute(
-                update(notifications)
-                .where(notifications.c.id == bindparam("nid"))
-                .values(processed_at=bindparam("at")),
-                [{"nid": nid, "at": at} for nid, at in processed],
-            )
-        if not items:
-            return []
-        rows = [
-            {
-                "received_at": received,
-                "receiver": n.receiver,
-                "status": n.status,
-                "group_key": n.group_key,
-                "truncated_alerts": n.truncated_alerts,
-                "notification_reason": n.notification_reason,
-                "alert_count": len(n.alerts),
-                "payload": body.decode("utf-8"),
-            }
-            for body, n, received in items
-        ]
-        result = conn.execute(
-            insert(notifications).returning(notifications.c.id, sort_by_parameter_order=True),
-            rows,
-        )
-        ids = [row[0] for row in result]
-        # Aggregate alerts by dedupe key: a key may occur in several notifications.
-        by_key: dict[tuple[str, datetime, str], dict[str, Any]] = {}
-        for nid, (_body, n, received) in zip(ids, items, strict=True):
-            for a in n.alerts:
-                row = by_key.get(a.key)
-                if row is None:
-                    by_key[a.key] = {
-                        "fingerprint": a.fingerprint,
-                        "starts_at": a.starts_at,
-                        "status": a.status,
-                        "alertname": a.alertname,
-                        "labels": dict(a.labels),
-                        "annotations": dict(a.annotations),
-                        "ends_at": a.ends_at,
-                        "generator_url": a.generator_url,
-                        "deliveries": 1,
-                        "first_notification_id": nid,
-                        "last_notification_id": nid,
-                        "first_received_at": received,
-                        "last_received_at": received,
-                    }
-                else:
-                    row["deliveries"] += 1
-                    row["last_notification_id"] = nid
-                    row["last_received_at"] = received
-                    row["annotations"] = dict(a.annotations)
-        stored_ids: dict[tuple[str, datetime, str], tuple[int, int]] = {}
-        if by_key:
-            stmt = _upsert(engine)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status],
-                set_={
-                    "deliveries": alerts.c.deliveries + stmt.excluded.deliveries,
-                    "last_notification_id": stmt.excluded.last_notification_id,
-                    "last_received_at": stmt.excluded.last_received_at,
-                    "annotations": stmt.excluded.annotations,
-                    "ends_at": stmt.excluded.ends_at,
-                },
-            ).returning(alerts.c.id, alerts.c.deliveries, sort_by_parameter_order=True)
-            keys = list(by_key)
-            returned = conn.execute(stmt, [by_key[k] for k in keys]).all()
-            for key, (aid, deliveries) in zip(keys, returned, strict=True):
-                # Occurrences before this batch = deliveries - occurrences in this batch.
-                stored_ids[key] = (aid, deliveries - by_key[key]["deliveries"])
+        cur = conn.connection.cursor()
+        try:
+            if processed:
+                cur.executemany(
+                    f"UPDATE notifications SET processed_at = {d.ph} WHERE id = {d.ph}",
+                    [(d.ts(at), nid) for nid, at in processed],
+                )
+            if not items:
+                return []
+            ids = _insert_notifications(cur, d, items)
+            by_key = _aggregate(d, ids, items)
+            stored_ids = _upsert_alerts(cur, d, by_key)
+        finally:
+            cur.close()
     out = []
-    seen: dict[tuple[str, datetime, str], int] = {}
+    seen: dict[Key, int] = {}
     for nid, (_body, n, received) in zip(ids, items, strict=True):
         stored = []
         for a in n.alerts:
@@ -152,6 +135,92 @@ def write_batch(
             seen[a.key] = count + 1
             stored.append(StoredAlert(aid, a, repeat=(before + count) > 0))
         out.append(StoredNotification(nid, n, received, stored))
+    return out
+
+
+def _insert_notifications(
+    cur: Any, d: _Driver, items: Sequence[tuple[bytes, Notification, datetime]]
+) -> list[int]:
+    sql = (
+        f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) VALUES {d.values(8, 1)} RETURNING id"
+    )
+    rows = [
+        (
+            d.ts(received),
+            n.receiver,
+            n.status,
+            n.group_key,
+            n.truncated_alerts,
+            n.notification_reason,
+            len(n.alerts),
+            body.decode("utf-8"),
+        )
+        for body, n, received in items
+    ]
+    ids: list[int] = []
+    if d.sqlite:
+        for row in rows:
+            cur.execute(sql, row)
+            ids.append(int(cur.fetchone()[0]))
+        return ids
+    cur.executemany(sql, rows, returning=True)  # psycopg 3: pipelined, results in order
+    while True:
+        ids.append(int(cur.fetchone()[0]))
+        if not cur.nextset():
+            break
+    return ids
+
+
+def _aggregate(
+    d: _Driver, ids: list[int], items: Sequence[tuple[bytes, Notification, datetime]]
+) -> dict[Key, list[Any]]:
+    """One row per dedupe key; a key may occur in several notifications of the batch."""
+    by_key: dict[Key, list[Any]] = {}
+    for nid, (_body, n, received) in zip(ids, items, strict=True):
+        at = d.ts(received)
+        for a in n.alerts:
+            row = by_key.get(a.key)
+            if row is None:
+                by_key[a.key] = [
+                    a.fingerprint,
+                    d.ts(a.starts_at),
+                    a.status,
+                    a.alertname,
+                    d.json(a.labels),
+                    d.json(a.annotations),
+                    d.ts(a.ends_at),
+                    a.generator_url,
+                    1,
+                    nid,
+                    nid,
+                    at,
+                    at,
+                ]
+            else:
+                row[8] += 1
+                row[10] = nid
+                row[12] = at
+                row[5] = d.json(a.annotations)
+    return by_key
+
+
+def _upsert_alerts(
+    cur: Any, d: _Driver, by_key: dict[Key, list[Any]]
+) -> dict[Key, tuple[int, int]]:
+    """Insert or bump alerts; returns id and deliveries before this batch, per key."""
+    keys = list(by_key)
+    bound = {(r[0], r[1], r[2]): k for k, r in by_key.items()}
+    out: dict[Key, tuple[int, int]] = {}
+    for start in range(0, len(keys), _ROWS_PER_STATEMENT):
+        chunk = keys[start : start + _ROWS_PER_STATEMENT]
+        sql = (
+            f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES {d.values(13, len(chunk))}"
+            + _ALERT_CONFLICT
+        )
+        cur.execute(sql, [value for key in chunk for value in by_key[key]])
+        for aid, deliveries, fingerprint, starts_at, status in cur.fetchall():
+            key = bound[(fingerprint, starts_at, status)]
+            out[key] = (int(aid), int(deliveries) - by_key[key][8])
     return out
 
 

@@ -59,6 +59,17 @@ def list_alerts(engine: Engine, f: Filters) -> Page:
     return _page(engine, alerts, q, f)
 
 
+def list_notifications(engine: Engine, f: Filters) -> Page:
+    q = select(*[c for c in notifications.c if c.name != "payload"])
+    if f.status:
+        q = q.where(notifications.c.status == f.status)
+    if f.since:
+        q = q.where(notifications.c.received_at >= f.since)
+    if f.until:
+        q = q.where(notifications.c.received_at < f.until)
+    return _page(engine, notifications, q, f)
+
+
 def list_executions(engine: Engine, f: Filters) -> Page:
     q = select(executions)
     if f.status:

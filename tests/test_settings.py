@@ -1,0 +1,86 @@
+"""Settings are strict and say where a mistake is; the environment overrides the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor import settings
+from monitor.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "conea-monitor.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data_dir: x\nbogus: 1\n", "{f}:2:1: bogus: unknown key"),
+        (
+            "webhook:\n  max_body_bytes: 10\n  bearer_tokne: x\n",
+            "{f}:3:3: webhook.bearer_tokne: unknown key",
+        ),
+        (
+            "webhook:\n  max_body_bytes: lots\n",
+            "{f}:2:19: webhook.max_body_bytes: Input should be a valid integer, unable to parse "
+            "string as an integer",
+        ),
+        (
+            "webhook:\n  max_body_bytes: 0\n",
+            "{f}:2:19: webhook.max_body_bytes: Input should be greater than 0",
+        ),
+        ("log:\n  format: xml\n", "{f}:2:11: log.format: Input should be 'text' or 'json'"),
+        (
+            "webhook:\n  basic_auth:\n    username: am\n",
+            "{f}:3:5: webhook.basic_auth: Value error, set exactly one of password, password_file",
+        ),
+        ("webhook: [1, 2\n", "{f}:2:1: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+        ("- a\n- b\n", "{f}:1:1: the config file must be a mapping of keys"),
+    ],
+)
+def test_config_errors_name_file_line_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        settings.load(path)
+    assert str(caught.value) == message.format(f=path)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "data_dir: /from/file\nwebhook:\n  max_body_bytes: 10\n")
+    monkeypatch.setenv("CONEA_MONITOR_DATA_DIR", "/from/env")
+    monkeypatch.setenv("CONEA_MONITOR_WEBHOOK__MAX_BODY_BYTES", "2048")
+    loaded = settings.load(path)
+    assert loaded.data_dir == Path("/from/env")
+    assert loaded.webhook.max_body_bytes == 2048
+    assert loaded.database_url == "sqlite:////from/env/conea-monitor.db"
+
+
+def test_bad_environment_value_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONEA_MONITOR_WEBHOOK__MAX_BODY_BYTES", "huge")
+    path = write(tmp_path, "data_dir: x\n")
+    with pytest.raises(ConfigError, match="environment CONEA_MONITOR_WEBHOOK__MAX_BODY_BYTES"):
+        settings.load(path)
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file: No such file"):
+        settings.load(tmp_path / "missing.yml")
+
+
+def test_paths_in_the_file_are_relative_to_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "policies: [remediations]\n")
+    loaded = settings.load(path)
+    assert loaded.resolve(loaded.policies[0]) == tmp_path / "remediations"
+
+
+def test_bundled_config_loads() -> None:
+    bundled = Path(__file__).resolve().parent.parent / "config" / "conea-monitor.yml"
+    loaded = settings.load(bundled)
+    assert loaded.automation.dry_run is None  # dry-run until Kubernetes credentials exist
+    assert loaded.resolve(loaded.policies[0]).name == "remediations"
