@@ -1,0 +1,52 @@
+"""What the Kubernetes actions share: the client, target validation, conflict retries."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from monitor import errors
+from monitor.actions.registry import (
+    ActionContext,
+)
+from monitor.k8s import client as k8s_client
+from monitor.k8s import errors as k8s_errors
+from monitor.k8s import names
+
+CONFLICT_ATTEMPTS = 3
+WORKLOADS = ("Deployment", "StatefulSet")
+T = TypeVar("T")
+
+
+def kube(ctx: ActionContext) -> k8s_client.Kube:
+    found = ctx.services.kube
+    if not isinstance(found, k8s_client.Kube):
+        raise errors.PermanentActionError(
+            "no Kubernetes credentials: set a kubeconfig or run in a cluster"
+        )
+    return found
+
+
+async def fresh(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run read-decide-write ``attempt`` again while the write meets a conflict."""
+    for _ in range(CONFLICT_ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except k8s_errors.ConflictError:
+            continue
+    return await attempt()
+
+
+def target(
+    ctx: ActionContext,
+    kube: k8s_client.Kube,
+    kinds: tuple[str, ...] = WORKLOADS,
+    need_name: bool = True,
+) -> names.Target:
+    return names.target(ctx.target, kube.scope, kinds, need_name)
+
+
+def guard(obj: dict[str, Any]) -> dict[str, Any]:
+    """A JSON patch operation making the patch fail (409) if ``obj`` changed since read."""
+    version = obj["metadata"]["resourceVersion"]
+    return {"op": "replace", "path": "/metadata/resourceVersion", "value": version}

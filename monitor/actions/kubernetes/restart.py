@@ -1,0 +1,82 @@
+"""``kubernetes.restart``: ``kubectl rollout restart``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor import errors
+from monitor.actions.kubernetes import common
+from monitor.actions.registry import (
+    Action,
+    ActionContext,
+    Change,
+    Outcome,
+    Plan,
+    RbacRule,
+    StrictModel,
+)
+from monitor.k8s import client as k8s_client
+from monitor.k8s import names, workloads
+
+
+class RestartParams(StrictModel):
+    pass
+
+
+class Restart(Action[RestartParams]):
+    """``kubectl rollout restart``: a new restartedAt annotation on the pod template."""
+
+    name = "kubernetes.restart"
+    Params = RestartParams
+    rbac = (RbacRule(("apps",), ("deployments", "statefulsets"), ("get", "patch")),)
+
+    async def _read(self, kube: k8s_client.Kube, t: names.Target) -> dict[str, Any]:
+        obj = await kube.read(t.kind, t.namespace, t.name)
+        if workloads.paused(obj):
+            raise errors.PermanentActionError(
+                f"{t} is paused: a restart would not roll out until it is resumed "
+                "(kubectl rollout resume); refusing"
+            )
+        return obj
+
+    async def plan(self, params: RestartParams, ctx: ActionContext) -> Plan:
+        kube = common.kube(ctx)
+        t = common.target(ctx, kube)
+        obj = await self._read(kube, t)
+        change = Change(
+            resource=f"{t.kind}/{t.name}",
+            before=_annotation(obj),
+            after="now",
+            field=f"spec.template.metadata.annotations[{workloads.RESTARTED_AT}]",
+        )
+        summary = f"restart {t} (rolling, via the {workloads.RESTARTED_AT} annotation)"
+        return Plan(action=self.name, summary=summary, changes=[change])
+
+    async def apply(self, params: RestartParams, ctx: ActionContext, plan: Plan) -> Outcome:
+        kube = common.kube(ctx)
+        t = common.target(ctx, kube)
+        stamp = ctx.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        async def attempt() -> Outcome:
+            obj = await self._read(kube, t)
+            patch = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "spec": {
+                    "template": {"metadata": {"annotations": {workloads.RESTARTED_AT: stamp}}}
+                },
+            }
+            await kube.patch(t.kind, t.namespace, t.name, patch, "strategic")
+            change = Change(
+                resource=f"{t.kind}/{t.name}",
+                before=_annotation(obj),
+                after=stamp,
+                field=f"spec.template.metadata.annotations[{workloads.RESTARTED_AT}]",
+            )
+            return Outcome(summary=f"restarted {t} at {stamp}", changes=[change])
+
+        return await common.fresh(attempt)
+
+
+def _annotation(obj: dict[str, Any]) -> str | None:
+    meta = obj.get("spec", {}).get("template", {}).get("metadata") or {}
+    return (meta.get("annotations") or {}).get(workloads.RESTARTED_AT)

@@ -1,0 +1,175 @@
+"""Verification: does a PromQL condition hold now, or within a window?
+
+Queries go through ``prometheus-api-client`` (blocking ``requests``), run in a worker
+thread so the event loop never waits on Prometheus.
+
+**When an expression holds.** The instant query's result decides:
+
+* an instant vector holds when it has at least one series, whatever the sample values,
+  exactly as an alert rule fires: write the condition as a filter, e.g.
+  ``sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))
+  < 0.01`` (avoid the ``bool`` modifier, which always returns series);
+* a scalar holds when its value is non-zero (and not NaN); a string when non-empty.
+
+:meth:`Verifier.wait_until` evaluates every ``interval`` seconds until the expression
+holds (``recovered``) or ``window`` seconds have passed (``not_recovered``). It answers
+``error`` when the last evaluation failed (Prometheus unreachable, HTTP 5xx), and at once
+when Prometheus rejects the query itself (HTTP 400: waiting cannot fix a typo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client import exceptions as prom_exceptions
+from urllib3.util.retry import Retry
+
+from monitor import errors
+
+Status = Literal["recovered", "not_recovered", "error"]
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class QueryError(errors.MonitorError):
+    """A PromQL query failed; ``permanent`` when Prometheus rejected the query itself."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    status: Status
+    detail: str
+    checks: int
+    elapsed: float
+
+    @property
+    def recovered(self) -> bool:
+        return self.status == "recovered"
+
+
+def truthy(result: Any) -> bool:
+    """The rule in the module docstring, applied to ``custom_query``'s result."""
+    if not result:
+        return False
+    if isinstance(result, list) and isinstance(result[0], dict):
+        return True  # an instant vector with at least one series
+    value = result[1] if isinstance(result, list) and len(result) == 2 else result
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return bool(value)  # a string
+    return not math.isnan(number) and number != 0
+
+
+def quote(value: str) -> str:
+    """A PromQL string literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def alerts_expr(alertname: str, labels: Mapping[str, str] | None = None) -> str:
+    """``ALERTS{alertname="...",alertstate="firing",...}`` for an alert and its labels."""
+    matchers = {"alertname": alertname, **dict(labels or {}), "alertstate": "firing"}
+    for name in matchers:
+        if not _LABEL_NAME.fullmatch(name):
+            raise QueryError(f"{name!r} is not a valid label name", permanent=True)
+    inner = ",".join(f"{name}={quote(value)}" for name, value in matchers.items())
+    return f"ALERTS{{{inner}}}"
+
+
+class Verifier:
+    """Checks PromQL conditions against one Prometheus at ``url``."""
+
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._prom = PrometheusConnect(
+            self.url, headers=dict(headers or {}), retry=Retry(total=0), timeout=timeout
+        )
+
+    def close(self) -> None:
+        self._prom.close()
+
+    async def query(self, expr: str) -> Any:
+        """The raw instant-query result; raises :class:`QueryError`."""
+
+        def blocking() -> Any:
+            try:
+                return self._prom.custom_query(expr)
+            except prom_exceptions.PrometheusApiClientException as exc:
+                text = str(exc)
+                raise QueryError(
+                    f"query {expr!r} failed: {text}",
+                    permanent="HTTP Status Code 400" in text or "HTTP Status Code 422" in text,
+                ) from exc
+            except (requests.RequestException, ValueError) as exc:
+                raise QueryError(
+                    f"query {expr!r}: Prometheus at {self.url} did not answer: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+
+        return await asyncio.to_thread(blocking)
+
+    async def holds(self, expr: str) -> bool:
+        """Whether ``expr`` holds now (see the rule in the module docstring)."""
+        return truthy(await self.query(expr))
+
+    async def alert_firing(self, alertname: str, labels: Mapping[str, str] | None = None) -> bool:
+        """Whether Prometheus has ``alertname`` (with these labels) firing now."""
+        return await self.holds(alerts_expr(alertname, labels))
+
+    async def wait_until(
+        self,
+        expr: str,
+        window: float,
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> VerifyResult:
+        """Evaluate ``expr`` now and every ``interval`` s until it holds or ``window`` ends."""
+        if interval <= 0 or window < 0:
+            raise ValueError(f"need interval > 0 and window >= 0 (got {interval}, {window})")
+        start = clock()
+        checks = 0
+        while True:
+            checks += 1
+            elapsed = clock() - start
+            try:
+                if await self.holds(expr):
+                    return VerifyResult(
+                        "recovered",
+                        f"{expr} held after {elapsed:.1f}s ({checks} checks)",
+                        checks,
+                        elapsed,
+                    )
+                failure: QueryError | None = None
+            except QueryError as exc:
+                failure = exc
+                if exc.permanent:
+                    return VerifyResult("error", str(exc), checks, elapsed)
+            if clock() - start + interval > window:
+                break
+            await sleep(interval)
+        elapsed = clock() - start
+        if failure is not None:
+            return VerifyResult("error", str(failure), checks, elapsed)
+        return VerifyResult(
+            "not_recovered",
+            f"{expr} did not hold within {window:g}s ({checks} checks)",
+            checks,
+            elapsed,
+        )

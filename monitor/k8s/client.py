@@ -1,0 +1,234 @@
+"""The Kubernetes client of the service: configuration, worker threads, mapped errors.
+
+The official ``kubernetes`` client is blocking; every call runs in a worker thread
+(``asyncio.to_thread``) and goes through :func:`monitor.k8s.retry.call`, so temporary
+failures (429, 5xx, timeouts) are retried a few times with backoff inside the client;
+what is left reaches the caller as a :mod:`monitor.errors` exception. Objects go in and
+come out as plain dicts in the API's own JSON shape (``metadata.resourceVersion``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.config import config_exception
+
+from monitor import errors
+from monitor.k8s import errors as k8s_errors
+from monitor.k8s import names, retry
+
+
+@dataclass(frozen=True)
+class Kind:
+    api: str  # attribute of Kube holding the API object
+    snake: str  # in method names: read_namespaced_<snake>
+    resource: str  # for messages and RBAC: "deployments.apps"
+
+
+KINDS = {
+    "Deployment": Kind("apps", "deployment", "deployments.apps"),
+    "StatefulSet": Kind("apps", "stateful_set", "statefulsets.apps"),
+    "ReplicaSet": Kind("apps", "replica_set", "replicasets.apps"),
+    "Pod": Kind("core", "pod", "pods"),
+    "HorizontalPodAutoscaler": Kind(
+        "autoscaling", "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"
+    ),
+}
+
+PatchType = Literal["strategic", "merge", "json"]
+_CONTENT_TYPES = {
+    "strategic": "application/strategic-merge-patch+json",
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+class Kube:
+    """Asynchronous access to the few resources the actions touch.
+
+    ``scope`` says which namespaces actions may touch (see :mod:`monitor.k8s.names`);
+    ``timeout`` is (connect, read) seconds per request; ``backoff`` bounds the retries.
+    """
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        scope: names.Scope | None = None,
+        timeout: tuple[float, float] = (3.0, 10.0),
+        backoff: retry.Backoff = retry.Backoff(),  # noqa: B008 - frozen dataclass
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.api_client = api_client
+        self.scope = scope or names.Scope()
+        self.timeout = timeout
+        self.backoff = backoff
+        self.sleep = sleep
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.apps = kubernetes.client.AppsV1Api(api_client)
+        self.autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
+
+    @property
+    def host(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    async def _call(
+        self, call: k8s_errors.Call, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        kwargs["_request_timeout"] = self.timeout
+
+        def blocking() -> Any:
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                raise k8s_errors.translate(exc, call, self.backoff.first) from exc
+            return self.api_client.sanitize_for_serialization(result)
+
+        async def attempt() -> Any:
+            return await asyncio.to_thread(blocking)
+
+        return await retry.call(
+            attempt, self.backoff, sleep=self.sleep, never_on=(k8s_errors.ConflictError,)
+        )
+
+    def _method(self, verb: str, kind: str, suffix: str = "") -> tuple[Kind, Callable[..., Any]]:
+        try:
+            spec = KINDS[kind]
+        except KeyError:
+            raise errors.PermanentActionError(f"unsupported kind {kind!r}") from None
+        name = f"{verb}_namespaced_{spec.snake}{suffix}"
+        return spec, getattr(getattr(self, spec.api), name)
+
+    async def read(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        spec, fn = self._method("read", kind)
+        call = k8s_errors.Call("get", spec.resource, namespace, name)
+        return dict(await self._call(call, fn, name, namespace))
+
+    async def list(
+        self, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        spec, fn = self._method("list", kind)
+        call = k8s_errors.Call("list", spec.resource, namespace)
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        result = await self._call(call, fn, namespace, **kwargs)
+        return list(result.get("items") or [])
+
+    async def replace(
+        self, kind: str, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PUT: fails with :class:`~monitor.k8s.errors.ConflictError` when
+        ``body["metadata"]["resourceVersion"]`` is no longer current."""
+        spec, fn = self._method("replace", kind)
+        call = k8s_errors.Call("update", spec.resource, namespace, name)
+        return dict(await self._call(call, fn, name, namespace, body))
+
+    async def patch(
+        self, kind: str, namespace: str, name: str, body: Any, patch_type: PatchType = "strategic"
+    ) -> dict[str, Any]:
+        """PATCH; a patch carrying ``metadata.resourceVersion`` is guarded by it."""
+        spec, fn = self._method("patch", kind)
+        call = k8s_errors.Call("patch", spec.resource, namespace, name)
+        return dict(
+            await self._call(
+                call, fn, name, namespace, body, _content_type=_CONTENT_TYPES[patch_type]
+            )
+        )
+
+    async def delete(
+        self, kind: str, namespace: str, name: str, grace_period_seconds: int | None = None
+    ) -> dict[str, Any]:
+        spec, fn = self._method("delete", kind)
+        call = k8s_errors.Call("delete", spec.resource, namespace, name)
+        kwargs = (
+            {} if grace_period_seconds is None else {"grace_period_seconds": grace_period_seconds}
+        )
+        return dict(await self._call(call, fn, name, namespace, **kwargs) or {})
+
+    async def read_scale(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        spec, fn = self._method("read", kind, "_scale")
+        call = k8s_errors.Call("get", f"{spec.resource}/scale", namespace, name)
+        return dict(await self._call(call, fn, name, namespace))
+
+    async def replace_scale(
+        self, kind: str, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        spec, fn = self._method("replace", kind, "_scale")
+        call = k8s_errors.Call("update", f"{spec.resource}/scale", namespace, name)
+        return dict(await self._call(call, fn, name, namespace, body))
+
+
+def _configuration() -> kubernetes.client.Configuration:
+    cfg = kubernetes.client.Configuration()
+    cfg.retries = False  # urllib3 must not retry behind our back: monitor.k8s.retry does
+    return cfg
+
+
+def for_host(
+    host: str,
+    *,
+    token: str | None = None,
+    verify_ssl: bool = True,
+    allow_namespaces: Iterable[str] | None = None,
+    deny_namespaces: Iterable[str] = names.SYSTEM_NAMESPACES,
+    **options: Any,
+) -> Kube:
+    """A client for an explicit API server URL (tests, a local proxy)."""
+    cfg = _configuration()
+    cfg.host = host.rstrip("/")
+    cfg.verify_ssl = verify_ssl
+    if token:
+        cfg.api_key = {"BearerToken": token}
+        cfg.api_key_prefix = {"BearerToken": "Bearer"}
+    scope = names.Scope.of(allow_namespaces, deny_namespaces)
+    return Kube(kubernetes.client.ApiClient(cfg), scope=scope, **options)
+
+
+def from_settings(
+    kubeconfig: str | None,
+    context: str | None,
+    in_cluster: bool,
+    *,
+    allow_namespaces: Iterable[str] | None = None,
+    deny_namespaces: Iterable[str] = names.SYSTEM_NAMESPACES,
+    **options: Any,
+) -> Kube | None:
+    """The service's client, or ``None`` when no credentials exist at all.
+
+    ``in_cluster=True`` uses the pod's service account (and fails if there is none);
+    otherwise ``kubeconfig`` (or ``$KUBECONFIG``, or ``~/.kube/config``) with ``context``;
+    with neither a kubeconfig nor a service account, ``None``: Kubernetes actions are
+    then unavailable and policies using them fail ``conea-monitor check``.
+    """
+    cfg = _configuration()
+    try:
+        if in_cluster:
+            kubernetes.config.load_incluster_config(client_configuration=cfg)
+        else:
+            path = (
+                kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+            )
+            if os.path.exists(path.split(os.pathsep)[0]):
+                kubernetes.config.load_kube_config(
+                    config_file=path, context=context, client_configuration=cfg
+                )
+            elif kubeconfig:
+                raise errors.ConfigError(f"kubeconfig {kubeconfig!r} does not exist")
+            elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+                kubernetes.config.load_incluster_config(client_configuration=cfg)
+            else:
+                return None
+    except config_exception.ConfigException as exc:
+        where = "in-cluster service account" if in_cluster else f"kubeconfig {kubeconfig!r}"
+        raise errors.ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+    cfg.retries = False
+    scope = names.Scope.of(allow_namespaces, deny_namespaces)
+    return Kube(kubernetes.client.ApiClient(cfg), scope=scope, **options)

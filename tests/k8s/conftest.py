@@ -1,0 +1,120 @@
+"""Fixtures: the Kubernetes emulator on a real port, and the service's client for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import kmock
+import pytest
+
+from monitor.actions import kubernetes as kubernetes_actions
+from monitor.actions.registry import ActionContext, Registry, Services
+from monitor.k8s import client, retry
+from tests.support import kube_emulator
+
+
+@pytest.fixture()
+async def emulator() -> AsyncIterator[kube_emulator.KubeEmulator]:
+    async with kube_emulator.KubeEmulator() as handler, kmock.Server(handler):
+        yield handler
+
+
+@pytest.fixture()
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture()
+def kube(emulator: kube_emulator.KubeEmulator, sleeps: list[float]) -> Iterator[client.Kube]:
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    kube = client.for_host(
+        str(emulator.url),
+        allow_namespaces=["production", "staging"],
+        timeout=(1.0, 0.3),
+        backoff=retry.Backoff(attempts=4, first=0.05),
+        sleep=sleep,
+    )
+    yield kube
+    kube.close()
+
+
+def deployment(
+    name: str = "conea-api",
+    namespace: str = "production",
+    replicas: int = 4,
+    image: str = "conea/api:1.2.0",
+    **spec: Any,
+) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"deployment.kubernetes.io/revision": "1"},
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "api",
+                            "image": image,
+                            "env": [{"name": "LOG_LEVEL", "value": "info"}],
+                        },
+                        {"name": "sidecar", "image": "envoy:1.30"},
+                    ]
+                },
+            },
+            **spec,
+        },
+        "status": {"replicas": replicas, "readyReplicas": replicas},
+    }
+
+
+def hpa(
+    target: str = "conea-api",
+    namespace: str = "production",
+    min_replicas: int = 4,
+    max_replicas: int = 10,
+    kind: str = "Deployment",
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": target, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": target},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+        },
+    }
+
+
+def context(kube: client.Kube, **target: str) -> ActionContext:
+    target.setdefault("kind", "Deployment")
+    target.setdefault("namespace", "production")
+    target.setdefault("name", "conea-api")
+    return ActionContext(
+        alert=None,
+        target=target,
+        services=Services(kube=kube),
+        policy="test",
+        now=lambda: datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
+    )
+
+
+@pytest.fixture()
+def actions() -> Registry:
+    registry = Registry()
+    kubernetes_actions.register(registry)
+    return registry

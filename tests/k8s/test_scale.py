@@ -1,0 +1,198 @@
+"""kubernetes.scale through the official client against the emulator."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from monitor import errors
+from monitor.k8s import workloads
+from tests.k8s.conftest import context, deployment, hpa
+
+
+async def run(actions, kube, params, **target):
+    action = actions.get("kubernetes.scale")
+    parsed = actions.parse_params("kubernetes.scale", params)
+    ctx = context(kube, **target)
+    plan = await action.plan(parsed, ctx)
+    outcome = await action.apply(parsed, ctx, plan)
+    return action, parsed, ctx, plan, outcome
+
+
+def replicas(emulator, name="conea-api"):
+    return emulator.read("Deployment", "production", name)["spec"]["replicas"]
+
+
+async def test_scale_without_hpa_sets_replicas_and_reverts(emulator, kube, actions):
+    emulator.add(deployment(replicas=4))
+    action, params, ctx, plan, outcome = await run(actions, kube, {"by": "+2"})
+    assert plan.summary == "scale production/conea-api 4 -> 6"
+    assert replicas(emulator) == 6
+    assert [(c.field, c.before, c.after) for c in outcome.changes] == [("spec.replicas", 4, 6)]
+    back = await action.revert(params, ctx, outcome.revert_state)
+    assert replicas(emulator) == 4
+    assert "spec.replicas 6 -> 4" in back.summary
+
+
+async def test_plan_changes_nothing(emulator, kube, actions):
+    emulator.add(deployment(replicas=4))
+    action = actions.get("kubernetes.scale")
+    plan = await action.plan(
+        actions.parse_params("kubernetes.scale", {"replicas": 10}), context(kube)
+    )
+    assert plan.summary == "scale production/conea-api 4 -> 10"
+    assert replicas(emulator) == 4
+
+
+async def test_hpa_managed_workload_scales_through_min_replicas(emulator, kube, actions):
+    emulator.add(deployment(replicas=4))
+    emulator.add(hpa(min_replicas=4, max_replicas=10))
+    action, params, ctx, plan, outcome = await run(actions, kube, {"by": "50%"})
+    assert plan.summary == (
+        "scale production/conea-api 4 -> 6 via HPA conea-api minReplicas 4 -> 6"
+    )
+    spec = emulator.read("HorizontalPodAutoscaler", "production", "conea-api")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (6, 10)
+    assert replicas(emulator) == 4  # the HPA scales the Deployment, not us
+    await action.revert(params, ctx, outcome.revert_state)
+    spec = emulator.read("HorizontalPodAutoscaler", "production", "conea-api")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (4, 10)
+
+
+async def test_hpa_max_replicas_is_raised_when_needed_and_restored(emulator, kube, actions):
+    emulator.add(deployment(replicas=8))
+    emulator.add(hpa(min_replicas=2, max_replicas=8))
+    action, params, ctx, plan, outcome = await run(actions, kube, {"replicas": 12})
+    assert plan.summary.endswith("via HPA conea-api minReplicas 2 -> 12, maxReplicas 8 -> 12")
+    spec = emulator.read("HorizontalPodAutoscaler", "production", "conea-api")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (12, 12)
+    await action.revert(params, ctx, outcome.revert_state)
+    spec = emulator.read("HorizontalPodAutoscaler", "production", "conea-api")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 8)
+
+
+async def test_an_hpa_for_another_workload_is_ignored(emulator, kube, actions):
+    emulator.add(deployment(replicas=2))
+    emulator.add(hpa(target="conea-worker"))
+    await run(actions, kube, {"by": 1})
+    assert replicas(emulator) == 3
+
+
+async def test_bounds_clamp_the_result(emulator, kube, actions):
+    emulator.add(deployment(replicas=4))
+    _, _, _, plan, _ = await run(actions, kube, {"by": "+10", "max": 6})
+    assert replicas(emulator) == 6 and plan.details["desired"] == 6
+    _, _, _, plan, _ = await run(actions, kube, {"by": -5, "min": 2})
+    assert replicas(emulator) == 2
+
+
+async def test_already_at_the_bound_is_a_noop(emulator, kube, actions):
+    emulator.add(deployment(replicas=6))
+    _, _, _, plan, outcome = await run(actions, kube, {"by": "+2", "max": 6})
+    assert plan.noop and outcome.revert_state is None
+    assert outcome.summary.startswith("nothing to change")
+
+
+async def test_statefulset(emulator, kube, actions):
+    sts = deployment(name="redis", replicas=1)
+    sts["kind"] = "StatefulSet"
+    emulator.add(sts)
+    await run(actions, kube, {"replicas": 3}, kind="StatefulSet", name="redis")
+    assert emulator.read("StatefulSet", "production", "redis")["spec"]["replicas"] == 3
+
+
+async def test_a_409_race_won_by_another_writer_is_not_overwritten(emulator, kube, actions):
+    emulator.add(deployment(replicas=4))
+    action = actions.get("kubernetes.scale")
+    params = actions.parse_params("kubernetes.scale", {"by": "+2"})
+    ctx = context(kube)
+    plan = await action.plan(params, ctx)
+    # Another writer scales to 10 between our read and our write.
+    emulator.race(
+        lambda e: e.modify(
+            "Deployment", "production", "conea-api", lambda o: o["spec"].update(replicas=10)
+        )
+    )
+    outcome = await action.apply(params, ctx, plan)
+    assert replicas(emulator) == 12  # decided again from 10, not written over with 6
+    assert outcome.changes[0].before == 10
+    puts = [r for r in emulator if r.method.value == "PUT"]
+    assert len(puts) == 2  # the first met the 409
+
+
+async def test_revert_leaves_a_value_someone_else_changed(emulator, kube, actions):
+    emulator.add(deployment(replicas=4))
+    action, params, ctx, _, outcome = await run(actions, kube, {"replicas": 6})
+    emulator.modify("Deployment", "production", "conea-api", lambda o: o["spec"].update(replicas=9))
+    back = await action.revert(params, ctx, outcome.revert_state)
+    assert replicas(emulator) == 9
+    assert "left at 9 (changed by someone else)" in back.summary
+
+
+async def test_missing_deployment_is_permanent(emulator, kube, actions):
+    with pytest.raises(errors.PermanentActionError, match="not found"):
+        await run(actions, kube, {"replicas": 2}, name="ghost")
+
+
+async def test_target_from_labels_naming_another_namespace_is_refused(emulator, kube, actions):
+    emulator.add(deployment(namespace="kube-system", name="coredns"))
+    with pytest.raises(errors.PermanentActionError, match="'kube-system' is denied"):
+        await run(actions, kube, {"replicas": 0}, namespace="kube-system", name="coredns")
+    with pytest.raises(errors.PermanentActionError, match="not a valid DNS-1123"):
+        await run(actions, kube, {"replicas": 0}, name="conea-api/../../x")
+    assert list(emulator) == []  # refused before any call
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "exactly one of 'replicas' and 'by'"),
+        ({"replicas": 2, "by": 1}, "exactly one of 'replicas' and 'by'"),
+        ({"by": "double"}, "is not \\+N, -N or N%"),
+        ({"by": 1, "min": 5, "max": 3}, "min \\(5\\) is greater than max \\(3\\)"),
+        ({"replicas": 2, "extra": 1}, "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_params_fail_validation(actions, params, message):
+    with pytest.raises(pydantic.ValidationError, match=message):
+        actions.parse_params("kubernetes.scale", params)
+
+
+@pytest.mark.parametrize(
+    ("current", "kwargs", "expected"),
+    [
+        (4, {"replicas": 10}, 10),
+        (4, {"by": "+2"}, 6),
+        (4, {"by": 2}, 6),
+        (4, {"by": "-1"}, 3),
+        (4, {"by": "50%"}, 6),
+        (3, {"by": "50%"}, 5),
+        (4, {"by": "-50%"}, 2),
+        (4, {"by": "+10", "maximum": 8}, 8),
+        (4, {"by": "-10", "minimum": 1}, 1),
+        (1, {"by": -5}, 0),
+    ],
+)
+def test_replica_arithmetic(current, kwargs, expected):
+    assert workloads.desired_replicas(current, **kwargs) == expected
+
+
+async def test_hpa_edited_concurrently_is_read_again(emulator, kube, actions):
+    emulator.add(deployment(replicas=4))
+    emulator.add(hpa(min_replicas=4, max_replicas=10))
+
+    def other_writer(e):
+        def edit(obj):
+            obj["spec"]["maxReplicas"] = 20
+
+        e.modify("HorizontalPodAutoscaler", "production", "conea-api", edit)
+
+    emulator.race(other_writer)
+    _, _, _, _, outcome = await run(actions, kube, {"replicas": 12})
+    spec = emulator.read("HorizontalPodAutoscaler", "production", "conea-api")["spec"]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (12, 20)  # their max kept
+    assert [c.field for c in outcome.changes] == ["spec.minReplicas"]
+    patches = [r for r in emulator if r.method.value == "PATCH"]
+    assert len(patches) == 2 and patches[0].headers["Content-Type"] == (
+        "application/json-patch+json"
+    )

@@ -1,0 +1,332 @@
+"""A Kubernetes API emulator for tests: kmock's ``KubernetesEmulator`` plus what actions need.
+
+kmock stores objects and merges dict patches. This subclass serves object requests
+itself, adding what a real kube-apiserver does and the actions rely on:
+
+* ``metadata.uid`` / ``resourceVersion`` / ``generation`` stamped on every write;
+* ``PUT`` (replace) answering 409 when the body's resourceVersion is stale, and the
+  same precondition for a patch that carries ``metadata.resourceVersion``;
+* the ``scale`` subresource as a real ``autoscaling/v1`` ``Scale`` object;
+* JSON patch, merge patch, and strategic merge patch (lists of dicts merged by ``name``);
+* ``labelSelector`` on LIST (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``);
+* fault injection: :meth:`fail` (403, 500, 429...), :meth:`stall` (a timeout) and
+  :meth:`race` (another writer changes the object just before our write lands).
+
+Objects live in kmock's ``objects`` array, so ``emulator.objects[...]`` still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import itertools
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import rendering
+
+RESOURCES = {  # kind -> (group, version, plural)
+    "Deployment": ("apps", "v1", "deployments"),
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "ReplicaSet": ("apps", "v1", "replicasets"),
+    "Pod": ("", "v1", "pods"),
+    "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
+}
+_SCALABLE = {"deployments", "statefulsets", "replicasets"}
+
+
+@dataclasses.dataclass
+class Fault:
+    status: int = 0
+    delay: float = 0.0
+    method: str | None = None
+    plural: str | None = None
+    times: int = 1
+    message: str = ""
+
+    def matches(self, request: rendering.Request) -> bool:
+        assert request.resource is not None
+        return (self.method is None or request.method.value == self.method.upper()) and (
+            self.plural is None or request.resource.plural == self.plural
+        )
+
+
+def resource_of(kind: str) -> kmock.resource:
+    group, version, plural = RESOURCES[kind]
+    return kmock.resource(group=group, version=version, plural=plural)
+
+
+def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
+    return aiohttp.web.json_response(body, status=code)
+
+
+class _Reject(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.response = _status(code, reason, message)
+
+
+def merge(base: Any, patch: Any, strategic: bool) -> Any:
+    """RFC 7386 merge; ``strategic`` also merges lists of dicts by their ``name``."""
+    if isinstance(patch, dict) and isinstance(base, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = merge(base.get(key), value, strategic)
+        return out
+    if (
+        strategic
+        and isinstance(patch, list)
+        and isinstance(base, list)
+        and all(isinstance(item, dict) and "name" in item for item in base + patch)
+    ):
+        merged = {item["name"]: item for item in base}
+        for item in patch:
+            merged[item["name"]] = merge(merged.get(item["name"]), item, strategic)
+        return list(merged.values())
+    return copy.deepcopy(patch)
+
+
+def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]
+        ]
+        node = doc
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        key: Any = (len(node) if last == "-" else int(last)) if isinstance(node, list) else last
+        if op["op"] == "test":
+            actual = node.get(key) if isinstance(node, dict) else node[key]
+            if actual != op["value"]:
+                raise _Reject(422, "Invalid", f"test operation failed at {op['path']}")
+        elif op["op"] == "add" and isinstance(node, list):
+            node.insert(key, op["value"])
+        elif op["op"] in ("add", "replace"):
+            node[key] = op["value"]
+        elif op["op"] == "remove":
+            del node[key]
+    return doc
+
+
+def selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    for term in re.findall(r"[^,(]+(?:\([^)]*\))?", selector):
+        term = term.strip()
+        if m := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", term):
+            values = {v.strip() for v in m[3].split(",")}
+            if (labels.get(m[1]) in values) != (m[2] == "in"):
+                return False
+        elif m := re.fullmatch(r"([\w./-]+)\s*(!=|==|=)\s*([\w.-]*)", term):
+            if (labels.get(m[1]) == m[3]) != (m[2] != "!="):
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif term and term not in labels:
+            return False
+    return True
+
+
+@attrs.define(kw_only=True)
+class KubeEmulator(kmock.KubernetesEmulator):
+    """See the module docstring. Seed objects with :meth:`add`, read them with :meth:`read`."""
+
+    faults: list[Fault] = attrs.field(factory=list, init=False)
+    races: list[Callable[[KubeEmulator], None]] = attrs.field(factory=list, init=False)
+    _counter: itertools.count[int] = attrs.field(factory=lambda: itertools.count(100), init=False)
+
+    # --- for tests --------------------------------------------------------------------
+    def add(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("namespace", "default" if obj["kind"] != "Namespace" else None)
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("generation", 1)
+        meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+        meta["resourceVersion"] = str(next(self._counter))
+        self.objects[resource_of(obj["kind"]), meta["namespace"], meta["name"]] = obj
+        return obj
+
+    def read(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.objects[resource_of(kind), namespace, name].raw)
+
+    def modify(
+        self, kind: str, namespace: str, name: str, change: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Another writer's update: ``change`` edits the object; its version moves on."""
+        obj = self.read(kind, namespace, name)
+        change(obj)
+        self._store(resource_of(kind), namespace, name, obj, spec_changed=True)
+
+    def fail(
+        self,
+        status: int,
+        *,
+        method: str | None = None,
+        plural: str | None = None,
+        times: int = 1,
+        message: str = "injected failure",
+    ) -> None:
+        self.faults.append(
+            Fault(status=status, method=method, plural=plural, times=times, message=message)
+        )
+
+    def stall(
+        self,
+        seconds: float,
+        *,
+        method: str | None = None,
+        plural: str | None = None,
+        times: int = 1,
+    ) -> None:
+        self.faults.append(Fault(delay=seconds, method=method, plural=plural, times=times))
+
+    def race(self, change: Callable[[KubeEmulator], None]) -> None:
+        """Run ``change`` once, just before the next write request is applied."""
+        self.races.append(change)
+
+    # --- serving ----------------------------------------------------------------------
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is None or request.params.get("watch") == "true":
+            return await super()._handle(request)
+        for fault in list(self.faults):
+            if fault.matches(request):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.status:
+                    reason = {403: "Forbidden", 429: "TooManyRequests"}.get(fault.status, "")
+                    return _status(fault.status, reason or "InternalError", fault.message)
+                break
+        method = request.method.value
+        if method != "GET" and self.races:
+            self.races.pop(0)(self)
+        try:
+            if method == "GET" and request.name is None:
+                return aiohttp.web.json_response(self._list(request))
+            if method == "POST" and request.name is None:
+                body = dict(request.data)
+                meta = body.setdefault("metadata", {})
+                meta["namespace"] = request.namespace
+                if (request.resource, request.namespace, meta["name"]) in self.objects:
+                    raise _Reject(409, "AlreadyExists", f"{meta['name']!r} already exists")
+                self.add(body)
+                return aiohttp.web.json_response(self._read(request, meta["name"]), status=201)
+            if request.name is None or method not in ("GET", "PUT", "PATCH", "DELETE"):
+                return await super()._handle(request)
+            current = self._read(request, request.name)
+            if method == "GET":
+                return aiohttp.web.json_response(self._view(request, current))
+            if method == "DELETE":
+                del self.objects[request.resource, request.namespace, request.name]
+                return aiohttp.web.json_response(current)
+            return aiohttp.web.json_response(self._write(request, current))
+        except _Reject as exc:
+            return exc.response
+
+    def _read(self, request: rendering.Request, name: str) -> dict[str, Any]:
+        assert request.resource is not None
+        key = (request.resource, request.namespace, name)
+        if key not in self.objects or self.objects[key].deleted:
+            plural = request.resource.plural if request.resource else "?"
+            raise _Reject(404, "NotFound", f'{plural} "{name}" not found')
+        return copy.deepcopy(self.objects[key].raw)
+
+    def _view(self, request: rendering.Request, obj: dict[str, Any]) -> dict[str, Any]:
+        if request.subresource != "scale":
+            return obj
+        meta = obj["metadata"]
+        selector = obj.get("spec", {}).get("selector", {}).get("matchLabels", {})
+        return {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion")},
+            "spec": {"replicas": obj.get("spec", {}).get("replicas", 1)},
+            "status": {
+                "replicas": obj.get("status", {}).get("replicas", 0),
+                "selector": ",".join(f"{k}={v}" for k, v in selector.items()),
+            },
+        }
+
+    def _write(self, request: rendering.Request, current: dict[str, Any]) -> dict[str, Any]:
+        assert request.resource is not None and request.name is not None
+        content_type = request.headers.get("Content-Type", "").split(";")[0]
+        view = self._view(request, current)
+        if request.method.value == "PUT":
+            new = copy.deepcopy(request.data)
+        elif content_type == "application/json-patch+json":
+            new = json_patch(view, request.data)
+        else:
+            new = merge(view, request.data, content_type.startswith("application/strategic"))
+        sent = new.get("metadata", {}).get("resourceVersion")
+        if sent and sent != current["metadata"]["resourceVersion"]:
+            raise _Reject(
+                409,
+                "Conflict",
+                (
+                    f"Operation cannot be fulfilled on {request.resource.plural}."
+                    f'{request.resource.group or "core"} "{request.name}": the object has been '
+                    "modified; please apply your changes to the latest version and try again"
+                ),
+            )
+        if request.subresource == "scale":
+            if request.resource.plural not in _SCALABLE:
+                raise _Reject(404, "NotFound", "the server could not find the requested resource")
+            new, new["spec"] = current, {**current["spec"], "replicas": new["spec"]["replicas"]}
+        else:
+            new["metadata"] = {**current["metadata"], **new.get("metadata", {})}
+            if "status" in current:
+                new["status"] = current["status"]
+        changed = new.get("spec") != current.get("spec")
+        self._store(request.resource, request.namespace, request.name, new, changed)
+        return self._view(request, self._read(request, request.name))
+
+    def _store(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        name: str,
+        obj: dict[str, Any],
+        spec_changed: bool,
+    ) -> None:
+        obj["metadata"]["resourceVersion"] = str(next(self._counter))
+        if spec_changed:
+            obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+        self.objects[resource, namespace, name].history.append(obj)
+
+    def _list(self, request: rendering.Request) -> dict[str, Any]:
+        selector = request.params.get("labelSelector", "")
+        items = [
+            obj.raw
+            for (res, ns, _), obj in self.objects.items()
+            if res == request.resource
+            and not obj.deleted
+            and (request.namespace is None or ns == request.namespace)
+            and selector_matches(selector, obj.raw.get("metadata", {}).get("labels", {}))
+        ]
+        return {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": copy.deepcopy(items),
+            "metadata": {"resourceVersion": str(next(self._counter))},
+        }
