@@ -1,0 +1,258 @@
+"""``notify``: tell people what happened, on a Slack-compatible or a generic JSON webhook.
+
+The message names the alert (name, status, labels, summary), what was planned and done
+at each step (``history``, filled in by the engine), the verification result, and links
+to the alert's ``generatorURL`` and to the audit record
+(``public_url``/api/v1/executions/<execution id>). ``message`` (already rendered by the
+engine from the policy's template) leads the text when given.
+
+The notifier (``ctx.services.notifiers[name]``, a :class:`monitor.targets.Notifier`)
+holds the URL, usually a secret reference: it is resolved at apply time and never shown.
+The plan carries the exact payload that would be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from monitor import secrets, targets
+from monitor.actions import http, registry
+from monitor.errors import ConfigError, PermanentActionError
+
+StepStatus = Literal["planned", "dry_run", "succeeded", "failed", "skipped", "reverted"]
+Verification = Literal["pending", "recovered", "not_recovered", "error"]
+SLACK_TEXT_LIMIT = 2900  # Slack rejects section texts over 3000 characters
+MAX_LABEL_FIELDS = 10
+
+
+class HistoryEntry(registry.StrictModel):
+    """One step the engine ran for this alert and policy, oldest first."""
+
+    step: int = Field(ge=0)
+    action: str
+    status: StepStatus
+    summary: str = ""  # the plan's summary
+    changes: list[registry.Change] = []
+    result: str | None = None  # the outcome's summary, or the error
+    verification: Verification | None = None
+    verification_detail: str | None = None
+    at: datetime | None = None
+    execution_id: str | None = None
+
+
+class NotifyParams(registry.StrictModel):
+    notifier: str = Field(min_length=1)
+    message: str | None = None
+    title: str | None = None
+    history: list[HistoryEntry] = []
+
+
+def execution_url(ctx: registry.ActionContext, execution_id: str | None = None) -> str | None:
+    ident = execution_id or ctx.execution_id
+    if not ident or not ctx.services.public_url:
+        return None
+    return f"{ctx.services.public_url.rstrip('/')}/api/v1/executions/{ident}"
+
+
+def _alertname(ctx: registry.ActionContext) -> str:
+    return ctx.alert.labels.get("alertname", "alert") if ctx.alert else "scheduled job"
+
+
+def _title(params: NotifyParams, ctx: registry.ActionContext) -> str:
+    if params.title:
+        return params.title
+    status = ctx.alert.status.upper() if ctx.alert else "JOB"
+    policy = f" - policy {ctx.policy}" if ctx.policy else ""
+    return f"[{status}] {_alertname(ctx)}{policy}"
+
+
+def _step_line(entry: HistoryEntry) -> str:
+    line = f"step {entry.step}: {entry.action} {entry.status}"
+    if entry.summary:
+        line += f" - {entry.summary}"
+    if entry.result and entry.result != entry.summary:
+        line += f" -> {entry.result}"
+    if entry.verification:
+        line += f"; verification: {entry.verification}"
+        if entry.verification_detail:
+            line += f" ({entry.verification_detail})"
+    return line
+
+
+def compose(params: NotifyParams, ctx: registry.ActionContext) -> dict[str, Any]:
+    """The message as data; both payload shapes are built from it."""
+    alert = ctx.alert
+    links: dict[str, str] = {}
+    if alert is not None and alert.generator_url:
+        links["alert"] = alert.generator_url
+    audit = execution_url(ctx)
+    if audit:
+        links["audit"] = audit
+    return {
+        "title": _title(params, ctx),
+        "message": params.message,
+        "summary": (alert.annotations.get("summary") or alert.annotations.get("description"))
+        if alert
+        else None,
+        "alert": None
+        if alert is None
+        else {
+            "status": alert.status,
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "fingerprint": alert.fingerprint,
+            "starts_at": alert.starts_at.isoformat(),
+            "generator_url": alert.generator_url,
+        },
+        "policy": ctx.policy,
+        "step": ctx.step,
+        "execution_id": ctx.execution_id,
+        "target": dict(ctx.target),
+        "history": [entry.model_dump(mode="json") for entry in params.history],
+        "steps": [_step_line(entry) for entry in params.history],
+        "links": links,
+    }
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn: &, < and > are control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int = SLACK_TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
+    """Incoming-webhook JSON: ``text`` (the notification fallback) and ``blocks``."""
+    lead = message["message"] or message["summary"] or ""
+    fallback = message["title"] + (f": {lead}" if lead else "")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(message["title"], 150)}}
+    ]
+    if lead:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(_escape(lead))}})
+    if message["alert"]:
+        labels = sorted(message["alert"]["labels"].items())[:MAX_LABEL_FIELDS]
+        if labels:
+            blocks.append(
+                {
+                    "type": "section",
+                    "fields": [
+                        {"type": "mrkdwn", "text": _cut(f"*{_escape(k)}*\n{_escape(v)}", 2000)}
+                        for k, v in labels
+                    ],
+                }
+            )
+    if message["steps"]:
+        lines = "\n".join(f"• {_escape(line)}" for line in message["steps"])
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(f"*What was done*\n{lines}")},
+            }
+        )
+    link_text = {"alert": "Alert source", "audit": "Audit record"}
+    links = [f"<{url}|{link_text[name]}>" for name, url in message["links"].items()]
+    if links:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": " | ".join(links)}]}
+        )
+    return {"text": _cut(fallback), "blocks": blocks}
+
+
+def webhook_payload(message: dict[str, Any]) -> dict[str, Any]:
+    """Generic JSON webhook: the composed message, versioned."""
+    payload = {"version": "1", "kind": "conea-monitor.notification"}
+    payload.update({k: v for k, v in message.items() if k != "steps"})
+    return payload
+
+
+def payload_for(notifier: targets.Notifier, message: dict[str, Any]) -> dict[str, Any]:
+    return slack_payload(message) if notifier.kind == "slack" else webhook_payload(message)
+
+
+def notifier_of(ctx: registry.ActionContext, name: str) -> targets.Notifier:
+    notifier = ctx.services.notifiers.get(name)
+    if notifier is None:
+        known = ", ".join(sorted(ctx.services.notifiers)) or "none configured"
+        raise PermanentActionError(f"unknown notifier {name!r} (known: {known})")
+    return notifier
+
+
+class Notify(registry.Action[NotifyParams]):
+    name = "notify"
+    Params = NotifyParams
+    sleep: http.Sleep = staticmethod(asyncio.sleep)  # tests inject a recorder
+
+    async def plan(self, params: NotifyParams, ctx: registry.ActionContext) -> registry.Plan:
+        notifier = notifier_of(ctx, params.notifier)
+        payload = payload_for(notifier, compose(params, ctx))
+        return registry.Plan(
+            action=self.name,
+            summary=f"notify {params.notifier!r} ({notifier.kind}) about {_alertname(ctx)}",
+            details={
+                "notifier": params.notifier,
+                "kind": notifier.kind,
+                "url": notifier.describe_url(),
+                "payload": payload,
+            },
+        )
+
+    async def apply(
+        self, params: NotifyParams, ctx: registry.ActionContext, plan: registry.Plan
+    ) -> registry.Outcome:
+        notifier = notifier_of(ctx, params.notifier)
+        payload = payload_for(notifier, compose(params, ctx))
+        redactor = secrets.Redactor()
+        try:
+            url = secrets.materialize(notifier.url, redactor)
+            headers = {
+                k: str(v) for k, v in secrets.materialize(notifier.headers, redactor).items()
+            }
+        except ConfigError as exc:
+            raise PermanentActionError(f"notifier {params.notifier!r}: {exc}") from None
+        headers.setdefault("Content-Type", "application/json")
+        request = http.Prepared(
+            "POST",
+            url,
+            headers,
+            json.dumps(payload).encode(),
+            shown={"method": "POST", "url": notifier.describe_url()},
+        )
+        async with http.client_for(ctx.services.http) as client:
+            sent = await http.send(
+                client,
+                request,
+                request_timeout=notifier.timeout,
+                retries=notifier.retries,
+                backoff=1.0,
+                max_backoff=10.0,
+                max_retry_after=30.0,
+                expected=lambda s: 200 <= s < 300,
+                redactor=redactor,
+                log=ctx.log,
+                sleep=self.sleep,
+            )
+        status = sent.response.status_code
+        if not 200 <= status < 300:
+            excerpt = redactor.text(sent.response.text[:300])
+            raise PermanentActionError(
+                f"notifier {params.notifier!r} ({notifier.describe_url()}): HTTP {status}: "
+                f"{excerpt}"
+            )
+        return registry.Outcome(
+            summary=f"notified {params.notifier!r} ({notifier.kind}) about {_alertname(ctx)}",
+            details={"notifier": params.notifier, "status": status, "attempts": sent.attempts},
+        )
+
+
+def register(reg: registry.Registry) -> None:
+    secrets.protect_logger("httpx")  # it logs request URLs; a webhook URL may be a secret
+    secrets.protect_logger("monitor.actions")
+    reg.register(Notify)

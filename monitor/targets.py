@@ -1,0 +1,161 @@
+"""Named things the actions reach: PostgreSQL targets and notifiers (strict config models).
+
+They sit in the service settings by name::
+
+    postgres_targets:
+      conea-production:
+        host: db.conea.io
+        dbname: conea_production
+        user: conea_monitor
+        password_file: /var/run/secrets/conea/pg-password
+        sslmode: verify-full
+    notifiers:
+      oncall:
+        kind: slack
+        url: {env: SLACK_WEBHOOK_URL}
+
+Credentials are references (see :mod:`monitor.secrets`), read when a connection is made.
+Also here: :func:`parse_duration` / :data:`Duration`, durations in Prometheus form
+(``30s``, ``10m``, ``1h30m``) as action parameters and job intervals use them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from monitor import secrets
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"1h30m"``, ``"10m"``, ``"500ms"``, a number of seconds, or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise ValueError(f"invalid duration {value!r}: use a string such as '10m' or '1h30m'")
+    text = value.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(
+            f"invalid duration {value!r}: use units ms, s, m, h, d, w, y "
+            "as in '30s', '10m' or '1h30m'"
+        )
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    out, rest = "", int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out or "0s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class PostgresTarget(_Strict):
+    """A PostgreSQL server the ``postgres.*`` actions connect to."""
+
+    host: str
+    port: int = Field(5432, ge=1, le=65535)
+    dbname: str = "postgres"
+    user: str
+    password_file: Path | None = None
+    password_env: str | None = None
+    sslmode: SslMode = "prefer"
+    sslrootcert: Path | None = None
+    connect_timeout: int = Field(5, ge=1, le=300)
+    application_name: str = Field("conea-monitor", min_length=1, max_length=63)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> PostgresTarget:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("set at most one of password_file, password_env")
+        return self
+
+    @property
+    def password(self) -> secrets.SecretRef | None:
+        if self.password_file is not None:
+            return secrets.SecretRef(file=self.password_file)
+        if self.password_env is not None:
+            return secrets.SecretRef(env=self.password_env)
+        return None
+
+    def describe(self, dbname: str | None = None) -> str:
+        """``user@host:port/dbname``: safe to show in plans and logs."""
+        return f"{self.user}@{self.host}:{self.port}/{dbname or self.dbname}"
+
+    def connect_kwargs(
+        self, dbname: str | None = None, redactor: secrets.Redactor | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``psycopg.AsyncConnection.connect``; reads the password."""
+        kwargs: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "dbname": dbname or self.dbname,
+            "user": self.user,
+            "sslmode": self.sslmode,
+            "connect_timeout": self.connect_timeout,
+            "application_name": self.application_name,
+        }
+        if self.sslrootcert is not None:
+            kwargs["sslrootcert"] = str(self.sslrootcert)
+        ref = self.password
+        if ref is not None:
+            kwargs["password"] = ref.resolve()
+            if redactor is not None:
+                redactor.add(kwargs["password"])
+        return kwargs
+
+
+class Notifier(_Strict):
+    """Where ``notify`` sends: a Slack-compatible incoming webhook or a generic JSON one."""
+
+    kind: Literal["slack", "webhook"]
+    url: secrets.SecretRef | str
+    headers: dict[str, secrets.SecretValue | str] = {}
+    timeout: float = Field(10.0, gt=0, le=120)
+    retries: int = Field(2, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: secrets.SecretRef | str) -> secrets.SecretRef | str:
+        if isinstance(value, str) and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(
+                f"invalid URL {value!r}: use http(s)://host/path, or "
+                "{env: NAME} / {file: PATH} for a secret URL"
+            )
+        return value
+
+    def describe_url(self) -> str:
+        return secrets.show(self.url) if isinstance(self.url, secrets.SecretRef) else self.url

@@ -1,0 +1,284 @@
+"""http.request against a real local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from monitor.actions import http as http_actions
+from monitor.actions import registry
+from monitor.errors import PermanentActionError, TemporaryActionError
+from tests.actions.conftest import FakeApi, Reply, Sleeps
+
+TOKEN = "cf-token-Zk29xQ-very-secret"
+
+
+@pytest.fixture
+def ctx() -> registry.ActionContext:
+    return registry.ActionContext(alert=None, target={}, services=registry.Services())
+
+
+@pytest.fixture
+def action() -> http_actions.Request:
+    reg = registry.Registry()
+    http_actions.register(reg)
+    found = reg.get("http.request")
+    assert isinstance(found, http_actions.Request)
+    found.sleep = Sleeps()
+    return found
+
+
+def purge_params(api: FakeApi, **extra: object) -> http_actions.RequestParams:
+    """The CDN purge as the bundled policy writes it (see docs/actions.md)."""
+    raw = {
+        "method": "POST",
+        "url": api.url("/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/purge_cache"),
+        "auth": {"bearer": {"env": "CF_API_TOKEN"}},
+        "body": {"purge_everything": True},
+        "retries": 3,
+        "backoff": 0.5,
+        **extra,
+    }
+    return http_actions.RequestParams.model_validate(raw)
+
+
+async def test_cdn_purge_sends_bearer_token_and_json_and_keeps_it_out_of_the_record(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    params = purge_params(fake_api)
+    plan = await action.plan(params, ctx)
+    assert plan.details["request"]["headers"]["Authorization"] == "Bearer <secret env:CF_API_TOKEN>"
+    assert plan.details["request"]["body"] == {"purge_everything": True}
+    assert fake_api.received == []  # planning sends nothing
+
+    outcome = await action.apply(params, ctx, plan)
+    [got] = fake_api.received
+    assert got.method == "POST"
+    assert got.path == "/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/purge_cache"
+    assert got.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.json() == {"purge_everything": True}
+    assert outcome.details["status"] == 200 and outcome.details["attempts"] == 1
+    assert outcome.details["response"] == {"success": True, "errors": []}
+    for recorded in (plan.model_dump_json(), outcome.model_dump_json(), caplog.text):
+        assert TOKEN not in recorded
+    assert "-> HTTP 200" in caplog.text
+
+
+async def test_retries_5xx_and_429_honouring_retry_after(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    fake_api.replies = [
+        Reply(503, "busy"),
+        Reply(429, "slow down", {"Retry-After": "7"}),
+        Reply(200),
+    ]
+    params = purge_params(fake_api)
+    outcome = await action.apply(params, ctx, await action.plan(params, ctx))
+    assert len(fake_api.received) == 3
+    assert all(r.json() == {"purge_everything": True} for r in fake_api.received)
+    assert outcome.details["attempts"] == 3 and outcome.details["waited_seconds"] == 7.5
+    assert action.sleep == [0.5, 7.0]  # backoff, then the server's Retry-After
+
+
+async def test_a_4xx_is_not_retried_and_the_echoed_token_is_redacted(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    fake_api.replies = [Reply(403, echo_auth=True)]
+    params = purge_params(fake_api)
+    with pytest.raises(PermanentActionError, match="HTTP 403, expected 2xx") as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert len(fake_api.received) == 1
+    assert action.sleep == []
+    assert "token Bearer <redacted> is not allowed" in str(info.value)
+    assert TOKEN not in str(info.value) and TOKEN not in caplog.text
+
+
+async def test_retries_exhausted_is_a_temporary_error(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    fake_api.replies = [Reply(502, "bad gateway")] * 3
+    params = purge_params(fake_api, retries=2, backoff=1, max_backoff=1.5)
+    with pytest.raises(TemporaryActionError, match="HTTP 502 after 3 attempt") as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert len(fake_api.received) == 3
+    assert action.sleep == [1.0, 1.5]  # exponential, capped at max_backoff
+    assert info.value.delay == 1.5
+
+
+async def test_a_long_retry_after_goes_back_to_the_engine(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    fake_api.replies = [Reply(429, "rate limited", {"Retry-After": "300"})]
+    params = purge_params(fake_api, max_retry_after=60)
+    with pytest.raises(TemporaryActionError) as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert len(fake_api.received) == 1 and action.sleep == []
+    assert info.value.delay == 300
+
+
+async def test_expect_status_and_text_body_with_inline_file_secret(
+    fake_api: FakeApi, action: http_actions.Request, ctx: registry.ActionContext, tmp_path: Path
+) -> None:
+    key = tmp_path / "api-key"
+    key.write_text("file-secret-abcdef\n")
+    params = http_actions.RequestParams.model_validate(
+        {
+            "method": "put",
+            "url": fake_api.url("/flags/maintenance?env=prod"),
+            "headers": {"X-Api-Key": {"secret": {"file": str(key)}}, "X-Reason": "alert"},
+            "body": "on",
+            "expect_status": [204],
+        }
+    )
+    plan = await action.plan(params, ctx)
+    assert plan.details["request"]["headers"] == {
+        "X-Api-Key": f"<secret file:{key}>",
+        "X-Reason": "alert",
+    }
+    assert plan.summary == f"PUT {fake_api.url('/flags/maintenance?env=prod')} (expect [204])"
+    fake_api.replies = [Reply(204, "")]
+    outcome = await action.apply(params, ctx, plan)
+    [got] = fake_api.received
+    assert got.method == "PUT" and got.body == b"on"
+    assert got.headers["X-Api-Key"] == "file-secret-abcdef"
+    assert got.headers["Content-Type"].startswith("text/plain")
+    assert outcome.details["status"] == 204
+    assert "file-secret-abcdef" not in outcome.model_dump_json()
+
+    fake_api.replies = [Reply(200)]  # a success, but not the one the policy expects
+    with pytest.raises(PermanentActionError, match=r"HTTP 200, expected \[204\]"):
+        await action.apply(params, ctx, plan)
+
+
+async def test_secret_inside_a_json_body_and_a_shared_client(
+    fake_api: FakeApi, action: http_actions.Request, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "body-secret-778899")
+    params = http_actions.RequestParams.model_validate(
+        {
+            "url": fake_api.url("/hooks/run"),
+            "body": {
+                "runbook": "restart",
+                "auth": {"token": {"secret": {"env": "HOOK_SECRET"}}},
+                "list": [{"secret": {"env": "HOOK_SECRET"}, "prefix": "k="}],
+            },
+        }
+    )
+    async with httpx.AsyncClient(headers={"User-Agent": "shared-client"}) as client:
+        ctx = registry.ActionContext(alert=None, target={}, services=registry.Services(http=client))
+        plan = await action.plan(params, ctx)
+        outcome = await action.apply(params, ctx, plan)
+    assert plan.details["request"]["body"] == {
+        "runbook": "restart",
+        "auth": {"token": "<secret env:HOOK_SECRET>"},
+        "list": ["k=<secret env:HOOK_SECRET>"],
+    }
+    [got] = fake_api.received
+    assert got.headers["User-Agent"] == "shared-client"
+    assert got.json() == {
+        "runbook": "restart",
+        "auth": {"token": "body-secret-778899"},
+        "list": ["k=body-secret-778899"],
+    }
+    assert "body-secret-778899" not in json.dumps(
+        [plan.model_dump(mode="json"), outcome.model_dump(mode="json")]
+    )
+
+
+async def test_basic_auth(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BASIC_PW", "hunter22")
+    params = http_actions.RequestParams.model_validate(
+        {
+            "method": "GET",
+            "url": fake_api.url("/status"),
+            "auth": {"basic": {"username": "ops", "password": {"env": "BASIC_PW"}}},
+        }
+    )
+    plan = await action.plan(params, ctx)
+    assert plan.details["request"]["headers"]["Authorization"] == "Basic ops:<secret env:BASIC_PW>"
+    await action.apply(params, ctx, plan)
+    assert fake_api.received[0].headers["Authorization"] == "Basic b3BzOmh1bnRlcjIy"
+
+
+async def test_connection_refused_is_temporary(
+    action: http_actions.Request, ctx: registry.ActionContext
+) -> None:
+    from tests.support import services
+
+    params = http_actions.RequestParams(
+        url=f"http://127.0.0.1:{services.free_port()}/x", retries=1, backoff=2
+    )
+    with pytest.raises(TemporaryActionError, match="ConnectError") as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert action.sleep == [2.0]
+    assert info.value.delay == 4.0
+
+
+async def test_missing_secret_is_permanent_and_names_it(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CF_API_TOKEN", raising=False)
+    params = purge_params(fake_api)
+    with pytest.raises(
+        PermanentActionError, match="secret env:CF_API_TOKEN: environment variable 'CF_API_TOKEN'"
+    ):
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert fake_api.received == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"url": "ftp://x/y"}, "invalid URL 'ftp://x/y'"),
+        ({"url": "http://x", "method": "BREW"}, "method"),
+        ({"url": "http://x", "auth": {}}, "exactly one of 'bearer' or 'basic'"),
+        (
+            {"url": "http://x", "auth": {"bearer": {"env": "A", "file": "/b"}}},
+            "exactly one of 'env' or 'file'",
+        ),
+        ({"url": "http://x", "body": {"k": {"secret": {"vault": "x"}}}}, "vault"),
+        ({"url": "http://x", "expect_status": [700]}, "invalid HTTP status 700"),
+        ({"url": "http://x", "retry": 3}, "retry"),
+    ],
+)
+def test_bad_params_are_clear_errors(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        http_actions.RequestParams.model_validate(raw)
