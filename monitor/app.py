@@ -6,7 +6,10 @@ migrations, starts the writer thread, and on the way out drains in-flight work.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,9 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor import __version__, yamlfile
+from monitor import __version__, wiring, yamlfile
 from monitor.alerts import payload
-from monitor.api import health, query, webhook
+from monitor.api import admin, health, query, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
@@ -53,15 +56,19 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         app.state.runtime = rt
         log.info("store: %s", database.redact(db))
         (log.warning if auth.open_to_loopback_only else log.info)("%s", auth.describe())
-        for hook in app.state.startup_hooks:
-            await hook(rt)
-        _redispatch(rt)
         try:
+            await wiring.start(rt)
+            for hook in app.state.startup_hooks:
+                await hook(rt)
+            _watch_sighup(rt)
+            _redispatch(rt)
             yield
         finally:
+            _unwatch_sighup()
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(rt)
             await rt.drain()
+            await wiring.stop(rt)
             writer.stop()
             db.dispose()
 
@@ -79,6 +86,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhook.router)
     app.include_router(query.router)
+    app.include_router(admin.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> object:
@@ -97,6 +105,23 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         return problem(500, f"internal error ({type(exc).__name__}); see the service log")
 
     return app
+
+
+def _watch_sighup(rt: Runtime) -> None:
+    """SIGHUP reloads the policies, as it does for Prometheus and Alertmanager."""
+    loop = asyncio.get_running_loop()
+
+    def on_hup() -> None:
+        task = loop.create_task(wiring.reload(rt))
+        rt.extras["reload_task"] = task
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+
+def _unwatch_sighup() -> None:
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
 
 def _redispatch(rt: Runtime) -> None:

@@ -100,6 +100,168 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from monitor import wiring
+    from monitor.policy import cli as policy_cli
+
+    if args.config or not args.paths:
+        settings = _load(args)  # the settings file is checked too
+        registry = wiring.build_registry(settings)
+        paths = args.paths or [str(settings.resolve(p)) for p in settings.policies]
+    else:
+        from monitor.actions import default_registry
+
+        registry = default_registry()
+        paths = args.paths
+    return policy_cli.check(paths, registry=registry, strict_actions=True)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from monitor.policy import cli as policy_cli
+
+    print(policy_cli.schema())
+    return 0
+
+
+def _engine_offline(settings: settings_mod.Settings) -> Any:
+    """An engine over the store and live clients, for commands that only read."""
+    import httpx
+
+    from monitor import wiring
+    from monitor.actions import Services
+    from monitor.engine.core import Engine
+    from monitor.engine.firing import FiringCheck
+    from monitor.engine.verifier import Verifier
+    from monitor.metrics import Metrics
+    from monitor.store import database
+
+    registry = wiring.build_registry(settings)
+    policies = wiring.load_policies(settings, registry)
+    db = database.connect(settings.database_url)
+    database.migrate(db)
+    kube = wiring.kube_client(settings)
+    http = httpx.AsyncClient(timeout=10.0)
+    verifier = Verifier(settings.prometheus_url) if settings.prometheus_url else None
+    services = Services(
+        kube=kube,
+        http=http,
+        postgres=settings.postgres_targets,
+        prometheus=verifier,
+        notifiers=settings.notifiers,
+        public_url=settings.public_url,
+    )
+    dry_run = settings.automation.dry_run
+    return Engine(
+        db=db,
+        policies=policies,
+        registry=registry,
+        services=services,
+        metrics=Metrics(),
+        automation=settings.automation,
+        firing=FiringCheck(settings.alertmanager_url, verifier, http),
+        verifier=verifier,
+        dry_run=kube is None if dry_run is None else dry_run,
+    )
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+    from pathlib import Path
+
+    from monitor.alerts import payload
+    from monitor.engine import explain
+
+    try:
+        body = Path(args.alert).read_bytes()
+    except OSError as exc:
+        print(f"conea-monitor: error: cannot read {args.alert!r}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        notification = payload.parse(body)
+    except payload.PayloadError as exc:
+        print(f"conea-monitor: error: {args.alert}: {exc.message}", file=sys.stderr)
+        for d in exc.details:
+            print(f"  {d['field']}: {d['reason']}", file=sys.stderr)
+        return 2
+    engine = _engine_offline(_load(args))
+
+    async def run() -> list[dict[str, Any]]:
+        try:
+            return await explain.explain(engine, notification)
+        finally:
+            await engine.services.http.aclose()
+
+    try:
+        report = asyncio.run(run())
+    finally:
+        engine.db.dispose()
+    print(json.dumps(report, indent=2, default=str) if args.json else explain.render(report))
+    return 0
+
+
+def cmd_rbac(args: argparse.Namespace) -> int:
+    import yaml
+
+    from monitor import wiring
+    from monitor.k8s import rbac
+
+    settings = _load(args)
+    registry = wiring.build_registry(settings)
+    policies = wiring.load_policies(settings, registry)
+    used = {a.action for p in policies for step in p.steps for a in step}
+    used.update(job.action for job in settings.jobs)
+    namespaces = (
+        None if args.cluster else (args.namespace or settings.automation.namespaces_allow or None)
+    )
+    if namespaces is None and not args.cluster:
+        print(
+            "conea-monitor: error: name the namespaces (--namespace, or "
+            "automation.namespaces_allow) or ask for --cluster",
+            file=sys.stderr,
+        )
+        return 2
+    docs = rbac.render(registry, sorted(used), namespaces, args.name)
+    print(yaml.safe_dump_all(docs, sort_keys=False), end="")
+    return 0
+
+
+def _switch(args: argparse.Namespace, paused: bool) -> int:
+    import getpass
+    from datetime import UTC
+
+    from monitor.store import database
+    from monitor.store import executions as store
+
+    settings = _load(args)
+    db = database.connect(settings.database_url)
+    try:
+        database.migrate(db)
+        now = datetime.now(UTC)
+        by = f"cli ({getpass.getuser()})"
+        store.set_control(db, "paused", {"paused": paused, "reason": args.reason or ""}, now, by)
+        verb = "paused" if paused else "resumed"
+        store.record(
+            db,
+            now,
+            "pause" if paused else "resume",
+            f"automation {verb} by {by}" + (f": {args.reason}" if args.reason else ""),
+            outcome=verb,
+        )
+    finally:
+        db.dispose()
+    print(f"automation {'paused' if paused else 'resumed'}")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _switch(args, True)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return _switch(args, False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conea-monitor", description=__doc__)
     parser.add_argument(
@@ -126,6 +288,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=datetime.fromisoformat)
     p.add_argument("--until", type=datetime.fromisoformat)
     p.add_argument("--limit", type=int, default=50)
+
+    p = add("check", cmd_check, "check remediation policy files (and the settings)")
+    p.add_argument("paths", nargs="*", help="files or directories (default: the configured)")
+
+    add("schema", cmd_schema, "print the JSON Schema of the policy file format")
+
+    p = add("explain", cmd_explain, "what the engine would do with a notification")
+    p.add_argument("--alert", required=True, help="an Alertmanager webhook payload (JSON)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = add("rbac", cmd_rbac, "print the RBAC the configured actions need")
+    p.add_argument("--namespace", action="append", help="a namespace to grant (repeatable)")
+    p.add_argument("--cluster", action="store_true", help="one ClusterRole instead")
+    p.add_argument("--name", default="conea-monitor", help="name of the Role/ClusterRole")
+
+    for name, func, help_ in (
+        ("pause", cmd_pause, "pause all automation (kill switch)"),
+        ("resume", cmd_resume, "resume automation"),
+    ):
+        p = add(name, func, help_)
+        p.add_argument("--reason", default="")
     return parser
 
 

@@ -15,8 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from monitor import yamlfile
+from monitor import targets, yamlfile
 from monitor.errors import ConfigError
+from monitor.jobs.config import JobConfig
 
 ENV_PREFIX = "CONEA_MONITOR_"
 
@@ -100,6 +101,10 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     automation: AutomationSettings = AutomationSettings()
+    postgres_targets: dict[str, targets.PostgresTarget] = {}
+    notifiers: dict[str, targets.Notifier] = {}
+    jobs: list[JobConfig] = []
+    verify_sweep_seconds: float = Field(10.0, gt=0)
     config_file: Path | None = Field(None, exclude=True)
 
     @classmethod

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -70,8 +71,12 @@ notifications = Table(
     Column("alert_count", Integer, nullable=False),
     Column("payload", Text, nullable=False),
     Column("processed_at", UTCDateTime()),
-    Index(None, "received_at"),
-    Index(None, "processed_at"),
+    Index(
+        "ix_notifications_unprocessed",
+        "id",
+        sqlite_where=text("processed_at IS NULL"),
+        postgresql_where=text("processed_at IS NULL"),
+    ),
 )
 
 alerts = Table(
@@ -108,8 +113,10 @@ executions = Table(
     Column("labels", JSON, nullable=False),
     Column("target_key", String(512), nullable=False),
     Column("target", JSON, nullable=False),
-    # planned | running | succeeded | failed | dry_run | cancelled
+    # deferred | running | succeeded | failed | dry_run | skipped | cancelled
     Column("state", String(32), nullable=False),
+    Column("reason", Text),
+    Column("due_at", UTCDateTime()),  # when a deferred execution is decided again
     Column("dry_run", Boolean, nullable=False),
     Column("actions", JSON, nullable=False),  # [{action, params, plan, outcome, error}]
     Column("error", Text),
@@ -130,6 +137,15 @@ executions = Table(
     Index(None, "fingerprint"),
     Index(None, "verify_state", "verify_at"),
     Index(None, "revert_state", "revert_at"),
+    Index(None, "state", "due_at"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )
 
 audit = Table(

@@ -27,6 +27,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_control")),
     )
     op.create_table(
+        "locks",
+        sa.Column("key", sa.String(length=512), nullable=False),
+        sa.Column("owner", sa.String(length=255), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_locks")),
+    )
+    op.create_table(
         "notifications",
         sa.Column(
             "id",
@@ -47,10 +54,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_notifications_processed_at"), ["processed_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_notifications_received_at"), ["received_at"], unique=False
+            "ix_notifications_unprocessed",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("processed_at IS NULL"),
+            postgresql_where=sa.text("processed_at IS NULL"),
         )
 
     op.create_table(
@@ -123,6 +131,8 @@ def upgrade() -> None:
         sa.Column("target_key", sa.String(length=512), nullable=False),
         sa.Column("target", sa.JSON(), nullable=False),
         sa.Column("state", sa.String(length=32), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("dry_run", sa.Boolean(), nullable=False),
         sa.Column("actions", sa.JSON(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
@@ -160,6 +170,9 @@ def upgrade() -> None:
             batch_op.f("ix_executions_revert_state_revert_at"),
             ["revert_state", "revert_at"],
             unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_executions_state_due_at"), ["state", "due_at"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_executions_target_key_created_at"),
@@ -215,6 +228,7 @@ def downgrade() -> None:
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_executions_verify_state_verify_at"))
         batch_op.drop_index(batch_op.f("ix_executions_target_key_created_at"))
+        batch_op.drop_index(batch_op.f("ix_executions_state_due_at"))
         batch_op.drop_index(batch_op.f("ix_executions_revert_state_revert_at"))
         batch_op.drop_index(batch_op.f("ix_executions_fingerprint"))
 
@@ -225,9 +239,13 @@ def downgrade() -> None:
 
     op.drop_table("alerts")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_notifications_received_at"))
-        batch_op.drop_index(batch_op.f("ix_notifications_processed_at"))
+        batch_op.drop_index(
+            "ix_notifications_unprocessed",
+            sqlite_where=sa.text("processed_at IS NULL"),
+            postgresql_where=sa.text("processed_at IS NULL"),
+        )
 
     op.drop_table("notifications")
+    op.drop_table("locks")
     op.drop_table("control")
     # ### end Alembic commands ###

@@ -1,0 +1,1 @@
+"""The remediation engine: guardrails, decisions, execution, verification, revert."""

@@ -1,0 +1,880 @@
+"""The engine: match, guard, plan, act, verify, escalate, revert — and record all of it.
+
+For each alert of a stored notification (first delivery only; re-deliveries are
+repeats) every matching policy is decided (:mod:`.guardrails`). Acting claims the
+execution key (policy, step, fingerprint, startsAt) in the store first, so two
+deliveries or two replicas never run the same step twice. Every decision, skip, plan,
+result, verification, escalation and revert is an audit record and a metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import pydantic
+
+from monitor import policy as policy_mod
+from monitor.actions.registry import ActionContext, AlertContext, Registry, Services
+from monitor.alerts.payload import Alert
+from monitor.engine import guardrails
+from monitor.engine.clock import Clock, SystemClock
+from monitor.engine.firing import FiringCheck
+from monitor.engine.timers import Timers
+from monitor.engine.verifier import QueryError, Verifier
+from monitor.errors import ActionError, PolicyError, TemporaryActionError
+from monitor.metrics import Metrics
+from monitor.settings import AutomationSettings
+from monitor.store import executions as store
+from monitor.store.notifications import StoredNotification
+
+log = logging.getLogger("monitor.engine")
+T = TypeVar("T")
+
+LOCK_TTL = timedelta(minutes=10)
+CONCURRENCY_RETRY = timedelta(seconds=30)
+ACTION_ATTEMPTS = 3
+MAX_RETRY_DELAY = 30.0
+PAUSE_KEY = "paused"
+
+
+def alert_context(alert: Alert) -> AlertContext:
+    return AlertContext(
+        labels=dict(alert.labels),
+        annotations=dict(alert.annotations),
+        status=alert.status,
+        fingerprint=alert.fingerprint,
+        starts_at=alert.starts_at,
+        generator_url=alert.generator_url,
+        ends_at=alert.ends_at,
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        db: Any,
+        policies: policy_mod.PolicySet,
+        registry: Registry,
+        services: Services,
+        metrics: Metrics,
+        automation: AutomationSettings,
+        firing: FiringCheck,
+        verifier: Verifier | None = None,
+        dry_run: bool = False,
+        clock: Clock | None = None,
+        timers: Timers | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.policies = policies
+        self.registry = registry
+        self.services = services
+        self.metrics = metrics
+        self.automation = automation
+        self.firing = firing
+        self.verifier = verifier
+        self.dry_run = dry_run
+        self.clock = clock or SystemClock()
+        self.timers = timers or Timers()
+        self.owner = owner or f"conea-monitor-{uuid.uuid4().hex[:8]}"
+        self.scope = guardrails.Scope(automation.namespaces_allow, automation.namespaces_deny)
+        self._slots = asyncio.Semaphore(automation.max_concurrent_executions)
+        self.paused_cached = automation.paused
+
+    # Life cycle -------------------------------------------------------------------------
+
+    async def start(self, sweep_seconds: float = 10.0) -> None:
+        self.timers.start()
+        self.timers.every("sweep", sweep_seconds, self.sweep)
+        await self.sweep()
+        self.metrics.paused.set(1 if await self.is_paused() else 0)
+
+    async def stop(self) -> None:
+        self.timers.shutdown()
+
+    async def sweep(self) -> None:
+        """(Re)schedule every timer the store holds: after a restart, or another replica's."""
+        rows = await asyncio.to_thread(store.due, self.db)
+        for row in rows:
+            if row["state"] == "deferred" and row["due_at"] is not None:
+                self.timers.at(f"decide-{row['id']}", row["due_at"], self.redecide, row["id"])
+            if row["verify_state"] == "pending" and row["verify_at"] is not None:
+                self.timers.at(f"verify-{row['id']}", row["verify_at"], self.verify, row["id"])
+            if row["revert_state"] == "scheduled" and row["revert_at"] is not None:
+                self.timers.at(f"revert-{row['id']}", row["revert_at"], self.revert, row["id"])
+
+    # The kill switch ----------------------------------------------------------------------
+
+    async def is_paused(self) -> bool:
+        if self.automation.paused:
+            return True
+        found = await asyncio.to_thread(store.get_control, self.db, PAUSE_KEY)
+        self.paused_cached = bool(found and found["value"].get("paused"))
+        return self.paused_cached
+
+    async def set_paused(self, paused: bool, by: str, reason: str = "") -> None:
+        now = self.clock.now()
+        value = {"paused": paused, "reason": reason}
+        await asyncio.to_thread(store.set_control, self.db, PAUSE_KEY, value, now, by)
+        self.paused_cached = paused or self.automation.paused
+        self.metrics.paused.set(1 if paused or self.automation.paused else 0)
+        verb = "paused" if paused else "resumed"
+        await self._audit(
+            "pause" if paused else "resume",
+            f"automation {verb} by {by}" + (f": {reason}" if reason else ""),
+            outcome=verb,
+        )
+
+    # Notifications ------------------------------------------------------------------------
+
+    async def handle(self, stored: StoredNotification) -> None:
+        for item in stored.alerts:
+            ctx = alert_context(item.alert)
+            if item.alert.status == "resolved":
+                if not item.repeat:
+                    await self.on_resolved(ctx)
+                continue
+            if item.repeat:
+                continue  # Alertmanager re-sends whole groups; the first delivery decided
+            for policy in self.policies.match(ctx.labels):
+                await self.decide(policy, ctx, step=0)
+
+    async def decide(
+        self, policy: policy_mod.Policy, ctx: AlertContext, step: int, existing: int | None = None
+    ) -> None:
+        """Decide one step of one policy for one alert, and act on the decision."""
+        try:
+            target = policy_mod.render_target(policy, ctx)
+        except PolicyError as exc:
+            await self._skip(policy, ctx, "", "target", str(exc), existing)
+            return
+        tkey = policy_mod.target_key(target)
+        now = self.clock.now()
+        if step == 0 and existing is None:
+            await self._cancel_reverts(policy, ctx, tkey)
+        history = await asyncio.to_thread(
+            store.target_history,
+            self.db,
+            tkey,
+            now - policy.budget.window,
+            (ctx.fingerprint, ctx.starts_at),
+        )
+        decision = guardrails.decide(
+            policy,
+            target=target,
+            starts_at=ctx.starts_at,
+            now=now,
+            paused=await self.is_paused(),
+            dry_run=self.dry_run,
+            scope=self.scope,
+            history=history,
+        )
+        if decision.outcome == "skip":
+            await self._skip(
+                policy, ctx, tkey, decision.guardrail, decision.reason, existing, decision
+            )
+            return
+        if decision.outcome == "defer":
+            assert decision.due_at is not None
+            await self._defer(policy, ctx, step, target, tkey, decision, existing)
+            return
+        state, evidence = await self._still_firing(ctx)
+        if state != "firing":
+            await self._skip(policy, ctx, tkey, "stale", evidence, existing, decision)
+            return
+        decision.verdicts.append(guardrails.Verdict("stale", True, evidence))
+        dry_run = decision.outcome == "dry_run"
+        execution_id = await self._claim(policy, ctx, step, target, tkey, decision, existing)
+        if execution_id is None:
+            return
+        if not await asyncio.to_thread(
+            store.acquire_lock, self.db, tkey, self.owner, now, LOCK_TTL
+        ):
+            due = now + CONCURRENCY_RETRY
+            await asyncio.to_thread(
+                store.transition,
+                self.db,
+                execution_id,
+                "running",
+                state="deferred",
+                due_at=due,
+                reason="another execution is acting on the target",
+            )
+            self.metrics.skips.labels(policy.name, "concurrency").inc()
+            await self._audit(
+                "defer",
+                f"{tkey} is busy with another execution; deciding again at {due.isoformat()}",
+                policy=policy.name,
+                ctx=ctx,
+                target_key=tkey,
+                execution_id=execution_id,
+                outcome="concurrency",
+            )
+            self.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
+            return
+        try:
+            await self._run(execution_id, policy, ctx, step, target, tkey, dry_run)
+        finally:
+            await asyncio.to_thread(store.release_lock, self.db, tkey, self.owner)
+
+    async def redecide(self, execution_id: int) -> None:
+        """A deferred decision is due: take it (only one replica can) and decide again."""
+        row = await asyncio.to_thread(store.get, self.db, execution_id)
+        if row is None or row["state"] != "deferred":
+            return
+        policy = self.policies.get(row["policy"])
+        if policy is None:
+            await asyncio.to_thread(
+                store.transition,
+                self.db,
+                execution_id,
+                "deferred",
+                state="cancelled",
+                reason="policy no longer exists",
+            )
+            return
+        if await asyncio.to_thread(
+            store.alert_resolved, self.db, row["fingerprint"], row["starts_at"]
+        ):
+            await asyncio.to_thread(
+                store.transition,
+                self.db,
+                execution_id,
+                "deferred",
+                state="cancelled",
+                reason="alert resolved",
+            )
+            return
+        ctx = await self._context_of(row)
+        await self.decide(policy, ctx, row["step"], existing=execution_id)
+
+    # Steps ------------------------------------------------------------------------------
+
+    async def _claim(
+        self,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        step: int,
+        target: Mapping[str, str],
+        tkey: str,
+        decision: guardrails.Decision,
+        existing: int | None,
+    ) -> int | None:
+        now = self.clock.now()
+        fields = {
+            "state": "running",
+            "dry_run": decision.outcome == "dry_run",
+            "reason": decision.reason or None,
+            "due_at": None,
+            "updated_at": now,
+            "created_at": now,
+            "owner": self.owner,
+        }
+        if existing is not None:
+            if not await asyncio.to_thread(
+                store.transition, self.db, existing, "deferred", **fields
+            ):
+                return None  # another replica took it
+            execution_id = existing
+        else:
+            key = store.ExecutionKey(policy.name, step, ctx.fingerprint, ctx.starts_at)
+            try:
+                execution_id = await asyncio.to_thread(
+                    store.claim, self.db, key, self._row(ctx, target, tkey, fields)
+                )
+            except store.AlreadyClaimed:
+                self.metrics.skips.labels(policy.name, "duplicate").inc()
+                await self._audit(
+                    "skip",
+                    f"step {step + 1} of {policy.name!r} for this alert "
+                    "is already claimed (re-delivery or another replica)",
+                    policy=policy.name,
+                    ctx=ctx,
+                    target_key=tkey,
+                    outcome="duplicate",
+                )
+                return None
+        self.metrics.decisions.labels(policy.name, decision.outcome).inc()
+        await self._audit(
+            "decision",
+            f"step {step + 1} of {policy.name!r} on {tkey}: {decision.outcome}",
+            policy=policy.name,
+            ctx=ctx,
+            target_key=tkey,
+            execution_id=execution_id,
+            outcome=decision.outcome,
+            details=decision.as_dict(),
+        )
+        return execution_id
+
+    def _row(
+        self, ctx: AlertContext, target: Mapping[str, str], tkey: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "alertname": ctx.labels.get("alertname", ""),
+            "labels": dict(ctx.labels),
+            "target_key": tkey,
+            "target": dict(target),
+            "actions": [],
+            **fields,
+        }
+
+    async def _run(
+        self,
+        execution_id: int,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        step: int,
+        target: Mapping[str, str],
+        tkey: str,
+        dry_run: bool,
+    ) -> None:
+        results: list[dict[str, Any]] = []
+        failed: str | None = None
+        async with self._slots:
+            self.metrics.executions_in_flight.inc()
+            if not dry_run:
+                self.metrics.target_remediations.labels(policy.name, tkey).inc()
+            try:
+                for compiled in policy.steps[step]:
+                    entry: dict[str, Any] = {"action": compiled.action}
+                    results.append(entry)
+                    failed = await self._one_action(
+                        execution_id, policy, ctx, step, target, tkey, compiled, entry, dry_run
+                    )
+                    if failed:
+                        break
+            finally:
+                self.metrics.executions_in_flight.dec()
+        now = self.clock.now()
+        state = "failed" if failed else ("dry_run" if dry_run else "succeeded")
+        fields: dict[str, Any] = {
+            "state": state,
+            "actions": results,
+            "finished_at": now,
+            "updated_at": now,
+            "error": failed,
+        }
+        if state == "succeeded":
+            fields.update(verify_state="pending", verify_at=now + policy.verify.interval)
+        await asyncio.to_thread(store.set_fields, self.db, execution_id, **fields)
+        if state == "succeeded":
+            self.timers.at(f"verify-{execution_id}", fields["verify_at"], self.verify, execution_id)
+        elif state == "failed":
+            await self._escalate(policy, ctx, step, execution_id, f"step failed: {failed}")
+
+    async def _one_action(
+        self,
+        execution_id: int,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        step: int,
+        target: Mapping[str, str],
+        tkey: str,
+        compiled: policy_mod.CompiledAction,
+        entry: dict[str, Any],
+        dry_run: bool,
+    ) -> str | None:
+        """Plan, then (unless dry-run) apply one action; returns an error message or None."""
+        name = compiled.action
+        started = asyncio.get_running_loop().time()
+        try:
+            action = self.registry.get(name)
+            params = policy_mod.parse_params(compiled, ctx, self.registry)
+            entry["params"] = params.model_dump(mode="json")
+            actx = ActionContext(
+                alert=ctx,
+                target=target,
+                services=self.services,
+                policy=policy.name,
+                step=step,
+                execution_id=str(execution_id),
+                dry_run=dry_run,
+                now=self.clock.now,
+                log=log,
+            )
+            plan = await self._retrying(action.plan, params, actx)
+            entry["plan"] = plan.model_dump(mode="json")
+            await self._audit(
+                "plan",
+                plan.summary,
+                policy=policy.name,
+                ctx=ctx,
+                target_key=tkey,
+                execution_id=execution_id,
+                outcome=name,
+                details=entry["plan"],
+            )
+            if dry_run:
+                self.metrics.executions.labels(policy.name, name, "dry_run").inc()
+                return None
+            outcome = await self._retrying(action.apply, params, actx, plan)
+            entry["outcome"] = outcome.model_dump(mode="json")
+            self.metrics.executions.labels(policy.name, name, "succeeded").inc()
+            await self._audit(
+                "execute",
+                outcome.summary,
+                policy=policy.name,
+                ctx=ctx,
+                target_key=tkey,
+                execution_id=execution_id,
+                outcome="succeeded",
+                details=entry["outcome"],
+            )
+            return None
+        except (ActionError, PolicyError, KeyError, pydantic.ValidationError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        except Exception as exc:  # an action's bug must not take the engine down
+            log.exception("action %s raised", name)
+            message = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.metrics.execution_duration.labels(name).observe(
+                asyncio.get_running_loop().time() - started
+            )
+        entry["error"] = message
+        self.metrics.executions.labels(policy.name, name, "failed").inc()
+        await self._audit(
+            "execute",
+            f"{name} failed: {message}",
+            policy=policy.name,
+            ctx=ctx,
+            target_key=tkey,
+            execution_id=execution_id,
+            outcome="failed",
+        )
+        return f"{name}: {message}"
+
+    async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """The engine owns retries: temporary errors are retried after their delay."""
+        for attempt in range(1, ACTION_ATTEMPTS + 1):
+            try:
+                return await call(*args)
+            except TemporaryActionError as exc:
+                if attempt == ACTION_ATTEMPTS:
+                    raise
+                log.warning("temporary failure (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(min(exc.delay, MAX_RETRY_DELAY))
+        raise AssertionError("unreachable")
+
+    # Verification and escalation ---------------------------------------------------------
+
+    async def verify(self, execution_id: int) -> None:
+        row = await asyncio.to_thread(store.get, self.db, execution_id)
+        if row is None or row["verify_state"] != "pending":
+            return
+        policy = self.policies.get(row["policy"])
+        now = self.clock.now()
+        if policy is None:
+            await asyncio.to_thread(
+                store.cas_field,
+                self.db,
+                execution_id,
+                "verify_state",
+                ["pending"],
+                verify_state="error",
+                verify_detail="policy no longer exists",
+            )
+            return
+        # Claim this check so only one replica evaluates it.
+        next_at = now + policy.verify.interval
+        if not await asyncio.to_thread(self._claim_tick, execution_id, row["verify_at"], next_at):
+            return
+        ctx = await self._context_of(row)
+        recovered, evidence = await self._recovered(policy, ctx)
+        deadline = row["finished_at"] + policy.verify.window
+        if recovered:
+            await self._verified(row, policy, ctx, "recovered", evidence)
+        elif now >= deadline:
+            await self._verified(row, policy, ctx, "not_recovered", evidence)
+            await self._escalate(
+                policy,
+                ctx,
+                row["step"],
+                execution_id,
+                f"not recovered within {policy.verify.window}: {evidence}",
+            )
+        else:
+            self.timers.at(f"verify-{execution_id}", next_at, self.verify, execution_id)
+
+    def _claim_tick(self, execution_id: int, expected: datetime | None, next_at: datetime) -> bool:
+        return store.claim_verify_tick(self.db, execution_id, expected, next_at)
+
+    async def _recovered(self, policy: policy_mod.Policy, ctx: AlertContext) -> tuple[bool, str]:
+        if await asyncio.to_thread(store.alert_resolved, self.db, ctx.fingerprint, ctx.starts_at):
+            return True, "Alertmanager sent the alert as resolved"
+        try:
+            promql = policy_mod.render_promql(policy, ctx)
+        except PolicyError as exc:
+            return False, str(exc)
+        if promql is not None:
+            if self.verifier is None:
+                return False, "no prometheus_url configured to evaluate the verify query"
+            try:
+                holds = await self.verifier.holds(promql)
+            except QueryError as exc:
+                return False, str(exc)
+            if holds:
+                return False, f"{promql} still returns series"
+            return True, f"{promql} returns no series"
+        state, evidence = await self.firing.state(ctx)
+        return state == "not_firing", evidence
+
+    async def _verified(
+        self,
+        row: Mapping[str, Any],
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        result: str,
+        evidence: str,
+    ) -> None:
+        if not await asyncio.to_thread(
+            store.cas_field,
+            self.db,
+            row["id"],
+            "verify_state",
+            ["pending"],
+            verify_state=result,
+            verify_detail=evidence,
+            verify_at=None,
+        ):
+            return
+        self.metrics.verifications.labels(policy.name, result).inc()
+        if result == "recovered":
+            self.metrics.time_to_recover.labels(policy.name).observe(
+                max(0.0, (self.clock.now() - ctx.starts_at).total_seconds())
+            )
+        await self._audit(
+            "verify",
+            f"{result.replace('_', ' ')}: {evidence}",
+            policy=policy.name,
+            ctx=ctx,
+            target_key=row["target_key"],
+            execution_id=row["id"],
+            outcome=result,
+        )
+
+    async def _escalate(
+        self, policy: policy_mod.Policy, ctx: AlertContext, step: int, execution_id: int, why: str
+    ) -> None:
+        following = step + 1
+        if following >= len(policy.steps):
+            await self._audit(
+                "escalate",
+                f"{why}; no step left after step {step + 1} of "
+                f"{policy.name!r}: a person must take over",
+                policy=policy.name,
+                ctx=ctx,
+                execution_id=execution_id,
+                outcome="exhausted",
+            )
+            return
+        self.metrics.escalations.labels(policy.name).inc()
+        await self._audit(
+            "escalate",
+            f"{why}; escalating to step {following + 1} of {policy.name!r}",
+            policy=policy.name,
+            ctx=ctx,
+            execution_id=execution_id,
+            outcome=f"step {following + 1}",
+        )
+        await self.decide(policy, ctx, following)
+
+    # Resolution and revert ----------------------------------------------------------------
+
+    async def on_resolved(self, ctx: AlertContext) -> None:
+        rows = await asyncio.to_thread(store.for_alert, self.db, ctx.fingerprint, ctx.starts_at)
+        now = self.clock.now()
+        for row in rows:
+            policy = self.policies.get(row["policy"])
+            name = row["policy"]
+            if row["state"] == "deferred" and await asyncio.to_thread(
+                store.transition,
+                self.db,
+                row["id"],
+                "deferred",
+                state="cancelled",
+                reason="alert resolved",
+                updated_at=now,
+            ):
+                self.timers.cancel(f"decide-{row['id']}")
+                await self._audit(
+                    "cancel",
+                    "alert resolved before the deferred step ran",
+                    policy=name,
+                    ctx=ctx,
+                    target_key=row["target_key"],
+                    execution_id=row["id"],
+                    outcome="cancelled",
+                )
+            if row["verify_state"] == "pending" and policy is not None:
+                self.timers.cancel(f"verify-{row['id']}")
+                await self._verified(
+                    row, policy, ctx, "recovered", "Alertmanager sent the alert as resolved"
+                )
+            if (
+                row["state"] == "succeeded"
+                and policy is not None
+                and policy.revert.enabled
+                and row["revert_state"] == "none"
+                and any(
+                    (a.get("outcome") or {}).get("revert_state") is not None for a in row["actions"]
+                )
+            ):
+                at = now + policy.revert.after
+                if await asyncio.to_thread(
+                    store.cas_field,
+                    self.db,
+                    row["id"],
+                    "revert_state",
+                    ["none"],
+                    revert_state="scheduled",
+                    revert_at=at,
+                ):
+                    self.timers.at(f"revert-{row['id']}", at, self.revert, row["id"])
+                    await self._audit(
+                        "revert",
+                        f"alert resolved; reverting at {at.isoformat()} unless it fires again",
+                        policy=name,
+                        ctx=ctx,
+                        target_key=row["target_key"],
+                        execution_id=row["id"],
+                        outcome="scheduled",
+                    )
+
+    async def _cancel_reverts(
+        self, policy: policy_mod.Policy, ctx: AlertContext, tkey: str
+    ) -> None:
+        ids = await asyncio.to_thread(store.scheduled_reverts, self.db, policy.name, tkey)
+        for execution_id in ids:
+            if await asyncio.to_thread(
+                store.cas_field,
+                self.db,
+                execution_id,
+                "revert_state",
+                ["scheduled"],
+                revert_state="cancelled",
+            ):
+                self.timers.cancel(f"revert-{execution_id}")
+                await self._audit(
+                    "revert",
+                    "the alert fired again within the stabilisation delay: the change stays",
+                    policy=policy.name,
+                    ctx=ctx,
+                    target_key=tkey,
+                    execution_id=execution_id,
+                    outcome="cancelled",
+                )
+
+    async def revert(self, execution_id: int) -> None:
+        row = await asyncio.to_thread(store.get, self.db, execution_id)
+        if row is None or row["revert_state"] != "scheduled":
+            return
+        if not await asyncio.to_thread(
+            store.cas_field,
+            self.db,
+            execution_id,
+            "revert_state",
+            ["scheduled"],
+            revert_state="running",
+        ):
+            return
+        ctx = await self._context_of(row)
+        problems = []
+        for entry in reversed(row["actions"]):
+            state = (entry.get("outcome") or {}).get("revert_state")
+            if state is None:
+                continue
+            name = entry["action"]
+            try:
+                action = self.registry.get(name)
+                params = self.registry.parse_params(name, entry.get("params") or {})
+                actx = ActionContext(
+                    alert=ctx,
+                    target=row["target"],
+                    services=self.services,
+                    policy=row["policy"],
+                    step=row["step"],
+                    execution_id=str(execution_id),
+                    now=self.clock.now,
+                    log=log,
+                )
+                outcome = await self._retrying(action.revert, params, actx, state)
+                entry["revert"] = outcome.model_dump(mode="json")
+                self.metrics.reverts.labels(row["policy"], name, "succeeded").inc()
+                await self._audit(
+                    "revert",
+                    outcome.summary,
+                    policy=row["policy"],
+                    ctx=ctx,
+                    target_key=row["target_key"],
+                    execution_id=execution_id,
+                    outcome="succeeded",
+                    details=entry["revert"],
+                )
+            except Exception as exc:  # recorded; the other actions are still reverted
+                problems.append(f"{name}: {exc}")
+                entry["revert_error"] = str(exc)
+                self.metrics.reverts.labels(row["policy"], name, "failed").inc()
+                await self._audit(
+                    "revert",
+                    f"reverting {name} failed: {exc}",
+                    policy=row["policy"],
+                    ctx=ctx,
+                    target_key=row["target_key"],
+                    execution_id=execution_id,
+                    outcome="failed",
+                )
+        await asyncio.to_thread(
+            store.set_fields,
+            self.db,
+            execution_id,
+            revert_state="failed" if problems else "done",
+            actions=row["actions"],
+            updated_at=self.clock.now(),
+        )
+
+    # Helpers ----------------------------------------------------------------------------
+
+    async def _skip(
+        self,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        tkey: str,
+        guardrail: str,
+        reason: str,
+        existing: int | None,
+        decision: guardrails.Decision | None = None,
+    ) -> None:
+        self.metrics.skips.labels(policy.name, guardrail).inc()
+        self.metrics.decisions.labels(policy.name, "skip").inc()
+        if existing is not None:
+            await asyncio.to_thread(
+                store.transition,
+                self.db,
+                existing,
+                "deferred",
+                state="skipped",
+                reason=f"{guardrail}: {reason}",
+                due_at=None,
+                updated_at=self.clock.now(),
+            )
+        await self._audit(
+            "skip",
+            f"{policy.name!r}: {guardrail}: {reason}",
+            policy=policy.name,
+            ctx=ctx,
+            target_key=tkey or None,
+            execution_id=existing,
+            outcome=guardrail,
+            details=decision.as_dict() if decision is not None else None,
+        )
+
+    async def _defer(
+        self,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        step: int,
+        target: Mapping[str, str],
+        tkey: str,
+        decision: guardrails.Decision,
+        existing: int | None,
+    ) -> None:
+        due = decision.due_at
+        assert due is not None
+        now = self.clock.now()
+        self.metrics.skips.labels(policy.name, decision.guardrail).inc()
+        if existing is not None:
+            await asyncio.to_thread(
+                store.set_fields,
+                self.db,
+                existing,
+                due_at=due,
+                reason=decision.reason,
+                updated_at=now,
+            )
+            execution_id = existing
+        else:
+            key = store.ExecutionKey(policy.name, step, ctx.fingerprint, ctx.starts_at)
+            fields = {
+                "state": "deferred",
+                "dry_run": self.dry_run,
+                "reason": decision.reason,
+                "due_at": due,
+                "created_at": now,
+                "updated_at": now,
+                "owner": self.owner,
+            }
+            try:
+                execution_id = await asyncio.to_thread(
+                    store.claim, self.db, key, self._row(ctx, target, tkey, fields)
+                )
+            except store.AlreadyClaimed:
+                return
+            self.metrics.decisions.labels(policy.name, "defer").inc()
+            await self._audit(
+                "defer",
+                f"{policy.name!r}: {decision.guardrail}: {decision.reason}",
+                policy=policy.name,
+                ctx=ctx,
+                target_key=tkey,
+                execution_id=execution_id,
+                outcome=decision.guardrail,
+                details=decision.as_dict(),
+            )
+        self.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
+
+    async def _still_firing(self, ctx: AlertContext) -> tuple[str, str]:
+        if await asyncio.to_thread(store.alert_resolved, self.db, ctx.fingerprint, ctx.starts_at):
+            return "not_firing", "a resolved notification for this alert was received"
+        if not self.firing.configured:
+            return "firing", "no Alertmanager/Prometheus to re-check; trusting the webhook"
+        state, evidence = await self.firing.state(ctx)
+        if state == "unknown":
+            return "unknown", f"cannot confirm the alert still fires ({evidence})"
+        return state, evidence
+
+    async def _context_of(self, row: Mapping[str, Any]) -> AlertContext:
+        annotations, generator = await asyncio.to_thread(
+            store.alert_annotations, self.db, row["fingerprint"], row["starts_at"]
+        )
+        return AlertContext(
+            labels=row["labels"],
+            annotations=annotations,
+            status="firing",
+            fingerprint=row["fingerprint"],
+            starts_at=row["starts_at"],
+            generator_url=generator,
+        )
+
+    async def _audit(
+        self,
+        kind: str,
+        message: str,
+        *,
+        policy: str | None = None,
+        ctx: AlertContext | None = None,
+        target_key: str | None = None,
+        execution_id: int | None = None,
+        outcome: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        log.info("%s: %s", kind, message)
+        await asyncio.to_thread(
+            store.record,
+            self.db,
+            self.clock.now(),
+            kind,
+            message,
+            policy=policy,
+            fingerprint=ctx.fingerprint if ctx else None,
+            target_key=target_key,
+            execution_id=execution_id,
+            outcome=outcome,
+            details=details,
+        )

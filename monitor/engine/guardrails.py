@@ -1,0 +1,154 @@
+"""Guardrails: may this policy act on this alert now? A pure function of what is known.
+
+Each guardrail gives a verdict; the first that says no decides the outcome:
+
+=============== ===========================================================
+paused          the kill switch is on (config or ``POST /api/v1/pause``)
+scope           the target's namespace is not allowed (allow/deny lists)
+time_interval   outside the policy's active time intervals (re-checked later)
+for_at_least    the alert has not fired long enough yet (deferred until it has)
+cooldown        the target was acted on too recently (deferred until it cools)
+budget          the target's attempts budget for the window is spent
+=============== ===========================================================
+
+The "still firing?" re-check and the per-target lock need I/O and are applied by the
+engine right before acting (``stale`` and ``concurrency``). Dry-run is not a stop: the
+plan is made and recorded, nothing is applied.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from monitor import policy as policy_mod
+from monitor.store.executions import TargetHistory
+
+Outcome = Literal["execute", "dry_run", "defer", "skip"]
+TIME_INTERVAL_RECHECK = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    guardrail: str
+    passed: bool
+    reason: str
+
+
+@dataclass
+class Decision:
+    outcome: Outcome
+    verdicts: list[Verdict] = field(default_factory=list)
+    reason: str = ""
+    guardrail: str = ""
+    due_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "guardrail": self.guardrail,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "verdicts": [
+                {"guardrail": v.guardrail, "passed": v.passed, "reason": v.reason}
+                for v in self.verdicts
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Scope:
+    allow: Sequence[str] = ()
+    deny: Sequence[str] = ()
+
+    def check(self, target: Mapping[str, str]) -> str | None:
+        """None when allowed, else the reason."""
+        namespace = target.get("namespace", "")
+        if not namespace:
+            return None
+        if any(fnmatch.fnmatchcase(namespace, p) for p in self.deny):
+            return f"namespace {namespace!r} is in the deny list"
+        if self.allow and not any(fnmatch.fnmatchcase(namespace, p) for p in self.allow):
+            return f"namespace {namespace!r} is not in the allow list"
+        return None
+
+
+def decide(
+    policy: policy_mod.Policy,
+    *,
+    target: Mapping[str, str],
+    starts_at: datetime,
+    now: datetime,
+    paused: bool,
+    dry_run: bool,
+    scope: Scope,
+    history: TargetHistory,
+) -> Decision:
+    """The guardrails' verdicts for acting now on ``target`` for an alert that started at
+    ``starts_at``; ``history`` is the target's past executions (cooldown and budget)."""
+    d = Decision("execute")
+
+    def stop(
+        guardrail: str, reason: str, outcome: Outcome = "skip", due: datetime | None = None
+    ) -> Decision:
+        d.verdicts.append(Verdict(guardrail, False, reason))
+        d.outcome, d.guardrail, d.reason, d.due_at = outcome, guardrail, reason, due
+        return d
+
+    def ok(guardrail: str, reason: str) -> None:
+        d.verdicts.append(Verdict(guardrail, True, reason))
+
+    if paused:
+        return stop("paused", "automation is paused")
+    ok("paused", "automation is running")
+    problem = scope.check(target)
+    if problem:
+        return stop("scope", problem)
+    ok("scope", "target namespace allowed")
+    if not policy_mod.active(policy, now):
+        return stop(
+            "time_interval",
+            "outside the policy's active time intervals",
+            "defer",
+            now + TIME_INTERVAL_RECHECK,
+        )
+    ok("time_interval", "inside the policy's active time")
+    ready = starts_at + policy.for_at_least
+    if now < ready:
+        wait = (ready - now).total_seconds()
+        return stop(
+            "for_at_least",
+            f"alert has fired {(now - starts_at).total_seconds():.0f}s of the "
+            f"{policy.for_at_least.total_seconds():.0f}s required; "
+            f"deciding again in {wait:.0f}s",
+            "defer",
+            ready,
+        )
+    ok("for_at_least", "alert has fired long enough")
+    if history.last_started is not None and policy.cooldown:
+        cool = history.last_started + policy.cooldown
+        if now < cool:
+            return stop(
+                "cooldown",
+                f"target was acted on at {history.last_started.isoformat()}; cooldown "
+                f"{policy.cooldown.total_seconds():.0f}s ends at {cool.isoformat()}",
+                "defer",
+                cool,
+            )
+    ok("cooldown", "target not acted on within the cooldown")
+    budget = policy.budget
+    if history.attempts_in_window >= budget.attempts:
+        return stop(
+            "budget",
+            f"budget spent: {history.attempts_in_window} of {budget.attempts} attempts "
+            f"on this target in the last {budget.window.total_seconds():.0f}s",
+        )
+    ok("budget", f"{history.attempts_in_window} of {budget.attempts} attempts used")
+    if dry_run or policy.dry_run:
+        d.outcome = "dry_run"
+        d.reason = "dry-run: the plan is recorded, nothing is applied"
+        ok("dry_run", d.reason)
+    return d

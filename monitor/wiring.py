@@ -1,0 +1,196 @@
+"""Building the parts of a running service from its settings, and reloading policies.
+
+``start(rt)`` runs in the app's lifespan: the action registry, the policies (a bad file
+stops the start with every error listed), the clients the actions use, the engine and
+its timers, the maintenance jobs. ``reload(rt)`` re-reads the policies; a bad file keeps
+the last good policies running, logs why and sets
+``conea_monitor_config_last_reload_successful`` to 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from monitor import jobs, policy
+from monitor.actions import Registry, Services, default_registry
+from monitor.engine.core import Engine
+from monitor.engine.firing import FiringCheck
+from monitor.engine.verifier import Verifier
+from monitor.errors import ConfigError
+from monitor.k8s import client as k8s_client
+from monitor.runtime import Runtime
+from monitor.settings import Settings
+from monitor.store import executions as store
+
+log = logging.getLogger("monitor")
+
+
+def load_policies(settings: Settings, registry: Registry) -> policy.PolicySet:
+    paths = [settings.resolve(p) for p in settings.policies]
+    return policy.load(paths, registry, strict_actions=True)
+
+
+def kube_client(settings: Settings) -> Any:
+    k = settings.kubernetes
+    allow = settings.automation.namespaces_allow or None
+    deny = settings.automation.namespaces_deny
+    if k.mode == "none":
+        return None
+    if k.mode == "in-cluster":
+        return k8s_client.from_settings(
+            None, None, True, allow_namespaces=allow, deny_namespaces=deny
+        )
+    kubeconfig = str(settings.resolve(k.kubeconfig)) if k.kubeconfig else None
+    return k8s_client.from_settings(
+        kubeconfig, k.context, False, allow_namespaces=allow, deny_namespaces=deny
+    )
+
+
+def build_registry(settings: Settings) -> Registry:
+    registry = default_registry()
+    jobs.ensure_valid(settings.jobs, registry)
+    return registry
+
+
+async def start(rt: Runtime) -> None:
+    settings = rt.settings
+    registry = build_registry(settings)
+    policies = load_policies(settings, registry)
+    kube = kube_client(settings)
+    http = httpx.AsyncClient(timeout=10.0)
+    verifier = Verifier(settings.prometheus_url) if settings.prometheus_url else None
+    services = Services(
+        kube=kube,
+        http=http,
+        postgres=settings.postgres_targets,
+        prometheus=verifier,
+        notifiers=settings.notifiers,
+        public_url=settings.public_url.rstrip("/"),
+    )
+    dry_run = settings.automation.dry_run
+    if dry_run is None:
+        dry_run = kube is None
+    engine = Engine(
+        db=rt.db,
+        policies=policies,
+        registry=registry,
+        services=services,
+        metrics=rt.metrics,
+        automation=settings.automation,
+        firing=FiringCheck(settings.alertmanager_url, verifier, http),
+        verifier=verifier,
+        dry_run=dry_run,
+    )
+    rt.handler = engine.handle
+    rt.extras.update(engine=engine, registry=registry, services=services)
+    _loaded(rt, policies)
+    if kube is None:
+        log.warning("no Kubernetes credentials: Kubernetes actions cannot run")
+    if dry_run:
+        log.warning("dry-run: remediations are planned and recorded, never applied")
+    await engine.start(settings.verify_sweep_seconds)
+    if settings.jobs:
+        url = settings.database_url
+        election: jobs.Leader = (
+            jobs.PostgresLeader(jobs.conninfo_from_url(url))
+            if url.startswith("postgres")
+            else jobs.AlwaysLeader()
+        )
+
+        async def record(
+            name: str,
+            started: datetime,
+            duration: float,
+            outcome: str,
+            summary: str,
+            details: dict[str, Any],
+        ) -> None:
+            await asyncio.to_thread(
+                store.record,
+                rt.db,
+                started,
+                "job",
+                f"job {name!r}: {summary}",
+                outcome=outcome,
+                details={"duration_seconds": duration, **details},
+            )
+
+        runner = jobs.JobRunner(
+            registry,
+            services,
+            metrics=rt.metrics,
+            record=record,
+            election=election,
+            paused=lambda: engine.paused_cached,
+            dry_run=lambda: engine.dry_run,
+        )
+        scheduler = jobs.JobScheduler(settings.jobs, runner)
+        scheduler.start()
+        rt.extras["jobs"] = scheduler
+
+
+async def stop(rt: Runtime) -> None:
+    scheduler = rt.extras.get("jobs")
+    if scheduler is not None:
+        await scheduler.shutdown()
+    engine: Engine | None = rt.extras.get("engine")
+    if engine is not None:
+        await engine.stop()
+        services = engine.services
+        await services.http.aclose()
+        if services.prometheus is not None:
+            services.prometheus.close()
+        if services.kube is not None:
+            services.kube.close()
+
+
+def _loaded(rt: Runtime, policies: policy.PolicySet) -> None:
+    rt.metrics.config_reload_ok.set(1)
+    rt.metrics.config_reload_time.set(time.time())
+    rt.metrics.policies_loaded.set(len(policies))
+    rt.config_loaded = True
+    log.info(
+        "loaded %d remediation policies from %s",
+        len(policies),
+        ", ".join(map(str, policies.sources)) or "nothing",
+    )
+
+
+async def reload(rt: Runtime) -> tuple[bool, list[str]]:
+    """Re-read the policies; on any error keep the running ones and say why."""
+    engine: Engine | None = rt.extras.get("engine")
+    if engine is None:
+        return False, ["the engine is not running"]
+    try:
+        policies = await asyncio.to_thread(load_policies, rt.settings, engine.registry)
+    except (policy.PolicyLoadError, ConfigError) as exc:
+        errors = exc.errors if isinstance(exc, policy.PolicyLoadError) else [str(exc)]
+        rt.metrics.config_reload_ok.set(0)
+        log.error("reload failed; keeping the last good policies:\n%s", "\n".join(errors))
+        await asyncio.to_thread(
+            store.record,
+            rt.db,
+            engine.clock.now(),
+            "reload",
+            "reload failed; the last good policies stay in force",
+            outcome="failed",
+            details={"errors": errors},
+        )
+        return False, errors
+    engine.policies = policies
+    _loaded(rt, policies)
+    await asyncio.to_thread(
+        store.record,
+        rt.db,
+        engine.clock.now(),
+        "reload",
+        f"loaded {len(policies)} policies",
+        outcome="succeeded",
+    )
+    return True, []
