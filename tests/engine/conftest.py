@@ -146,4 +146,5 @@ def emu() -> Iterator[kube_thread.ThreadedEmulator]:
     with kube_thread.emulator() as emulator:
         emulator.add(deployment())
         emulator.add(deployment(name="billing"))
+        emulator.add(deployment(name="worker"))
         yield emulator

@@ -41,6 +41,9 @@ class Service:
             f"{self.url}/webhook/alertmanager", content=body, headers=headers, timeout=30, **kwargs
         )
 
+    def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body, timeout=30, **kwargs)
+
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=30, **kwargs)
 

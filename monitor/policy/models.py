@@ -1,0 +1,175 @@
+"""The shape of a remediation policy file, as strict pydantic models.
+
+These models check types and keys only. What needs more than one field or more than one
+file (matchers, templates, action names and parameters, time interval names, duplicate
+names, severity rules) is checked when the policies are compiled (:mod:`.loader`), so
+every error can still name its file, line and field.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
+from pydantic.json_schema import WithJsonSchema
+
+from monitor.policy import durations, matchers, templating
+from monitor.policy.timeintervals import NamedTimeInterval
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(durations.parse),
+    PlainSerializer(durations.format, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": durations.PATTERN,
+            "description": "a Prometheus duration: 30s, 5m, 1h30m",
+        }
+    ),
+]
+
+
+def _duration_field(default: str, description: str) -> Any:
+    """A duration field whose default the schema shows as written (``5m``)."""
+    return Field(
+        durations.parse(default), description=description, json_schema_extra={"default": default}
+    )
+
+
+def _check_matcher(text: str) -> str:
+    if not matchers.parse(text):
+        raise ValueError(f"no matcher in {text!r}")
+    return text
+
+
+MatcherText = Annotated[str, AfterValidator(_check_matcher)]
+TemplateText = Annotated[str, AfterValidator(templating.check)]
+Severity = Literal["critical", "high", "medium", "low"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+#: What a severity means when the policy does not say otherwise (the operations
+#: manual's ladder): critical acts at once, high once the alert has fired 30 minutes,
+#: medium in business hours only, low only records (``log``).
+SEVERITY_FOR_AT_LEAST = {
+    "critical": timedelta(0),
+    "high": timedelta(minutes=30),
+    "medium": timedelta(0),
+    "low": timedelta(0),
+}
+SEVERITY_ACTIVE_TIME_INTERVALS = {"medium": ["business-hours"]}
+RECORD_ONLY_ACTIONS = frozenset({"log"})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ActionSpec(Strict):
+    """One action of a step: a registry name and its parameters (strings may be templates)."""
+
+    action: str = Field(pattern=NAME_PATTERN, description="registry name, e.g. kubernetes.scale")
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="parameters; strings may be templates"
+    )
+
+
+class Budget(Strict):
+    attempts: int = Field(3, ge=1, description="at most this many executions per target")
+    window: Duration = _duration_field("1h", "...per this window")
+
+
+class Verify(Strict):
+    promql: TemplateText | None = Field(
+        None,
+        description="recovered when this (templated) PromQL returns no series; "
+        "default: the alert itself is no longer firing",
+    )
+    window: Duration = _duration_field("5m", "wait this long, then judge")
+    interval: Duration = _duration_field("30s", "evaluate this often")
+
+
+class Revert(Strict):
+    enabled: bool = Field(False, description="undo revertible actions once the alert resolves")
+    after: Duration = _duration_field("5m", "stabilisation delay")
+
+
+def _step_has_actions(step: list[ActionSpec]) -> list[ActionSpec]:
+    if not step:
+        raise ValueError("a step needs at least one action")
+    return step
+
+
+Step = Annotated[list[ActionSpec], AfterValidator(_step_has_actions)]
+
+
+class PolicySpec(Strict):
+    """One remediation policy."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    severity: Severity | None = Field(None, description="sets defaults, see docs/policy.md")
+    match: list[MatcherText] = Field(
+        min_length=1, description='Alertmanager matchers, all must match: alertname="X"'
+    )
+    target: dict[str, TemplateText] = Field(
+        description="kind, namespace, name (templated): what the actions act on"
+    )
+    steps: list[Step] = Field(
+        min_length=1, description="the escalation ladder: each step a list of actions"
+    )
+    for_at_least: Duration | None = Field(
+        None, description="act only once the alert has fired this long"
+    )
+    cooldown: Duration = _duration_field("5m", "per target, after an action")
+    budget: Budget = Budget()
+    dry_run: bool = False
+    active_time_intervals: list[str] | None = Field(
+        None, description="act only inside one of these named time intervals"
+    )
+    inactive_time_intervals: list[str] = Field(
+        default_factory=list, description="never act inside these (maintenance windows)"
+    )
+    verify: Verify = Verify()
+    revert: Revert = Revert()
+
+    @field_validator("target")
+    @classmethod
+    def _target_names_kind_and_name(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = [key for key in ("kind", "name") if key not in value]
+        if missing:
+            raise ValueError(f"target needs {' and '.join(missing)}")
+        return value
+
+    def effective_for_at_least(self) -> timedelta:
+        if self.for_at_least is not None:
+            return self.for_at_least
+        return SEVERITY_FOR_AT_LEAST.get(self.severity or "", timedelta(0))
+
+    def effective_active_time_intervals(self) -> list[str]:
+        if self.active_time_intervals is not None:
+            return self.active_time_intervals
+        return SEVERITY_ACTIVE_TIME_INTERVALS.get(self.severity or "", [])
+
+
+class FileShape(Strict):
+    """The top level of a file; each entry is then checked on its own."""
+
+    time_intervals: list[Any] = Field(default_factory=list)
+    policies: list[Any] = Field(default_factory=list)
+
+
+class PolicyFile(Strict):
+    """A file under ``remediations/``: named time intervals and policies."""
+
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    policies: list[PolicySpec] = Field(default_factory=list)

@@ -1,0 +1,217 @@
+"""Compiled policies and the set the engine asks: which policies handle this alert?
+
+A :class:`Policy` is a checked :class:`~monitor.policy.models.PolicySpec` with its
+matchers parsed, regexes and templates compiled and its time intervals resolved, so
+deciding an alert does no parsing. :class:`PolicySet` indexes policies by their
+``alertname="..."`` matcher: an alert is only checked against the policies naming its
+alertname and the few that do not name one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+
+from monitor.actions.registry import AlertContext, Registry
+from monitor.errors import PolicyError
+from monitor.policy import matchers, models, templating
+from monitor.policy.timeintervals import NamedTimeInterval
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_KIND = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
+
+
+@dataclass(frozen=True)
+class CompiledAction:
+    """One action of a step: its name, its parameters with templates compiled."""
+
+    action: str
+    params: Any
+    where: str
+    spec: models.ActionSpec
+
+
+_OPS = {matchers.Op.EQ: 0, matchers.Op.NE: 1, matchers.Op.RE: 2, matchers.Op.NRE: 3}
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    spec: models.PolicySpec
+    source: str
+    where: str
+    matchers: tuple[matchers.Matcher, ...]
+    target: Mapping[str, templating.Template]
+    steps: tuple[tuple[CompiledAction, ...], ...]
+    promql: templating.Template | None = None
+    active_intervals: tuple[NamedTimeInterval, ...] = ()
+    inactive_intervals: tuple[NamedTimeInterval, ...] = ()
+    ordinal: int = 0
+    _checks: tuple[tuple[str, int, str, Any], ...] = field(default=(), init=False, repr=False)
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def for_at_least(self) -> timedelta:
+        return self.spec.effective_for_at_least()
+
+    @property
+    def cooldown(self) -> timedelta:
+        return self.spec.cooldown
+
+    @property
+    def budget(self) -> models.Budget:
+        return self.spec.budget
+
+    @property
+    def dry_run(self) -> bool:
+        return self.spec.dry_run
+
+    @property
+    def verify(self) -> models.Verify:
+        return self.spec.verify
+
+    @property
+    def revert(self) -> models.Revert:
+        return self.spec.revert
+
+    @property
+    def severity(self) -> str | None:
+        return self.spec.severity
+
+    def __post_init__(self) -> None:
+        # (label, op, value, regex match) tuples: the hot loop of PolicySet.match.
+        checks = tuple(
+            (m.name, _OPS[m.op], m.value, m.regex.match if m.regex is not None else None)
+            for m in self.matchers
+        )
+        object.__setattr__(self, "_checks", checks)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        get = labels.get
+        for name, op, value, match in self._checks:
+            actual = get(name, "")
+            if op == 0:
+                if actual != value:
+                    return False
+            elif op == 1:
+                if actual == value:
+                    return False
+            elif (match(actual) is None) == (op == 2):
+                return False
+        return True
+
+
+def _alertname(policy: Policy) -> str | None:
+    for m in policy.matchers:
+        if m.name == "alertname" and m.op is matchers.Op.EQ:
+            return m.value
+    return None
+
+
+@dataclass
+class PolicySet:
+    """Every loaded policy, in file order, indexed for :meth:`match`."""
+
+    policies: Sequence[Policy] = ()
+    time_intervals: Mapping[str, NamedTimeInterval] = field(default_factory=dict)
+    sources: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        self._by_name = {p.name: p for p in self.policies}
+        self._by_alertname: dict[str, list[Policy]] = {}
+        self._generic: list[Policy] = []
+        for policy in self.policies:
+            alertname = _alertname(policy)
+            if alertname is None:
+                self._generic.append(policy)
+            else:
+                self._by_alertname.setdefault(alertname, []).append(policy)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def __iter__(self) -> Iterator[Policy]:
+        return iter(self.policies)
+
+    def get(self, name: str) -> Policy | None:
+        return self._by_name.get(name)
+
+    def match(self, labels: Mapping[str, str]) -> list[Policy]:
+        """The policies whose matchers all match ``labels``, in file order."""
+        named = self._by_alertname.get(labels.get("alertname", ""), [])
+        found = [p for p in named if p.matches(labels)]
+        generic = [p for p in self._generic if p.matches(labels)]
+        if found and generic:
+            return sorted(found + generic, key=lambda p: p.ordinal)
+        return found or generic
+
+
+def active(policy: Policy, at: datetime) -> bool:
+    """May ``policy`` act at ``at``? Inside an active interval (if any), outside inactive ones."""
+    if any(interval.contains(at) for interval in policy.inactive_intervals):
+        return False
+    if not policy.active_intervals:
+        return True
+    return any(interval.contains(at) for interval in policy.active_intervals)
+
+
+def render_target(policy: Policy, alert: AlertContext) -> dict[str, str]:
+    """The target for ``alert``, checked: a namespace must be a DNS-1123 label."""
+    ctx = templating.context(alert)
+    target = {key: template.render(ctx) for key, template in policy.target.items()}
+    for key, value in target.items():
+        where = policy.target[key].where
+        if key == "kind" and not _KIND.match(value):
+            raise PolicyError(f"{where}: target kind {value!r} is not a valid kind")
+        if key == "name" and (
+            not value or "/" in value or len(value) > 253 or not value.isprintable()
+        ):
+            raise PolicyError(f"{where}: target name {value!r} is not a valid name")
+        if key == "namespace" and value and not (len(value) <= 63 and _DNS1123_LABEL.match(value)):
+            raise PolicyError(f"{where}: target namespace {value!r} is not a DNS-1123 label")
+    return target
+
+
+def target_key(target: Mapping[str, str]) -> str:
+    """``kind/namespace/name``: what cooldowns, budgets and the per-target lock are keyed by."""
+    return f"{target.get('kind', '')}/{target.get('namespace', '')}/{target.get('name', '')}"
+
+
+def render_params(action: CompiledAction, alert: AlertContext) -> dict[str, Any]:
+    """The action's parameters with every template rendered for ``alert``."""
+    rendered = templating.render_tree(action.params, templating.context(alert))
+    assert isinstance(rendered, dict)
+    return rendered
+
+
+def parse_params(
+    action: CompiledAction, alert: AlertContext, registry: Registry
+) -> pydantic.BaseModel:
+    """Render and validate the parameters; a bad rendered value is a :class:`PolicyError`."""
+    rendered = render_params(action, alert)
+    try:
+        return registry.parse_params(action.action, rendered)
+    except KeyError as exc:
+        raise PolicyError(f"{action.where}: {exc.args[0]}") from None
+    except pydantic.ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'with'}: {e['msg']}" for e in exc.errors()
+        )
+        raise PolicyError(
+            f"{action.where}: parameters rendered for the alert are invalid: {reasons}"
+        ) from None
+
+
+def render_promql(policy: Policy, alert: AlertContext) -> str | None:
+    """The verification query for ``alert``, or None to use the alert's own state."""
+    if policy.promql is None:
+        return None
+    return policy.promql.render(templating.context(alert))
