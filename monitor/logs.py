@@ -44,3 +44,4 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel("WARNING")
     logging.getLogger("alembic").setLevel("WARNING")
+    logging.getLogger("apscheduler").setLevel("WARNING")

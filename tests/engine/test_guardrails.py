@@ -53,8 +53,9 @@ def skip_reasons(h: object, fingerprint: str) -> list[tuple[str, str | None, str
 
 
 def test_guardrails(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
-    with harness(tmp_path, POLICIES, emulator=emu,
-                 automation={"namespaces_deny": ["kube-*", "secret-ns"]}) as h:
+    with harness(
+        tmp_path, POLICIES, emulator=emu, automation={"namespaces_deny": ["kube-*", "secret-ns"]}
+    ) as h:
         # scope: a namespace in the deny list is never touched.
         h.post(alert("ApiDown", "0a01", namespace="secret-ns"))
         wait_for(lambda: h.audit(fingerprint="0a01"), 10, "scope audit")
@@ -91,7 +92,8 @@ def test_guardrails(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
         # time interval: outside the active interval, re-checked later, nothing runs.
         h.post(alert("Old", "0c01"))
         assert h.wait_execution("0c01", "deferred")["reason"] == (
-            "outside the policy's active time intervals")
+            "outside the policy's active time intervals"
+        )
 
         # for_at_least: deferred until the alert has fired 3s, then it acts.
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -101,16 +103,24 @@ def test_guardrails(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
         done = h.wait_execution("0d01", "succeeded", timeout=15)
         assert done["id"] == first["id"]  # the same claimed execution, decided again
         assert [k[:2] for k in skip_reasons(h, "0d01")][:2] == [
-            ("defer", "for_at_least"), ("decision", "execute")]
+            ("defer", "for_at_least"),
+            ("decision", "execute"),
+        ]
 
         # concurrency: while one execution holds the target, another waits its turn.
         emu.call(lambda e: e.stall(3.0, method="PATCH", plural="deployments"))
         h.post(alert("Busy", "0e01"))
-        wait_for(lambda: any(e["state"] == "running" for e in h.executions(fingerprint="0e01")),
-                 10, "first execution running")
+        wait_for(
+            lambda: any(e["state"] == "running" for e in h.executions(fingerprint="0e01")),
+            10,
+            "first execution running",
+        )
         h.post(alert("Busy", "0e02"))
-        wait_for(lambda: ("defer", "concurrency") in [k[:2] for k in skip_reasons(h, "0e02")],
-                 10, "concurrency deferral")
+        wait_for(
+            lambda: ("defer", "concurrency") in [k[:2] for k in skip_reasons(h, "0e02")],
+            10,
+            "concurrency deferral",
+        )
         h.wait_execution("0e01", "succeeded")
 
         # paused: the kill switch stops everything, and says who pulled it.
@@ -121,26 +131,37 @@ def test_guardrails(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
         h.post(alert("ApiDown", "0f01", deployment="billing"))
         wait_for(lambda: h.audit(fingerprint="0f01"), 10, "paused audit")
         [(kind, outcome, message)] = skip_reasons(h, "0f01")
-        assert (kind, outcome, message) == ("skip", "paused",
-                                            "'restart': paused: automation is paused")
+        assert (kind, outcome, message) == (
+            "skip",
+            "paused",
+            "'restart': paused: automation is paused",
+        )
         pause_record = [a for a in h.audit() if a["kind"] == "pause"]
         assert pause_record[0]["message"].endswith(": incident 42")
         assert h.service.post_json("/api/v1/resume", {}).json() == {"paused": False}
 
         metrics = h.service.get("/metrics").text
-        for policy, guardrail in [("restart", "scope"), ("restart", "cooldown"),
-                                  ("budgeted", "budget"), ("office-hours-2001", "time_interval"),
-                                  ("patient", "for_at_least"), ("busy", "concurrency"),
-                                  ("restart", "paused"), ("restart", "target")]:
-            assert (f'conea_monitor_skips_total{{guardrail="{guardrail}",policy="{policy}"}}'
-                    in metrics), (policy, guardrail)
+        for policy, guardrail in [
+            ("restart", "scope"),
+            ("restart", "cooldown"),
+            ("budgeted", "budget"),
+            ("office-hours-2001", "time_interval"),
+            ("patient", "for_at_least"),
+            ("busy", "concurrency"),
+            ("restart", "paused"),
+            ("restart", "target"),
+        ]:
+            assert (
+                f'conea_monitor_skips_total{{guardrail="{guardrail}",policy="{policy}"}}' in metrics
+            ), (policy, guardrail)
 
 
 def test_stale_alert_is_not_acted_on(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
     config = "route: {receiver: none}\nreceivers: [{name: none}]\n"
-    with alertmanager_server(config) as am, harness(
-        tmp_path, POLICIES, emulator=emu, alertmanager_url=am.url
-    ) as h:
+    with (
+        alertmanager_server(config) as am,
+        harness(tmp_path, POLICIES, emulator=emu, alertmanager_url=am.url) as h,
+    ):
         # Alertmanager does not have this alert (any more): acting would be acting on a ghost.
         h.post(alert("ApiDown", "1a01"))
         wait_for(lambda: h.audit(fingerprint="1a01"), 10, "stale audit")
