@@ -1,0 +1,160 @@
+"""The command line as an SRE uses it: check, schema, explain, rbac, pause/resume, reload."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.engine.conftest import alert, notification, wait_for
+from tests.k8s.conftest import deployment
+from tests.support import kube_thread
+from tests.support import service as svc
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "tests" / "fixtures" / "policies"
+
+POLICY = """
+policies:
+  - name: rate-limit
+    match: ['alertname="HighLoad"']
+    target: {kind: Deployment, namespace: "{{ labels.namespace }}",
+             name: "{{ labels.deployment }}"}
+    steps: [[{action: kubernetes.set_env, with: {env: {RATE_LIMIT_PER_MINUTE: "100"}}}]]
+"""
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def test_check_accepts_the_bundled_config_and_policies() -> None:
+    result = cli("check", "--config", "config/conea-monitor.yml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("SUCCESS: ")
+    assert "kubernetes.scale" in result.stdout
+
+
+def test_check_reports_every_error_with_its_place(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    shutil.copy(POLICIES / "invalid-unknown-field.yaml", bad)
+    result = cli("check", str(bad))
+    assert result.returncode == 1
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"{bad}:") and first.count(":") >= 4  # file:line:col: field: why
+    assert result.stderr.splitlines()[-1] == "FAILED: 1 error"
+
+
+def test_schema_is_json_schema_of_the_policy_file() -> None:
+    result = cli("schema")
+    schema = json.loads(result.stdout)
+    assert "policies" in schema["properties"]
+
+
+def test_explain_shows_match_guardrails_and_a_live_plan(tmp_path: Path) -> None:
+    with kube_thread.emulator() as emu:
+        emu.add(deployment())
+        folder = tmp_path / "remediations"
+        folder.mkdir()
+        (folder / "p.yaml").write_text(POLICY)
+        config = svc.write_config(
+            tmp_path,
+            policies=[str(folder)],
+            kubernetes={"mode": "kubeconfig", "kubeconfig": str(emu.kubeconfig(tmp_path))},
+            automation={"dry_run": False},
+        )
+        alert_file = tmp_path / "alert.json"
+        alert_file.write_bytes(notification(alert("HighLoad", "aa01"), alert("Unrelated", "aa02")))
+        result = cli("explain", "--alert", str(alert_file), "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        out = result.stdout
+        assert "alert HighLoad [firing] fingerprint aa01" in out
+        assert "  policy rate-limit" in out
+        assert "target Deployment/production/conea-api, step 1 of 1" in out
+        assert "[ok  ] paused: automation is running" in out
+        assert "=> execute" in out
+        assert "plan kubernetes.set_env: " in out and "RATE_LIMIT_PER_MINUTE" in out
+        assert "alert Unrelated [firing] fingerprint aa02\n  no policy matches" in out
+        # explain changes nothing
+        env = emu.read("Deployment", "production", "conea-api")
+        assert "RATE_LIMIT_PER_MINUTE" not in json.dumps(env)
+
+
+def test_explain_refuses_a_bad_payload_with_its_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": "3"}')
+    result = cli("explain", "--alert", str(bad), "--config", "config/conea-monitor.yml")
+    assert result.returncode == 2
+    assert "invalid Alertmanager notification" in result.stderr
+    assert "version: unsupported version '3'" in result.stderr
+
+
+def test_rbac_prints_the_role_the_configured_actions_need() -> None:
+    result = cli("rbac", "--config", "config/conea-monitor.yml", "--namespace", "production")
+    assert result.returncode == 0, result.stderr
+    docs = list(yaml.safe_load_all(result.stdout))
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["metadata"]["namespace"] == "production"
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert {"deployments", "horizontalpodautoscalers"} <= resources
+    assert not any("*" in rule["verbs"] for rule in role["rules"])
+
+
+def test_pause_from_the_cli_stops_a_running_service(tmp_path: Path) -> None:
+    folder = tmp_path / "remediations"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(POLICY)
+    config = svc.write_config(tmp_path, policies=[str(folder)])
+    with svc.running(config) as service:
+        paused = cli("pause", "--config", str(config), "--reason", "maintenance")
+        assert paused.stdout.strip() == "automation paused"
+        assert service.get("/api/v1/status").json()["paused"] is True
+        service.post(notification(alert("HighLoad", "ab01")))
+        wait_for(
+            lambda: service.get("/api/v1/audit", params={"fingerprint": "ab01"}).json()["items"],
+            10,
+            "skip record",
+        )
+        [skip] = service.get("/api/v1/audit", params={"fingerprint": "ab01"}).json()["items"]
+        assert skip["outcome"] == "paused"
+        cli("resume", "--config", str(config))
+        assert service.get("/api/v1/status").json()["paused"] is False
+
+
+def test_bad_reload_keeps_the_last_good_policies(tmp_path: Path) -> None:
+    folder = tmp_path / "remediations"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(POLICY)
+    config = svc.write_config(tmp_path, policies=[str(folder)])
+    with svc.running(config) as service:
+        (folder / "p.yaml").write_text(POLICY.replace("kubernetes.set_env", "kubernetes.nope"))
+        response = service.post_json("/-/reload", {})
+        assert response.status_code == 422
+        assert "unknown action 'kubernetes.nope'" in response.json()["details"][0]["reason"]
+        assert "p.yaml:" in response.json()["details"][0]["reason"]
+        assert service.get("/api/v1/status").json()["policies"] == ["rate-limit"]
+        metrics = service.get("/metrics").text
+        assert "conea_monitor_config_last_reload_successful 0.0" in metrics
+        assert service.get("/readyz").status_code == 200  # the last good config still runs
+
+        # A good file and SIGHUP: the new policies are in force.
+        (folder / "p.yaml").write_text(POLICY.replace("rate-limit", "rate-limit-v2"))
+        os.kill(service.process.pid, signal.SIGHUP)
+        wait_for(
+            lambda: service.get("/api/v1/status").json()["policies"] == ["rate-limit-v2"],
+            10,
+            "reload on SIGHUP",
+        )
+        assert "conea_monitor_config_last_reload_successful 1.0" in service.get("/metrics").text
