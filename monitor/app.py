@@ -20,10 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor import __version__, wiring, yamlfile
 from monitor.alerts import payload
-from monitor.api import admin, health, query, webhook
+from monitor.api import admin, health, probe, query, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
+from monitor.probes import ProbeService
 from monitor.runtime import Runtime
 from monitor.settings import Settings
 from monitor.store import database
@@ -37,6 +38,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     metrics = metrics or Metrics()
     metrics.build_info.info({"version": __version__})
     auth = Authenticator(settings)  # reads credential files now: a bad path fails at start
+    probes_file = settings.resolve(settings.probes_file) if settings.probes_file else None
+    probe_service = ProbeService.from_file(probes_file, metrics)  # a bad file fails at start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,6 +57,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         writer.start()
         rt = Runtime(settings=settings, metrics=metrics, db=db, writer=writer, auth=auth)
         app.state.runtime = rt
+        rt.extras["probe_service"] = probe_service
         log.info("store: %s", database.redact(db))
         (log.warning if auth.open_to_loopback_only else log.info)("%s", auth.describe())
         try:
@@ -69,6 +73,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
                 await hook(rt)
             await rt.drain()
             await wiring.stop(rt)
+            await probe_service.aclose()
             writer.stop()
             db.dispose()
 
@@ -80,6 +85,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.probe_service = probe_service
     app.state.metrics = metrics
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
@@ -87,6 +93,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.include_router(webhook.router)
     app.include_router(query.router)
     app.include_router(admin.router)
+    app.include_router(probe.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> object:

@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         if self.store.url:
             return self.store.url
-        return f"sqlite:///{(self.data_dir / 'conea-monitor.db').resolve()}"
+        return f"sqlite:///{(self.resolve(self.data_dir) / 'conea-monitor.db').resolve()}"
 
     def resolve(self, path: Path) -> Path:
         """A path from the config file is relative to that file's directory."""

@@ -169,6 +169,9 @@ async def reload(rt: Runtime) -> tuple[bool, list[str]]:
         return False, ["the engine is not running"]
     try:
         policies = await asyncio.to_thread(load_policies, rt.settings, engine.registry)
+        probes = rt.extras.get("probe_service")
+        if probes is not None and rt.settings.probes_file is not None:
+            probes.reload(rt.settings.resolve(rt.settings.probes_file))
     except (policy.PolicyLoadError, ConfigError) as exc:
         errors = exc.errors if isinstance(exc, policy.PolicyLoadError) else [str(exc)]
         rt.metrics.config_reload_ok.set(0)

@@ -1,0 +1,291 @@
+"""Probe modules: the strict YAML file behind ``/probe?module=``.
+
+The file follows blackbox_exporter's ``modules:`` layout, plus an ``allow`` list per
+module (or one at the top for every module) and the service-wide probe limits::
+
+    max_concurrent_probes: 100
+    timeout_offset: 0.5s
+    allow: {hosts: ["*.conea.io"], cidrs: ["10.0.0.0/8"]}
+    modules:
+      http_2xx: {prober: http, timeout: 5s}
+
+Unknown keys, an unknown prober, a section for another prober, a bad regular
+expression or a missing certificate file are errors when the file loads, each naming
+``file:line:column`` and the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import ssl
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor import yamlfile
+from monitor.errors import ConfigError
+
+PROBERS = ("http", "tcp", "postgres", "redis")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``"5s"``, ``"1m30s"``, ``"250ms"`` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as '5s', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value and _DURATION_PART.sub("", value) == "":
+        seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION_PART.findall(value))
+    else:
+        raise ValueError(f"expected a duration such as '5s' or '250ms', got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, pydantic.BeforeValidator(parse_duration)]
+
+
+def _against_base(value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
+    """A relative path in the file is relative to the file's directory."""
+    base = info.context.get("base") if isinstance(info.context, dict) else None
+    if value is None or value.is_absolute() or base is None:
+        return value
+    return Path(base) / value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Allow(Strict):
+    """Targets a module may probe; a target passes if any one list admits it.
+
+    ``hosts`` are shell-style patterns matched against the host name as written
+    (``*.conea.io``, ``db-?.internal``, ``*`` for any); ``cidrs`` admit IP-literal
+    targets; ``urls`` are regular expressions matched against the whole target.
+    """
+
+    hosts: list[str] = []
+    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    urls: list[re.Pattern[str]] = []
+
+    @property
+    def empty(self) -> bool:
+        return not (self.hosts or self.cidrs or self.urls)
+
+
+class TLSConfig(Strict):
+    """TLS settings for the http, tcp and redis probers (blackbox's ``tls_config``)."""
+
+    insecure_skip_verify: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = None
+    min_version: Literal["TLS12", "TLS13"] | None = None
+
+    @pydantic.field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _relative(cls, value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
+        return _against_base(value, info)
+
+    @pydantic.model_validator(mode="after")
+    def _pair(self) -> TLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file {str(path)!r}")
+        return self
+
+    def context(self) -> ssl.SSLContext:
+        """An SSL context for these settings (built once, at load)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.insecure_skip_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_file is not None and self.key_file is not None:
+            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        if self.min_version == "TLS13":
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        elif self.min_version == "TLS12":
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+
+class HeaderMatch(Strict):
+    header: str
+    regexp: re.Pattern[str]
+    allow_missing: bool = False
+
+
+class HTTPConfig(Strict):
+    method: str = "GET"
+    headers: dict[str, str] = {}
+    body: str | None = None
+    valid_status_codes: list[Annotated[int, Field(ge=100, le=599)]] = []
+    follow_redirects: bool = True
+    max_redirects: Annotated[int, Field(ge=0, le=50)] = 10
+    fail_if_ssl: bool = False
+    fail_if_not_ssl: bool = False
+    fail_if_body_matches_regexp: list[re.Pattern[str]] = []
+    fail_if_body_not_matches_regexp: list[re.Pattern[str]] = []
+    fail_if_header_matches: list[HeaderMatch] = []
+    fail_if_header_not_matches: list[HeaderMatch] = []
+    tls_config: TLSConfig = TLSConfig()
+
+    @pydantic.field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]+", value):
+            raise ValueError(f"not an HTTP method: {value!r}")
+        return value.upper()
+
+
+class QueryResponse(Strict):
+    """One step of a tcp conversation: wait for a line matching ``expect``, then
+    ``send`` a line (``${1}`` takes a group of the last match), or upgrade to TLS."""
+
+    expect: re.Pattern[str] | None = None
+    send: str | None = None
+    starttls: bool = False
+
+
+class TCPConfig(Strict):
+    tls: bool = False
+    tls_config: TLSConfig = TLSConfig()
+    query_response: list[QueryResponse] = []
+
+
+class Credentials(Strict):
+    """A password from an environment variable or a file, read at each probe."""
+
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @pydantic.field_validator("password_file")
+    @classmethod
+    def _relative(cls, value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
+        return _against_base(value, info)
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> Credentials:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give password_env or password_file, not both")
+        return self
+
+    def password(self) -> str | None:
+        """The password, read now (so a rotated secret is picked up); LookupError
+        names the variable or file, never the value."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise LookupError(f"environment variable {self.password_env!r} is not set")
+            return value
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise LookupError(
+                    f"cannot read password file {str(self.password_file)!r}: {exc.strerror}"
+                ) from None
+        return None
+
+
+class PostgresConfig(Credentials):
+    user: str = "postgres"
+    database: str = "postgres"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+
+
+class RedisConfig(Credentials):
+    username: str | None = None
+    tls: bool = False
+    tls_config: TLSConfig = TLSConfig()
+
+
+class Module(Strict):
+    prober: str
+    timeout: Duration | None = None
+    allow: Allow | None = None
+    http: HTTPConfig | None = None
+    tcp: TCPConfig | None = None
+    postgres: PostgresConfig | None = None
+    redis: RedisConfig | None = None
+
+    @pydantic.field_validator("prober")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in PROBERS:
+            raise ValueError(f"unknown prober {value!r} (known: {', '.join(PROBERS)})")
+        return value
+
+    @pydantic.field_validator("http", "tcp", "postgres", "redis")
+    @classmethod
+    def _section_fits(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        prober = info.data.get("prober")
+        if value is not None and prober is not None and info.field_name != prober:
+            raise ValueError(f"section {info.field_name!r} does not apply to prober {prober!r}")
+        return value
+
+    def section(self) -> Any:
+        """This module's prober settings, defaults filled in."""
+        return getattr(self, self.prober) or _DEFAULTS[self.prober]
+
+
+_DEFAULTS: dict[str, BaseModel] = {
+    "http": HTTPConfig(),
+    "tcp": TCPConfig(),
+    "postgres": PostgresConfig(),
+    "redis": RedisConfig(),
+}
+
+
+class ProbesFile(Strict):
+    max_concurrent_probes: Annotated[int, Field(gt=0)] = 100
+    timeout_offset: Duration = 0.5
+    default_timeout: Duration = 10.0
+    allow: Allow = Allow()
+    modules: dict[str, Module]
+
+    def allow_for(self, name: str) -> Allow:
+        module = self.modules[name]
+        return module.allow if module.allow is not None else self.allow
+
+
+def parse(text: str, filename: str, base: Path | None = None) -> ProbesFile:
+    """Parse probe-module YAML; every error names ``file:line:column`` and the key.
+    Relative file paths in it are taken relative to ``base``."""
+    data, locator = yamlfile.load(text, filename)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}: expected a mapping with 'modules:', got {data!r}")
+    try:
+        return ProbesFile.model_validate(data, context={"base": base})
+    except pydantic.ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            at_key = error["type"] == "extra_forbidden" or message.startswith("section ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            where = locator.where(loc, key=at_key)
+            problems.append(f"{where}: {yamlfile.dotted(loc)}: {message}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def load(path: Path) -> ProbesFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read probe modules: {exc.strerror}") from exc
+    return parse(text, str(path), path.parent)

@@ -1,0 +1,190 @@
+"""The ``http`` prober: one request (plus redirects) on a fresh connection.
+
+Reports blackbox_exporter's names: ``probe_http_status_code``,
+``probe_http_duration_seconds{phase}`` (resolve, connect, processing, transfer; aiohttp
+gives no hook between TCP connect and the TLS handshake, so ``connect`` includes TLS),
+``probe_http_content_length``, ``probe_http_uncompressed_body_length``,
+``probe_http_version``, ``probe_http_redirects``, ``probe_http_ssl``,
+``probe_failed_due_to_regex``, ``probe_ssl_earliest_cert_expiry`` and
+``probe_tls_version_info``. Each redirect is checked against the module's allowlist
+before it is followed.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+import urllib.parse
+
+import aiohttp
+
+from monitor.errors import ProbeError
+from monitor.probes import config, context, output, sessions, targets, tls
+
+USER_AGENT = "conea-monitor-probe/1"
+REDIRECTS = (301, 302, 303, 307, 308)
+PHASES = ("resolve", "connect", "processing", "transfer")
+
+
+async def probe(p: context.Probe) -> bool:
+    cfg: config.HTTPConfig = p.module.section()
+    session = p.clients.http()
+    ssl_context = tls.context(cfg.tls_config)
+    headers = {"User-Agent": USER_AGENT, **cfg.headers}
+    method, body, url = cfg.method, cfg.body, p.target.url
+    phases = dict.fromkeys(PHASES, 0.0)
+    redirects = 0
+    try:
+        while True:
+            timings = sessions.Timings()
+            sessions.CURRENT.set(timings)
+            p.trace(f"{method} {url}")
+            start = time.perf_counter()
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                ssl=ssl_context if url.startswith("https:") else False,
+                server_hostname=cfg.tls_config.server_name,
+            ) as resp:
+                headers_end = time.perf_counter()
+                content = await resp.read()
+            _add_phases(phases, timings, start, headers_end, time.perf_counter())
+            ssl_object, family = timings.ssl_object, timings.family
+            p.trace(f"received HTTP {resp.status}, {len(content)} body bytes")
+            location = resp.headers.get("Location")
+            if not (cfg.follow_redirects and resp.status in REDIRECTS and location):
+                break
+            if redirects >= cfg.max_redirects:
+                p.trace(f"more than {cfg.max_redirects} redirects; giving up")
+                _timing_gauges(p.out, phases)
+                return False
+            url = urllib.parse.urljoin(url, location)
+            p.check(targets.parse("http", url))
+            redirects += 1
+            if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+    except ProbeError as exc:
+        p.trace(f"redirect refused: {exc}")
+        _timing_gauges(p.out, phases)
+        return False
+    except (aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
+        p.trace(f"request failed: {type(exc).__name__}: {exc}")
+        _timing_gauges(p.out, phases)
+        return False
+
+    out = p.out
+    _timing_gauges(out, phases)
+    out.gauge("probe_http_status_code", "Response HTTP status code", resp.status)
+    out.gauge(
+        "probe_http_content_length",
+        "Length of http content response",
+        resp.content_length if resp.content_length is not None else -1,
+    )
+    out.gauge(
+        "probe_http_uncompressed_body_length",
+        "Length of uncompressed response body",
+        len(content),
+    )
+    if resp.version is not None:
+        out.gauge(
+            "probe_http_version",
+            "Returns the version of HTTP of the probe response",
+            resp.version.major + resp.version.minor / 10,
+        )
+    out.gauge("probe_http_redirects", "The number of redirects", redirects)
+    is_ssl = url.startswith("https:")
+    out.gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect", is_ssl)
+    if family is not None:
+        out.gauge(
+            "probe_ip_protocol",
+            "Specifies whether probe ip protocol is IP4 or IP6",
+            6 if family == socket.AF_INET6 else 4,
+        )
+    tls.record(out, ssl_object)
+    return _judge(p, cfg, resp, content, is_ssl)
+
+
+def _add_phases(
+    phases: dict[str, float], t: sessions.Timings, start: float, headers: float, end: float
+) -> None:
+    phases["resolve"] += t.resolve
+    if t.connect_end:
+        phases["connect"] += t.connect_end - t.connect_start - t.resolve
+    phases["processing"] += headers - (t.connect_end or start)
+    phases["transfer"] += end - headers
+
+
+def _timing_gauges(out: output.Recorder, phases: dict[str, float]) -> None:
+    out.gauge(
+        "probe_dns_lookup_time_seconds",
+        "Returns the time taken for probe dns lookup in seconds",
+        phases["resolve"],
+    )
+    for phase in PHASES:
+        out.labelled(
+            "probe_http_duration_seconds",
+            "Duration of http request by phase, summed over all redirects",
+            {"phase": phase},
+            phases[phase],
+        )
+
+
+def _judge(
+    p: context.Probe,
+    cfg: config.HTTPConfig,
+    resp: aiohttp.ClientResponse,
+    content: bytes,
+    is_ssl: bool,
+) -> bool:
+    ok = True
+    valid = cfg.valid_status_codes
+    if (resp.status not in valid) if valid else not 200 <= resp.status < 300:
+        p.trace(f"invalid HTTP response status code {resp.status}")
+        ok = False
+    if cfg.fail_if_ssl and is_ssl:
+        p.trace("final request was over TLS and fail_if_ssl is set")
+        ok = False
+    if cfg.fail_if_not_ssl and not is_ssl:
+        p.trace("final request was not over TLS and fail_if_not_ssl is set")
+        ok = False
+    regex_ok = _body_ok(p, cfg, content) and _headers_ok(p, cfg, resp)
+    p.out.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex", not regex_ok)
+    return ok and regex_ok
+
+
+def _body_ok(p: context.Probe, cfg: config.HTTPConfig, content: bytes) -> bool:
+    if not (cfg.fail_if_body_matches_regexp or cfg.fail_if_body_not_matches_regexp):
+        return True
+    text = content.decode("utf-8", errors="replace")
+    for pattern in cfg.fail_if_body_matches_regexp:
+        if pattern.search(text):
+            p.trace(f"body matched regular expression {pattern.pattern!r}")
+            return False
+    for pattern in cfg.fail_if_body_not_matches_regexp:
+        if not pattern.search(text):
+            p.trace(f"body did not match regular expression {pattern.pattern!r}")
+            return False
+    return True
+
+
+def _headers_ok(p: context.Probe, cfg: config.HTTPConfig, resp: aiohttp.ClientResponse) -> bool:
+    for spec, fail_on_match in (
+        *((s, True) for s in cfg.fail_if_header_matches),
+        *((s, False) for s in cfg.fail_if_header_not_matches),
+    ):
+        values = resp.headers.getall(spec.header, [])
+        if not values:
+            if spec.allow_missing:
+                continue
+            p.trace(f"missing required header {spec.header!r}")
+            return False
+        matched = any(spec.regexp.search(v) for v in values)
+        if matched == fail_on_match:
+            verb = "matched" if matched else "did not match"
+            p.trace(f"header {spec.header!r} {verb} {spec.regexp.pattern!r}")
+            return False
+    return True

@@ -1,0 +1,172 @@
+"""The probe-module file is strict: every mistake names file:line:column and the key."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from monitor import metrics
+from monitor.errors import ConfigError
+from monitor.probes import ProbeService, config, defaults
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load(text: str) -> config.ProbesFile:
+    return config.parse(text, "probes.yml")
+
+
+def error(text: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        load(text)
+    return str(exc.value)
+
+
+def test_bundled_file_is_the_builtin_default() -> None:
+    assert (ROOT / "config" / "probes.yml").read_text() == defaults.TEXT
+    loaded = ProbeService.from_file(ROOT / "config" / "probes.yml", metrics.Metrics())
+    builtin = ProbeService.from_file(None, metrics.Metrics())
+    assert loaded.config == builtin.config
+    assert {"http_2xx", "http_post_2xx", "tcp_connect", "tls_connect", "postgres", "redis"} <= set(
+        builtin.config.modules
+    )
+
+
+def test_blackbox_style_module_loads() -> None:
+    probes = load(
+        """
+modules:
+  web:
+    prober: http
+    timeout: 1m30s
+    http:
+      method: post
+      valid_status_codes: [200, 204]
+      fail_if_header_matches: [{header: Server, regexp: "nginx/0\\\\.", allow_missing: true}]
+"""
+    )
+    web = probes.modules["web"]
+    assert web.timeout == 90
+    assert web.section().method == "POST"
+    assert web.section().fail_if_header_matches[0].regexp.search("nginx/0.9")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "modules:\n  web:\n    prober: http\n    htp: {}\n",
+            "probes.yml:4:5: modules.web.htp: unknown key",
+        ),
+        (
+            "modules:\n  web:\n    prober: icmp\n",
+            "probes.yml:3:13: modules.web.prober: unknown prober 'icmp' "
+            "(known: http, tcp, postgres, redis)",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    tcp: {tls: true}\n",
+            "probes.yml:4:5: modules.web.tcp: section 'tcp' does not apply to prober 'http'",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http:\n"
+            "      fail_if_body_matches_regexp: ['(unclosed']\n",
+            "probes.yml:5:37: modules.web.http.fail_if_body_matches_regexp[0]: "
+            "Input should be a valid regular expression",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    timeout: soon\n",
+            "probes.yml:4:14: modules.web.timeout: "
+            "expected a duration such as '5s' or '250ms', got 'soon'",
+        ),
+        (
+            "modules:\n  db:\n    prober: postgres\n    postgres:\n"
+            "      password_env: PGPASS\n      password_file: /run/secrets/pg\n",
+            "probes.yml:5:7: modules.db.postgres: give password_env or password_file, not both",
+        ),
+        (
+            "modules:\n  t:\n    prober: tcp\n    tcp:\n      tls_config:\n"
+            "        ca_file: /nonexistent/ca.pem\n",
+            "probes.yml:6:9: modules.t.tcp.tls_config: ca_file: no such file '/nonexistent/ca.pem'",
+        ),
+        (
+            "allow:\n  cidrs: [10.0.0.0/33]\nmodules: {}\n",
+            "probes.yml:2:11: allow.cidrs[0]",
+        ),
+        (
+            "max_concurrent_probes: 0\nmodules: {}\n",
+            "probes.yml:1:24: max_concurrent_probes: Input should be greater than 0",
+        ),
+        ("modules: [a, b]\n", "probes.yml:1:10: modules: Input should be a valid dictionary"),
+        ("modules:\n  web: {prober: http\n", "probes.yml:3:1: invalid YAML"),
+        ("- just a list\n", "probes.yml: expected a mapping with 'modules:'"),
+    ],
+)
+def test_invalid_files_name_line_and_key(text: str, message: str) -> None:
+    assert message in error(text)
+
+
+def test_missing_file_is_a_config_error(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigError, match=r"probes\.yml: cannot read probe modules"):
+        ProbeService.from_file(tmp_path / "probes.yml", metrics.Metrics())
+
+
+def test_unreadable_client_key_is_a_config_error_at_load(tmp_path: pathlib.Path) -> None:
+    bogus = tmp_path / "client.pem"
+    bogus.write_text("not a certificate\n")
+    path = tmp_path / "probes.yml"
+    path.write_text(
+        "modules:\n  mtls:\n    prober: http\n    http:\n      tls_config:\n"
+        f"        cert_file: {bogus}\n        key_file: {bogus}\n"
+    )
+    with pytest.raises(ConfigError, match=r"modules\.mtls\.http\.tls_config: cannot load"):
+        ProbeService.from_file(path, metrics.Metrics())
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("5s", 5), ("250ms", 0.25), ("1m30s", 90), ("1h", 3600), (3, 3), (0.5, 0.5)],
+)
+def test_durations(value: str | float, seconds: float) -> None:
+    assert config.parse_duration(value) == seconds
+
+
+def test_scrape_timeout_rules() -> None:
+    probes = ProbeService(
+        load("modules:\n  a: {prober: tcp, timeout: 3s}\n  b: {prober: tcp}\n"),
+        metrics.Metrics(),
+        "probes.yml",
+    )
+    a, b = probes.config.modules["a"], probes.config.modules["b"]
+    assert probes.timeout(a, None) == 3  # module timeout without a header
+    assert probes.timeout(b, None) == 10  # default_timeout
+    assert probes.timeout(b, "10") == 9.5  # header minus the 0.5s offset
+    assert probes.timeout(a, "10") == 3  # capped by the module
+    assert probes.timeout(a, "2") == 1.5
+    assert probes.timeout(b, "0.4") == 0.2  # offset larger than the timeout: half of it
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("unused\n")
+    path = tmp_path / "probes.yml"
+    path.write_text(
+        "modules:\n  t:\n    prober: tcp\n    tcp: {tls_config: {ca_file: certs/ca.pem}}\n"
+        "  db:\n    prober: postgres\n    postgres: {password_file: secret}\n"
+    )
+    probes = config.load(path)
+    assert probes.modules["t"].section().tls_config.ca_file == tmp_path / "certs" / "ca.pem"
+    assert probes.modules["db"].section().password_file == tmp_path / "secret"
+
+
+def test_reload_swaps_modules_and_keeps_them_on_error(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "probes.yml"
+    path.write_text("modules:\n  one: {prober: tcp}\n")
+    probes = ProbeService.from_file(path, metrics.Metrics())
+    path.write_text("modules:\n  one: {prober: tcp}\n  two: {prober: http}\n")
+    probes.reload(path)
+    assert set(probes.config.modules) == {"one", "two"}
+    path.write_text("modules:\n  three: {prober: icmp}\n")
+    with pytest.raises(ConfigError, match=r"probes\.yml:2:19: modules\.three\.prober"):
+        probes.reload(path)
+    assert set(probes.config.modules) == {"one", "two"}
