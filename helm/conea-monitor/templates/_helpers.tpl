@@ -1,0 +1,191 @@
+{{/* Names and labels. */}}
+{{- define "conea-monitor.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "conea-monitor.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "conea-monitor.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "conea-monitor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "conea-monitor.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "conea-monitor.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: conea-monitor
+{{- end }}
+
+{{/* Labels of the objects kube-prometheus-stack selects (ServiceMonitor, Probe, PrometheusRule). */}}
+{{- define "conea-monitor.monitoringLabels" -}}
+{{ include "conea-monitor.labels" . }}
+{{- with .Values.monitoringRelease }}
+release: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "conea-monitor.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "conea-monitor.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "conea-monitor.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Value combinations the schema cannot express; a clear message, never a broken release. */}}
+{{- define "conea-monitor.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.database.existingSecret) }}
+{{- fail (printf "replicaCount=%d needs PostgreSQL: set database.existingSecret to a Secret holding the store URL (SQLite on a volume serves one replica only)" (int .Values.replicaCount)) }}
+{{- end }}
+{{- if and .Values.webhook.bearerToken.existingSecret .Values.webhook.basicAuth.existingSecret }}
+{{- fail "webhook: set one of webhook.bearerToken.existingSecret, webhook.basicAuth.existingSecret, not both" }}
+{{- end }}
+{{- if and .Values.webhook.basicAuth.existingSecret (not .Values.webhook.basicAuth.username) }}
+{{- fail "webhook.basicAuth.username is required with webhook.basicAuth.existingSecret" }}
+{{- end }}
+{{- range $key := list "data_dir" "policies" "probes_file" "config_file" }}
+{{- if hasKey $.Values.config $key }}
+{{- fail (printf "config.%s is set by the chart: remove it (see policies.*, probeModules and persistence.*)" $key) }}
+{{- end }}
+{{- end }}
+{{- if and (hasKey .Values.config "store") (hasKey (.Values.config.store | default dict) "url") }}
+{{- fail "config.store.url would put a password in a ConfigMap: put the URL in a Secret and set database.existingSecret" }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces the automation may act in: Roles go there (namespaced RBAC). */}}
+{{- define "conea-monitor.namespaces" -}}
+{{- $automation := .Values.config.automation | default dict }}
+{{- $allow := $automation.namespaces_allow | default list }}
+{{- if and (not $allow) (not .Values.rbac.clusterWide) }}
+{{- $allow = list .Release.Namespace }}
+{{- end }}
+{{- toYaml (uniq $allow | sortAlpha) }}
+{{- end }}
+
+{{/* The actions whose RBAC rules are granted, sorted and unique. */}}
+{{- define "conea-monitor.rbacActions" -}}
+{{- $catalogue := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
+{{- $actions := list }}
+{{- if .Values.rbac.actions }}
+{{- $actions = .Values.rbac.actions }}
+{{- else if .Values.policies.defaults }}
+{{- $actions = $catalogue.defaultPolicyActions }}
+{{- end }}
+{{- range $job := (.Values.config.jobs | default list) }}
+{{- $actions = append $actions $job.action }}
+{{- end }}
+{{- range $action := $actions }}
+{{- if not (hasKey $catalogue.actions $action) }}
+{{- fail (printf "rbac.actions: unknown action %q (known: %s)" $action (keys $catalogue.actions | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- toYaml (uniq $actions | sortAlpha) }}
+{{- end }}
+
+{{/*
+The rules of the actions, merged as monitor.k8s.rbac.rules merges them: verbs merged per
+(API group, resource), resources with the same verbs grouped per API group, sorted by
+(group, verbs). "\x01" and "\x00" make string order equal tuple order.
+*/}}
+{{- define "conea-monitor.rbacRules" -}}
+{{- $catalogue := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
+{{- $verbs := dict }}
+{{- range $action := (include "conea-monitor.rbacActions" . | fromYamlArray) }}
+{{- range $rule := (get $catalogue.actions $action) }}
+{{- range $group := $rule.apiGroups }}
+{{- range $resource := $rule.resources }}
+{{- $key := printf "%s\x01%s" $group $resource }}
+{{- $_ := set $verbs $key (concat (get $verbs $key | default list) $rule.verbs | uniq | sortAlpha) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $grouped := dict }}
+{{- $groupOf := dict }}
+{{- $verbsOf := dict }}
+{{- range $key := keys $verbs | sortAlpha }}
+{{- $parts := splitList "\x01" $key }}
+{{- $group := first $parts }}
+{{- $verbList := get $verbs $key }}
+{{- $gkey := printf "%s\x01%s" $group (join "\x00" $verbList) }}
+{{- $_ := set $grouped $gkey (append (get $grouped $gkey | default list) (last $parts)) }}
+{{- $_ := set $groupOf $gkey $group }}
+{{- $_ := set $verbsOf $gkey $verbList }}
+{{- end }}
+{{- $rules := list }}
+{{- range $gkey := keys $grouped | sortAlpha }}
+{{- $rules = append $rules (dict "apiGroups" (list (get $groupOf $gkey)) "resources" (get $grouped $gkey | sortAlpha) "verbs" (get $verbsOf $gkey)) }}
+{{- end }}
+{{- toYaml $rules }}
+{{- end }}
+
+{{/* Whether the SQLite store lives on the chart's PersistentVolumeClaim. */}}
+{{- define "conea-monitor.sqlite" -}}
+{{- if not .Values.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* conea-monitor.yml: the user's config plus what the chart owns. */}}
+{{- define "conea-monitor.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- $_ := set $config "data_dir" "/var/lib/conea-monitor" }}
+{{- $_ := set $config "policies" (list "/etc/conea-monitor/policies") }}
+{{- if .Values.probeModules }}
+{{- $_ := set $config "probes_file" "/etc/conea-monitor/config/probes.yml" }}
+{{- end }}
+{{- if not (hasKey $config "public_url") }}
+{{- $_ := set $config "public_url" (printf "http://%s.%s.svc:%d" (include "conea-monitor.fullname" .) .Release.Namespace (int .Values.service.port)) }}
+{{- end }}
+{{- $kubernetes := $config.kubernetes | default dict }}
+{{- if not (hasKey $kubernetes "mode") }}
+{{- $_ := set $kubernetes "mode" "in-cluster" }}
+{{- end }}
+{{- $_ := set $config "kubernetes" $kubernetes }}
+{{- $automation := $config.automation | default dict }}
+{{- $_ := set $automation "namespaces_allow" (include "conea-monitor.namespaces" . | fromYamlArray) }}
+{{- $_ := set $config "automation" $automation }}
+{{- $webhook := $config.webhook | default dict }}
+{{- with .Values.webhook.bearerToken.existingSecret }}
+{{- $_ := set $webhook "bearer_token_file" (printf "/etc/conea-monitor/webhook/%s" $.Values.webhook.bearerToken.key) }}
+{{- end }}
+{{- with .Values.webhook.basicAuth.existingSecret }}
+{{- $_ := set $webhook "basic_auth" (dict "username" $.Values.webhook.basicAuth.username "password_file" (printf "/etc/conea-monitor/webhook/%s" $.Values.webhook.basicAuth.key)) }}
+{{- end }}
+{{- $_ := set $config "webhook" $webhook }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* The policy files: the defaults (unless turned off) overlaid with policies.files. */}}
+{{- define "conea-monitor.policies" -}}
+{{- $files := dict }}
+{{- if .Values.policies.defaults }}
+{{- range $path, $_ := .Files.Glob "files/remediations/*.yaml" }}
+{{- $_ := set $files (base $path) ($.Files.Get $path) }}
+{{- end }}
+{{- end }}
+{{- range $name, $content := .Values.policies.files }}
+{{- $_ := set $files $name $content }}
+{{- end }}
+{{- toYaml $files }}
+{{- end }}
