@@ -55,33 +55,16 @@ def bundled_policy(name: str) -> dict[str, Any]:
 
 
 def high_error_rate(window: str = "4s", verify_window: str = "30s") -> dict[str, Any]:
-    """A policy for HighErrorRate made from the bundled ``high-load`` one.
-
-    The bundled policies have none for HighErrorRate; this keeps ``high-load``'s target,
-    its first step (scale out by 50% through the HPA) and its last (page on-call), drops
-    the rate-limit and CDN steps (the CDN purge needs Cloudflare credentials), acts at once
-    (HighErrorRate is critical), and verifies through Prometheus: recovered when the error
-    ratio of the alert's service is back under 5%. Its rate window is shorter than the
-    rule's, as it should be: the rule asks "bad for a while?", verification "good now?".
-    """
-    policy = bundled_policy("high-load")
-    selector = 'namespace="{{ labels.namespace }}", service="{{ labels.service }}"'
-    errors = f'sum(rate(http_requests_total{{{selector}, status=~"5.."}}[{window}]))'
-    total = f"sum(rate(http_requests_total{{{selector}}}[{window}]))"
-    policy.update(
-        name="high-error-rate",
-        description="The API fails over 5% of requests; scale out, then page.",
-        severity="critical",
-        match=['alertname="HighErrorRate"', 'namespace!~"kube-.*"'],
-        steps=[policy["steps"][0], policy["steps"][-1]],
-        cooldown="0s",
-        verify={"promql": f"{errors} / {total} > 0.05", "window": verify_window, "interval": "1s"},
-        revert={"enabled": True, "after": "2s"},
-    )
-    policy["steps"][-1][0]["with"]["title"] = (
-        "{{ labels.namespace }}/{{ labels.service }}: error rate stays over 5%"
-    )
-    policy["steps"][-1][0]["with"]["message"] = "Scaled out by 50% and errors continue."
+    """The bundled ``high-error-rate`` policy with seconds where it has minutes: no
+    cooldown, its verification query's rate window and the verification window
+    shortened, and the revert 2s after the alert resolves."""
+    policy = bundled_policy("high-error-rate")
+    policy["cooldown"] = "0s"
+    verify = dict(policy["verify"])
+    verify["promql"] = _RANGE.sub(f"[{window}]", str(verify["promql"]))
+    verify.update(window=verify_window, interval="1s")
+    policy["verify"] = verify
+    policy["revert"] = {"enabled": True, "after": "2s"}
     return policy
 
 

@@ -387,6 +387,12 @@ class Engine:
         try:
             action = self.registry.get(name)
             params = policy_mod.parse_params(compiled, ctx, self.registry)
+            if "history" in action.Params.model_fields and not getattr(params, "history", None):
+                # Actions that report (notify) are told what the ladder did so far.
+                history = await self._history(policy, ctx, step)
+                params = self.registry.parse_params(
+                    name, {**params.model_dump(mode="json"), "history": history}
+                )
             entry["params"] = params.model_dump(mode="json")
             actx = ActionContext(
                 alert=ctx,
@@ -449,6 +455,46 @@ class Engine:
             outcome="failed",
         )
         return f"{name}: {message}"
+
+    async def _history(
+        self, policy: policy_mod.Policy, ctx: AlertContext, step: int
+    ) -> list[dict[str, Any]]:
+        """The earlier steps of this alert's ladder, for actions that report them."""
+        rows = await asyncio.to_thread(
+            store.for_alert, self.db, ctx.fingerprint, ctx.starts_at, policy.name
+        )
+        history = []
+        for row in rows:
+            if row["step"] >= step:
+                continue
+            status = (
+                row["state"]
+                if row["state"] in ("succeeded", "failed", "dry_run", "skipped")
+                else "planned"
+            )
+            verification = (
+                row["verify_state"]
+                if row["verify_state"] in ("pending", "recovered", "not_recovered", "error")
+                else None
+            )
+            for entry in row["actions"]:
+                plan = entry.get("plan") or {}
+                outcome = entry.get("outcome") or {}
+                history.append(
+                    {
+                        "step": row["step"],
+                        "action": entry["action"],
+                        "status": status,
+                        "summary": plan.get("summary", ""),
+                        "changes": plan.get("changes", []),
+                        "result": outcome.get("summary") or entry.get("error"),
+                        "verification": verification,
+                        "verification_detail": row["verify_detail"],
+                        "at": row["finished_at"].isoformat() if row["finished_at"] else None,
+                        "execution_id": str(row["id"]),
+                    }
+                )
+        return history
 
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         """The engine owns retries: temporary errors are retried after their delay."""

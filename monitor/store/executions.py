@@ -128,7 +128,8 @@ def target_history(
     engine: Engine, target_key: str, since: datetime, exclude: tuple[str, datetime] | None = None
 ) -> TargetHistory:
     """Executions that acted (or tried to) on ``target_key``; ``exclude`` leaves out one
-    alert's own ladder (its steps are not each other's cooldown)."""
+    alert's own ladder: its steps are neither each other's cooldown nor its budget (the
+    budget counts remediation attempts of other alerts; a ladder is bounded by its steps)."""
     acted = executions.c.state.in_(["running", "succeeded", "failed"])
     cond = [executions.c.target_key == target_key, acted]
     if exclude is not None:
@@ -139,11 +140,7 @@ def target_history(
         last = conn.execute(
             select(func.max(executions.c.created_at)).where(and_(*cond))
         ).scalar_one()
-        count_cond = [
-            executions.c.target_key == target_key,
-            acted,
-            executions.c.created_at >= since,
-        ]
+        count_cond = [*cond, executions.c.created_at >= since]
         attempts = conn.execute(
             select(func.count()).select_from(executions).where(and_(*count_cond))
         ).scalar_one()

@@ -83,9 +83,10 @@ def test_demo_policies_are_the_bundled_ones_with_seconds() -> None:
     assert restart["steps"] == bundled["steps"] and restart["match"] == bundled["match"]
     assert restart["verify"]["window"] == "4s"
     errors = shorten.high_error_rate()
-    high_load = shorten.bundled_policy("high-load")
-    assert errors["steps"][0] == high_load["steps"][0]  # scale by 50%
+    bundled_errors = shorten.bundled_policy("high-error-rate")
+    assert errors["steps"] == bundled_errors["steps"]  # scale by 50%, then page
     assert errors["steps"][-1][0]["action"] == "notify"
-    assert errors["target"] == high_load["target"]
+    assert errors["target"] == bundled_errors["target"]
+    assert "[4s]" in errors["verify"]["promql"] and "[2m]" not in errors["verify"]["promql"]
     with pytest.raises(LookupError, match="no policy 'ghost'"):
         shorten.bundled_policy("ghost")

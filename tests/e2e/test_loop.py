@@ -7,9 +7,8 @@ through Prometheus -> the alert resolves -> the change is reverted. And: a probe
 demo's health endpoint fails -> ProbeTargetDown -> rolling restart -> still down ->
 the ladder escalates -> the on-call receiver gets the page.
 
-Policies: ``high-error-rate`` is made from the bundled ``high-load`` policy (there is no
-bundled HighErrorRate policy), ``restart-unresponsive-api`` is the bundled one; both with
-durations of seconds (``demo/shorten.py``).
+Policies: the bundled ``high-error-rate`` and ``restart-unresponsive-api``, with durations
+of seconds (``demo/shorten.py``).
 """
 
 from __future__ import annotations
@@ -201,6 +200,14 @@ def test_probe_down_restart_does_not_help_escalates_to_a_page(
     assert page["links"]["audit"] == f"{s.service.url}/api/v1/executions/{executions[1]['id']}"
     linked = httpx.get(page["links"]["audit"], timeout=10).json()
     assert (linked["policy"], linked["step"]) == ("restart-unresponsive-api", 1)
+    # The page itself says what was tried and how it went.
+    [tried] = page["history"]
+    assert (tried["action"], tried["status"], tried["verification"]) == (
+        "kubernetes.restart",
+        "succeeded",
+        "not_recovered",
+    )
+    assert tried["execution_id"] == str(executions[0]["id"])
 
     # Back up: the alert resolves and nothing more happens.
     s.demo.set(healthy=True)

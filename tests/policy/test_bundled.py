@@ -50,7 +50,7 @@ def test_bundled_policies_load_with_every_action_checked() -> None:
           "datname": "conea_production", "instance": "db:5432"},
          ["terminate-idle-in-transaction"]),
         ({"alertname": "HighErrorRate", "severity": "critical", "namespace": "production"},
-         ["page-on-critical"]),
+         ["high-error-rate", "page-on-critical"]),
         ({"alertname": "RedisMemoryNearMax", "severity": "warning"}, ["notify-in-business-hours"]),
         ({"alertname": "ConeaMonitorPaused", "severity": "info"}, ["record-low-severity"]),
         ({"alertname": "ContainerCPUNearLimit", "severity": "warning",
