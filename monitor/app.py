@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -60,14 +61,17 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         rt.extras["probe_service"] = probe_service
         log.info("store: %s", database.redact(db))
         (log.warning if auth.open_to_loopback_only else log.info)("%s", auth.describe())
+        checkpoints = asyncio.get_running_loop().create_task(_checkpoints(rt))
         try:
             await wiring.start(rt)
             for hook in app.state.startup_hooks:
                 await hook(rt)
             _watch_sighup(rt)
             _redispatch(rt)
+            gc.freeze()  # start-up objects need no more collecting: shorter GC pauses
             yield
         finally:
+            checkpoints.cancel()
             _unwatch_sighup()
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(rt)
@@ -112,6 +116,17 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         return problem(500, f"internal error ({type(exc).__name__}); see the service log")
 
     return app
+
+
+async def _checkpoints(rt: Runtime, every: float = 2.0) -> None:
+    """SQLite's WAL is checkpointed here, off the request path."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(database.checkpoint, rt.db)
+        except Exception as exc:  # a failed checkpoint is retried at the next round
+            rt.metrics.store_errors.labels("checkpoint").inc()
+            log.warning("WAL checkpoint failed: %s", exc)
 
 
 def _watch_sighup(rt: Runtime) -> None:

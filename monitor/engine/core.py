@@ -103,11 +103,11 @@ class Engine:
         rows = await asyncio.to_thread(store.due, self.db)
         for row in rows:
             if row["state"] == "deferred" and row["due_at"] is not None:
-                self.timers.at(f"decide-{row['id']}", row["due_at"], self.redecide, row["id"])
+                self.timers.ensure(f"decide-{row['id']}", row["due_at"], self.redecide, row["id"])
             if row["verify_state"] == "pending" and row["verify_at"] is not None:
-                self.timers.at(f"verify-{row['id']}", row["verify_at"], self.verify, row["id"])
+                self.timers.ensure(f"verify-{row['id']}", row["verify_at"], self.verify, row["id"])
             if row["revert_state"] == "scheduled" and row["revert_at"] is not None:
-                self.timers.at(f"revert-{row['id']}", row["revert_at"], self.revert, row["id"])
+                self.timers.ensure(f"revert-{row['id']}", row["revert_at"], self.revert, row["id"])
 
     # The kill switch ----------------------------------------------------------------------
 
@@ -156,24 +156,26 @@ class Engine:
             return
         tkey = policy_mod.target_key(target)
         now = self.clock.now()
-        if step == 0 and existing is None:
-            await self._cancel_reverts(policy, ctx, tkey)
-        history = await asyncio.to_thread(
-            store.target_history,
+        inputs = await asyncio.to_thread(
+            store.decision_inputs,
             self.db,
             tkey,
             now - policy.budget.window,
             (ctx.fingerprint, ctx.starts_at),
+            policy.name if step == 0 and existing is None else None,
         )
+        if inputs.scheduled_reverts:
+            await self._cancel_reverts(policy, ctx, tkey, inputs.scheduled_reverts)
+        self.paused_cached = self.automation.paused or inputs.paused
         decision = guardrails.decide(
             policy,
             target=target,
             starts_at=ctx.starts_at,
             now=now,
-            paused=await self.is_paused(),
+            paused=self.paused_cached,
             dry_run=self.dry_run,
             scope=self.scope,
-            history=history,
+            history=inputs.history,
         )
         if decision.outcome == "skip":
             await self._skip(
@@ -184,18 +186,20 @@ class Engine:
             assert decision.due_at is not None
             await self._defer(policy, ctx, step, target, tkey, decision, existing)
             return
-        state, evidence = await self._still_firing(ctx)
+        if inputs.resolved:
+            state, evidence = "not_firing", "a resolved notification for this alert was received"
+        else:
+            state, evidence = await self._still_firing(ctx)
         if state != "firing":
             await self._skip(policy, ctx, tkey, "stale", evidence, existing, decision)
             return
         decision.verdicts.append(guardrails.Verdict("stale", True, evidence))
-        dry_run = decision.outcome == "dry_run"
-        execution_id = await self._claim(policy, ctx, step, target, tkey, decision, existing)
-        if execution_id is None:
+        lock = store.Lock(tkey, self.owner, now, LOCK_TTL)
+        claimed = await self._claim(policy, ctx, step, target, tkey, decision, existing, lock)
+        if claimed is None:
             return
-        if not await asyncio.to_thread(
-            store.acquire_lock, self.db, tkey, self.owner, now, LOCK_TTL
-        ):
+        execution_id, locked = claimed
+        if not locked:
             due = now + CONCURRENCY_RETRY
             await asyncio.to_thread(
                 store.transition,
@@ -218,10 +222,9 @@ class Engine:
             )
             self.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
             return
-        try:
-            await self._run(execution_id, policy, ctx, step, target, tkey, dry_run)
-        finally:
-            await asyncio.to_thread(store.release_lock, self.db, tkey, self.owner)
+        await self._run(
+            execution_id, policy, ctx, step, target, tkey, decision.outcome == "dry_run", lock
+        )
 
     async def redecide(self, execution_id: int) -> None:
         """A deferred decision is due: take it (only one replica can) and decide again."""
@@ -265,7 +268,9 @@ class Engine:
         tkey: str,
         decision: guardrails.Decision,
         existing: int | None,
-    ) -> int | None:
+        lock: store.Lock,
+    ) -> tuple[int, bool] | None:
+        """Claim the execution, record the decision and try the target's lock (one commit)."""
         now = self.clock.now()
         fields = {
             "state": "running",
@@ -276,42 +281,40 @@ class Engine:
             "created_at": now,
             "owner": self.owner,
         }
-        if existing is not None:
-            if not await asyncio.to_thread(
-                store.transition, self.db, existing, "deferred", **fields
-            ):
-                return None  # another replica took it
-            execution_id = existing
-        else:
-            key = store.ExecutionKey(policy.name, step, ctx.fingerprint, ctx.starts_at)
-            try:
-                execution_id = await asyncio.to_thread(
-                    store.claim, self.db, key, self._row(ctx, target, tkey, fields)
-                )
-            except store.AlreadyClaimed:
-                self.metrics.skips.labels(policy.name, "duplicate").inc()
-                await self._audit(
-                    "skip",
-                    f"step {step + 1} of {policy.name!r} for this alert "
-                    "is already claimed (re-delivery or another replica)",
-                    policy=policy.name,
-                    ctx=ctx,
-                    target_key=tkey,
-                    outcome="duplicate",
-                )
-                return None
-        self.metrics.decisions.labels(policy.name, decision.outcome).inc()
-        await self._audit(
+        message = f"step {step + 1} of {policy.name!r} on {tkey}: {decision.outcome}"
+        record = store.Audit(
+            now,
             "decision",
-            f"step {step + 1} of {policy.name!r} on {tkey}: {decision.outcome}",
-            policy=policy.name,
-            ctx=ctx,
-            target_key=tkey,
-            execution_id=execution_id,
-            outcome=decision.outcome,
-            details=decision.as_dict(),
+            message,
+            policy.name,
+            ctx.fingerprint,
+            tkey,
+            decision.outcome,
+            decision.as_dict(),
         )
-        return execution_id
+        key = store.ExecutionKey(policy.name, step, ctx.fingerprint, ctx.starts_at)
+        row = fields if existing is not None else self._row(ctx, target, tkey, fields)
+        try:
+            claimed = await asyncio.to_thread(
+                store.start, self.db, key, row, record, lock, existing
+            )
+        except store.AlreadyClaimed:
+            self.metrics.skips.labels(policy.name, "duplicate").inc()
+            await self._audit(
+                "skip",
+                f"step {step + 1} of {policy.name!r} for this alert "
+                "is already claimed (re-delivery or another replica)",
+                policy=policy.name,
+                ctx=ctx,
+                target_key=tkey,
+                outcome="duplicate",
+            )
+            return None
+        if claimed is None:
+            return None  # another replica took the deferred execution
+        log.info("decision: %s", message)
+        self.metrics.decisions.labels(policy.name, decision.outcome).inc()
+        return claimed
 
     def _row(
         self, ctx: AlertContext, target: Mapping[str, str], tkey: str, fields: Mapping[str, Any]
@@ -334,6 +337,7 @@ class Engine:
         target: Mapping[str, str],
         tkey: str,
         dry_run: bool,
+        lock: store.Lock,
     ) -> None:
         results: list[dict[str, Any]] = []
         failed: str | None = None
@@ -363,7 +367,7 @@ class Engine:
         }
         if state == "succeeded":
             fields.update(verify_state="pending", verify_at=now + policy.verify.interval)
-        await asyncio.to_thread(store.set_fields, self.db, execution_id, **fields)
+        await asyncio.to_thread(store.finish, self.db, execution_id, lock, **fields)
         if state == "succeeded":
             self.timers.at(f"verify-{execution_id}", fields["verify_at"], self.verify, execution_id)
         elif state == "failed":
@@ -694,9 +698,8 @@ class Engine:
                     )
 
     async def _cancel_reverts(
-        self, policy: policy_mod.Policy, ctx: AlertContext, tkey: str
+        self, policy: policy_mod.Policy, ctx: AlertContext, tkey: str, ids: list[int]
     ) -> None:
-        ids = await asyncio.to_thread(store.scheduled_reverts, self.db, policy.name, tkey)
         for execution_id in ids:
             if await asyncio.to_thread(
                 store.cas_field,
@@ -876,8 +879,7 @@ class Engine:
         self.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
 
     async def _still_firing(self, ctx: AlertContext) -> tuple[str, str]:
-        if await asyncio.to_thread(store.alert_resolved, self.db, ctx.fingerprint, ctx.starts_at):
-            return "not_firing", "a resolved notification for this alert was received"
+        """Ask Alertmanager (or Prometheus); the store's own answer came with the inputs."""
         if not self.firing.configured:
             return "firing", "no Alertmanager/Prometheus to re-check; trusting the webhook"
         state, evidence = await self.firing.state(ctx)

@@ -42,6 +42,13 @@ class Timers:
             func, "date", run_date=when, args=args, id=job_id, replace_existing=True
         )
 
+    def ensure(
+        self, job_id: str, when: datetime, func: Callable[..., Awaitable[Any]], *args: Any
+    ) -> None:
+        """Like ``at``, unless a job with this id is already waiting."""
+        if self.scheduler.get_job(job_id) is None:
+            self.at(job_id, when, func, *args)
+
     def every(self, job_id: str, seconds: float, func: Callable[..., Awaitable[Any]]) -> None:
         self.scheduler.add_job(func, "interval", seconds=seconds, id=job_id, replace_existing=True)
 

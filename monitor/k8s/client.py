@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import kubernetes.client
 import kubernetes.config
+import orjson
 from kubernetes.config import config_exception
 
 from monitor import errors
@@ -85,13 +86,20 @@ class Kube:
         self, call: k8s_errors.Call, fn: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Any:
         kwargs["_request_timeout"] = self.timeout
+        # The raw JSON, not the client's typed models: building and flattening them cost
+        # more than the request (bench/remediate.py), and they drop fields they don't know.
+        kwargs["_preload_content"] = False
 
         def blocking() -> Any:
             try:
-                result = fn(*args, **kwargs)
+                response = fn(*args, **kwargs)
+                try:
+                    data = response.data
+                finally:
+                    response.release_conn()
             except Exception as exc:
                 raise k8s_errors.translate(exc, call, self.backoff.first) from exc
-            return self.api_client.sanitize_for_serialization(result)
+            return orjson.loads(data) if data else {}
 
         async def attempt() -> Any:
             return await asyncio.to_thread(blocking)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from monitor.store.schema import alerts, audit, control, executions, locks
@@ -49,6 +50,165 @@ def claim(engine: Engine, key: ExecutionKey, row: Mapping[str, Any]) -> int:
             return int(result.scalar_one())
     except IntegrityError as exc:
         raise AlreadyClaimed(str(key)) from exc
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit record to write in the same transaction as a state change."""
+
+    at: datetime
+    kind: str
+    message: str
+    policy: str | None = None
+    fingerprint: str | None = None
+    target_key: str | None = None
+    outcome: str | None = None
+    details: Mapping[str, Any] | None = None
+
+    def row(self, execution_id: int | None) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "message": self.message,
+            "policy": self.policy,
+            "fingerprint": self.fingerprint,
+            "target_key": self.target_key,
+            "execution_id": execution_id,
+            "outcome": self.outcome,
+            "details": dict(self.details) if self.details is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class Lock:
+    key: str
+    owner: str
+    now: datetime
+    ttl: timedelta
+
+
+def _take_lock(conn: Any, lock: Lock) -> bool:
+    conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.expires_at < lock.now))
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    taken = conn.execute(
+        dialect.insert(locks)
+        .values(key=lock.key, owner=lock.owner, expires_at=lock.now + lock.ttl)
+        .on_conflict_do_nothing(index_elements=[locks.c.key])
+        .returning(locks.c.key)
+    ).first()
+    return taken is not None
+
+
+def start(
+    engine: Engine,
+    key: ExecutionKey,
+    row: Mapping[str, Any],
+    audit_record: Audit,
+    lock: Lock,
+    existing: int | None = None,
+) -> tuple[int, bool] | None:
+    """Claim an execution, record the decision and try the target's lock, in one commit.
+
+    A new key is inserted (raises AlreadyClaimed if it exists); an ``existing`` deferred
+    execution is taken with a compare-and-set (None if another replica took it). Returns
+    the execution id and whether the lock was taken.
+    """
+    try:
+        with engine.begin() as conn:
+            if existing is None:
+                values = {
+                    "policy": key.policy,
+                    "step": key.step,
+                    "fingerprint": key.fingerprint,
+                    "starts_at": key.starts_at,
+                    "verify_state": "none",
+                    "revert_state": "none",
+                    **row,
+                }
+                result = conn.execute(insert(executions).returning(executions.c.id), [values])
+                execution_id = int(result.scalar_one())
+            else:
+                moved = conn.execute(
+                    update(executions)
+                    .where(executions.c.id == existing, executions.c.state == "deferred")
+                    .values(**row)
+                ).rowcount
+                if not moved:
+                    return None
+                execution_id = existing
+            conn.execute(insert(audit), [audit_record.row(execution_id)])
+            return execution_id, _take_lock(conn, lock)
+    except IntegrityError as exc:
+        raise AlreadyClaimed(str(key)) from exc
+
+
+def finish(engine: Engine, execution_id: int, lock: Lock | None, **values: Any) -> None:
+    """Record an execution's result and release the target's lock, in one commit."""
+    with engine.begin() as conn:
+        conn.execute(update(executions).where(executions.c.id == execution_id).values(**values))
+        if lock is not None:
+            conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.owner == lock.owner))
+
+
+@dataclass(frozen=True)
+class DecisionInputs:
+    """What the store knows that a decision needs, read in one go."""
+
+    history: TargetHistory
+    paused: bool
+    resolved: bool
+    scheduled_reverts: list[int]
+
+
+def decision_inputs(
+    engine: Engine,
+    target_key: str,
+    since: datetime,
+    alert: tuple[str, datetime],
+    policy: str | None,
+) -> DecisionInputs:
+    """Cooldown and budget history (excluding the alert's own ladder), the pause switch,
+    whether the alert was already resolved, and (when ``policy`` is given) the reverts
+    of that policy on the target still waiting for their delay."""
+    acted = executions.c.state.in_(["running", "succeeded", "failed"])
+    cond = [
+        executions.c.target_key == target_key,
+        acted,
+        or_(executions.c.fingerprint != alert[0], executions.c.starts_at != alert[1]),
+    ]
+    with engine.connect() as conn:
+        last, attempts = conn.execute(
+            select(
+                func.max(executions.c.created_at),
+                func.count().filter(executions.c.created_at >= since),
+            ).where(and_(*cond))
+        ).one()
+        switch = conn.execute(select(control.c.value).where(control.c.key == "paused")).first()
+        resolved = conn.execute(
+            select(alerts.c.id).where(
+                alerts.c.fingerprint == alert[0],
+                alerts.c.starts_at == alert[1],
+                alerts.c.status == "resolved",
+            )
+        ).first()
+        reverts: list[int] = []
+        if policy is not None:
+            reverts = [
+                int(r[0])
+                for r in conn.execute(
+                    select(executions.c.id).where(
+                        executions.c.policy == policy,
+                        executions.c.target_key == target_key,
+                        executions.c.revert_state == "scheduled",
+                    )
+                )
+            ]
+    return DecisionInputs(
+        TargetHistory(last, int(attempts or 0)),
+        bool(switch is not None and switch[0].get("paused")),
+        resolved is not None,
+        reverts,
+    )
 
 
 def transition(
@@ -147,19 +307,6 @@ def target_history(
     return TargetHistory(last, int(attempts))
 
 
-def scheduled_reverts(engine: Engine, policy: str, target_key: str) -> list[int]:
-    """Reverts waiting for their delay on this policy and target."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(executions.c.id).where(
-                executions.c.policy == policy,
-                executions.c.target_key == target_key,
-                executions.c.revert_state == "scheduled",
-            )
-        ).all()
-    return [int(r[0]) for r in rows]
-
-
 def alert_annotations(
     engine: Engine, fingerprint: str, starts_at: datetime
 ) -> tuple[dict[str, str], str]:
@@ -239,21 +386,6 @@ def record(
 
 
 # Per-target locks: at most one execution at a time per target, across processes.
-
-
-def acquire_lock(engine: Engine, key: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-    try:
-        with engine.begin() as conn:
-            conn.execute(delete(locks).where(locks.c.key == key, locks.c.expires_at < now))
-            conn.execute(insert(locks), [{"key": key, "owner": owner, "expires_at": now + ttl}])
-        return True
-    except IntegrityError:
-        return False
-
-
-def release_lock(engine: Engine, key: str, owner: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(delete(locks).where(locks.c.key == key, locks.c.owner == owner))
 
 
 # The kill switch and other shared switches.
