@@ -94,3 +94,26 @@ def test_history_prints_stored_alerts(tmp_path: Path) -> None:
         timeout=60,
     )
     assert filtered.stdout.strip() == "no alerts recorded"
+
+
+def test_json_logs_never_carry_credentials(tmp_path: Path) -> None:
+    import json
+
+    token = tmp_path / "token"
+    token.write_text("sup3r-s3cret-t0ken")
+    config = svc.write_config(tmp_path, webhook={"bearer_token_file": str(token)})
+    env = {"CONEA_MONITOR_LOG__FORMAT": "json", "CONEA_MONITOR_LOG__LEVEL": "DEBUG"}
+    with svc.running(config, env) as service:
+        service.post(
+            svc.fixture_bytes("firing-single.json"),
+            headers={"authorization": "Bearer sup3r-s3cret-t0ken"},
+        )
+        service.post(
+            svc.fixture_bytes("firing-single.json"), headers={"authorization": "Bearer wrong-t0ken"}
+        )
+        logs = service.logs()
+    records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert records, logs
+    assert {"time", "level", "name", "message"} <= set(records[0])
+    assert any(r["message"].startswith("webhook authentication: bearer") for r in records)
+    assert "sup3r-s3cret-t0ken" not in logs and "wrong-t0ken" not in logs
