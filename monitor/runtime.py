@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
+from monitor.alerts.payload import Notification
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
 from monitor.settings import Settings
@@ -31,12 +32,22 @@ class Runtime:
     writer: NotificationWriter
     auth: Authenticator
     handler: Handler | None = None
+    matcher: Callable[[Mapping[str, str]], Any] | None = None
     config_loaded: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
+    def needs_processing(self, notification: Notification) -> bool:
+        """Would the engine do anything with it? Not when no policy matches any alert:
+        then it is stored as processed and never dispatched (saving a write per request)."""
+        if self.matcher is None:
+            return True
+        return any(self.matcher(alert.labels) for alert in notification.alerts)
+
     def dispatch(self, stored: StoredNotification) -> None:
         """Hand a committed notification to the engine, after the webhook has answered."""
+        if not stored.needs_processing:
+            return
         task = asyncio.get_running_loop().create_task(self._process(stored))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

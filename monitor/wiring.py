@@ -88,6 +88,7 @@ async def start(rt: Runtime) -> None:
         dry_run=dry_run,
     )
     rt.handler = engine.handle
+    rt.matcher = lambda labels: engine.policies.match(labels)
     rt.extras.update(engine=engine, registry=registry, services=services)
     _loaded(rt, policies)
     if kube is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from monitor import yamlfile
 
@@ -25,19 +25,15 @@ class Alert(_Model):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str]
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime | None = Field(alias="endsAt")
+    starts_at: AwareDatetime = Field(alias="startsAt")
+    ends_at_raw: AwareDatetime = Field(alias="endsAt")
     generator_url: str = Field(alias="generatorURL")
     fingerprint: str = Field(min_length=1)
 
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return None if value <= ZERO_TIME else value
+    @property
+    def ends_at(self) -> datetime | None:
+        """``endsAt``, or None for Alertmanager's ``0001-01-01T00:00:00Z`` (not ended)."""
+        return None if self.ends_at_raw <= ZERO_TIME else self.ends_at_raw
 
     @property
     def alertname(self) -> str:

@@ -43,6 +43,8 @@ class StoredNotification:
     notification: Notification
     received_at: datetime
     alerts: list[StoredAlert]
+    # False when nothing would act on it (no policy matches): stored as processed.
+    needs_processing: bool = True
 
 
 @dataclass
@@ -52,12 +54,13 @@ class _Request:
     received_at: datetime
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[StoredNotification]
+    needs_processing: bool
     result: StoredNotification | BaseException | None = field(default=None)
 
 
 _NOTIFICATION_COLUMNS = (
     "received_at, receiver, status, group_key, truncated_alerts, notification_reason, "
-    "alert_count, payload"
+    "alert_count, payload, processed_at"
 )
 _ALERT_COLUMNS = (
     "fingerprint, starts_at, status, alertname, labels, annotations, ends_at, generator_url, "
@@ -104,11 +107,14 @@ def write_batch(
     engine: Engine,
     items: Sequence[tuple[bytes, Notification, datetime]],
     processed: Sequence[tuple[int, datetime]] = (),
+    needs_processing: Sequence[bool] | None = None,
 ) -> list[StoredNotification]:
     """Store notifications and their alerts in one transaction; return what was stored.
 
-    ``processed`` marks earlier notifications as handed to the engine in the same commit.
+    ``processed`` marks earlier notifications as handed to the engine in the same commit;
+    a notification whose ``needs_processing`` is False is stored as processed already.
     """
+    needs = list(needs_processing) if needs_processing is not None else [True] * len(items)
     d = _Driver(engine.dialect.name)
     with engine.begin() as conn:
         cur = conn.connection.cursor()
@@ -120,29 +126,32 @@ def write_batch(
                 )
             if not items:
                 return []
-            ids = _insert_notifications(cur, d, items)
+            ids = _insert_notifications(cur, d, items, needs)
             by_key = _aggregate(d, ids, items)
             stored_ids = _upsert_alerts(cur, d, by_key)
         finally:
             cur.close()
     out = []
     seen: dict[Key, int] = {}
-    for nid, (_body, n, received) in zip(ids, items, strict=True):
+    for nid, (_body, n, received), need in zip(ids, items, needs, strict=True):
         stored = []
         for a in n.alerts:
             aid, before = stored_ids[a.key]
             count = seen.get(a.key, 0)
             seen[a.key] = count + 1
             stored.append(StoredAlert(aid, a, repeat=(before + count) > 0))
-        out.append(StoredNotification(nid, n, received, stored))
+        out.append(StoredNotification(nid, n, received, stored, need))
     return out
 
 
 def _insert_notifications(
-    cur: Any, d: _Driver, items: Sequence[tuple[bytes, Notification, datetime]]
+    cur: Any,
+    d: _Driver,
+    items: Sequence[tuple[bytes, Notification, datetime]],
+    needs: Sequence[bool],
 ) -> list[int]:
     sql = (
-        f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) VALUES {d.values(8, 1)} RETURNING id"
+        f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) VALUES {d.values(9, 1)} RETURNING id"
     )
     rows = [
         (
@@ -153,9 +162,10 @@ def _insert_notifications(
             n.truncated_alerts,
             n.notification_reason,
             len(n.alerts),
-            body.decode("utf-8"),
+            body.decode("utf-8") if need else None,
+            None if need else d.ts(received),
         )
-        for body, n, received in items
+        for (body, n, received), need in zip(items, needs, strict=True)
     ]
     ids: list[int] = []
     if d.sqlite:
@@ -259,14 +269,18 @@ class NotificationWriter:
             self._thread = None
 
     async def submit(
-        self, body: bytes, notification: Notification, received_at: datetime
+        self,
+        body: bytes,
+        notification: Notification,
+        received_at: datetime,
+        needs_processing: bool = True,
     ) -> StoredNotification:
         """Queue a notification; return once it is committed (raises StoreError if not)."""
         if self._thread is None:
             raise StoreError("the store writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[StoredNotification] = loop.create_future()
-        self._queue.put(_Request(body, notification, received_at, loop, future))
+        self._queue.put(_Request(body, notification, received_at, loop, future, needs_processing))
         return await future
 
     def mark_processed(self, notification_id: int, at: datetime) -> None:
@@ -303,7 +317,10 @@ class NotificationWriter:
     def _write(self, batch: list[_Request], processed: list[tuple[int, datetime]]) -> None:
         try:
             stored = write_batch(
-                self.engine, [(r.body, r.notification, r.received_at) for r in batch], processed
+                self.engine,
+                [(r.body, r.notification, r.received_at) for r in batch],
+                processed,
+                [r.needs_processing for r in batch],
             )
             for request, result in zip(batch, stored, strict=True):
                 request.result = result

@@ -69,7 +69,10 @@ notifications = Table(
     Column("truncated_alerts", Integer, nullable=False),
     Column("notification_reason", String(64)),
     Column("alert_count", Integer, nullable=False),
-    Column("payload", Text, nullable=False),
+    # The body as received, for notifications the engine processes (to resume after a
+    # crash, and as the record of what led to an action); for those no policy matches,
+    # their content is in ``alerts`` only.
+    Column("payload", Text),
     Column("processed_at", UTCDateTime()),
     Index(
         "ix_notifications_unprocessed",

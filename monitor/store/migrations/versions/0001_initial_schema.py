@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("truncated_alerts", sa.Integer(), nullable=False),
         sa.Column("notification_reason", sa.String(length=64), nullable=True),
         sa.Column("alert_count", sa.Integer(), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
     )
