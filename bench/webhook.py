@@ -6,7 +6,7 @@ connections, then checks that the store holds every alert it was answered 200 fo
 The same load against a bare FastAPI endpoint that only parses the payload is the
 baseline, measured in the same run.
 
-    .venv/bin/python -m bench.webhook [--requests 20000] [--concurrency 64]
+    .venv/bin/python -m bench.webhook [--requests 20000] [--concurrency 32]
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def row(name: str, result: LoadResult, cpu: float, per: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--store-url", help="e.g. postgresql://user:pw@127.0.0.1:5432/db")
     args = parser.parse_args()
     per = 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pydantic
 import pytest
 
@@ -118,6 +120,31 @@ async def test_a_409_race_won_by_another_writer_is_not_overwritten(emulator, kub
     assert outcome.changes[0].before == 10
     puts = [r for r in emulator if r.method.value == "PUT"]
     assert len(puts) == 2  # the first met the 409
+
+
+async def test_apply_right_after_its_plan_writes_without_reading_again(emulator, kube, actions):
+    """Within an execution, apply writes against the plan's reads; a change in between is
+    still caught by the resourceVersion guard and decided again from a fresh read."""
+    emulator.add(deployment(replicas=4))
+    action = actions.get("kubernetes.scale")
+    params = actions.parse_params("kubernetes.scale", {"by": "+2"})
+    ctx = dataclasses.replace(context(kube), execution_id="41")
+    plan = await action.plan(params, ctx)
+    reads = len([r for r in emulator if r.method.value == "GET"])
+    await action.apply(params, ctx, plan)
+    assert replicas(emulator) == 6
+    assert len([r for r in emulator if r.method.value == "GET"]) == reads  # no new read
+
+    ctx = dataclasses.replace(ctx, execution_id="42")
+    plan = await action.plan(params, ctx)
+    emulator.race(
+        lambda e: e.modify(
+            "Deployment", "production", "conea-api", lambda o: o["spec"].update(replicas=10)
+        )
+    )
+    outcome = await action.apply(params, ctx, plan)
+    assert replicas(emulator) == 12  # the stale write met a 409, then decided from 10
+    assert outcome.changes[0].before == 10
 
 
 async def test_revert_leaves_a_value_someone_else_changed(emulator, kube, actions):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -20,6 +21,9 @@ from monitor.actions.registry import (
 )
 from monitor.k8s import client as k8s_client
 from monitor.k8s import names, workloads
+
+Decided = tuple[Plan, dict[str, Any], dict[str, Any] | None]
+OBSERVED_FOR = 2.0  # seconds a plan's reads stand in for apply's
 
 
 class ScaleParams(StrictModel):
@@ -55,9 +59,7 @@ class Scale(Action[ScaleParams]):
         RbacRule(("autoscaling",), ("horizontalpodautoscalers",), ("get", "list", "patch")),
     )
 
-    async def _decide(
-        self, kube: k8s_client.Kube, t: names.Target, params: ScaleParams
-    ) -> tuple[Plan, dict[str, Any], dict[str, Any] | None]:
+    async def _decide(self, kube: k8s_client.Kube, t: names.Target, params: ScaleParams) -> Decided:
         scale = await kube.read_scale(t.kind, t.namespace, t.name)
         hpa = workloads.hpa_for(
             await kube.list("HorizontalPodAutoscaler", t.namespace), t.kind, t.name
@@ -110,16 +112,32 @@ class Scale(Action[ScaleParams]):
         )
         return plan, scale, hpa
 
+    def __init__(self) -> None:
+        # What a plan read, for the apply that follows it at once (by execution id).
+        self._observed: dict[str, tuple[float, Decided]] = {}
+
     async def plan(self, params: ScaleParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        return (await self._decide(kube, common.target(ctx, kube), params))[0]
+        decided = await self._decide(kube, common.target(ctx, kube), params)
+        if ctx.execution_id is not None and not ctx.dry_run:
+            now = time.monotonic()
+            for key, (at, _) in list(self._observed.items()):
+                if now - at > OBSERVED_FOR:
+                    del self._observed[key]
+            self._observed[ctx.execution_id] = (now, decided)
+        return decided[0]
 
     async def apply(self, params: ScaleParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
         t = common.target(ctx, kube)
+        seen = self._observed.pop(ctx.execution_id or "", None)
+        # Right after its plan, apply writes against what the plan read: the write is
+        # guarded by that resourceVersion, so a change in between is a conflict, and the
+        # conflict is retried with a fresh read (common.fresh). Otherwise, read again.
+        reuse = [seen[1]] if seen and time.monotonic() - seen[0] < OBSERVED_FOR else []
 
         async def attempt() -> Outcome:
-            fresh, scale, hpa = await self._decide(kube, t, params)
+            fresh, scale, hpa = reuse.pop() if reuse else await self._decide(kube, t, params)
             if not fresh.noop:
                 await _write(kube, t, scale, hpa, {c.field: c.after for c in fresh.changes})
             state = {
