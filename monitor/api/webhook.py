@@ -132,12 +132,13 @@ class WebhookEndpoint:
             metrics.store_errors.labels("write_notification").inc()
             await _problem(send, 503, f"{exc}; Alertmanager will retry")
             return
-        new = 0
+        counts: dict[tuple[str, str], int] = {}
         for item in stored.alerts:
-            new += not item.repeat
-            metrics.alerts_received.labels(
-                item.alert.status, "true" if item.repeat else "false"
-            ).inc()
+            key = (item.alert.status, "true" if item.repeat else "false")
+            counts[key] = counts.get(key, 0) + 1
+        for (status, repeat), count in counts.items():
+            metrics.alerts_received.labels(status, repeat).inc(count)
+        new = counts.get(("firing", "false"), 0) + counts.get(("resolved", "false"), 0)
         metrics.webhooks.labels("accepted").inc()
         rt.dispatch(stored)
         metrics.webhook_duration.observe(time.perf_counter() - started)

@@ -88,11 +88,16 @@ class _Driver:
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
         self.ph = "?" if self.sqlite else "%s"
+        self._texts: dict[datetime, str] = {}  # alerts of a group share their times
 
     def ts(self, value: datetime | None) -> Any:
         if value is None or not self.sqlite:
             return value
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        text = self._texts.get(value)
+        if text is None:
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            self._texts[value] = text
+        return text
 
     @staticmethod
     def json(value: Any) -> str:
