@@ -25,10 +25,10 @@ from typing import Any
 import aiohttp.web
 
 from tests.engine.conftest import alert, notification
-from tests.k8s.conftest import deployment, hpa
 from tests.support import kube_thread
 from tests.support import service as svc
 from tests.support.kube_emulator import KubeEmulator
+from tests.support.kube_objects import deployment, hpa
 
 POLICY = """
 policies:

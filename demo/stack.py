@@ -33,45 +33,11 @@ from demo import receiver as receiver_mod
 from demo import shorten
 from tests.support import kube_thread, services
 from tests.support import service as svc
+from tests.support.kube_objects import deployment, hpa
 
 NAMESPACE = "production"
 NAME = "conea-api"
 TOKEN = "e2e-webhook-token"  # noqa: S105 (a throwaway credential for local programs)
-
-
-def deployment(replicas: int = 4) -> dict[str, Any]:
-    labels = {"app": NAME}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": NAME,
-            "namespace": NAMESPACE,
-            "labels": labels,
-            "annotations": {"deployment.kubernetes.io/revision": "1"},
-        },
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "api", "image": "conea/api:1.2.0"}]},
-            },
-        },
-    }
-
-
-def hpa(min_replicas: int = 4, max_replicas: int = 10) -> dict[str, Any]:
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME},
-            "minReplicas": min_replicas,
-            "maxReplicas": max_replicas,
-        },
-    }
 
 
 def prometheus_config(demo: int, service: int, alertmanager: int) -> str:

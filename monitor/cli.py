@@ -125,43 +125,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _engine_offline(settings: settings_mod.Settings) -> Any:
     """An engine over the store and live clients, for commands that only read."""
-    import httpx
-
     from monitor import wiring
-    from monitor.actions import Services
-    from monitor.engine.core import Engine
-    from monitor.engine.firing import FiringCheck
-    from monitor.engine.verifier import Verifier
     from monitor.metrics import Metrics
     from monitor.store import database
 
-    registry = wiring.build_registry(settings)
-    policies = wiring.load_policies(settings, registry)
     db = database.connect(settings.database_url)
     database.migrate(db)
-    kube = wiring.kube_client(settings)
-    http = httpx.AsyncClient(timeout=10.0)
-    verifier = Verifier(settings.prometheus_url) if settings.prometheus_url else None
-    services = Services(
-        kube=kube,
-        http=http,
-        postgres=settings.postgres_targets,
-        prometheus=verifier,
-        notifiers=settings.notifiers,
-        public_url=settings.public_url,
-    )
-    dry_run = settings.automation.dry_run
-    return Engine(
-        db=db,
-        policies=policies,
-        registry=registry,
-        services=services,
-        metrics=Metrics(),
-        automation=settings.automation,
-        firing=FiringCheck(settings.alertmanager_url, verifier, http),
-        verifier=verifier,
-        dry_run=kube is None if dry_run is None else dry_run,
-    )
+    return wiring.build_engine(settings, db, Metrics())
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from monitor.engine.firing import FiringCheck
 from monitor.engine.verifier import Verifier
 from monitor.errors import ConfigError
 from monitor.k8s import client as k8s_client
+from monitor.metrics import Metrics
 from monitor.runtime import Runtime
 from monitor.settings import Settings
 from monitor.store import executions as store
@@ -58,8 +59,8 @@ def build_registry(settings: Settings) -> Registry:
     return registry
 
 
-async def start(rt: Runtime) -> None:
-    settings = rt.settings
+def build_engine(settings: Settings, db: Any, metrics: Metrics) -> Engine:
+    """The engine and the clients its actions use, from the settings (no I/O started)."""
     registry = build_registry(settings)
     policies = load_policies(settings, registry)
     kube = kube_client(settings)
@@ -74,19 +75,24 @@ async def start(rt: Runtime) -> None:
         public_url=settings.public_url.rstrip("/"),
     )
     dry_run = settings.automation.dry_run
-    if dry_run is None:
-        dry_run = kube is None
-    engine = Engine(
-        db=rt.db,
+    return Engine(
+        db=db,
         policies=policies,
         registry=registry,
         services=services,
-        metrics=rt.metrics,
+        metrics=metrics,
         automation=settings.automation,
         firing=FiringCheck(settings.alertmanager_url, verifier, http),
         verifier=verifier,
-        dry_run=dry_run,
+        dry_run=kube is None if dry_run is None else dry_run,
     )
+
+
+async def start(rt: Runtime) -> None:
+    settings = rt.settings
+    engine = build_engine(settings, rt.db, rt.metrics)
+    registry, services, policies = engine.registry, engine.services, engine.policies
+    kube, dry_run = services.kube, engine.dry_run
     rt.handler = engine.handle
     rt.matcher = lambda labels: engine.policies.match(labels)
     rt.extras.update(engine=engine, registry=registry, services=services)

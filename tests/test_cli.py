@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from tests.engine.conftest import alert, notification, wait_for
-from tests.k8s.conftest import deployment
 from tests.support import kube_thread
 from tests.support import service as svc
+from tests.support.kube_objects import deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "tests" / "fixtures" / "policies"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.conftest import deployment
 from tests.support import kube_thread
 from tests.support import service as svc
+from tests.support.kube_objects import deployment
 
 STARTS = "2026-11-28T14:26:51.765Z"
 

@@ -143,7 +143,7 @@ def test_two_replicas_on_one_postgresql_act_once(
         .replace("name: conea-api}", 'name: "{{ labels.deployment }}"}')
         .replace("cooldown: 0s", "cooldown: 0s\n    for_at_least: 2s")
     )
-    from tests.k8s.conftest import deployment
+    from tests.support.kube_objects import deployment
 
     for i in range(8):
         emu.add(deployment(name=f"d{i}"))

@@ -6,7 +6,8 @@ import pytest
 
 from monitor import errors
 from monitor.k8s import workloads
-from tests.k8s.conftest import context, deployment
+from tests.k8s.conftest import context
+from tests.support.kube_objects import deployment
 
 RESTARTED = "kubectl.kubernetes.io/restartedAt"
 

@@ -7,7 +7,7 @@ import pytest
 from monitor import errors
 from monitor.k8s import client, names, retry
 from monitor.k8s import errors as k8s_errors
-from tests.k8s.conftest import deployment
+from tests.support.kube_objects import deployment
 
 
 async def test_reads_through_the_official_client_as_dicts(emulator, kube):

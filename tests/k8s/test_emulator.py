@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.k8s.conftest import deployment
 from tests.support import kube_emulator
+from tests.support.kube_objects import deployment
 
 
 async def request(

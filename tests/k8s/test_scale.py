@@ -9,7 +9,8 @@ import pytest
 
 from monitor import errors
 from monitor.k8s import workloads
-from tests.k8s.conftest import context, deployment, hpa
+from tests.k8s.conftest import context
+from tests.support.kube_objects import deployment, hpa
 
 
 async def run(actions, kube, params, **target):
