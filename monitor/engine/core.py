@@ -13,7 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pydantic
@@ -21,11 +21,11 @@ import pydantic
 from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext, AlertContext, Registry, Services
 from monitor.alerts.payload import Alert
-from monitor.engine import guardrails
+from monitor.engine import guardrails, resolution, verification
 from monitor.engine.clock import Clock, SystemClock
 from monitor.engine.firing import FiringCheck
 from monitor.engine.timers import Timers
-from monitor.engine.verifier import QueryError, Verifier
+from monitor.engine.verifier import Verifier
 from monitor.errors import ActionError, PolicyError, TemporaryActionError
 from monitor.metrics import Metrics
 from monitor.settings import AutomationSettings
@@ -165,7 +165,7 @@ class Engine:
             policy.name if step == 0 and existing is None else None,
         )
         if inputs.scheduled_reverts:
-            await self._cancel_reverts(policy, ctx, tkey, inputs.scheduled_reverts)
+            await resolution.cancel_reverts(self, policy, ctx, tkey, inputs.scheduled_reverts)
         self.paused_cached = self.automation.paused or inputs.paused
         decision = guardrails.decide(
             policy,
@@ -371,7 +371,9 @@ class Engine:
         if state == "succeeded":
             self.timers.at(f"verify-{execution_id}", fields["verify_at"], self.verify, execution_id)
         elif state == "failed":
-            await self._escalate(policy, ctx, step, execution_id, f"step failed: {failed}")
+            await verification.escalate(
+                self, policy, ctx, step, execution_id, f"step failed: {failed}"
+            )
 
     async def _one_action(
         self,
@@ -512,281 +514,16 @@ class Engine:
                 await asyncio.sleep(min(exc.delay, MAX_RETRY_DELAY))
         raise AssertionError("unreachable")
 
-    # Verification and escalation ---------------------------------------------------------
+    # Verification, escalation, resolution (monitor/engine/verification.py, resolution.py)
 
     async def verify(self, execution_id: int) -> None:
-        row = await asyncio.to_thread(store.get, self.db, execution_id)
-        if row is None or row["verify_state"] != "pending":
-            return
-        policy = self.policies.get(row["policy"])
-        now = self.clock.now()
-        if policy is None:
-            await asyncio.to_thread(
-                store.cas_field,
-                self.db,
-                execution_id,
-                "verify_state",
-                ["pending"],
-                verify_state="error",
-                verify_detail="policy no longer exists",
-            )
-            return
-        # Claim this check so only one replica evaluates it.
-        next_at = now + policy.verify.interval
-        if not await asyncio.to_thread(self._claim_tick, execution_id, row["verify_at"], next_at):
-            return
-        ctx = await self._context_of(row)
-        recovered, evidence = await self._recovered(policy, ctx)
-        deadline = row["finished_at"] + policy.verify.window
-        if recovered:
-            await self._verified(row, policy, ctx, "recovered", evidence)
-        elif now >= deadline:
-            await self._verified(row, policy, ctx, "not_recovered", evidence)
-            await self._escalate(
-                policy,
-                ctx,
-                row["step"],
-                execution_id,
-                f"not recovered within {policy.verify.window}: {evidence}",
-            )
-        else:
-            self.timers.at(f"verify-{execution_id}", next_at, self.verify, execution_id)
-
-    def _claim_tick(self, execution_id: int, expected: datetime | None, next_at: datetime) -> bool:
-        return store.claim_verify_tick(self.db, execution_id, expected, next_at)
-
-    async def _recovered(self, policy: policy_mod.Policy, ctx: AlertContext) -> tuple[bool, str]:
-        if await asyncio.to_thread(store.alert_resolved, self.db, ctx.fingerprint, ctx.starts_at):
-            return True, "Alertmanager sent the alert as resolved"
-        try:
-            promql = policy_mod.render_promql(policy, ctx)
-        except PolicyError as exc:
-            return False, str(exc)
-        if promql is not None:
-            if self.verifier is None:
-                return False, "no prometheus_url configured to evaluate the verify query"
-            try:
-                holds = await self.verifier.holds(promql)
-            except QueryError as exc:
-                return False, str(exc)
-            if holds:
-                return False, f"{promql} still returns series"
-            return True, f"{promql} returns no series"
-        state, evidence = await self.firing.state(ctx)
-        return state == "not_firing", evidence
-
-    async def _verified(
-        self,
-        row: Mapping[str, Any],
-        policy: policy_mod.Policy,
-        ctx: AlertContext,
-        result: str,
-        evidence: str,
-    ) -> None:
-        if not await asyncio.to_thread(
-            store.cas_field,
-            self.db,
-            row["id"],
-            "verify_state",
-            ["pending"],
-            verify_state=result,
-            verify_detail=evidence,
-            verify_at=None,
-        ):
-            return
-        self.metrics.verifications.labels(policy.name, result).inc()
-        if result == "recovered":
-            self.metrics.time_to_recover.labels(policy.name).observe(
-                max(0.0, (self.clock.now() - ctx.starts_at).total_seconds())
-            )
-        await self._audit(
-            "verify",
-            f"{result.replace('_', ' ')}: {evidence}",
-            policy=policy.name,
-            ctx=ctx,
-            target_key=row["target_key"],
-            execution_id=row["id"],
-            outcome=result,
-        )
-
-    async def _escalate(
-        self, policy: policy_mod.Policy, ctx: AlertContext, step: int, execution_id: int, why: str
-    ) -> None:
-        following = step + 1
-        if following >= len(policy.steps):
-            await self._audit(
-                "escalate",
-                f"{why}; no step left after step {step + 1} of "
-                f"{policy.name!r}: a person must take over",
-                policy=policy.name,
-                ctx=ctx,
-                execution_id=execution_id,
-                outcome="exhausted",
-            )
-            return
-        self.metrics.escalations.labels(policy.name).inc()
-        await self._audit(
-            "escalate",
-            f"{why}; escalating to step {following + 1} of {policy.name!r}",
-            policy=policy.name,
-            ctx=ctx,
-            execution_id=execution_id,
-            outcome=f"step {following + 1}",
-        )
-        await self.decide(policy, ctx, following)
-
-    # Resolution and revert ----------------------------------------------------------------
+        await verification.verify(self, execution_id)
 
     async def on_resolved(self, ctx: AlertContext) -> None:
-        rows = await asyncio.to_thread(store.for_alert, self.db, ctx.fingerprint, ctx.starts_at)
-        now = self.clock.now()
-        for row in rows:
-            policy = self.policies.get(row["policy"])
-            name = row["policy"]
-            if row["state"] == "deferred" and await asyncio.to_thread(
-                store.transition,
-                self.db,
-                row["id"],
-                "deferred",
-                state="cancelled",
-                reason="alert resolved",
-                updated_at=now,
-            ):
-                self.timers.cancel(f"decide-{row['id']}")
-                await self._audit(
-                    "cancel",
-                    "alert resolved before the deferred step ran",
-                    policy=name,
-                    ctx=ctx,
-                    target_key=row["target_key"],
-                    execution_id=row["id"],
-                    outcome="cancelled",
-                )
-            if row["verify_state"] == "pending" and policy is not None:
-                self.timers.cancel(f"verify-{row['id']}")
-                await self._verified(
-                    row, policy, ctx, "recovered", "Alertmanager sent the alert as resolved"
-                )
-            if (
-                row["state"] == "succeeded"
-                and policy is not None
-                and policy.revert.enabled
-                and row["revert_state"] == "none"
-                and any(
-                    (a.get("outcome") or {}).get("revert_state") is not None for a in row["actions"]
-                )
-            ):
-                at = now + policy.revert.after
-                if await asyncio.to_thread(
-                    store.cas_field,
-                    self.db,
-                    row["id"],
-                    "revert_state",
-                    ["none"],
-                    revert_state="scheduled",
-                    revert_at=at,
-                ):
-                    self.timers.at(f"revert-{row['id']}", at, self.revert, row["id"])
-                    await self._audit(
-                        "revert",
-                        f"alert resolved; reverting at {at.isoformat()} unless it fires again",
-                        policy=name,
-                        ctx=ctx,
-                        target_key=row["target_key"],
-                        execution_id=row["id"],
-                        outcome="scheduled",
-                    )
-
-    async def _cancel_reverts(
-        self, policy: policy_mod.Policy, ctx: AlertContext, tkey: str, ids: list[int]
-    ) -> None:
-        for execution_id in ids:
-            if await asyncio.to_thread(
-                store.cas_field,
-                self.db,
-                execution_id,
-                "revert_state",
-                ["scheduled"],
-                revert_state="cancelled",
-            ):
-                self.timers.cancel(f"revert-{execution_id}")
-                await self._audit(
-                    "revert",
-                    "the alert fired again within the stabilisation delay: the change stays",
-                    policy=policy.name,
-                    ctx=ctx,
-                    target_key=tkey,
-                    execution_id=execution_id,
-                    outcome="cancelled",
-                )
+        await resolution.on_resolved(self, ctx)
 
     async def revert(self, execution_id: int) -> None:
-        row = await asyncio.to_thread(store.get, self.db, execution_id)
-        if row is None or row["revert_state"] != "scheduled":
-            return
-        if not await asyncio.to_thread(
-            store.cas_field,
-            self.db,
-            execution_id,
-            "revert_state",
-            ["scheduled"],
-            revert_state="running",
-        ):
-            return
-        ctx = await self._context_of(row)
-        problems = []
-        for entry in reversed(row["actions"]):
-            state = (entry.get("outcome") or {}).get("revert_state")
-            if state is None:
-                continue
-            name = entry["action"]
-            try:
-                action = self.registry.get(name)
-                params = self.registry.parse_params(name, entry.get("params") or {})
-                actx = ActionContext(
-                    alert=ctx,
-                    target=row["target"],
-                    services=self.services,
-                    policy=row["policy"],
-                    step=row["step"],
-                    execution_id=str(execution_id),
-                    now=self.clock.now,
-                    log=log,
-                )
-                outcome = await self._retrying(action.revert, params, actx, state)
-                entry["revert"] = outcome.model_dump(mode="json")
-                self.metrics.reverts.labels(row["policy"], name, "succeeded").inc()
-                await self._audit(
-                    "revert",
-                    outcome.summary,
-                    policy=row["policy"],
-                    ctx=ctx,
-                    target_key=row["target_key"],
-                    execution_id=execution_id,
-                    outcome="succeeded",
-                    details=entry["revert"],
-                )
-            except Exception as exc:  # recorded; the other actions are still reverted
-                problems.append(f"{name}: {exc}")
-                entry["revert_error"] = str(exc)
-                self.metrics.reverts.labels(row["policy"], name, "failed").inc()
-                await self._audit(
-                    "revert",
-                    f"reverting {name} failed: {exc}",
-                    policy=row["policy"],
-                    ctx=ctx,
-                    target_key=row["target_key"],
-                    execution_id=execution_id,
-                    outcome="failed",
-                )
-        await asyncio.to_thread(
-            store.set_fields,
-            self.db,
-            execution_id,
-            revert_state="failed" if problems else "done",
-            actions=row["actions"],
-            updated_at=self.clock.now(),
-        )
+        await resolution.revert(self, execution_id)
 
     # Helpers ----------------------------------------------------------------------------
 
