@@ -131,16 +131,16 @@ class Metrics:
         self.job_last_run = Gauge(
             f"{PREFIX}_job_last_run_timestamp_seconds",
             "Unix time a scheduled job last ran.",
-            ["job"],
+            ["name"],
             registry=r,
         )
         self.job_last_success = Gauge(
-            f"{PREFIX}_job_last_success", "1 if the job's last run succeeded.", ["job"], registry=r
+            f"{PREFIX}_job_last_success", "1 if the job's last run succeeded.", ["name"], registry=r
         )
         self.job_duration = Gauge(
             f"{PREFIX}_job_last_duration_seconds",
             "Duration of a scheduled job's last run.",
-            ["job"],
+            ["name"],
             registry=r,
         )
         # Probes (the service's view of them; probe results go to /probe).

@@ -357,10 +357,9 @@ def remediation() -> dict[str, Any]:
                     ),
                     kit.table(
                         "Scheduled jobs",
-                        Query(f"max by (exported_job) (conea_monitor_job_last_success{{{SELF}}})"),
+                        Query(f"max by (name) (conea_monitor_job_last_success{{{SELF}}})"),
                         unit="none",
-                        description="1 if the job's last run succeeded. The metric's own job label "
-                        "reaches Prometheus as exported_job (job is the scrape's).",
+                        description="1 if the scheduled job's last run succeeded, by job name.",
                     ),
                 ],
             ),

@@ -39,7 +39,7 @@ class Records(list[tuple[Any, ...]]):
 
 
 def sample(m: metrics.Metrics, name: str, job: str) -> float | None:
-    return m.registry.get_sample_value(f"conea_monitor_{name}", {"job": job})
+    return m.registry.get_sample_value(f"conea_monitor_{name}", {"name": job})
 
 
 @pytest.mark.integration

@@ -163,9 +163,9 @@ def service_metrics() -> metrics.Metrics:
     ).inc()
     m.time_to_recover.labels(policy="scale-out-on-cpu").observe(240)
     m.executions_in_flight.set(0)
-    m.job_last_run.labels(job="vacuum-analyze").set(1.7e9)
-    m.job_last_success.labels(job="vacuum-analyze").set(1)
-    m.job_duration.labels(job="vacuum-analyze").set(12)
+    m.job_last_run.labels(name="vacuum-analyze").set(1.7e9)
+    m.job_last_success.labels(name="vacuum-analyze").set(1)
+    m.job_duration.labels(name="vacuum-analyze").set(12)
     m.probes.labels(module="http_2xx", result="success").inc(10)
     m.probes_in_flight.set(0)
     return m
