@@ -105,7 +105,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from monitor.policy import cli as policy_cli
 
     if args.config or not args.paths:
-        settings = _load(args)  # the settings file is checked too
+        settings = _load(args)  # the settings file is checked too, and the probe modules
+        if settings.probes_file is not None:
+            from monitor.metrics import Metrics
+            from monitor.probes import ProbeService
+
+            ProbeService.from_file(settings.resolve(settings.probes_file), Metrics())
         registry = wiring.build_registry(settings)
         paths = args.paths or [str(settings.resolve(p)) for p in settings.policies]
     else:

@@ -158,3 +158,15 @@ def test_bad_reload_keeps_the_last_good_policies(tmp_path: Path) -> None:
             "reload on SIGHUP",
         )
         assert "conea_monitor_config_last_reload_successful 1.0" in service.get("/metrics").text
+
+
+def test_check_with_a_config_checks_its_probe_modules_too(tmp_path: Path) -> None:
+    probes = tmp_path / "probes.yml"
+    probes.write_text("modules:\n  x:\n    prober: nope\n")
+    config = svc.write_config(tmp_path, probes_file=str(probes))
+    result = cli("check", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"conea-monitor: error: {probes}:3:13: modules.x.prober: unknown prober 'nope' "
+        "(known: http, tcp, postgres, redis)"
+    )
