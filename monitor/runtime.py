@@ -57,9 +57,10 @@ class Runtime:
             if self.handler is not None:
                 await self.handler(stored)
         except Exception:
+            # Left unprocessed: taken up again at the next start.
             log.exception("processing notification %d failed", stored.id)
-        finally:
-            self.writer.mark_processed(stored.id, datetime.now(UTC))
+            return
+        self.writer.mark_processed(stored.id, datetime.now(UTC))
 
     async def drain(self, within: float = 10.0) -> None:
         """Wait for in-flight processing (shutdown, tests)."""

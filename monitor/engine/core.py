@@ -134,16 +134,31 @@ class Engine:
     # Notifications ------------------------------------------------------------------------
 
     async def handle(self, stored: StoredNotification) -> None:
+        """Decide every new alert of a stored notification. One alert's failure does not
+        stop the others; if any failed, the error is raised once all were tried, so the
+        notification stays unprocessed and is taken up again after a restart (decisions
+        already made are claimed in the store and are not made twice)."""
+        failures: list[BaseException] = []
         for item in stored.alerts:
             ctx = alert_context(item.alert)
             if item.alert.status == "resolved":
                 if not item.repeat:
-                    await self.on_resolved(ctx)
+                    await self._guarded(failures, self.on_resolved(ctx))
                 continue
             if item.repeat:
                 continue  # Alertmanager re-sends whole groups; the first delivery decided
             for policy in self.policies.match(ctx.labels):
-                await self.decide(policy, ctx, step=0)
+                await self._guarded(failures, self.decide(policy, ctx, step=0))
+        if failures:
+            raise failures[0]
+
+    async def _guarded(self, failures: list[BaseException], work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception as exc:  # the store or a bug; logged, and the rest goes on
+            log.exception("deciding an alert failed")
+            self.metrics.store_errors.labels("engine").inc()
+            failures.append(exc)
 
     async def decide(
         self, policy: policy_mod.Policy, ctx: AlertContext, step: int, existing: int | None = None
