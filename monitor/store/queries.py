@@ -44,63 +44,66 @@ def _page(engine: Engine, table: Table, query: Select[Any], f: Filters) -> Page:
     return Page(rows, rows[-1]["id"] if more and rows else None)
 
 
+@dataclass(frozen=True)
+class _Listing:
+    """How the filters map onto one table: which column each equality filter compares,
+    and which times ``since`` and ``until`` bound."""
+
+    table: Table
+    equal: dict[str, str]
+    since: str
+    until: str
+    hidden: tuple[str, ...] = ()
+
+    def query(self, f: Filters) -> Select[Any]:
+        q = select(*[c for c in self.table.c if c.name not in self.hidden])
+        for name, column in self.equal.items():
+            value = getattr(f, name)
+            if value:
+                q = q.where(self.table.c[column] == value)
+        if f.since:
+            q = q.where(self.table.c[self.since] >= f.since)
+        if f.until:
+            q = q.where(self.table.c[self.until] < f.until)
+        return q
+
+
+_ALERTS = _Listing(
+    alerts,
+    {"status": "status", "alertname": "alertname", "fingerprint": "fingerprint"},
+    since="last_received_at",
+    until="first_received_at",
+)
+_NOTIFICATIONS = _Listing(
+    notifications, {"status": "status"}, "received_at", "received_at", hidden=("payload",)
+)
+_EXECUTIONS = _Listing(
+    executions,
+    {"status": "state", "alertname": "alertname", "fingerprint": "fingerprint", "policy": "policy"},
+    since="created_at",
+    until="created_at",
+)
+_AUDIT = _Listing(
+    audit, {"status": "kind", "fingerprint": "fingerprint", "policy": "policy"}, "at", "at"
+)
+
+
 def list_alerts(engine: Engine, f: Filters) -> Page:
-    q = select(alerts)
-    if f.status:
-        q = q.where(alerts.c.status == f.status)
-    if f.alertname:
-        q = q.where(alerts.c.alertname == f.alertname)
-    if f.fingerprint:
-        q = q.where(alerts.c.fingerprint == f.fingerprint)
-    if f.since:
-        q = q.where(alerts.c.last_received_at >= f.since)
-    if f.until:
-        q = q.where(alerts.c.first_received_at < f.until)
-    return _page(engine, alerts, q, f)
+    return _page(engine, alerts, _ALERTS.query(f), f)
 
 
 def list_notifications(engine: Engine, f: Filters) -> Page:
-    q = select(*[c for c in notifications.c if c.name != "payload"])
-    if f.status:
-        q = q.where(notifications.c.status == f.status)
-    if f.since:
-        q = q.where(notifications.c.received_at >= f.since)
-    if f.until:
-        q = q.where(notifications.c.received_at < f.until)
-    return _page(engine, notifications, q, f)
+    return _page(engine, notifications, _NOTIFICATIONS.query(f), f)
 
 
 def list_executions(engine: Engine, f: Filters) -> Page:
-    q = select(executions)
-    if f.status:
-        q = q.where(executions.c.state == f.status)
-    if f.alertname:
-        q = q.where(executions.c.alertname == f.alertname)
-    if f.fingerprint:
-        q = q.where(executions.c.fingerprint == f.fingerprint)
-    if f.policy:
-        q = q.where(executions.c.policy == f.policy)
-    if f.since:
-        q = q.where(executions.c.created_at >= f.since)
-    if f.until:
-        q = q.where(executions.c.created_at < f.until)
-    return _page(engine, executions, q, f)
+    return _page(engine, executions, _EXECUTIONS.query(f), f)
 
 
 def list_audit(engine: Engine, f: Filters, execution_id: int | None = None) -> Page:
-    q = select(audit)
+    q = _AUDIT.query(f)
     if execution_id is not None:
         q = q.where(audit.c.execution_id == execution_id)
-    if f.status:
-        q = q.where(audit.c.kind == f.status)
-    if f.fingerprint:
-        q = q.where(audit.c.fingerprint == f.fingerprint)
-    if f.policy:
-        q = q.where(audit.c.policy == f.policy)
-    if f.since:
-        q = q.where(audit.c.at >= f.since)
-    if f.until:
-        q = q.where(audit.c.at < f.until)
     return _page(engine, audit, q, f)
 
 

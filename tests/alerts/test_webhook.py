@@ -107,6 +107,12 @@ def test_many_alerts_in_one_notification(service: svc.Service) -> None:
     second = service.get("/api/v1/alerts", params={"limit": 200, "before": page["next"]}).json()
     ids = [a["id"] for a in page["items"] + second["items"]]
     assert len(ids) == len(set(ids)) == 400 and ids == sorted(ids, reverse=True)
+    # Time range and field filters.
+    assert alerts(service, since="2999-01-01T00:00:00Z") == []
+    assert alerts(service, until="2000-01-01T00:00:00Z") == []
+    assert len(alerts(service, since="2000-01-01T00:00:00Z", alertname="Many")) == 500
+    assert [a["labels"]["n"] for a in alerts(service, fingerprint=f"{7:016x}")] == ["7"]
+    assert alerts(service, alertname="Other") == []
 
 
 def test_unicode_labels_round_trip(service: svc.Service) -> None:
