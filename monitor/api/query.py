@@ -1,11 +1,17 @@
-"""Read-only API over the audit trail: alerts, executions and audit events (``/api/v1``)."""
+"""Read-only API over the audit trail: alerts, executions and audit events (``/api/v1``).
+
+Every listing takes the same window and page parameters (``since``, ``until``, ``before``,
+``limit``); each adds its own field filters.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from monitor.api.errors import JSONResponse, problem
@@ -15,74 +21,73 @@ from monitor.store import queries
 router = APIRouter(prefix="/api/v1")
 
 
-def _filters(
-    status: str | None = None,
-    alertname: str | None = None,
-    fingerprint: str | None = None,
-    policy: str | None = None,
+def _window(
     since: datetime | None = None,
     until: datetime | None = None,
     before: int | None = None,
-    limit: int = 100,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> queries.Filters:
-    return queries.Filters(status, alertname, fingerprint, policy, since, until, before, limit)
+    return queries.Filters(since=since, until=until, before=before, limit=limit)
 
 
-def _json(page: queries.Page) -> dict[str, Any]:
-    return {"items": page.items, "next": page.next}
+Window = Annotated[queries.Filters, Depends(_window)]
 
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
+async def _list(
+    request: Request,
+    lister: Callable[[Any, queries.Filters], queries.Page],
+    window: queries.Filters,
+    **fields: str | None,
+) -> Response:
+    rt: Runtime = request.app.state.runtime
+    f = dataclasses.replace(window, **dict[str, Any](fields))
+    page = await run_in_threadpool(lister, rt.db, f)
+    return JSONResponse({"items": page.items, "next": page.next})
 
 
 @router.get("/alerts", response_class=JSONResponse)
 async def list_alerts(
     request: Request,
+    window: Window,
     status: Literal["firing", "resolved"] | None = None,
     alertname: str | None = None,
     fingerprint: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before: int | None = None,
-    limit: Limit = 100,
 ) -> Response:
-    rt: Runtime = request.app.state.runtime
-    f = _filters(status, alertname, fingerprint, None, since, until, before, limit)
-    page = await run_in_threadpool(queries.list_alerts, rt.db, f)
-    return JSONResponse(_json(page))
+    return await _list(
+        request,
+        queries.list_alerts,
+        window,
+        status=status,
+        alertname=alertname,
+        fingerprint=fingerprint,
+    )
 
 
 @router.get("/notifications", response_class=JSONResponse)
 async def list_notifications(
-    request: Request,
-    status: Literal["firing", "resolved"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before: int | None = None,
-    limit: Limit = 100,
+    request: Request, window: Window, status: Literal["firing", "resolved"] | None = None
 ) -> Response:
-    rt: Runtime = request.app.state.runtime
-    f = _filters(status, None, None, None, since, until, before, limit)
-    page = await run_in_threadpool(queries.list_notifications, rt.db, f)
-    return JSONResponse(_json(page))
+    return await _list(request, queries.list_notifications, window, status=status)
 
 
 @router.get("/executions", response_class=JSONResponse)
 async def list_executions(
     request: Request,
+    window: Window,
     status: str | None = None,
     alertname: str | None = None,
     fingerprint: str | None = None,
     policy: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before: int | None = None,
-    limit: Limit = 100,
 ) -> Response:
-    rt: Runtime = request.app.state.runtime
-    f = _filters(status, alertname, fingerprint, policy, since, until, before, limit)
-    page = await run_in_threadpool(queries.list_executions, rt.db, f)
-    return JSONResponse(_json(page))
+    return await _list(
+        request,
+        queries.list_executions,
+        window,
+        status=status,
+        alertname=alertname,
+        fingerprint=fingerprint,
+        policy=policy,
+    )
 
 
 @router.get("/executions/{execution_id}", response_class=JSONResponse)
@@ -101,15 +106,11 @@ async def get_execution(request: Request, execution_id: int) -> Response:
 @router.get("/audit", response_class=JSONResponse)
 async def list_audit(
     request: Request,
+    window: Window,
     kind: str | None = None,
     fingerprint: str | None = None,
     policy: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    before: int | None = None,
-    limit: Limit = 100,
 ) -> Response:
-    rt: Runtime = request.app.state.runtime
-    f = _filters(kind, None, fingerprint, policy, since, until, before, limit)
-    page = await run_in_threadpool(queries.list_audit, rt.db, f)
-    return JSONResponse(_json(page))
+    return await _list(
+        request, queries.list_audit, window, status=kind, fingerprint=fingerprint, policy=policy
+    )
