@@ -1,4 +1,10 @@
-"""Logging set-up: text or JSON lines (python-json-logger); credentials are never logged."""
+"""Logging set-up: text or JSON lines (python-json-logger); credentials are never logged.
+
+Two filters on the handler, so every logger is covered: one masks what looks like
+``password=...`` or ``Authorization: ...``; the other masks every secret value the
+process has resolved, in the message and in a traceback, escaped or encoded forms too
+(:class:`monitor.secrets.RedactingFilter`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import re
 import sys
 
 from pythonjsonlogger.json import JsonFormatter
+
+from monitor import secrets
 
 _SECRET = re.compile(
     r"(?i)(authorization|password|token|secret)([\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
@@ -36,6 +44,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    handler.addFilter(secrets.RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -132,3 +132,102 @@ def test_postgres_target(tmp_path: Path) -> None:
         targets.PostgresTarget.model_validate({"host": "h", "user": "u", "sslmode": "on"})
     with pytest.raises(ValidationError, match="password\n  Extra inputs are not permitted"):
         targets.PostgresTarget.model_validate({"host": "h", "user": "u", "password": "x"})
+
+
+def test_surrounding_whitespace_is_stripped_with_a_warning_naming_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("WS_TOKEN", "  spaced-token-4455\r\n")
+    assert secrets.SecretRef(env="WS_TOKEN").resolve() == "spaced-token-4455"
+    plain = tmp_path / "plain"
+    plain.write_text("file-token-4455\n")  # one final newline: the usual text file
+    assert secrets.SecretRef(file=plain).resolve() == "file-token-4455"
+    padded = tmp_path / "padded"
+    padded.write_text("file-token-4455 \n\n")
+    assert secrets.SecretRef(file=padded).resolve() == "file-token-4455"
+    assert caplog.messages == [
+        "secret env:WS_TOKEN: surrounding whitespace (leading 2, trailing 2 character(s)) "
+        "removed from its value",
+        f"secret file:{padded}: surrounding whitespace (trailing 3 character(s)) "
+        "removed from its value",
+    ]
+    assert "token-4455" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        pytest.param("Illegal header value b'Bearer tok+en/9 9\\n'", id="repr"),
+        pytest.param('{"error": "bad token \\"tok+en/9 9\\\\n\\""}', id="json"),
+        pytest.param("token=tok%2Ben%2F9%209%0A", id="quote"),
+        pytest.param("token=tok%2ben%2f9%209", id="quote-lower-hex"),
+        pytest.param("token=tok%2Ben/9%209", id="quote-keeping-slash"),
+        pytest.param("token=tok%2Ben%2F9+9", id="quote_plus"),
+        pytest.param("token= tok+en/9 9 \t", id="with-whitespace"),
+    ],
+)
+def test_redactor_masks_escaped_and_encoded_forms(shown: str) -> None:
+    redactor = secrets.Redactor(["tok+en/9 9\n"])
+    assert "<redacted>" in redactor.text(shown)
+    assert "en/9" not in redactor.text(shown) and "en%2" not in redactor.text(shown).lower()
+
+
+def test_redactor_masks_the_parts_of_a_secret_url_a_server_may_echo() -> None:
+    url = (
+        "https://hooks.slack.com/services/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?k=v4lue-99x"
+    )
+    redactor = secrets.Redactor([url])
+    assert redactor.text("no route /services/T0AB12CD3/B0EF45GH6/Zx9yW8vU7tS6rQ5pO4nM3lK2") == (
+        "no route <redacted>"
+    )
+    assert redactor.text("invalid_token Zx9yW8vU7tS6rQ5pO4nM3lK2 for T0AB12CD3") == (
+        "invalid_token <redacted> for <redacted>"
+    )
+    assert redactor.text("bad key v4lue-99x") == "bad key <redacted>"
+    # Words of the URL that are no tokens stay readable everywhere else.
+    assert redactor.text("hooks.slack.com services") == "hooks.slack.com services"
+
+
+def test_short_values_are_not_masked_in_free_text() -> None:
+    redactor = secrets.Redactor(["ab", " abc\n"])
+    assert redactor.text("ab abc lab") == "ab abc lab" and len(redactor) == 0
+
+
+def test_excerpt_masks_before_cutting_and_says_it_cut() -> None:
+    redactor = secrets.Redactor(["straddling-secret-77"])
+    text = "a" * 505 + "straddling-secret-77" + "b" * 10_000
+    assert redactor.excerpt(text) == "a" * 505 + "<redact…(truncated)"
+    assert redactor.excerpt("short straddling-secret-77") == "short <redacted>"
+
+
+def test_the_process_redactor_forgets_the_oldest_value_never_the_newest() -> None:
+    known = secrets._Known(limit=2)
+    for value in ("first-secret-1", "second-secret-2", "third-secret-3"):
+        known.add(value)
+    assert known.text("first-secret-1 second-secret-2 third-secret-3") == (
+        "first-secret-1 <redacted> <redacted>"
+    )
+
+
+def test_log_filter_masks_tracebacks_and_every_logger_through_the_handler(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor import logs
+
+    monkeypatch.setenv("TRACED", "traced-secret-6543")
+    value = secrets.SecretRef(env="TRACED").resolve()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", "json")
+        try:
+            raise ValueError(f"Illegal header value {('Bearer ' + value + chr(10)).encode()!r}")
+        except ValueError:
+            logging.getLogger("conea.test.anywhere").exception("failed: %s", value)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert "failed: <redacted>" in err and "Illegal header value b'Bearer <redacted>" in err
+    assert "traced-secret" not in err
