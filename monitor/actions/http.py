@@ -11,6 +11,13 @@ backoff (``backoff`` * 2^n, capped at ``max_backoff``), or after the server's
 ``Retry-After`` when it says so. A ``Retry-After`` longer than ``max_retry_after``, or
 retries exhausted, raise TemporaryActionError with that delay (the engine may try
 again later). Any other status outside ``expect_status`` is a PermanentActionError.
+
+Values from alert labels belong in ``path_params`` (each fills a ``{name}`` of the URL as
+one percent-encoded path segment) and ``query`` (percent-encoded query values), not
+pasted into ``url``: a label cannot add a path segment, a query parameter or a fragment.
+A URL with a dot segment (``/../``, also percent-encoded), a backslash, whitespace or a
+control character is refused. At most MAX_BODY bytes of a response are read; error
+bodies are masked, then cut to :data:`monitor.secrets.EXCERPT_LENGTH` characters.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import email.utils
 import json
 import logging
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +43,44 @@ from monitor.actions import registry
 from monitor.errors import ConfigError, PermanentActionError, TemporaryActionError
 
 Sleep = Callable[[float], Awaitable[None]]
-EXCERPT = 2000
+EXCERPT = 2000  # characters of a response body kept in the outcome
+MAX_BODY = 65536  # bytes of a response body read at most
+MAX_URL = 8192
+MAX_PARAM = 1024
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A dot segment ("." or "..", also percent-encoded) would let a value climb the path.
+DOT_SEGMENT = re.compile(r"(?i)(?:^|/)(?:\.|%2e){1,2}(?:[/?#]|$)")
+UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def check_url(url: str) -> str:
+    """ValueError unless ``url`` is an http(s) URL free of dot segments and unsafe bytes."""
+    if not re.match(r"https?://[^/\s]+", url):
+        raise ValueError(f"invalid URL {url!r}: use http(s)://host/path")
+    if len(url) > MAX_URL:
+        raise ValueError(f"URL longer than {MAX_URL} characters")
+    if UNSAFE_URL.search(url):
+        raise ValueError(
+            f"invalid URL {url!r}: whitespace, control characters and backslashes are not "
+            "allowed (put values from labels in path_params or query)"
+        )
+    path = urllib.parse.urlsplit(url).path
+    if DOT_SEGMENT.search(path):
+        raise ValueError(
+            f"invalid URL {url!r}: '.' and '..' path segments are not allowed "
+            "(put values from labels in path_params or query)"
+        )
+    return url
+
+
+def build_url(url: str, path_params: dict[str, str], query: dict[str, str]) -> str:
+    """``url`` with each ``{name}`` filled (one encoded segment) and ``query`` appended."""
+    if path_params:
+        url = PLACEHOLDER.sub(lambda m: urllib.parse.quote(path_params[m.group(1)], safe=""), url)
+    if query:
+        encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        url += ("&" if "?" in url else "?") + encoded
+    return url
 
 
 class BasicAuth(registry.StrictModel):
@@ -59,6 +104,9 @@ class Auth(registry.StrictModel):
 class RequestParams(registry.StrictModel):
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: str | secrets.SecretValue
+    # {name} in url -> the value as one percent-encoded path segment; and query values.
+    path_params: dict[str, str] = {}
+    query: dict[str, str] = {}
     headers: dict[str, secrets.SecretValue | str] = {}
     auth: Auth | None = None
     # A mapping or list is sent as JSON; a string as text. {secret: ...} anywhere inside
@@ -79,9 +127,39 @@ class RequestParams(registry.StrictModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str | secrets.SecretValue) -> str | secrets.SecretValue:
-        if isinstance(value, str) and not re.match(r"https?://[^/\s]+", value):
-            raise ValueError(f"invalid URL {value!r}: use http(s)://host/path")
+        return check_url(value) if isinstance(value, str) else value
+
+    @field_validator("path_params", "query")
+    @classmethod
+    def _values(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, item in value.items():
+            if len(item) > MAX_PARAM:
+                raise ValueError(f"value of {name!r} is longer than {MAX_PARAM} characters")
         return value
+
+    @field_validator("path_params")
+    @classmethod
+    def _segments(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, item in value.items():
+            if item in ("", ".", ".."):
+                raise ValueError(f"{name!r}: {item!r} is not a path segment")
+        return value
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> RequestParams:
+        if isinstance(self.url, secrets.SecretValue):
+            if self.path_params:
+                raise ValueError("path_params needs a plain url (a secret url has no {name})")
+            return self
+        named = set(PLACEHOLDER.findall(self.url))
+        if named != set(self.path_params):
+            missing = ", ".join(sorted(named - set(self.path_params))) or "none"
+            unused = ", ".join(sorted(set(self.path_params) - named)) or "none"
+            raise ValueError(
+                f"url placeholders and path_params differ (no value for: {missing}; "
+                f"not in the url: {unused})"
+            )
+        return self
 
     @field_validator("body", mode="before")
     @classmethod
@@ -122,9 +200,10 @@ def shown_request(params: RequestParams) -> dict[str, Any]:
                 f"Basic {params.auth.basic.username}:"
                 f"<secret {params.auth.basic.password.describe()}>"
             )
+    url = secrets.show(params.url)
     shown: dict[str, Any] = {
         "method": params.method,
-        "url": secrets.show(params.url),
+        "url": build_url(url, params.path_params, params.query),
         "headers": headers,
     }
     if params.body is not None:
@@ -135,7 +214,7 @@ def shown_request(params: RequestParams) -> dict[str, Any]:
 def prepare(params: RequestParams, redactor: secrets.Redactor) -> Prepared:
     """Resolve every secret of the request; ActionError if one cannot be read."""
     try:
-        url = secrets.materialize(params.url, redactor)
+        url = build_url(secrets.materialize(params.url, redactor), params.path_params, params.query)
         headers = {k: str(v) for k, v in secrets.materialize(params.headers, redactor).items()}
         if params.auth is not None:
             if params.auth.bearer is not None:
@@ -149,6 +228,9 @@ def prepare(params: RequestParams, redactor: secrets.Redactor) -> Prepared:
         body = secrets.materialize(params.body, redactor)
     except ConfigError as exc:
         raise PermanentActionError(str(exc)) from None
+    for name, value in headers.items():
+        if any(c in value for c in "\r\n\0"):  # the name only: the value may be a secret
+            raise PermanentActionError(f"header {name!r}: a line break or NUL in its value")
     content: bytes | None = None
     lower = {k.lower() for k in headers}
     if isinstance(body, str):
@@ -191,9 +273,33 @@ async def client_for(shared: httpx.AsyncClient | None) -> AsyncIterator[httpx.As
 
 @dataclass
 class Sent:
-    response: httpx.Response
+    response: httpx.Response  # its body already read (and closed): use ``text``
     attempts: int
     waited: float
+    text: str = ""  # at most MAX_BODY bytes of the body, decoded
+    truncated: bool = False  # the body was longer than MAX_BODY
+
+    def excerpt(self, redactor: secrets.Redactor) -> str:
+        """The start of the body for an error message: masked, then cut."""
+        text = self.text + (secrets.TRUNCATED if self.truncated else "")
+        return redactor.excerpt(text)
+
+
+async def read_body(response: httpx.Response, limit: int = MAX_BODY) -> tuple[str, bool]:
+    """At most ``limit`` bytes of a streamed body, decoded; and whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    data = b"".join(chunks)
+    try:
+        text = data[:limit].decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset in Content-Type
+        text = data[:limit].decode("utf-8", errors="replace")
+    return text, size > limit
 
 
 async def send(
@@ -218,15 +324,20 @@ async def send(
         attempt += 1
         delay = min(max_backoff, backoff * 2 ** (attempt - 1))
         try:
-            response = await client.request(
+            outgoing = client.build_request(
                 request.method,
                 request.url,
                 headers=request.headers,
                 content=request.content,
                 timeout=request_timeout,
             )
-        except httpx.HTTPError as exc:
-            reason = redactor.text(f"{type(exc).__name__}: {exc}")
+            response = await client.send(outgoing, stream=True)
+            try:
+                text, truncated = await read_body(response)
+            finally:
+                await response.aclose()
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            reason = redactor.excerpt(f"{type(exc).__name__}: {exc}")
             log.warning("%s: attempt %d failed: %s", where, attempt, reason)
             if attempt > retries:
                 raise TemporaryActionError(
@@ -235,12 +346,13 @@ async def send(
         else:
             status = response.status_code
             log.info("%s -> HTTP %d (attempt %d)", where, status, attempt)
+            sent = Sent(response, attempt, waited, text, truncated)
             if expected(status) or not (status == 429 or status >= 500):
-                return Sent(response, attempt, waited)
+                return sent
             hint = retry_after(response)
             if hint is not None:
                 delay = hint
-            excerpt = redactor.text(response.text[:300])
+            excerpt = sent.excerpt(redactor)
             if attempt > retries or delay > max_retry_after:
                 raise TemporaryActionError(
                     f"{where}: HTTP {status} after {attempt} attempt(s): {excerpt}",
@@ -250,15 +362,16 @@ async def send(
         await sleep(delay)
 
 
-def response_excerpt(response: httpx.Response, redactor: secrets.Redactor) -> Any:
+def response_excerpt(sent: Sent, redactor: secrets.Redactor) -> Any:
     """The response body for the audit record: JSON if it parses, text otherwise, short."""
-    text = response.text
-    if len(text) <= EXCERPT and "json" in response.headers.get("content-type", ""):
+    text = sent.text
+    content_type = sent.response.headers.get("content-type", "")
+    if not sent.truncated and len(text) <= EXCERPT and "json" in content_type:
         try:
             return redactor.value(json.loads(text))
         except ValueError:
             pass
-    return redactor.text(text[:EXCERPT])
+    return redactor.excerpt(text + (secrets.TRUNCATED if sent.truncated else ""), EXCERPT)
 
 
 class Request(registry.Action[RequestParams]):
@@ -295,11 +408,11 @@ class Request(registry.Action[RequestParams]):
                 sleep=self.sleep,
             )
         status = sent.response.status_code
-        body = response_excerpt(sent.response, redactor)
-        where = f"{params.method} {request.shown['url']}"
+        body = response_excerpt(sent, redactor)
+        where = f"{params.method} {redactor.text(str(request.shown['url']))}"
         if not params.expected(status):
             expect = params.expect_status or "2xx"
-            excerpt = redactor.text(sent.response.text[:300])
+            excerpt = sent.excerpt(redactor)
             raise PermanentActionError(f"{where}: HTTP {status}, expected {expect}: {excerpt}")
         return registry.Outcome(
             summary=f"{where} -> HTTP {status}",

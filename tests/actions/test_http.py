@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -282,3 +284,157 @@ async def test_missing_secret_is_permanent_and_names_it(
 def test_bad_params_are_clear_errors(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         http_actions.RequestParams.model_validate(raw)
+
+
+async def test_a_token_with_a_trailing_newline_is_stripped_and_the_call_succeeds(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN + "\n")  # kubectl create secret --from-file
+    params = purge_params(fake_api)
+    outcome = await action.apply(params, ctx, await action.plan(params, ctx))
+    [got] = fake_api.received
+    assert got.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert outcome.details["status"] == 200
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == (
+        "secret env:CF_API_TOKEN: surrounding whitespace (trailing 1 character(s)) "
+        "removed from its value"
+    )
+    assert TOKEN not in caplog.text
+
+
+SECRET_URL_PATH = "/hooks/T0123456/B0654321/url-secret-Qw9Er8Ty7"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        pytest.param(lambda token, path: f"token {token} denied", id="raw"),
+        pytest.param(lambda token, path: f"token {quote(token)} denied", id="quote"),
+        pytest.param(lambda token, path: f"token={quote_plus(' ' + token)}", id="quote_plus"),
+        pytest.param(lambda token, path: json.dumps({"error": f"bad {token!r}"}), id="repr"),
+        pytest.param(lambda token, path: json.dumps({"token": token + "\n"}), id="json"),
+        pytest.param(lambda token, path: f"no route {path}", id="url-path"),
+        pytest.param(lambda token, path: f"unknown {path.rsplit('/', 1)[1]}", id="url-token"),
+        pytest.param(lambda token, path: f"no route {quote(path, safe='')}", id="url-encoded"),
+    ],
+)
+async def test_an_echoed_secret_in_any_form_is_recorded_nowhere(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    echo: Callable[[str, str], str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = "tok/en+Zk29 xQ\"very'secret"  # characters every encoding changes
+    monkeypatch.setenv("ECHO_TOKEN", token)
+    monkeypatch.setenv("ECHO_URL", fake_api.url(SECRET_URL_PATH))
+    params = http_actions.RequestParams.model_validate(
+        {
+            "url": {"secret": {"env": "ECHO_URL"}},
+            "auth": {"bearer": {"env": "ECHO_TOKEN"}},
+            "retries": 1,
+        }
+    )
+    # A 5xx first (retried, logged, then the same body again as the final error).
+    body = echo(token, SECRET_URL_PATH)
+    fake_api.replies = [Reply(503, body), Reply(403, body)]
+    with pytest.raises(PermanentActionError, match="HTTP 403") as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert len(fake_api.received) == 2
+    recorded = str(info.value) + caplog.text
+    assert "<redacted>" in str(info.value)
+    for part in (token, quote(token), quote(token, safe=""), quote_plus(token), "Qw9Er8Ty7"):
+        assert part not in recorded
+    assert json.dumps(token)[1:-1] not in recorded and repr(token)[1:-1] not in recorded
+
+
+async def test_a_huge_error_body_is_stored_truncated(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    # The token straddles the cut at 512 characters: no prefix of it may survive.
+    huge = "x" * 500 + TOKEN + "y" * 5_000_000
+    fake_api.replies = [Reply(400, huge)]
+    params = purge_params(fake_api)
+    with pytest.raises(PermanentActionError) as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    message = str(info.value)
+    assert message.endswith("x" * 500 + "<redacted>yy…(truncated)")
+    assert len(message) < 700 and TOKEN[:6] not in message
+
+    fake_api.replies = [Reply(200, "z" * 100_000)]  # a success: the outcome keeps 2000
+    outcome = await action.apply(params, ctx, await action.plan(params, ctx))
+    assert outcome.details["response"] == "z" * 2000 + "…(truncated)"
+
+
+async def test_label_values_arrive_as_one_encoded_path_segment_and_query_value(
+    fake_api: FakeApi, action: http_actions.Request, ctx: registry.ActionContext
+) -> None:
+    # What a policy renders from hostile labels: traversal, a query, a fragment, markup.
+    params = http_actions.RequestParams.model_validate(
+        {
+            "method": "GET",
+            "url": fake_api.url("/zones/{zone}/purge?mode=all"),
+            "path_params": {"zone": "../../admin?drop=1#x"},
+            "query": {"host": "a b&c=d/../<e>", "reason": "100%"},
+        }
+    )
+    plan = await action.plan(params, ctx)
+    expected = (
+        "/zones/..%2F..%2Fadmin%3Fdrop%3D1%23x/purge"
+        "?mode=all&host=a%20b%26c%3Dd%2F..%2F%3Ce%3E&reason=100%25"
+    )
+    assert plan.details["request"]["url"] == fake_api.url(expected)
+    await action.apply(params, ctx, plan)
+    [got] = fake_api.received
+    assert got.path == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"url": "http://x/a/../admin"}, "'.' and '..' path segments are not allowed"),
+        ({"url": "http://x/a/%2E%2e/admin"}, "'.' and '..' path segments are not allowed"),
+        ({"url": "http://x/a/./b"}, "'.' and '..' path segments are not allowed"),
+        ({"url": "http://x/a b"}, "whitespace, control characters and backslashes"),
+        ({"url": "http://x/a\\..\\b"}, "whitespace, control characters and backslashes"),
+        ({"url": "http://x/{zone}"}, r"no value for: zone; not in the url: none"),
+        ({"url": "http://x/", "path_params": {"z": "a"}}, "not in the url: z"),
+        ({"url": "http://x/{z}", "path_params": {"z": ".."}}, "'z': '..' is not a path segment"),
+        ({"url": "http://x/{z}", "path_params": {"z": "a" * 1025}}, "longer than 1024"),
+    ],
+)
+def test_unsafe_urls_are_refused_naming_the_field(raw: dict[str, object], message: str) -> None:
+    reg = registry.Registry()
+    http_actions.register(reg)
+    with pytest.raises(ValidationError, match=message) as info:
+        reg.parse_params("http.request", raw)
+    [error] = info.value.errors()
+    assert error["loc"] in {("url",), ("path_params",), ()}
+
+
+async def test_a_line_break_in_a_header_value_is_refused_without_showing_it(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SPLIT_TOKEN", "first-half\r\nX-Injected: yes")
+    params = http_actions.RequestParams.model_validate(
+        {"url": fake_api.url("/x"), "auth": {"bearer": {"env": "SPLIT_TOKEN"}}}
+    )
+    with pytest.raises(PermanentActionError) as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert str(info.value) == "header 'Authorization': a line break or NUL in its value"
+    assert fake_api.received == []
