@@ -120,8 +120,24 @@ def compose(params: NotifyParams, ctx: registry.ActionContext) -> dict[str, Any]
 
 
 def _escape(text: str) -> str:
-    """Slack mrkdwn: &, < and > are control characters."""
+    """Slack mrkdwn: &, < and > are control characters (links, mentions: ``<!here>``)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object whose text Slack takes verbatim: no bare URL, channel name or
+    mention in it is turned into a link or a ping (the text must be escaped already)."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _link(url: str, text: str) -> str | None:
+    """``<url|text>`` for an http(s) URL; characters that would end the link are encoded."""
+    if not url.lower().startswith(("http://", "https://")):
+        return None  # javascript:, data: ... are no links to follow
+    safe = "".join(
+        f"%{ord(c):02X}" if c in "<>|" or c.isspace() or not c.isprintable() else c for c in url
+    )
+    return f"<{safe}|{text}>"
 
 
 def _cut(text: str, limit: int = SLACK_TEXT_LIMIT) -> str:
@@ -131,38 +147,40 @@ def _cut(text: str, limit: int = SLACK_TEXT_LIMIT) -> str:
 def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
     """Incoming-webhook JSON: ``text`` (the notification fallback) and ``blocks``."""
     lead = message["message"] or message["summary"] or ""
-    fallback = message["title"] + (f": {lead}" if lead else "")
+    # The fallback text is mrkdwn too (notifications show it): escaped like the blocks.
+    fallback = _escape(message["title"] + (f": {lead}" if lead else ""))
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(message["title"], 150)}}
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _cut(message["title"], 150), "emoji": False},
+        }
     ]
     if lead:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(_escape(lead))}})
+        blocks.append({"type": "section", "text": _mrkdwn(_cut(_escape(lead)))})
     if message["alert"]:
         labels = sorted(message["alert"]["labels"].items())[:MAX_LABEL_FIELDS]
         if labels:
+            # plain_text: a label's *, _, ~ or ` cannot format, link or mention anything.
             blocks.append(
                 {
                     "type": "section",
                     "fields": [
-                        {"type": "mrkdwn", "text": _cut(f"*{_escape(k)}*\n{_escape(v)}", 2000)}
+                        {"type": "plain_text", "text": _cut(f"{k}: {v}", 2000), "emoji": False}
                         for k, v in labels
                     ],
                 }
             )
     if message["steps"]:
         lines = "\n".join(f"• {_escape(line)}" for line in message["steps"])
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": _cut(f"*What was done*\n{lines}")},
-            }
-        )
+        blocks.append({"type": "section", "text": _mrkdwn(_cut(f"*What was done*\n{lines}"))})
     link_text = {"alert": "Alert source", "audit": "Audit record"}
-    links = [f"<{url}|{link_text[name]}>" for name, url in message["links"].items()]
+    links = [
+        link
+        for name, url in message["links"].items()
+        if (link := _link(url, link_text[name])) is not None
+    ]
     if links:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": " | ".join(links)}]}
-        )
+        blocks.append({"type": "context", "elements": [_mrkdwn(" | ".join(links))]})
     return {"text": _cut(fallback), "blocks": blocks}
 
 
@@ -241,7 +259,7 @@ class Notify(registry.Action[NotifyParams]):
             )
         status = sent.response.status_code
         if not 200 <= status < 300:
-            excerpt = redactor.text(sent.response.text[:300])
+            excerpt = sent.excerpt(redactor)
             raise PermanentActionError(
                 f"notifier {params.notifier!r} ({notifier.describe_url()}): HTTP {status}: "
                 f"{excerpt}"

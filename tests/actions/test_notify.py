@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 
@@ -101,16 +103,20 @@ async def test_slack_message_says_what_happened_and_hides_the_webhook_url(
     assert payload == plan.details["payload"]  # the plan shows exactly what is sent
     assert payload["text"] == (
         "[FIRING] QueueTooDeep - policy queue-too-deep: "
-        "Queue still deep after scaling: paging <on-call>"
+        "Queue still deep after scaling: paging &lt;on-call&gt;"
     )
     blocks = payload["blocks"]
     assert blocks[0] == {
         "type": "header",
-        "text": {"type": "plain_text", "text": "[FIRING] QueueTooDeep - policy queue-too-deep"},
+        "text": {
+            "type": "plain_text",
+            "text": "[FIRING] QueueTooDeep - policy queue-too-deep",
+            "emoji": False,
+        },
     }
     assert blocks[1]["text"]["text"] == "Queue still deep after scaling: paging &lt;on-call&gt;"
     fields = [f["text"] for f in blocks[2]["fields"]]
-    assert "*alertname*\nQueueTooDeep" in fields and "*severity*\npage" in fields
+    assert "alertname: QueueTooDeep" in fields and "severity: page" in fields
     done = blocks[3]["text"]["text"]
     assert done.startswith(
         "*What was done*\n• step 0: kubernetes.scale succeeded - scale "
@@ -212,3 +218,82 @@ def test_notifier_config_errors() -> None:
         targets.Notifier.model_validate({"kind": "email", "url": "http://x"})
     with pytest.raises(ValueError, match="exactly one of 'env' or 'file'"):
         targets.Notifier.model_validate({"kind": "slack", "url": {}})
+
+
+async def test_label_markup_cannot_link_mention_or_format_in_slack(
+    fake_api: FakeApi, action: notify_actions.Notify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_URL", fake_api.url(SLACK_PATH))
+    ctx = make_ctx(fake_api, "slack")
+    assert ctx.alert is not None
+    hostile = "<!channel> <https://evil.example|click> *bold* @here"
+    labels = {**ctx.alert.labels, "alertname": hostile, "instance": "<@U024BE7LH>"}
+    alert = dataclasses.replace(
+        ctx.alert, labels=labels, generator_url="https://evil.example/x|Fake link> <!here"
+    )
+    ctx = dataclasses.replace(ctx, alert=alert)
+    params = notify_actions.NotifyParams.model_validate(
+        {"notifier": "oncall", "message": f"Queue deep on {hostile}", "history": HISTORY}
+    )
+    await action.apply(params, ctx, await action.plan(params, ctx))
+    payload = fake_api.received[0].json()
+    escaped = "&lt;!channel&gt; &lt;https://evil.example|click&gt; *bold* @here"
+    assert payload["text"] == (
+        f"[FIRING] {escaped} - policy queue-too-deep: Queue deep on {escaped}"
+    )
+    header, lead, labels, done, links = payload["blocks"]
+    assert header["text"]["type"] == "plain_text"  # Slack shows plain text as it is
+    assert lead["text"] == {
+        "type": "mrkdwn",
+        "text": f"Queue deep on {escaped}",
+        "verbatim": True,  # no auto-linking of bare URLs, no parsing of @here
+    }
+    fields = {f["text"]: f["type"] for f in labels["fields"]}
+    assert fields[f"alertname: {hostile}"] == "plain_text"
+    assert fields["instance: <@U024BE7LH>"] == "plain_text"
+    assert done["text"]["verbatim"] is True
+    [context] = links["elements"]
+    assert context["verbatim"] is True
+    assert context["text"].startswith(
+        "<https://evil.example/x%7CFake%20link%3E%20%3C!here|Alert source> | "
+    )
+
+
+async def test_a_non_http_alert_link_is_left_out(
+    fake_api: FakeApi, action: notify_actions.Notify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_URL", fake_api.url(SLACK_PATH))
+    ctx = make_ctx(fake_api, "slack")
+    assert ctx.alert is not None
+    ctx = dataclasses.replace(
+        ctx, alert=dataclasses.replace(ctx.alert, generator_url="javascript:alert(1)")
+    )
+    params = notify_actions.NotifyParams(notifier="oncall")
+    await action.apply(params, ctx, await action.plan(params, ctx))
+    [context] = fake_api.received[0].json()["blocks"][-1]["elements"]
+    assert context["text"] == "<https://monitor.conea.io/api/v1/executions/ex-42|Audit record>"
+
+
+async def test_a_hook_echoing_its_secret_url_is_masked_and_cut(
+    fake_api: FakeApi,
+    action: notify_actions.Notify,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # A trailing newline, as a Kubernetes secret mounted --from-file gives it.
+    monkeypatch.setenv("NOTIFY_URL", fake_api.url(SLACK_PATH) + "\n")
+    ctx = make_ctx(fake_api, "slack")
+    params = notify_actions.NotifyParams(notifier="oncall")
+    echoed = (
+        f"no such hook {SLACK_PATH} (encoded {quote(SLACK_PATH, safe='')}, "
+        f"json {json.dumps({'path': SLACK_PATH})})" + " padding" * 200
+    )
+    fake_api.replies = [Reply(404, echoed)]
+    with pytest.raises(PermanentActionError, match="HTTP 404: no such hook <redacted>") as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert fake_api.received[0].path == SLACK_PATH  # the newline was stripped
+    assert str(info.value).endswith("…(truncated)") and len(str(info.value)) < 700
+    for recorded in (str(info.value), caplog.text):
+        assert "hook-secret-path-XyZ123" not in recorded and "T0001/B0002" not in recorded
+    assert "secret env:NOTIFY_URL: surrounding whitespace" in caplog.text
