@@ -340,15 +340,24 @@ class VacuumAnalyze(registry.Action[VacuumParams]):
 
     async def _check_tables(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], params: VacuumParams
-    ) -> None:
+    ) -> list[tuple[str, sql.Identifier]]:
+        """Each table as written and as the server names it (schema, name), found as
+        PostgreSQL finds an unquoted name (``Events`` is ``public.events``)."""
+        found: list[tuple[str, sql.Identifier]] = []
         for table in params.tables:
-            cursor = await conn.execute(b"SELECT to_regclass(%s) AS oid", (table,))
+            cursor = await conn.execute(
+                b"SELECT n.nspname AS schema, c.relname AS name FROM pg_class c "
+                b"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+                (table,),
+            )
             row = await cursor.fetchone()
-            if row is None or row["oid"] is None:
+            if row is None:
                 raise PermanentActionError(
                     f"postgres target {params.target!r}: no table {table!r} in database "
                     f"{params.database or 'of the target'}"
                 )
+            found.append((table, sql.Identifier(row["schema"], row["name"])))
+        return found
 
     def _scope(self, params: VacuumParams, ctx: registry.ActionContext) -> str:
         database = params.database or target_of(ctx, params.target).dbname
@@ -370,11 +379,10 @@ class VacuumAnalyze(registry.Action[VacuumParams]):
     ) -> registry.Outcome:
         durations: dict[str, float] = {}
         async with connect(ctx, params.target, params.database) as conn:
-            await self._check_tables(conn, params)
+            found = await self._check_tables(conn, params)
             statements: list[tuple[str, sql.Composed | sql.SQL]] = []
             if params.tables:
-                for table in params.tables:
-                    ident = sql.Identifier(*table.split("."))
+                for table, ident in found:
                     statements.append((table, sql.SQL("VACUUM (ANALYZE) {}").format(ident)))
             else:
                 statements.append(("*", sql.SQL("VACUUM (ANALYZE)")))

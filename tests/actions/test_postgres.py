@@ -230,6 +230,48 @@ async def test_vacuum_analyze_tables_outside_a_transaction(
     assert after["dead_tuples"] == 0 and after["live_tuples"] == 1000
 
 
+async def test_vacuum_analyze_finds_a_table_as_postgresql_finds_an_unquoted_name(
+    postgres: services.Postgres, pg_ctx: registry.ActionContext
+) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        postgres.dsn("conea_actions"), autocommit=True
+    ) as conn:
+        await conn.execute("DROP TABLE IF EXISTS orders")
+        await conn.execute("CREATE TABLE orders (id int)")
+    action = pg_actions.VacuumAnalyze()
+    params = pg_actions.VacuumParams(target="db", tables=["Public.Orders"])
+    outcome = await action.apply(params, pg_ctx, await action.plan(params, pg_ctx))
+    assert set(outcome.details["duration_seconds"]) == {"Public.Orders"}
+    [stats] = outcome.details["tables"]
+    assert stats["table"] == "public.orders" and stats["last_vacuum"] is not None
+
+
+async def test_label_values_with_sql_quotes_stay_values(
+    postgres: services.Postgres, pg_ctx: registry.ActionContext
+) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        postgres.dsn("conea_actions"), autocommit=True
+    ) as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS canary (id int)")
+    reg = registry.Registry()
+    pg_actions.register(reg)
+    hostile = "x'; DROP TABLE canary; --"
+    params = reg.parse_params(
+        "postgres.terminate_idle_in_transaction",
+        {"target": "db", "databases": [hostile], "older_than": "1s"},
+    )
+    assert isinstance(params, pg_actions.SessionParams)
+    plan = await pg_actions.TerminateIdleInTransaction().plan(params, pg_ctx)
+    assert plan.noop and plan.summary.startswith("no sessions idle in transaction")
+    with pytest.raises(ValueError, match=r"tables\n[\s\S]*invalid table name"):
+        reg.parse_params("postgres.vacuum_analyze", {"target": "db", "tables": [hostile]})
+    async with await psycopg.AsyncConnection.connect(
+        postgres.dsn("conea_actions"), autocommit=True
+    ) as conn:
+        cursor = await conn.execute("SELECT to_regclass('canary') IS NOT NULL")
+        assert await cursor.fetchone() == (True,)
+
+
 async def test_vacuum_analyze_refuses_an_unknown_table(pg_ctx: registry.ActionContext) -> None:
     params = pg_actions.VacuumParams(target="db", tables=["no_such_table"])
     with pytest.raises(PermanentActionError, match="no table 'no_such_table'"):
