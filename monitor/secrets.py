@@ -93,10 +93,10 @@ class SecretRef(BaseModel):
             raise ConfigError(f"secret {self.describe()} is empty")
         remember(raw)  # the unstripped form too: it is what a library may echo
         if value != usual:
-            log.warning(
-                "secret %s: surrounding whitespace (%s) removed from its value",
-                self.describe(),
+            log.warning(  # worded so that logs' "token: value" mask leaves it readable
+                "surrounding whitespace (%s) removed from the value of secret %s",
                 _whitespace(raw, value),
+                self.describe(),
             )
         return value
 

@@ -302,8 +302,8 @@ async def test_a_token_with_a_trailing_newline_is_stripped_and_the_call_succeeds
     assert outcome.details["status"] == 200
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.getMessage() == (
-        "secret env:CF_API_TOKEN: surrounding whitespace (trailing 1 character(s)) "
-        "removed from its value"
+        "surrounding whitespace (trailing 1 character(s)) removed from the value "
+        "of secret env:CF_API_TOKEN"
     )
     assert TOKEN not in caplog.text
 

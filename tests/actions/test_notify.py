@@ -296,4 +296,4 @@ async def test_a_hook_echoing_its_secret_url_is_masked_and_cut(
     assert str(info.value).endswith("…(truncated)") and len(str(info.value)) < 700
     for recorded in (str(info.value), caplog.text):
         assert "hook-secret-path-XyZ123" not in recorded and "T0001/B0002" not in recorded
-    assert "secret env:NOTIFY_URL: surrounding whitespace" in caplog.text
+    assert "removed from the value of secret env:NOTIFY_URL" in caplog.text

@@ -147,10 +147,10 @@ def test_surrounding_whitespace_is_stripped_with_a_warning_naming_the_reference(
     padded.write_text("file-token-4455 \n\n")
     assert secrets.SecretRef(file=padded).resolve() == "file-token-4455"
     assert caplog.messages == [
-        "secret env:WS_TOKEN: surrounding whitespace (leading 2, trailing 2 character(s)) "
-        "removed from its value",
-        f"secret file:{padded}: surrounding whitespace (trailing 3 character(s)) "
-        "removed from its value",
+        "surrounding whitespace (leading 2, trailing 2 character(s)) removed from the value "
+        "of secret env:WS_TOKEN",
+        "surrounding whitespace (trailing 3 character(s)) removed from the value "
+        f"of secret file:{padded}",
     ]
     assert "token-4455" not in caplog.text
 
