@@ -224,6 +224,7 @@ def prepare(params: RequestParams, redactor: secrets.Redactor) -> Prepared:
                 password = redactor.add(params.auth.basic.password.resolve())
                 raw = f"{params.auth.basic.username}:{password}".encode()
                 token = redactor.add(base64.b64encode(raw).decode())
+                secrets.remember(token)  # for the log filter, like every resolved value
                 headers["Authorization"] = f"Basic {token}"
         body = secrets.materialize(params.body, redactor)
     except ConfigError as exc:
