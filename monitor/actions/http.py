@@ -47,6 +47,7 @@ EXCERPT = 2000  # characters of a response body kept in the outcome
 MAX_BODY = 65536  # bytes of a response body read at most
 MAX_URL = 8192
 MAX_PARAM = 1024
+MAX_JSON_DEPTH = 32  # a deeper JSON response is kept as text
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # A dot segment ("." or "..", also percent-encoded) would let a value climb the path.
 DOT_SEGMENT = re.compile(r"(?i)(?:^|/)(?:\.|%2e){1,2}(?:[/?#]|$)")
@@ -211,6 +212,15 @@ def shown_request(params: RequestParams) -> dict[str, Any]:
     return shown
 
 
+def check_headers(headers: dict[str, str]) -> None:
+    """PermanentActionError naming the header (never its value, maybe a secret) if a value
+    holds a line break or NUL: it would split the request, and the HTTP library's error
+    would quote the value."""
+    for name, value in headers.items():
+        if any(c in value for c in "\r\n\0"):
+            raise PermanentActionError(f"header {name!r}: a line break or NUL in its value")
+
+
 def prepare(params: RequestParams, redactor: secrets.Redactor) -> Prepared:
     """Resolve every secret of the request; ActionError if one cannot be read."""
     try:
@@ -229,9 +239,7 @@ def prepare(params: RequestParams, redactor: secrets.Redactor) -> Prepared:
         body = secrets.materialize(params.body, redactor)
     except ConfigError as exc:
         raise PermanentActionError(str(exc)) from None
-    for name, value in headers.items():
-        if any(c in value for c in "\r\n\0"):  # the name only: the value may be a secret
-            raise PermanentActionError(f"header {name!r}: a line break or NUL in its value")
+    check_headers(headers)
     content: bytes | None = None
     lower = {k.lower() for k in headers}
     if isinstance(body, str):
@@ -369,10 +377,23 @@ def response_excerpt(sent: Sent, redactor: secrets.Redactor) -> Any:
     content_type = sent.response.headers.get("content-type", "")
     if not sent.truncated and len(text) <= EXCERPT and "json" in content_type:
         try:
-            return redactor.value(json.loads(text))
-        except ValueError:
+            data = json.loads(text)
+        except (ValueError, RecursionError):  # 2000 characters nest 1000 deep
             pass
+        else:
+            if not _deeper(data, MAX_JSON_DEPTH):
+                return redactor.value(data)
     return redactor.excerpt(text + (secrets.TRUNCATED if sent.truncated else ""), EXCERPT)
+
+
+def _deeper(data: Any, limit: int) -> bool:
+    """True if ``data`` nests lists and mappings more than ``limit`` deep."""
+    if isinstance(data, dict | list):
+        if limit == 0:
+            return True
+        items = data.values() if isinstance(data, dict) else data
+        return any(_deeper(item, limit - 1) for item in items)
+    return False
 
 
 class Request(registry.Action[RequestParams]):

@@ -438,3 +438,22 @@ async def test_a_line_break_in_a_header_value_is_refused_without_showing_it(
         await action.apply(params, ctx, await action.plan(params, ctx))
     assert str(info.value) == "header 'Authorization': a line break or NUL in its value"
     assert fake_api.received == []
+
+
+async def test_a_deeply_nested_json_response_is_kept_as_text(
+    fake_api: FakeApi,
+    action: http_actions.Request,
+    ctx: registry.ActionContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    for depth in (40, 1000):  # json.loads gives up at 1000: RecursionError, not ValueError
+        nested = "[" * depth + "]" * depth
+        fake_api.replies = [Reply(200, nested, {"Content-Type": "application/json"})]
+        params = purge_params(fake_api)
+        outcome = await action.apply(params, ctx, await action.plan(params, ctx))
+        assert outcome.details["status"] == 200
+        assert outcome.details["response"] == nested
+    fake_api.replies = [Reply(200, {"result": {"id": TOKEN}})]
+    outcome = await action.apply(params, ctx, await action.plan(params, ctx))
+    assert outcome.details["response"] == {"result": {"id": "<redacted>"}}
