@@ -235,6 +235,10 @@ class Notify(registry.Action[NotifyParams]):
             }
         except ConfigError as exc:
             raise PermanentActionError(f"notifier {params.notifier!r}: {exc}") from None
+        try:
+            http.check_headers(headers)
+        except PermanentActionError as exc:
+            raise PermanentActionError(f"notifier {params.notifier!r}: {exc}") from None
         headers.setdefault("Content-Type", "application/json")
         request = http.Prepared(
             "POST",

@@ -297,3 +297,18 @@ async def test_a_hook_echoing_its_secret_url_is_masked_and_cut(
     for recorded in (str(info.value), caplog.text):
         assert "hook-secret-path-XyZ123" not in recorded and "T0001/B0002" not in recorded
     assert "removed from the value of secret env:NOTIFY_URL" in caplog.text
+
+
+async def test_a_header_secret_with_a_line_break_inside_is_refused_unshown(
+    fake_api: FakeApi, action: notify_actions.Notify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_URL", fake_api.url("/incoming"))
+    monkeypatch.setenv("NOTIFY_TOKEN", "two-line\ntoken-8877")
+    ctx = make_ctx(fake_api, "webhook", headers={"X-Token": {"secret": {"env": "NOTIFY_TOKEN"}}})
+    params = notify_actions.NotifyParams(notifier="oncall")
+    with pytest.raises(PermanentActionError) as info:
+        await action.apply(params, ctx, await action.plan(params, ctx))
+    assert (
+        str(info.value) == "notifier 'oncall': header 'X-Token': a line break or NUL in its value"
+    )
+    assert fake_api.received == []
