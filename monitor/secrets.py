@@ -215,6 +215,7 @@ def forms(value: str) -> set[str]:
     for _ in range(2):  # escaped once, and twice (a repr() inside a JSON error body)
         for item in list(found):
             found.add(repr(item)[1:-1])
+            found.add(repr(item.encode())[2:-1])  # b'...' as in "Illegal header value"
             found.add(json.dumps(item)[1:-1])
             found.add(json.dumps(item, ensure_ascii=False)[1:-1])
     for item in list(found):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from monitor import secrets, targets
@@ -231,3 +236,28 @@ def test_log_filter_masks_tracebacks_and_every_logger_through_the_handler(
     err = capsys.readouterr().err
     assert "failed: <redacted>" in err and "Illegal header value b'Bearer <redacted>" in err
     assert "traced-secret" not in err
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=st.text(alphabet=st.characters(codec="utf-8"), min_size=4).filter(
+        lambda v: len(v.strip()) >= secrets.MIN_REDACT_LENGTH
+    ),
+    encode=st.sampled_from(
+        [
+            lambda v: v,
+            lambda v: repr(v)[1:-1],
+            lambda v: repr(v.encode())[2:-1],
+            lambda v: json.dumps(v)[1:-1],
+            lambda v: json.dumps(json.dumps(v)[1:-1])[1:-1],
+            lambda v: json.dumps(repr(v)[1:-1])[1:-1],
+            lambda v: quote(v, safe=""),
+            lambda v: quote(v),
+            lambda v: quote_plus(v),
+            lambda v: f" {v.strip()}\n",
+        ]
+    ),
+)
+def test_every_form_of_any_value_is_masked(value: str, encode: Callable[[str], str]) -> None:
+    masked = secrets.Redactor([value]).text(encode(value))
+    assert masked.strip() == "<redacted>"  # whitespace around it may stay
