@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -457,3 +458,48 @@ async def test_a_deeply_nested_json_response_is_kept_as_text(
     fake_api.replies = [Reply(200, {"result": {"id": TOKEN}})]
     outcome = await action.apply(params, ctx, await action.plan(params, ctx))
     assert outcome.details["response"] == {"result": {"id": "<redacted>"}}
+
+
+POLICY_WITH_LABELS = """
+policies:
+  - name: restart-service
+    match: ['alertname="ServiceDown"']
+    target: {kind: Deployment, namespace: production, name: conea-api}
+    steps:
+      - - action: http.request
+          with:
+            url: "https://api.example.com/v1/{{ labels.service }}/restart"
+      - - action: http.request
+          with:
+            url: https://api.example.com/v1/services/{service}/restart
+            path_params: {service: "{{ labels.service }}"}
+            query: {reason: "{{ labels.reason }}"}
+"""
+
+
+def test_a_label_pasted_into_the_url_cannot_climb_the_path(tmp_path: Path) -> None:
+    from monitor import policy as policy_mod
+    from monitor.actions import default_registry
+    from monitor.errors import PolicyError
+
+    (tmp_path / "p.yaml").write_text(POLICY_WITH_LABELS)
+    reg = default_registry()
+    [loaded] = policy_mod.load([tmp_path], reg).policies
+    alert = registry.AlertContext(
+        labels={"alertname": "ServiceDown", "service": "../admin", "reason": "x&y=1"},
+        annotations={},
+        status="firing",
+        fingerprint="f00d",
+        starts_at=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    with pytest.raises(PolicyError) as info:
+        policy_mod.parse_params(loaded.steps[0][0], alert, reg)
+    assert str(info.value).startswith(f"{tmp_path / 'p.yaml'}:7:11: policies[0].steps[0][0]: ")
+    assert "url: Value error, invalid URL 'https://api.example.com/v1/../admin/restart': " in (
+        str(info.value)
+    )
+    params = policy_mod.parse_params(loaded.steps[1][0], alert, reg)
+    assert isinstance(params, http_actions.RequestParams)
+    assert http_actions.shown_request(params)["url"] == (
+        "https://api.example.com/v1/services/..%2Fadmin/restart?reason=x%26y%3D1"
+    )
