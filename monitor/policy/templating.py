@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ _STR_METHODS = frozenset(
         *("replace", "join", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper"),
     }
 )
-_FORMAT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_FORMAT_WIDTH = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
 class TemplateLimitError(jinja2.sandbox.SecurityError):
@@ -90,12 +91,35 @@ def _step() -> None:
         raise TemplateLimitError(f"more than {MAX_STEPS} loop iterations and calls")
 
 
+def _weight(value: Any) -> int:
+    """Characters and items of ``value``, nested ones included (a list may hold one big
+    list many times); counting stops just past :data:`MAX_CHARS`."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return 1
+    total = len(value)
+    pending: list[Any] = [value]
+    while pending and total <= MAX_CHARS:
+        current = pending.pop()
+        items = current.items() if isinstance(current, dict) else current
+        for item in items:
+            for part in item if isinstance(current, dict) else (item,):
+                if isinstance(part, str):
+                    total += len(part)
+                elif isinstance(part, list | tuple | dict | set | frozenset):
+                    total += len(part)
+                    pending.append(part)
+            if total > MAX_CHARS:
+                break
+    return total
+
+
 def _sized(value: Any) -> Any:
-    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_CHARS:
-        raise TemplateLimitError(
-            f"a value of {len(value)} characters or items (at most {MAX_CHARS})"
-        )
-    if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+    if isinstance(value, str | list | tuple | dict | set | frozenset):
+        if _weight(value) > MAX_CHARS:
+            raise TemplateLimitError(f"a value of more than {MAX_CHARS} characters or items")
+    elif isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
         raise TemplateLimitError(f"a number of more than {_MAX_INT_BITS} bits")
     return value
 
@@ -118,29 +142,38 @@ def _range(*args: int) -> range:
     return numbers
 
 
-def _check_join(items: Iterable[Any], sep: str = "", *_: Any, **__: Any) -> Iterable[Any]:
+def _check_join(items: Iterable[Any], sep: Any = "") -> list[Any]:
     items = list(items)
-    _would_be(len(items) * len(str(sep)) + sum(len(str(i)) for i in items))
+    total = len(items) * len(str(sep))
+    for item in items:
+        total += _weight(item)
+        if total > MAX_CHARS:
+            break
+    _would_be(total)
     return items
 
 
-def _check_replace(text: Any, old: str, new: str, count: int | None = None) -> None:
-    text = str(text)
+def _check_replace(text: Any, old: Any, new: Any, count: int | None = None) -> None:
+    text, old, new = str(text), str(old), str(new)
     hits = len(text) + 1 if not old else text.count(old)
     if count is not None and count >= 0:
         hits = min(hits, count)
-    _would_be(len(text) + hits * max(0, len(str(new)) - len(str(old))))
+    _would_be(len(text) + hits * max(0, len(new) - len(old)))
 
 
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(function)
+
     @functools.wraps(function)
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        values = args[1:] if getattr(function, "jinja_pass_arg", None) else args
-        if name == "join" and values:
-            items = _check_join(values[0], *values[1:], **kwargs)
-            args = (*args[: len(args) - len(values)], items, *values[1:])
-        elif name == "replace" and len(values) >= 3:
-            _check_replace(*values[:4])
+        if name in ("join", "replace"):
+            bound = signature.bind(*args, **kwargs)
+            given = bound.arguments
+            if name == "join":
+                given["value"] = _check_join(given["value"], given.get("d", ""))
+            else:
+                _check_replace(given["s"], given["old"], given["new"], given.get("count"))
+            args, kwargs = bound.args, bound.kwargs
         return _sized(function(*args, **kwargs))
 
     return bounded
@@ -193,7 +226,7 @@ class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                    _would_be(len(seq) * max(times, 0))
+                    _would_be(_weight(seq) * max(times, 0))
             both_int = isinstance(left, int) and isinstance(right, int)
             if both_int and left.bit_length() + right.bit_length() > _MAX_INT_BITS:
                 raise TemplateLimitError(f"a number of more than {_MAX_INT_BITS} bits")

@@ -151,12 +151,29 @@ def test_templated_params_are_rendered_then_validated(tmp_path: Path, registry: 
         ),
         (
             "{{ range(9000) | join('x' * 60000) }}",
-            "a value of 540034890 characters or items (at most 65536)",
+            "a value of 540000001 characters or items (at most 65536)",
         ),
+        (
+            "{{ range(9000) | join(d='x' * 60000) }}",
+            "a value of 540000001 characters or items (at most 65536)",
+        ),
+        (
+            "{{ ('x' * 60000) | replace(old='x', new='y' * 60000) }}",
+            "a value of 3600000000 characters or items (at most 65536)",
+        ),
+        ("{{ '%(a)0999999999d' % {'a': 1} }}", "a format width over 65536: '%(a)0999999999'"),
         ("{{ 'x'.ljust(10**9) }}", "str.ljust is not allowed in policy templates"),
         ("{{ '{:>999999999}'.format(1) }}", "str.format is not allowed in policy templates"),
         ("{{ '%0999999999d' % 1 }}", "a format width over 65536: '%0999999999'"),
         ("{{ 7 ** 100000 }}", "a number of more than 4096 bits"),
+        (
+            "{{ [['x'] * 30000] * 60000 }}",
+            "a value of 3600060000 characters or items (at most 65536)",
+        ),
+        (
+            "{{ [['x'] * 30000, ['x'] * 30000] | sum(start=[]) | tojson }}",
+            "a value of more than 65536 characters or items",
+        ),
         ("{% for i in range(5000) %}{{ 'x' * 60 }}{% endfor %}", "output over 65536 characters"),
     ],
 )
