@@ -262,7 +262,7 @@ class Raw(str):
 
 
 _PROMQL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_PROMQL_SPECIAL = re.compile(r'[\\"\n\r\t\x00-\x1f\x7f\u2028\u2029]')
+_PROMQL_SPECIAL = re.compile(r'[\\"\n\r\t\x00-\x1f\x7f\u2028\u2029\ud800-\udfff]')
 
 
 def promql_string(value: Any) -> str:
@@ -270,6 +270,8 @@ def promql_string(value: Any) -> str:
 
     def escape(found: re.Match[str]) -> str:
         char = found[0]
+        if "\ud800" <= char <= "\udfff":
+            return "\\ufffd"  # a lone surrogate (from a label's JSON) is no character
         return _PROMQL_ESCAPES.get(char) or f"\\u{ord(char):04x}"
 
     return _PROMQL_SPECIAL.sub(escape, str(value))

@@ -206,9 +206,9 @@ def promql(source: str, labels: dict[str, str]) -> str:
 
 
 def test_promql_templates_escape_every_value_as_a_string_literal() -> None:
-    value = 'a\\b"c\nd\te\x01'
+    value = 'a\\b"c\nd\te\x01\ud800'
     assert promql('up{job="{{ labels.job }}"}', {"job": value}) == (
-        'up{job="a\\\\b\\"c\\nd\\te\\u0001"}'
+        'up{job="a\\\\b\\"c\\nd\\te\\u0001\\ufffd"}'
     )
     assert promql('up{job=~"{{ labels.job | re_escape }}"}', {"job": "a.b(c)"}) == (
         'up{job=~"a\\\\.b\\\\(c\\\\)"}'
