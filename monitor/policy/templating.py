@@ -209,7 +209,7 @@ class _BoundedSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
         return tree
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if isinstance(obj, str) and attribute not in _STR_METHODS:
+        if isinstance(obj, str) and attribute not in _STR_METHODS and hasattr(str, attribute):
             raise jinja2.sandbox.SecurityError(
                 f"str.{attribute} is not allowed in policy templates"
             )
