@@ -3,10 +3,16 @@
 ``load(text, filename)`` returns the data and a ``Locator`` that turns a pydantic error
 location (``("webhook", "max_body_bytes")``) into ``file:line:column`` so that every
 config error names the file, the line and the key.
+
+Every YAML file the service reads (settings, probe modules, policies) is parsed by
+:func:`compose`, which bounds aliases: a document to which aliases would add more than
+:data:`MAX_NODES` nodes once expanded (a "billion laughs"), or that refers to itself,
+is an error at the line of the node that grows too large, before anything walks it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +20,11 @@ from typing import Any
 import yaml
 
 from monitor.errors import ConfigError
+
+#: The most nodes aliases may add to a document once expanded.
+MAX_NODES = 100_000
+# Where an alias can start (a superset: a "*" in a quoted string costs a check, no more).
+_ALIAS = re.compile(r"(?:^|[\s\[{,:])\*", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -49,11 +60,73 @@ class Locator:
         return f"{self.filename}:{mark.line + 1}:{mark.column + 1}"
 
 
+def compose(
+    text: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
+) -> tuple[yaml.Node | None, Any]:
+    """The node tree and the data of one document, aliases bounded (a MarkedYAMLError)."""
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        if _ALIAS.search(text):
+            _check_expansion(root)
+        return root, loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the nodes of the expanded document (each shared node once per use)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            total = 1 + sum(sizes[id(child)] for child in _children(node))
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise yaml.constructor.ConstructorError(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    limit = len(sizes) + MAX_NODES
+    node = root
+    if sizes[id(node)] <= limit:
+        return
+    while True:  # the smallest node that is too large: where the aliases multiply
+        bigger = [c for c in _children(node) if sizes[id(c)] > limit]
+        if not bigger:
+            break
+        node = bigger[0]
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"aliases expand this node by more than {MAX_NODES} nodes",
+        node.start_mark,
+    )
+
+
 def load(text: str, filename: str) -> tuple[Any, Locator]:
     """Parse YAML text; a syntax error becomes a ConfigError naming file:line:col."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename

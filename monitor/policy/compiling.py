@@ -115,7 +115,8 @@ class Compiler:
         )
         promql = None
         if spec.verify.promql is not None:
-            promql = self.template(spec.verify.promql, locator, (*loc, "verify", "promql"))
+            promql_loc = (*loc, "verify", "promql")
+            promql = self.template(spec.verify.promql, locator, promql_loc, promql=True)
         active = self.resolve(
             spec.active_time_intervals or [], locator, (*loc, "active_time_intervals")
         )
@@ -158,10 +159,12 @@ class Compiler:
                 self.error(locator, (*loc, j), f"unknown time interval {name!r} (known: {known})")
         return found
 
-    def template(self, source: str, locator: Locator, loc: Loc) -> templating.Template | None:
+    def template(
+        self, source: str, locator: Locator, loc: Loc, *, promql: bool = False
+    ) -> templating.Template | None:
         where = f"{self.where(locator, loc)}: {locating.path(loc)}"
         try:
-            return templating.compile(source, where)
+            return templating.compile(source, where, promql=promql)
         except templating.TemplateSyntaxError as exc:
             self.error(locator, loc, str(exc))
             return None

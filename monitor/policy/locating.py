@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from monitor import yamlfile
+
 Loc = Sequence[int | str]
 # libyaml's parser (same nodes and marks) is ~10 times faster than the pure-Python one.
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -105,11 +107,11 @@ def _child(node: yaml.Node | None, part: int | str) -> yaml.Node | None:
 def parse(text: str, filename: str) -> tuple[Any, Locator, list[Issue]]:
     """Parse YAML; raises :class:`YAMLProblem` on a syntax error. Also reports duplicate keys."""
     try:
-        root, data = _compose(_Loader, text)
+        root, data = yamlfile.compose(text, _Loader)
     except yaml.YAMLError:
         # The pure-Python parser words its errors better and the same everywhere.
         try:
-            root, data = _compose(yaml.SafeLoader, text)
+            root, data = yamlfile.compose(text, yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -119,15 +121,6 @@ def parse(text: str, filename: str) -> tuple[Any, Locator, list[Issue]]:
             raise YAMLProblem(Issue(filename, 0, 0, "", f"invalid YAML: {exc}")) from None
     locator = Locator(filename, root)
     return data, locator, _duplicate_keys(root, (), locator)
-
-
-def _compose(loader_class: type[yaml.SafeLoader], text: str) -> tuple[yaml.Node | None, Any]:
-    loader = loader_class(text)
-    try:
-        root = loader.get_single_node()
-        return root, loader.construct_document(root) if root is not None else None
-    finally:
-        loader.dispose()
 
 
 def _duplicate_keys(

@@ -4,8 +4,9 @@ Parsed as Alertmanager 0.25 parses a route's ``matchers:`` entry
 (``pkg/labels/parse.go``): an optional ``{...}``, comma-separated matchers (commas inside
 double quotes do not separate), a label name, an operator, and a value that may be
 double-quoted, with ``\\"``, ``\\\\`` and ``\\n`` escapes (any other backslash is literal).
-Regular expressions are anchored at both ends (``^(?:...)$``) and follow Go's syntax
-(see :mod:`monitor.policy.goregex`). A label an alert does not have counts as ``""``.
+Regular expressions are anchored at both ends (``^(?:...)$``) and run on RE2, with Go's
+syntax and semantics (see :mod:`monitor.policy.goregex`). A label an alert does not have
+counts as ``""``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Matcher:
     name: str
     op: Op
     value: str
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    regex: goregex.Regex | None = field(default=None, compare=False, repr=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -50,7 +51,7 @@ class Matcher:
         if self.op is Op.NE:
             return actual != self.value
         assert self.regex is not None
-        found = self.regex.match(actual) is not None
+        found = self.regex.matches(actual)
         return found if self.op is Op.RE else not found
 
     def __str__(self) -> str:

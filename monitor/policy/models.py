@@ -54,6 +54,7 @@ def _check_matcher(text: str) -> str:
 
 MatcherText = Annotated[str, AfterValidator(_check_matcher)]
 TemplateText = Annotated[str, AfterValidator(templating.check)]
+PromQLTemplate = Annotated[str, AfterValidator(templating.check_promql)]
 Severity = Literal["critical", "high", "medium", "low"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -89,10 +90,11 @@ class Budget(Strict):
 
 
 class Verify(Strict):
-    promql: TemplateText | None = Field(
+    promql: PromQLTemplate | None = Field(
         None,
         description="recovered when this (templated) PromQL returns no series; "
-        "default: the alert itself is no longer firing",
+        "default: the alert itself is no longer firing. Every {{ ... }} is escaped as the "
+        "contents of a PromQL string literal ('| raw' inserts a value as it is)",
     )
     window: Duration = _duration_field("5m", "wait this long, then judge")
     interval: Duration = _duration_field("30s", "evaluate this often")

@@ -89,7 +89,7 @@ class Policy:
     def __post_init__(self) -> None:
         # (label, op, value, regex match) tuples: the hot loop of PolicySet.match.
         checks = tuple(
-            (m.name, _OPS[m.op], m.value, m.regex.match if m.regex is not None else None)
+            (m.name, _OPS[m.op], m.value, m.regex.matches if m.regex is not None else None)
             for m in self.matchers
         )
         object.__setattr__(self, "_checks", checks)
@@ -104,7 +104,7 @@ class Policy:
             elif op == 1:
                 if actual == value:
                     return False
-            elif (match(actual) is None) == (op == 2):
+            elif match(actual) != (op == 2):
                 return False
         return True
 
