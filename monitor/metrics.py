@@ -124,6 +124,12 @@ class Metrics:
             buckets=RECOVERY_BUCKETS,
             registry=r,
         )
+        self.notifications_poisoned = Counter(
+            f"{PREFIX}_notifications_poisoned_total",
+            "Notifications whose processing failed on every attempt, parked and no longer "
+            "retried (see the audit trail, kind=poison).",
+            registry=r,
+        )
         self.executions_in_flight = Gauge(
             f"{PREFIX}_executions_in_flight", "Executions running now.", registry=r
         )
