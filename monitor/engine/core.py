@@ -372,8 +372,6 @@ class Engine:
         results: list[dict[str, Any]] = []
         failed: str | None = None
         self.metrics.executions_in_flight.inc()
-        if not dry_run:
-            self.metrics.target_remediations.labels(policy.name, tkey).inc()
         try:
             for compiled in policy.steps[step]:
                 entry: dict[str, Any] = {"action": compiled.action}
@@ -387,6 +385,9 @@ class Engine:
             self.metrics.executions_in_flight.dec()
         now = self.clock.now()
         state = "failed" if failed else ("dry_run" if dry_run else "succeeded")
+        if state == "succeeded":
+            # Counted once applied: a target named by an alert but not there adds no series.
+            self.metrics.target_remediated(policy.name, tkey)
         fields: dict[str, Any] = {
             "state": state,
             "actions": results,
