@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select, text, update
 
 from monitor.alerts import payload
 from monitor.auth import Authenticator
@@ -33,6 +35,38 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'poison.db'}"
     pg: Postgres = request.getfixturevalue("postgres")
     return pg.url(pg.create_database("conea_poison"))
+
+
+def test_the_migration_keeps_unprocessed_notifications_and_goes_back(db_url: str) -> None:
+    db = database.connect(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(database.MIGRATIONS))
+
+    def to(revision: str, down: bool = False) -> None:
+        with db.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+    to("0001")
+    body = notification(alert("Down", "m000"))
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO notifications (received_at, receiver, status, group_key, "
+                "truncated_alerts, alert_count, payload) "
+                "VALUES (:at, 'r', 'firing', 'g', 0, 1, :body)"
+            ),
+            {"at": datetime(2026, 11, 28, tzinfo=UTC), "body": body.decode()},
+        )
+    database.migrate(db)
+    [pending] = store_notifications.unprocessed(db)
+    assert (pending.body, pending.attempts) == (body.decode(), 0)
+    store_notifications.record_failure(db, pending.id, 3, "boom", datetime.now(UTC))
+    assert store_notifications.unprocessed(db) == []
+    to("0001", down=True)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM notifications")).scalar() == 1
+    db.dispose()
 
 
 def store(db: object, *bodies: bytes) -> list[StoredNotification]:
