@@ -13,14 +13,12 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor import __version__, wiring, yamlfile
-from monitor.alerts import payload
 from monitor.api import admin, health, probe, query, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
@@ -29,8 +27,7 @@ from monitor.probes import ProbeService
 from monitor.runtime import Runtime
 from monitor.settings import Settings
 from monitor.store import database
-from monitor.store import notifications as store_notifications
-from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
+from monitor.store.notifications import NotificationWriter
 
 log = logging.getLogger("monitor")
 
@@ -148,15 +145,6 @@ def _unwatch_sighup() -> None:
 
 
 def _redispatch(rt: Runtime) -> None:
-    """Notifications answered 200 but not processed before a stop are processed now."""
-    pending = store_notifications.unprocessed(rt.db)
-    for nid, body, received in pending:
-        try:
-            notification = payload.parse(body.encode("utf-8"))
-        except payload.PayloadError:  # stored bodies were valid; be safe anyway
-            rt.writer.mark_processed(nid, datetime.now(UTC))
-            continue
-        alerts = [StoredAlert(0, a, repeat=False) for a in notification.alerts]
-        rt.dispatch(StoredNotification(nid, notification, received, alerts))
-    if pending:
-        log.info("resuming %d notification(s) stored before the last stop", len(pending))
+    """Notifications answered 200 but not processed before a stop are processed now, all
+    of them, a page at a time, in the background (poisoned ones stay parked)."""
+    rt.start_resuming()

@@ -13,6 +13,9 @@ PREFIX = "conea_monitor"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RECOVERY_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+# Label values taken from alerts are bounded: targets beyond this many are counted as OTHER.
+MAX_TARGETS = 200
+OTHER = "other"
 
 
 class Metrics:
@@ -88,10 +91,12 @@ class Metrics:
         )
         self.target_remediations = Counter(
             f"{PREFIX}_target_remediations_total",
-            "Remediations started per policy and target (kind/namespace/name).",
+            "Remediation steps applied successfully, per policy and target "
+            f'(kind/namespace/name; after {MAX_TARGETS} distinct targets, target="{OTHER}").',
             ["policy", "target"],
             registry=r,
         )
+        self._targets: set[str] = set()
         self.execution_duration = Histogram(
             f"{PREFIX}_execution_duration_seconds",
             "Time to plan and apply one action.",
@@ -124,6 +129,12 @@ class Metrics:
             buckets=RECOVERY_BUCKETS,
             registry=r,
         )
+        self.notifications_poisoned = Counter(
+            f"{PREFIX}_notifications_poisoned_total",
+            "Notifications whose processing failed on every attempt, parked and no longer "
+            "retried (see the audit trail, kind=poison).",
+            registry=r,
+        )
         self.executions_in_flight = Gauge(
             f"{PREFIX}_executions_in_flight", "Executions running now.", registry=r
         )
@@ -153,3 +164,12 @@ class Metrics:
         self.probes_in_flight = Gauge(
             f"{PREFIX}_probes_in_flight", "Probes running now.", registry=r
         )
+
+    def target_remediated(self, policy: str, target: str) -> None:
+        """Count a remediation applied to ``target``: a bounded set of label values."""
+        if target not in self._targets:
+            if len(self._targets) >= MAX_TARGETS:
+                target = OTHER
+            else:
+                self._targets.add(target)
+        self.target_remediations.labels(policy, target).inc()

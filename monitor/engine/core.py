@@ -40,6 +40,7 @@ CONCURRENCY_RETRY = timedelta(seconds=30)
 ACTION_ATTEMPTS = 3
 MAX_RETRY_DELAY = 30.0
 PAUSE_KEY = "paused"
+DECIDING = 16  # decisions in flight at once (guardrails, store reads, the firing re-check)
 
 
 def alert_context(alert: Alert) -> AlertContext:
@@ -85,6 +86,7 @@ class Engine:
         self.owner = owner or f"conea-monitor-{uuid.uuid4().hex[:8]}"
         self.scope = guardrails.Scope(automation.namespaces_allow, automation.namespaces_deny)
         self._slots = asyncio.Semaphore(automation.max_concurrent_executions)
+        self._deciding = asyncio.Semaphore(DECIDING)
         self.paused_cached = automation.paused
 
     # Life cycle -------------------------------------------------------------------------
@@ -134,21 +136,25 @@ class Engine:
     # Notifications ------------------------------------------------------------------------
 
     async def handle(self, stored: StoredNotification) -> None:
-        """Decide every new alert of a stored notification. One alert's failure does not
-        stop the others; if any failed, the error is raised once all were tried, so the
-        notification stays unprocessed and is taken up again after a restart (decisions
-        already made are claimed in the store and are not made twice)."""
+        """Decide every new alert of a stored notification, each independently of the
+        others: decisions run concurrently (at most ``DECIDING`` at once per engine), so
+        one alert's retries and escalations never hold up another's decision. One alert's
+        failure does not stop the others; if any failed, the error is raised once all
+        were tried (the runtime retries the notification, then parks it as poisoned;
+        decisions already made are claimed in the store and are not made twice)."""
         failures: list[BaseException] = []
+        work: list[Awaitable[None]] = []
         for item in stored.alerts:
             ctx = alert_context(item.alert)
             if item.alert.status == "resolved":
                 if not item.repeat:
-                    await self._guarded(failures, self.on_resolved(ctx))
+                    work.append(self.on_resolved(ctx))
                 continue
             if item.repeat:
                 continue  # Alertmanager re-sends whole groups; the first delivery decided
             for policy in self.policies.match(ctx.labels):
-                await self._guarded(failures, self.decide(policy, ctx, step=0))
+                work.append(self.decide(policy, ctx, step=0))
+        await asyncio.gather(*(self._guarded(failures, one) for one in work))
         if failures:
             raise failures[0]
 
@@ -163,12 +169,23 @@ class Engine:
     async def decide(
         self, policy: policy_mod.Policy, ctx: AlertContext, step: int, existing: int | None = None
     ) -> None:
-        """Decide one step of one policy for one alert, and act on the decision."""
+        """Decide one step of one policy for one alert, and act on the decision. Deciding
+        takes one of ``DECIDING`` slots; acting (and waiting to retry) does not."""
+        async with self._deciding:
+            claimed = await self._decide(policy, ctx, step, existing)
+        if claimed is not None:
+            execution_id, target, tkey, dry_run, lock = claimed
+            await self._run(execution_id, policy, ctx, step, target, tkey, dry_run, lock)
+
+    async def _decide(
+        self, policy: policy_mod.Policy, ctx: AlertContext, step: int, existing: int | None
+    ) -> tuple[int, Mapping[str, str], str, bool, store.Lock] | None:
+        """The decision, recorded; what to run when it is to act (else None)."""
         try:
             target = policy_mod.render_target(policy, ctx)
         except PolicyError as exc:
             await self._skip(policy, ctx, "", "target", str(exc), existing)
-            return
+            return None
         tkey = policy_mod.target_key(target)
         now = self.clock.now()
         inputs = await asyncio.to_thread(
@@ -196,23 +213,23 @@ class Engine:
             await self._skip(
                 policy, ctx, tkey, decision.guardrail, decision.reason, existing, decision
             )
-            return
+            return None
         if decision.outcome == "defer":
             assert decision.due_at is not None
             await self._defer(policy, ctx, step, target, tkey, decision, existing)
-            return
+            return None
         if inputs.resolved:
             state, evidence = "not_firing", "a resolved notification for this alert was received"
         else:
             state, evidence = await self._still_firing(ctx)
         if state != "firing":
             await self._skip(policy, ctx, tkey, "stale", evidence, existing, decision)
-            return
+            return None
         decision.verdicts.append(guardrails.Verdict("stale", True, evidence))
         lock = store.Lock(tkey, self.owner, now, LOCK_TTL)
         claimed = await self._claim(policy, ctx, step, target, tkey, decision, existing, lock)
         if claimed is None:
-            return
+            return None
         execution_id, locked = claimed
         if not locked:
             due = now + CONCURRENCY_RETRY
@@ -236,10 +253,8 @@ class Engine:
                 outcome="concurrency",
             )
             self.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
-            return
-        await self._run(
-            execution_id, policy, ctx, step, target, tkey, decision.outcome == "dry_run", lock
-        )
+            return None
+        return execution_id, target, tkey, decision.outcome == "dry_run", lock
 
     async def redecide(self, execution_id: int) -> None:
         """A deferred decision is due: take it (only one replica can) and decide again."""
@@ -356,23 +371,23 @@ class Engine:
     ) -> None:
         results: list[dict[str, Any]] = []
         failed: str | None = None
-        async with self._slots:
-            self.metrics.executions_in_flight.inc()
-            if not dry_run:
-                self.metrics.target_remediations.labels(policy.name, tkey).inc()
-            try:
-                for compiled in policy.steps[step]:
-                    entry: dict[str, Any] = {"action": compiled.action}
-                    results.append(entry)
-                    failed = await self._one_action(
-                        execution_id, policy, ctx, step, target, tkey, compiled, entry, dry_run
-                    )
-                    if failed:
-                        break
-            finally:
-                self.metrics.executions_in_flight.dec()
+        self.metrics.executions_in_flight.inc()
+        try:
+            for compiled in policy.steps[step]:
+                entry: dict[str, Any] = {"action": compiled.action}
+                results.append(entry)
+                failed = await self._one_action(
+                    execution_id, policy, ctx, step, target, tkey, compiled, entry, dry_run
+                )
+                if failed:
+                    break
+        finally:
+            self.metrics.executions_in_flight.dec()
         now = self.clock.now()
         state = "failed" if failed else ("dry_run" if dry_run else "succeeded")
+        if state == "succeeded":
+            # Counted once applied: a target named by an alert but not there adds no series.
+            self.metrics.target_remediated(policy.name, tkey)
         fields: dict[str, Any] = {
             "state": state,
             "actions": results,
@@ -521,7 +536,8 @@ class Engine:
         """The engine owns retries: temporary errors are retried after their delay."""
         for attempt in range(1, ACTION_ATTEMPTS + 1):
             try:
-                return await call(*args)
+                async with self._slots:  # held while acting, not while waiting to retry
+                    return await call(*args)
             except TemporaryActionError as exc:
                 if attempt == ACTION_ATTEMPTS:
                     raise

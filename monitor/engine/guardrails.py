@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from monitor import policy as policy_mod
@@ -76,6 +76,18 @@ class Scope:
         return None
 
 
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def later(at: datetime, delta: timedelta) -> datetime:
+    """``at + delta``, clamped to the latest time there is: a stored far-future
+    ``startsAt`` must not raise OverflowError on every decision (and every restart)."""
+    try:
+        return at + delta
+    except OverflowError:
+        return LATEST if delta >= timedelta(0) else datetime.min.replace(tzinfo=UTC)
+
+
 def decide(
     policy: policy_mod.Policy,
     *,
@@ -116,7 +128,7 @@ def decide(
             now + TIME_INTERVAL_RECHECK,
         )
     ok("time_interval", "inside the policy's active time")
-    ready = starts_at + policy.for_at_least
+    ready = later(starts_at, policy.for_at_least)
     if now < ready:
         wait = (ready - now).total_seconds()
         return stop(

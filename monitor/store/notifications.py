@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.payload import Alert, Notification
@@ -239,16 +239,47 @@ def _upsert_alerts(
     return out
 
 
-def unprocessed(engine: Engine, limit: int = 1000) -> list[tuple[int, str, datetime]]:
-    """Notifications stored but not yet handed to the engine (e.g. before a crash)."""
+@dataclass(frozen=True)
+class Pending:
+    """A notification stored but not processed, as recovery at start-up takes it up."""
+
+    id: int
+    body: str
+    received_at: datetime
+    attempts: int
+
+
+MAX_ERROR_CHARS = 2000
+
+
+def unprocessed(engine: Engine, after: int = 0, limit: int = 500) -> list[Pending]:
+    """One page (ids above ``after``, oldest first) of notifications stored but not yet
+    processed (e.g. before a crash), leaving out poisoned ones. Page with the last id."""
+    c = notifications.c
     with engine.connect() as conn:
         rows = conn.execute(
-            select(notifications.c.id, notifications.c.payload, notifications.c.received_at)
-            .where(notifications.c.processed_at.is_(None))
-            .order_by(notifications.c.id)
+            select(c.id, c.payload, c.received_at, c.attempts)
+            .where(c.processed_at.is_(None), c.poisoned_at.is_(None), c.id > after)
+            .order_by(c.id)
             .limit(limit)
         ).all()
-    return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+    return [Pending(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
+
+
+def record_failure(
+    engine: Engine,
+    notification_id: int,
+    attempts: int,
+    error: str,
+    poisoned_at: datetime | None = None,
+) -> None:
+    """Record a processing attempt that raised; ``poisoned_at`` parks the notification."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id == notification_id)
+            .values(attempts=attempts, last_error=error[:MAX_ERROR_CHARS], poisoned_at=poisoned_at)
+        )
 
 
 class NotificationWriter:

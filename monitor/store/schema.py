@@ -74,11 +74,16 @@ notifications = Table(
     # their content is in ``alerts`` only.
     Column("payload", Text),
     Column("processed_at", UTCDateTime()),
+    # Processing that raised: tried again with a backoff; after MAX_ATTEMPTS the
+    # notification is parked (poisoned_at) and no longer taken up, at start or after.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("poisoned_at", UTCDateTime()),
     Index(
         "ix_notifications_unprocessed",
         "id",
-        sqlite_where=text("processed_at IS NULL"),
-        postgresql_where=text("processed_at IS NULL"),
+        sqlite_where=text("processed_at IS NULL AND poisoned_at IS NULL"),
+        postgresql_where=text("processed_at IS NULL AND poisoned_at IS NULL"),
     ),
 )
 

@@ -1,0 +1,86 @@
+"""A stored alert with a far-future startsAt cannot make the engine raise: date
+arithmetic on stored alert times is clamped, and the other alerts are decided."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor import policy
+from monitor.actions import default_registry
+from monitor.alerts import payload
+from monitor.engine import guardrails
+from monitor.store import database
+from monitor.store import notifications as store_notifications
+from monitor.store.executions import TargetHistory
+from tests.engine.conftest import alert, notification, wait_for
+from tests.support import service as svc
+
+POLICY = """
+policies:
+  - name: record
+    match: ['alertname="Down"']
+    target: {kind: Service, namespace: production, name: "{{ labels.service }}"}
+    steps: [[{action: log}]]
+    for_at_least: 5m
+"""
+FAR = "9999-12-31T23:59:59Z"
+
+
+def test_far_future_start_is_deferred_not_an_overflow(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(POLICY)
+    [record] = policy.load([tmp_path / "p.yaml"], default_registry())
+    decision = guardrails.decide(
+        record,
+        target={"kind": "Service", "namespace": "production", "name": "s"},
+        starts_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        now=datetime(2026, 11, 29, tzinfo=UTC),
+        paused=False,
+        dry_run=False,
+        scope=guardrails.Scope(),
+        history=TargetHistory(None, 0),
+    )
+    assert (decision.outcome, decision.guardrail) == ("defer", "for_at_least")
+    assert decision.due_at == guardrails.LATEST
+    assert guardrails.later(guardrails.LATEST, timedelta(days=-1)) == guardrails.LATEST - (
+        timedelta(days=1)
+    )
+
+
+def test_a_stored_far_future_alert_does_not_stop_the_engine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    db = database.connect(url)
+    database.migrate(db)
+    bodies = [
+        notification(alert("Down", "f0", starts=FAR, service="far")),
+        notification(
+            alert("Down", "f1", starts=FAR, service="far-too"),
+            alert("Down", "n1", starts="2026-11-28T10:00:00Z", service="next-to-it"),
+        ),
+        notification(alert("Down", "n2", starts="2026-11-28T10:00:00Z", service="after")),
+    ]
+    now = datetime.now(UTC)
+    store_notifications.write_batch(db, [(b, payload.parse(b), now) for b in bodies])
+    db.dispose()
+    folder = tmp_path / "remediations"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(POLICY)
+    config = svc.write_config(
+        tmp_path, policies=[str(folder)], store={"url": url}, automation={"dry_run": False}
+    )
+    with svc.running(config) as service:
+
+        def states() -> dict[str, str]:
+            items = service.get("/api/v1/executions").json()["items"]
+            return {e["fingerprint"]: e["state"] for e in items}
+
+        def decided() -> bool:
+            return states() == {
+                "n1": "succeeded",
+                "n2": "succeeded",
+                "f0": "deferred",
+                "f1": "deferred",
+            }
+
+        wait_for(decided, 30, "every alert decided")
+    assert "OverflowError" not in service.logs()
