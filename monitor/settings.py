@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     model_validator,
@@ -119,6 +120,12 @@ class AutomationSettings(Section):
         return self
 
 
+class ServerSettings(Section):
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed. Empty: none, the
+    # client is the TCP peer.
+    trusted_proxies: list[IPvAnyNetwork] = Field([], max_length=100)
+
+
 class Settings(BaseSettings):
     """Everything the service reads at start-up (and on reload, for policies)."""
 
@@ -137,6 +144,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     automation: AutomationSettings = AutomationSettings()
+    server: ServerSettings = ServerSettings()
     postgres_targets: dict[str, targets.PostgresTarget] = {}
     notifiers: dict[str, targets.Notifier] = {}
     jobs: list[JobConfig] = []
