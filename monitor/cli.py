@@ -231,14 +231,15 @@ def _switch(args: argparse.Namespace, paused: bool) -> int:
         database.migrate(db)
         now = datetime.now(UTC)
         by = f"cli ({getpass.getuser()})"
-        store.set_control(db, "paused", {"paused": paused, "reason": args.reason or ""}, now, by)
         verb = "paused" if paused else "resumed"
-        store.record(
+        message = f"automation {verb} by {by}" + (f": {args.reason}" if args.reason else "")
+        store.set_control(
             db,
+            "paused",
+            {"paused": paused, "reason": args.reason or ""},
             now,
-            "pause" if paused else "resume",
-            f"automation {verb} by {by}" + (f": {args.reason}" if args.reason else ""),
-            outcome=verb,
+            by,
+            audited=("pause" if paused else "resume", message, verb),
         )
     finally:
         db.dispose()

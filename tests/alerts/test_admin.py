@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy.exc import DataError
 
+from monitor.store import database, queries
+from monitor.store import executions as store
 from tests.support import service as svc
+from tests.support.services import Postgres
 
 SWITCHES = ["/api/v1/pause", "/api/v1/resume", "/-/reload"]
 
@@ -105,3 +111,24 @@ def test_the_operator_token_file_is_private_reused_and_never_logged(tmp_path: Pa
         logs = again.logs()
     assert f"operator token (pause, resume, reload) in {token_file}" in logs
     assert token not in logs
+
+
+def test_the_switch_never_changes_without_its_audit_record(postgres: Postgres) -> None:
+    # PostgreSQL refuses NUL in text: the audit insert fails, and the switch with it.
+    url = postgres.url(postgres.create_database("conea_test_switch_audit"))
+    db = database.connect(url)
+    try:
+        database.migrate(db)
+        now = datetime.now(UTC)
+        value = {"paused": True, "reason": ""}
+        with pytest.raises(DataError):
+            store.set_control(
+                db, "paused", value, now, "api", audited=("pause", "a\x00b", "paused")
+            )
+        assert store.get_control(db, "paused") is None
+        store.set_control(db, "paused", value, now, "api", audited=("pause", "ok", "paused"))
+        assert store.get_control(db, "paused")["value"] == value  # type: ignore[index]
+        records = queries.list_audit(db, queries.Filters()).items
+        assert [r["kind"] for r in records] == ["pause"]
+    finally:
+        db.dispose()
