@@ -58,6 +58,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         rt.extras["probe_service"] = probe_service
         log.info("store: %s", database.redact(db))
         (log.warning if auth.open_to_loopback_only else log.info)("%s", auth.describe())
+        log.info("%s", auth.describe_operator())
         checkpoints = asyncio.get_running_loop().create_task(_checkpoints(rt))
         try:
             await wiring.start(rt)

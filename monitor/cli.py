@@ -18,6 +18,29 @@ def _load(args: argparse.Namespace) -> settings_mod.Settings:
     return settings_mod.load(args.config)
 
 
+def server_config(app: Any, settings: settings_mod.Settings, host: str, port: int) -> Any:
+    """The ``uvicorn.Config`` the service runs with.
+
+    X-Forwarded-For / X-Forwarded-Proto are believed only from ``server.trusted_proxies``
+    (uvicorn's proxy_headers and forwarded_allow_ips, whatever FORWARDED_ALLOW_IPS says):
+    with none configured the client is the TCP peer, and a header claiming 127.0.0.1 is
+    ignored.
+    """
+    import uvicorn
+
+    trusted = [str(net) for net in settings.server.trusted_proxies]
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -27,15 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args)
     logs.configure(settings.log.level, settings.log.format)
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
-    return 0
+    server = uvicorn.Server(server_config(app, settings, args.host, args.port))
+    server.run()
+    return 0 if server.started else 3  # as uvicorn.run: 3 when it could not start
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -214,14 +231,15 @@ def _switch(args: argparse.Namespace, paused: bool) -> int:
         database.migrate(db)
         now = datetime.now(UTC)
         by = f"cli ({getpass.getuser()})"
-        store.set_control(db, "paused", {"paused": paused, "reason": args.reason or ""}, now, by)
         verb = "paused" if paused else "resumed"
-        store.record(
+        message = f"automation {verb} by {by}" + (f": {args.reason}" if args.reason else "")
+        store.set_control(
             db,
+            "paused",
+            {"paused": paused, "reason": args.reason or ""},
             now,
-            "pause" if paused else "resume",
-            f"automation {verb} by {by}" + (f": {args.reason}" if args.reason else ""),
-            outcome=verb,
+            by,
+            audited=("pause" if paused else "resume", message, verb),
         )
     finally:
         db.dispose()

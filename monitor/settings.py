@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor import targets, yamlfile
@@ -26,9 +35,28 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_CREDENTIAL_CHARS = 4096
+
+
+_Text = TypeVar("_Text", SecretStr, str)
+
+
+def _not_blank(value: _Text) -> _Text:
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not text.strip():
+        raise ValueError("must not be empty (an empty credential would let anyone in)")
+    if len(text) > MAX_CREDENTIAL_CHARS:
+        raise ValueError(f"must be at most {MAX_CREDENTIAL_CHARS} characters")
+    return value
+
+
+# A credential given as a value: never empty or whitespace only (fail closed).
+Credential = Annotated[SecretStr, AfterValidator(_not_blank)]
+
+
 class BasicAuth(Section):
-    username: str
-    password: SecretStr | None = None
+    username: Annotated[str, AfterValidator(_not_blank)]
+    password: Credential | None = None
     password_file: Path | None = None
 
     @model_validator(mode="after")
@@ -40,7 +68,7 @@ class BasicAuth(Section):
 
 class WebhookSettings(Section):
     max_body_bytes: int = Field(1024 * 1024, gt=0)
-    bearer_token: SecretStr | None = None
+    bearer_token: Credential | None = None
     bearer_token_file: Path | None = None
     basic_auth: BasicAuth | None = None
 
@@ -80,7 +108,22 @@ class AutomationSettings(Section):
     namespaces_allow: list[str] = []
     namespaces_deny: list[str] = ["kube-system", "kube-public", "kube-node-lease"]
     max_concurrent_executions: int = Field(4, gt=0)
-    api_token: SecretStr | None = None  # for pause/resume/reload; default: webhook credentials
+    # The operator credential for pause/resume/reload. Neither set: a random token is
+    # generated once in <data_dir>/admin-token (mode 0600) and reused.
+    api_token: Credential | None = None
+    api_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_api_token(self) -> AutomationSettings:
+        if self.api_token is not None and self.api_token_file is not None:
+            raise ValueError("set at most one of api_token, api_token_file")
+        return self
+
+
+class ServerSettings(Section):
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed. Empty: none, the
+    # client is the TCP peer.
+    trusted_proxies: list[IPvAnyNetwork] = Field([], max_length=100)
 
 
 class Settings(BaseSettings):
@@ -101,6 +144,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     automation: AutomationSettings = AutomationSettings()
+    server: ServerSettings = ServerSettings()
     postgres_targets: dict[str, targets.PostgresTarget] = {}
     notifiers: dict[str, targets.Notifier] = {}
     jobs: list[JobConfig] = []

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from tests.engine.conftest import alert, notification, wait_for
@@ -140,7 +142,7 @@ def test_bad_reload_keeps_the_last_good_policies(tmp_path: Path) -> None:
     config = svc.write_config(tmp_path, policies=[str(folder)])
     with svc.running(config) as service:
         (folder / "p.yaml").write_text(POLICY.replace("kubernetes.set_env", "kubernetes.nope"))
-        response = service.post_json("/-/reload", {})
+        response = service.admin("/-/reload")
         assert response.status_code == 422
         assert "unknown action 'kubernetes.nope'" in response.json()["details"][0]["reason"]
         assert "p.yaml:" in response.json()["details"][0]["reason"]
@@ -170,3 +172,88 @@ def test_check_with_a_config_checks_its_probe_modules_too(tmp_path: Path) -> Non
         f"conea-monitor: error: {probes}:3:13: modules.x.prober: unknown prober 'nope' "
         "(known: http, tcp, postgres, redis)"
     )
+
+
+# Proxy headers: believed only from server.trusted_proxies ------------------------------
+
+
+def _client_seen(trusted: list[str], peer: str, forwarded_for: str) -> str:
+    """The client address the app sees through the uvicorn config ``serve`` runs with."""
+    import asyncio
+
+    from monitor import settings as settings_mod
+    from monitor.cli import server_config
+
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["client"][0])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    settings = settings_mod.load(None, server={"trusted_proxies": trusted})
+    config = server_config(app, settings, "127.0.0.1", 0)
+    config.load()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/pause",
+        "raw_path": b"/api/v1/pause",
+        "query_string": b"",
+        "headers": [(b"x-forwarded-for", forwarded_for.encode())],
+        "client": (peer, 40000),
+        "server": ("127.0.0.1", 9115),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    asyncio.run(config.loaded_app(scope, receive, send))
+    return seen[0]
+
+
+def test_a_remote_client_claiming_loopback_is_not_believed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")  # uvicorn's own setting: ignored
+    assert _client_seen([], "203.0.113.9", "127.0.0.1") == "203.0.113.9"
+    # From a trusted proxy the forwarded address is the client, and only then.
+    assert _client_seen(["10.0.0.0/8"], "10.1.2.3", "203.0.113.9") == "203.0.113.9"
+    assert _client_seen(["10.0.0.0/8"], "203.0.113.9", "127.0.0.1") == "203.0.113.9"
+
+
+def test_behind_a_trusted_proxy_a_forged_loopback_hop_is_refused(tmp_path: Path) -> None:
+    # The real server: a proxy on 127.0.0.1 appends the address it saw (203.0.113.9)
+    # to the X-Forwarded-For the client forged; the webhook without credentials takes
+    # loopback clients only, so it refuses.
+    config = svc.write_config(tmp_path, server={"trusted_proxies": ["127.0.0.1/32", "::1/128"]})
+    body = notification(alert("HighLoad", "fe01"))
+    with svc.running(config, {"FORWARDED_ALLOW_IPS": "*"}) as service:
+        forged = service.post(body, headers={"x-forwarded-for": "127.0.0.1, 203.0.113.9"})
+        assert forged.status_code == 401
+        assert service.post(body).status_code == 200  # the proxy host itself
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored(tmp_path: Path) -> None:
+    config = svc.write_config(tmp_path)
+    body = notification(alert("HighLoad", "fe02"))
+    with svc.running(config, {"FORWARDED_ALLOW_IPS": "*"}) as service:
+        # The TCP peer (loopback) counts, not what the header says.
+        response = service.post(body, headers={"x-forwarded-for": "203.0.113.9"})
+        assert response.status_code == 200
+
+
+def test_a_trusted_proxy_that_is_not_a_network_is_a_config_error(tmp_path: Path) -> None:
+    config = svc.write_config(tmp_path, server={"trusted_proxies": ["*"]})
+    result = cli("serve", "--config", str(config), "--port", "1")
+    assert result.returncode == 2
+    assert ".yml:5:5: server.trusted_proxies[0]: value is not a valid IPv4 or IPv6 network" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr

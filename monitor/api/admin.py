@@ -1,13 +1,16 @@
 """Admin routes: the kill switch (``/api/v1/pause``, ``/api/v1/resume``) and ``/-/reload``.
 
-Authenticated like the webhook (or with ``automation.api_token``); every use is an audit
-record.
+They change what the service does, so they need the operator token (``monitor.auth``)
+from every address, loopback included; every use is an audit record. Bodies are bounded
+(``MAX_BODY_BYTES``) and the pause reason is checked before anything changes.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from monitor import wiring
@@ -16,35 +19,84 @@ from monitor.runtime import Runtime
 
 router = APIRouter()
 
+MAX_BODY_BYTES = 64 * 1024
+MAX_REASON_CHARS = 1000
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
 
 def _denied(request: Request) -> Response | None:
     rt: Runtime = request.app.state.runtime
-    client = request.client.host if request.client else None
-    if rt.auth.check_admin(request.headers.get("authorization"), client):
+    if rt.auth.check_operator(request.headers.get("authorization")):
         return None
-    return problem(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})
+    return problem(
+        401,
+        "authentication required: send the operator token (automation.api_token, or the "
+        "generated <data_dir>/admin-token) as a bearer token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
-async def _reason(request: Request) -> str:
-    if not await request.body():
+async def _body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is over ``MAX_BODY_BYTES``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _Refused(problem(413, f"body is over the limit of {MAX_BODY_BYTES} bytes"))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _Refused(problem(413, f"body is over the limit of {MAX_BODY_BYTES} bytes"))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _invalid(field: str, reason: str) -> _Refused:
+    return _Refused(problem(422, "invalid request", [{"field": field, "reason": reason}]))
+
+
+def _reason(body: bytes) -> str:
+    """The optional ``{"reason": "..."}``: a string of printable text, at most 1,000
+    characters (it goes into the audit trail and the store)."""
+    if not body.strip():
         return ""
     try:
-        body: Any = await request.json()
-    except ValueError:
-        return ""
-    return str(body.get("reason", "")) if isinstance(body, dict) else ""
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _invalid("(body)", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _invalid("(body)", 'must be a JSON object such as {"reason": "..."}')
+    unknown = sorted(set(data) - {"reason"})
+    if unknown:
+        raise _invalid(unknown[0], "unknown field; only 'reason' is accepted")
+    reason = data.get("reason", "")
+    if not isinstance(reason, str):
+        raise _invalid("reason", "must be a string")
+    if len(reason) > MAX_REASON_CHARS:
+        raise _invalid("reason", f"must be at most {MAX_REASON_CHARS} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in reason):
+        raise _invalid("reason", "must not contain NUL or other control characters")
+    return reason
 
 
 async def _switch(request: Request, paused: bool) -> Response:
     denied = _denied(request)
     if denied is not None:
         return denied
+    try:
+        reason = _reason(await _body(request))
+    except _Refused as refused:
+        return refused.response
     rt: Runtime = request.app.state.runtime
     engine = rt.extras.get("engine")
     if engine is None:
         return problem(503, "the engine is not running")
     client = request.client.host if request.client else "unknown"
-    await engine.set_paused(paused, f"api ({client})", await _reason(request))
+    await engine.set_paused(paused, f"api ({client})", reason)
     return JSONResponse({"paused": await engine.is_paused()})
 
 
@@ -79,6 +131,10 @@ async def reload(request: Request) -> Response:
     denied = _denied(request)
     if denied is not None:
         return denied
+    try:
+        await _body(request)  # none expected; bounded all the same
+    except _Refused as refused:
+        return refused.response
     rt: Runtime = request.app.state.runtime
     ok, errors = await wiring.reload(rt)
     if not ok:

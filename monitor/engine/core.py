@@ -123,15 +123,16 @@ class Engine:
     async def set_paused(self, paused: bool, by: str, reason: str = "") -> None:
         now = self.clock.now()
         value = {"paused": paused, "reason": reason}
-        await asyncio.to_thread(store.set_control, self.db, PAUSE_KEY, value, now, by)
+        verb = "paused" if paused else "resumed"
+        kind = "pause" if paused else "resume"
+        message = f"automation {verb} by {by}" + (f": {reason}" if reason else "")
+        # The switch and its audit record in one transaction: never one without the other.
+        await asyncio.to_thread(
+            store.set_control, self.db, PAUSE_KEY, value, now, by, audited=(kind, message, verb)
+        )
+        log.info("%s: %s", kind, message)
         self.paused_cached = paused or self.automation.paused
         self.metrics.paused.set(1 if paused or self.automation.paused else 0)
-        verb = "paused" if paused else "resumed"
-        await self._audit(
-            "pause" if paused else "resume",
-            f"automation {verb} by {by}" + (f": {reason}" if reason else ""),
-            outcome=verb,
-        )
 
     # Notifications ------------------------------------------------------------------------
 

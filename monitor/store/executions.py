@@ -399,7 +399,17 @@ def get_control(engine: Engine, key: str) -> dict[str, Any] | None:
     return {"value": row.value, "updated_at": row.updated_at, "updated_by": row.updated_by}
 
 
-def set_control(engine: Engine, key: str, value: Any, at: datetime, by: str | None) -> None:
+def set_control(
+    engine: Engine,
+    key: str,
+    value: Any,
+    at: datetime,
+    by: str | None,
+    *,
+    audited: tuple[str, str, str | None] | None = None,
+) -> None:
+    """Set a switch; ``audited`` (kind, message, outcome) is its audit record, written in
+    the same transaction: the switch never changes without it."""
     with engine.begin() as conn:
         updated = conn.execute(
             update(control)
@@ -419,3 +429,8 @@ def set_control(engine: Engine, key: str, value: Any, at: datetime, by: str | No
                     .where(control.c.key == key)
                     .values(value=value, updated_at=at, updated_by=by)
                 )
+        if audited is not None:
+            kind, message, outcome = audited
+            conn.execute(
+                insert(audit), [{"at": at, "kind": kind, "message": message, "outcome": outcome}]
+            )

@@ -126,7 +126,7 @@ def test_guardrails(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
         # paused: the kill switch stops everything, and says who pulled it.
         paused = h.service.get("/api/v1/status").json()
         assert paused["paused"] is False
-        response = h.service.post_json("/api/v1/pause", {"reason": "incident 42"})
+        response = h.service.admin("/api/v1/pause", {"reason": "incident 42"})
         assert response.json() == {"paused": True}
         h.post(alert("ApiDown", "0f01", deployment="billing"))
         wait_for(lambda: h.audit(fingerprint="0f01"), 10, "paused audit")
@@ -138,7 +138,7 @@ def test_guardrails(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
         )
         pause_record = [a for a in h.audit() if a["kind"] == "pause"]
         assert pause_record[0]["message"].endswith(": incident 42")
-        assert h.service.post_json("/api/v1/resume", {}).json() == {"paused": False}
+        assert h.service.admin("/api/v1/resume").json() == {"paused": False}
 
         metrics = h.service.get("/metrics").text
         for policy, guardrail in [

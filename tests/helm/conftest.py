@@ -24,6 +24,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "replicaCount": 3,
         "database": {"existingSecret": "conea-monitor-db"},
         "webhook": {"bearerToken": {"existingSecret": "conea-monitor-webhook"}},
+        "operatorToken": {"existingSecret": "conea-monitor-operator"},
         "monitoringRelease": "kube-prometheus-stack",
         "secretEnv": [{"name": "SLACK_WEBHOOK_URL", "secretName": "conea-slack", "key": "url"}],
         "secretFiles": [{"secretName": "conea-pg", "mountPath": "/var/run/secrets/conea-pg"}],

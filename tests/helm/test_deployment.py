@@ -95,6 +95,29 @@ def test_the_webhook_token_file_is_where_the_config_says(chart: helm.Chart) -> N
     assert volume["secret"]["items"] == [{"key": "token", "path": key}]
 
 
+def test_the_operator_token_comes_from_its_own_secret(chart: helm.Chart) -> None:
+    objects = c.render(chart, c.VALUE_SETS["ha-postgres"])
+    config = c.service_config(objects)
+    path = config["automation"]["api_token_file"]
+    assert path != config["webhook"]["bearer_token_file"]  # a credential of its own
+    deployment = c.one(objects, "Deployment")
+    directory, _, key = path.rpartition("/")
+    volume = _volumes(deployment)[_mounts(deployment)[directory]]
+    assert volume["secret"] == {
+        "secretName": "conea-monitor-operator",
+        "defaultMode": 0o440,
+        "items": [{"key": "token", "path": key}],
+    }
+
+
+def test_without_an_operator_secret_each_pod_generates_its_token(chart: helm.Chart) -> None:
+    objects = c.render(chart, {})
+    assert "api_token_file" not in c.service_config(objects)["automation"]
+    notes = c.render_files(chart, {})["conea-monitor/templates/NOTES.txt"]
+    assert "exec deploy/conea-conea-monitor -- cat /var/lib/conea-monitor/admin-token" in notes
+    assert 'curl -s -X POST -H "Authorization: Bearer $TOKEN"' in notes
+
+
 def test_basic_auth_password_file_is_mounted(chart: helm.Chart) -> None:
     objects = c.render(chart, c.VALUE_SETS["network-policy"])
     basic = c.service_config(objects)["webhook"]["basic_auth"]

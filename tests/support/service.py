@@ -44,6 +44,16 @@ class Service:
     def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         return httpx.post(f"{self.url}{path}", json=body, timeout=30, **kwargs)
 
+    def operator_token(self) -> str:
+        """The token the service generated in its data_dir (no automation.api_token set)."""
+        data_dir = Path(yaml.safe_load(self.config.read_text())["data_dir"])
+        return (self.config.parent / data_dir / "admin-token").read_text().strip()
+
+    def admin(self, path: str, body: Any = None, token: str | None = None) -> httpx.Response:
+        """POST to an operator endpoint (pause, resume, reload) with the operator token."""
+        headers = {"authorization": f"Bearer {token or self.operator_token()}"}
+        return self.post_json(path, {} if body is None else body, headers=headers)
+
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=30, **kwargs)
 

@@ -164,6 +164,9 @@ The rules of the actions, merged as monitor.k8s.rbac.rules merges them: verbs me
 {{- $_ := set $config "kubernetes" $kubernetes }}
 {{- $automation := $config.automation | default dict }}
 {{- $_ := set $automation "namespaces_allow" (include "conea-monitor.namespaces" . | fromYamlArray) }}
+{{- with .Values.operatorToken.existingSecret }}
+{{- $_ := set $automation "api_token_file" (printf "/etc/conea-monitor/operator/%s" $.Values.operatorToken.key) }}
+{{- end }}
 {{- $_ := set $config "automation" $automation }}
 {{- $webhook := $config.webhook | default dict }}
 {{- with .Values.webhook.bearerToken.existingSecret }}
