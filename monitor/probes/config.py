@@ -10,8 +10,9 @@ module (or one at the top for every module) and the service-wide probe limits::
       http_2xx: {prober: http, timeout: 5s}
 
 Unknown keys, an unknown prober, a section for another prober, a bad regular
-expression or a missing certificate file are errors when the file loads, each naming
-``file:line:column`` and the key.
+expression, an unsafe HTTP method without ``allow_unsafe_methods`` or a missing
+certificate file are errors when the file loads, each naming ``file:line:column`` and
+the key.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, pydantic.BeforeValidator(parse_duration)]
+
+SAFE_METHODS = ("GET", "HEAD")
 
 
 def _against_base(value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
@@ -129,6 +132,8 @@ class HeaderMatch(Strict):
 
 
 class HTTPConfig(Strict):
+    # before ``method``, whose validator reads it
+    allow_unsafe_methods: bool = False
     method: str = "GET"
     headers: dict[str, str] = {}
     body: str | None = None
@@ -145,10 +150,17 @@ class HTTPConfig(Strict):
 
     @pydantic.field_validator("method")
     @classmethod
-    def _method(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]+", value):
+    def _method(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        if not re.fullmatch(r"[A-Za-z]{1,20}", value):
             raise ValueError(f"not an HTTP method: {value!r}")
-        return value.upper()
+        method = value.upper()
+        if method not in SAFE_METHODS and not info.data.get("allow_unsafe_methods"):
+            raise ValueError(
+                f"method {method!r} can change state on the target; only GET and HEAD "
+                "are allowed unless the module opts in with 'allow_unsafe_methods: true' "
+                "in its http section (give such a module a narrow 'allow' list)"
+            )
+        return method
 
 
 class QueryResponse(Strict):

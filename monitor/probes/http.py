@@ -20,7 +20,7 @@ import urllib.parse
 import aiohttp
 
 from monitor.errors import ProbeError
-from monitor.probes import config, context, output, sessions, targets, tls
+from monitor.probes import config, context, guard, output, sessions, targets, tls
 
 USER_AGENT = "conea-monitor-probe/1"
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -37,7 +37,7 @@ async def probe(p: context.Probe) -> bool:
     redirects = 0
     try:
         while True:
-            timings = sessions.Timings()
+            timings = sessions.Timings(own=p.own)
             sessions.CURRENT.set(timings)
             p.trace(f"{method} {url}")
             start = time.perf_counter()
@@ -67,6 +67,8 @@ async def probe(p: context.Probe) -> bool:
             redirects += 1
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
+    except guard.OwnAddress:
+        raise  # the runner reports it
     except ProbeError as exc:
         p.trace(f"redirect refused: {exc}")
         _timing_gauges(p.out, phases)

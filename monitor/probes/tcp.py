@@ -55,6 +55,8 @@ async def probe(p: context.Probe) -> bool:
     if resolved is None:
         return False
     address = resolved[0]
+    if p.own is not None:
+        p.own.refuse(p.target.raw, address, p.target.port)
     ssl_context = tls.context(cfg.tls_config)
     server_name = cfg.tls_config.server_name or p.target.host
     p.trace(f"connecting to {address}:{p.target.port}" + (" with TLS" if cfg.tls else ""))

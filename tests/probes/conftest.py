@@ -31,6 +31,7 @@ modules:
     prober: http
     http:
       method: POST
+      allow_unsafe_methods: true
       body: hello
   http_checks:
     prober: http

@@ -95,6 +95,9 @@ def _app(slow_seconds: float) -> web.Application:
         body = await request.text()
         return web.Response(text=f"{request.method} {body}")
 
+    async def redirect_to(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["url"])
+
     app = web.Application()
     app.router.add_get("/ok", ok)
     app.router.add_get("/fail", fail)
@@ -102,6 +105,7 @@ def _app(slow_seconds: float) -> web.Application:
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/redirect-out", redirect_out)
     app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/redirect-to", redirect_to)
     return app
 
 
@@ -187,6 +191,10 @@ class Service:
     url: str
     probes: ProbeService
     metrics: service_metrics.Metrics
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def get(
         self, module: str, target: str, timeout: float | None = None, **params: str

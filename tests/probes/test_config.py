@@ -33,6 +33,18 @@ def test_bundled_file_is_the_builtin_default() -> None:
     )
 
 
+def test_bundled_post_module_opts_in_and_is_kept_off_loopback_and_services() -> None:
+    builtin = ProbeService.from_file(None, metrics.Metrics()).config
+    post = builtin.modules["http_post_2xx"]
+    assert post.section().method == "POST" and post.section().allow_unsafe_methods
+    assert builtin.allow_for("http_post_2xx").hosts == ["*.conea.io"]
+    assert builtin.allow_for("http_post_2xx").cidrs == []
+    # every other bundled http module only reads
+    for name, module in builtin.modules.items():
+        if module.prober == "http" and name != "http_post_2xx":
+            assert module.section().method in config.SAFE_METHODS, name
+
+
 def test_blackbox_style_module_loads() -> None:
     probes = load(
         """
@@ -42,6 +54,7 @@ modules:
     timeout: 1m30s
     http:
       method: post
+      allow_unsafe_methods: true
       valid_status_codes: [200, 204]
       fail_if_header_matches: [{header: Server, regexp: "nginx/0\\\\.", allow_missing: true}]
 """
@@ -73,6 +86,17 @@ modules:
             "      fail_if_body_matches_regexp: ['(unclosed']\n",
             "probes.yml:5:37: modules.web.http.fail_if_body_matches_regexp[0]: "
             "Input should be a valid regular expression",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http:\n      method: POST\n",
+            "probes.yml:5:15: modules.web.http.method: method 'POST' can change state on "
+            "the target; only GET and HEAD are allowed unless the module opts in with "
+            "'allow_unsafe_methods: true' in its http section (give such a module a "
+            "narrow 'allow' list)",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http: {method: delete}\n",
+            "probes.yml:4:20: modules.web.http.method: method 'DELETE' can change state",
         ),
         (
             "modules:\n  web:\n    prober: http\n    timeout: soon\n",
