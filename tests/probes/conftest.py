@@ -33,6 +33,17 @@ modules:
       method: POST
       allow_unsafe_methods: true
       body: hello
+  http_catastrophic:
+    prober: http
+    http:
+      fail_if_body_matches_regexp: ["(a+)+b"]
+      fail_if_header_matches: [{{header: X-Letters, regexp: "(a+)+b", allow_missing: true}}]
+  tcp_catastrophic:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      query_response:
+        - expect: "(a+)+b"
   http_checks:
     prober: http
     http:

@@ -52,6 +52,9 @@ class LoopThread:
         self.loop.close()
 
 
+LETTERS = 100_000  # /letters' body: that many "a", and no "b"
+
+
 @dataclass
 class Targets:
     http_port: int
@@ -59,6 +62,7 @@ class Targets:
     banner_port: int
     mtls_port: int  # HTTPS that demands a client certificate from the CA
     silent_port: int  # accepts connections and never says a word
+    letters_port: int  # sends one 60,000-letter line of "a" and hangs up
     ca: trustme.CA
     ca_file: pathlib.Path
     client_pem: pathlib.Path  # client key and certificate in one file
@@ -95,17 +99,21 @@ def _app(slow_seconds: float) -> web.Application:
         body = await request.text()
         return web.Response(text=f"{request.method} {body}")
 
+    async def letters(_request: web.Request) -> web.Response:
+        return web.Response(text="a" * LETTERS, headers={"X-Letters": "a" * 4000})
+
     async def redirect_to(request: web.Request) -> web.Response:
         raise web.HTTPFound(request.query["url"])
 
     app = web.Application()
+    app.router.add_get("/letters", letters)
+    app.router.add_get("/redirect-to", redirect_to)
     app.router.add_get("/ok", ok)
     app.router.add_get("/fail", fail)
     app.router.add_get("/slow", slow)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/redirect-out", redirect_out)
     app.router.add_route("*", "/echo", echo)
-    app.router.add_get("/redirect-to", redirect_to)
     return app
 
 
@@ -140,12 +148,17 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
     ca.cert_pem.write_to_path(str(ca_file))
     client_pem = tmp / "client.pem"
     ca.issue_cert("probe@conea.io").private_key_and_cert_chain_pem.write_to_path(str(client_pem))
-    ports = [services.free_port() for _ in range(5)]
+    ports = [services.free_port() for _ in range(6)]
     lt = LoopThread()
     held: list[asyncio.StreamWriter] = []
 
     async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
+
+    async def letters(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"a" * 60_000 + b"\r\n")
+        await writer.drain()
+        writer.close()
 
     async def start() -> tuple[web.AppRunner, list[asyncio.Server]]:
         runner = web.AppRunner(_app(slow_seconds), shutdown_timeout=0.1)
@@ -156,6 +169,7 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
         plain = [
             await asyncio.start_server(_banner, "127.0.0.1", ports[2]),
             await asyncio.start_server(silent, "127.0.0.1", ports[4]),
+            await asyncio.start_server(letters, "127.0.0.1", ports[5]),
         ]
         return runner, plain
 
@@ -175,6 +189,7 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
             banner_port=ports[2],
             mtls_port=ports[3],
             silent_port=ports[4],
+            letters_port=ports[5],
             ca=ca,
             ca_file=ca_file,
             client_pem=client_pem,

@@ -85,7 +85,25 @@ modules:
             "modules:\n  web:\n    prober: http\n    http:\n"
             "      fail_if_body_matches_regexp: ['(unclosed']\n",
             "probes.yml:5:37: modules.web.http.fail_if_body_matches_regexp[0]: "
-            "Input should be a valid regular expression",
+            "invalid regular expression '(unclosed': missing ): (unclosed "
+            "(RE2 syntax: no backreferences or lookaround)",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http:\n"
+            "      fail_if_header_not_matches: [{header: ETag, regexp: '(?=x)'}]\n",
+            "probes.yml:5:59: modules.web.http.fail_if_header_not_matches[0].regexp: "
+            "invalid regular expression '(?=x)': invalid perl operator: (?= "
+            "(RE2 syntax: no backreferences or lookaround)",
+        ),
+        (
+            "modules:\n  t:\n    prober: tcp\n    tcp:\n"
+            "      query_response:\n        - expect: '(a)\\1'\n",
+            "probes.yml:6:19: modules.t.tcp.query_response[0].expect: "
+            "invalid regular expression '(a)\\\\1': invalid escape sequence: \\1",
+        ),
+        (
+            "allow:\n  urls: ['http://(?<!x)a']\nmodules: {}\n",
+            "probes.yml:2:10: allow.urls[0]: invalid regular expression 'http://(?<!x)a'",
         ),
         (
             "modules:\n  web:\n    prober: http\n    http:\n      method: POST\n",
