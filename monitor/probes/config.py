@@ -55,6 +55,30 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, pydantic.BeforeValidator(parse_duration)]
 
+_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
+_SIZE_UNIT = {None: 1, "B": 1, "KB": 1 << 10, "KiB": 1 << 10, "MB": 1 << 20, "MiB": 1 << 20}
+_SIZE_UNIT.update({"GB": 1 << 30, "GiB": 1 << 30})
+MAX_BODY_SIZE_LIMIT = 64 << 20
+
+
+def parse_size(value: Any) -> int:
+    """``"1MiB"``, ``"512KB"`` or a number of bytes -> bytes (units are powers of
+    1024, as blackbox_exporter's ``body_size_limit`` reads them)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as '1MiB', got {value!r}")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        size = int(match[1]) * _SIZE_UNIT[match[2]]
+    else:
+        raise ValueError(f"expected a size such as '1MiB' or '512KiB', got {value!r}")
+    if not 0 < size <= MAX_BODY_SIZE_LIMIT:
+        raise ValueError(f"must be between 1 byte and 64MiB, got {value!r}")
+    return size
+
+
+ByteSize = Annotated[int, pydantic.BeforeValidator(parse_size)]
+
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 
@@ -172,6 +196,7 @@ class HTTPConfig(Strict):
     max_redirects: Annotated[int, Field(ge=0, le=50)] = 10
     fail_if_ssl: bool = False
     fail_if_not_ssl: bool = False
+    body_size_limit: ByteSize = 1 << 20
     fail_if_body_matches_regexp: list[Regex] = []
     fail_if_body_not_matches_regexp: list[Regex] = []
     fail_if_header_matches: list[HeaderMatch] = []

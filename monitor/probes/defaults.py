@@ -32,7 +32,7 @@ allow:
     - ::1/128
 
 modules:
-  http_2xx:
+  http_2xx:  # GET; the body is read up to body_size_limit (1MiB)
     prober: http
     timeout: 5s
   http_post_2xx:

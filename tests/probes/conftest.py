@@ -33,6 +33,11 @@ modules:
       method: POST
       allow_unsafe_methods: true
       body: hello
+  http_small_body:
+    prober: http
+    http:
+      body_size_limit: 64KiB
+      fail_if_body_not_matches_regexp: ["^a+$"]
   http_catastrophic:
     prober: http
     http:

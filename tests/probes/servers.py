@@ -52,6 +52,21 @@ class LoopThread:
         self.loop.close()
 
 
+@dataclass
+class Sent:
+    """What the /huge route sent: bytes per response, and an event when one ended."""
+
+    bytes: list[int]
+    ended: threading.Event
+
+    def wait(self) -> int:
+        """Bytes sent by the last /huge response, once it has ended."""
+        assert self.ended.wait(30), "the /huge response did not end"
+        self.ended.clear()
+        return self.bytes[-1]
+
+
+HUGE = 512 << 20  # /huge's default body size: 512 MiB, generated as it is sent
 LETTERS = 100_000  # /letters' body: that many "a", and no "b"
 
 
@@ -63,6 +78,7 @@ class Targets:
     mtls_port: int  # HTTPS that demands a client certificate from the CA
     silent_port: int  # accepts connections and never says a word
     letters_port: int  # sends one 60,000-letter line of "a" and hangs up
+    sent: Sent
     ca: trustme.CA
     ca_file: pathlib.Path
     client_pem: pathlib.Path  # client key and certificate in one file
@@ -78,7 +94,7 @@ class Targets:
         return f"https://localhost:{self.https_port}"
 
 
-def _app(slow_seconds: float) -> web.Application:
+def _app(slow_seconds: float, sent: Sent) -> web.Application:
     async def ok(_request: web.Request) -> web.Response:
         return web.Response(text="status: healthy\n", headers={"X-Health": "green"})
 
@@ -99,6 +115,29 @@ def _app(slow_seconds: float) -> web.Application:
         body = await request.text()
         return web.Response(text=f"{request.method} {body}")
 
+    async def huge(request: web.Request) -> web.StreamResponse:
+        """``?bytes=N`` (512 MiB by default) of "a", made as they are sent, chunked or
+        with a Content-Length (``&length=1``); counts what it could send."""
+        total = int(request.query.get("bytes", HUGE))
+        response = web.StreamResponse()
+        if request.query.get("length"):
+            response.content_length = total
+        chunk = b"a" * 65536
+        count = 0
+        try:
+            await response.prepare(request)
+            while count < total:
+                piece = chunk[: total - count]
+                await response.write(piece)
+                count += len(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading and hung up
+        finally:
+            sent.bytes.append(count)
+            sent.ended.set()
+        return response
+
     async def letters(_request: web.Request) -> web.Response:
         return web.Response(text="a" * LETTERS, headers={"X-Letters": "a" * 4000})
 
@@ -106,6 +145,7 @@ def _app(slow_seconds: float) -> web.Application:
         raise web.HTTPFound(request.query["url"])
 
     app = web.Application()
+    app.router.add_get("/huge", huge)
     app.router.add_get("/letters", letters)
     app.router.add_get("/redirect-to", redirect_to)
     app.router.add_get("/ok", ok)
@@ -149,6 +189,7 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
     client_pem = tmp / "client.pem"
     ca.issue_cert("probe@conea.io").private_key_and_cert_chain_pem.write_to_path(str(client_pem))
     ports = [services.free_port() for _ in range(6)]
+    sent = Sent([], threading.Event())
     lt = LoopThread()
     held: list[asyncio.StreamWriter] = []
 
@@ -161,7 +202,7 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
         writer.close()
 
     async def start() -> tuple[web.AppRunner, list[asyncio.Server]]:
-        runner = web.AppRunner(_app(slow_seconds), shutdown_timeout=0.1)
+        runner = web.AppRunner(_app(slow_seconds, sent), shutdown_timeout=0.1)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", ports[0]).start()
         await web.TCPSite(runner, "127.0.0.1", ports[1], ssl_context=server_ctx).start()
@@ -190,6 +231,7 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
             mtls_port=ports[3],
             silent_port=ports[4],
             letters_port=ports[5],
+            sent=sent,
             ca=ca,
             ca_file=ca_file,
             client_pem=client_pem,

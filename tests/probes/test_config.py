@@ -45,6 +45,14 @@ def test_bundled_post_module_opts_in_and_is_kept_off_loopback_and_services() -> 
             assert module.section().method in config.SAFE_METHODS, name
 
 
+def test_body_size_limit_defaults_to_one_mebibyte() -> None:
+    probes = load(
+        "modules:\n  web: {prober: http}\n  small: {prober: http, http: {body_size_limit: 10KB}}\n"
+    )
+    assert probes.modules["web"].section().body_size_limit == 1 << 20
+    assert probes.modules["small"].section().body_size_limit == 10 << 10
+
+
 def test_blackbox_style_module_loads() -> None:
     probes = load(
         """
@@ -117,6 +125,21 @@ modules:
             "probes.yml:4:20: modules.web.http.method: method 'DELETE' can change state",
         ),
         (
+            "modules:\n  web:\n    prober: http\n    http: {body_size_limit: 0}\n",
+            "probes.yml:4:29: modules.web.http.body_size_limit: "
+            "must be between 1 byte and 64MiB, got 0",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http: {body_size_limit: 1GiB}\n",
+            "probes.yml:4:29: modules.web.http.body_size_limit: "
+            "must be between 1 byte and 64MiB, got '1GiB'",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http: {body_size_limit: lots}\n",
+            "probes.yml:4:29: modules.web.http.body_size_limit: "
+            "expected a size such as '1MiB' or '512KiB', got 'lots'",
+        ),
+        (
             "modules:\n  web:\n    prober: http\n    timeout: soon\n",
             "probes.yml:4:14: modules.web.timeout: "
             "expected a duration such as '5s' or '250ms', got 'soon'",
@@ -171,6 +194,14 @@ def test_unreadable_client_key_is_a_config_error_at_load(tmp_path: pathlib.Path)
 )
 def test_durations(value: str | float, seconds: float) -> None:
     assert config.parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [(4096, 4096), ("512KiB", 512 << 10), ("1MiB", 1 << 20), ("2MB", 2 << 20), ("64MiB", 64 << 20)],
+)
+def test_sizes(value: str | int, size: int) -> None:
+    assert config.parse_size(value) == size
 
 
 def test_scrape_timeout_rules() -> None:
