@@ -55,11 +55,11 @@ async def probe(p: context.Probe) -> bool:
                 server_hostname=cfg.tls_config.server_name,
             ) as resp:
                 headers_end = time.perf_counter()
-                length, content = await _read_body(p, cfg, resp)
+                length, content, over = await _read_body(p, cfg, resp)
             _add_phases(phases, timings, start, headers_end, time.perf_counter())
             ssl_object, family = timings.ssl_object, timings.family
             p.trace(f"received HTTP {resp.status}, {length} body bytes")
-            if length > cfg.body_size_limit:
+            if over:
                 break
             location = resp.headers.get("Location")
             if not (cfg.follow_redirects and resp.status in REDIRECTS and location):
@@ -113,18 +113,18 @@ async def probe(p: context.Probe) -> bool:
             6 if family == socket.AF_INET6 else 4,
         )
     tls.record(out, ssl_object)
-    if length > cfg.body_size_limit:
+    if over:
         return False
     return _judge(p, cfg, resp, content, is_ssl)
 
 
 async def _read_body(
     p: context.Probe, cfg: config.HTTPConfig, resp: aiohttp.ClientResponse
-) -> tuple[int, bytes]:
-    """Stream the body: (its length, its bytes if a body regexp needs them). Past
-    ``body_size_limit`` it stops (having read one byte more than the limit, or nothing
-    when Content-Length already says so), closes the connection and returns a length
-    over the limit."""
+) -> tuple[int, bytes, bool]:
+    """Stream the body: (bytes read, the body if a body regexp needs it, whether it was
+    over ``body_size_limit``). Past the limit it stops, having read one byte more than
+    the limit (nothing when Content-Length already says so), and closes the
+    connection."""
     limit = cfg.body_size_limit
     declared = resp.content_length
     if declared is not None and declared > limit and resp.method != "HEAD":
@@ -133,7 +133,7 @@ async def _read_body(
             "not reading the body"
         )
         resp.close()
-        return declared, b""
+        return 0, b"", True
     keep = bool(cfg.fail_if_body_matches_regexp or cfg.fail_if_body_not_matches_regexp)
     parts: list[bytes] = []
     length = 0
@@ -142,10 +142,10 @@ async def _read_body(
         if length > limit:
             p.trace(f"body is over body_size_limit ({limit} bytes); stopped reading")
             resp.close()
-            return length, b""
+            return length, b"", True
         if keep:
             parts.append(chunk)
-    return length, b"".join(parts)
+    return length, b"".join(parts), False
 
 
 def _add_phases(

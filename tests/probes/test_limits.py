@@ -40,6 +40,8 @@ def test_declared_length_over_the_limit_is_not_read(
     sent = targets.sent.wait()
     assert "Content-Length 536870912 is over body_size_limit (1048576 bytes)" in response.text
     assert "probe_success 0.0" in response.text
+    assert "probe_http_content_length 5.36870912e+08" in response.text
+    assert "probe_http_uncompressed_body_length 0.0" in response.text
     assert sent < 64 * MiB
 
 
