@@ -5,7 +5,9 @@ dependency solving, no response model. At thousands of probes per second the
 framework's per-request work was a fifth of the CPU of a probe (see
 ``bench/probe.py``). Errors are plain text, as blackbox_exporter answers them: 400
 with the reason for an unknown module or a bad or disallowed target, 503 when the
-concurrency cap is reached. The service comes from ``app.state.probe_service``.
+concurrency cap is reached. The service comes from ``app.state.probe_service``; the
+address the request arrived on (the scope's ``server``) is passed along, so that no
+probe can target the service itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from starlette import routing
 from starlette.types import Receive, Scope, Send
 
 from monitor.errors import ProbeError
-from monitor.probes import service
+from monitor.probes import guard, service
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 TEXT = b"text/plain; charset=utf-8"
@@ -36,12 +38,15 @@ class ProbeEndpoint:
             if name == TIMEOUT_HEADER:
                 scrape_timeout = value.decode("latin-1")
         debug = query.get("debug", "").lower() in TRUE
+        server = scope.get("server")
+        own = guard.Own(str(server[0]), int(server[1])) if server and server[1] else None
         try:
             result = await probes.probe(
                 query.get("module"),
                 query.get("target"),
                 scrape_timeout=scrape_timeout,
                 debug=debug,
+                own=own,
             )
         except service.TooManyProbes as exc:
             await _respond(send, 503, TEXT, f"{exc}\n".encode(), [(b"retry-after", b"1")])

@@ -10,8 +10,10 @@ module (or one at the top for every module) and the service-wide probe limits::
       http_2xx: {prober: http, timeout: 5s}
 
 Unknown keys, an unknown prober, a section for another prober, a bad regular
-expression or a missing certificate file are errors when the file loads, each naming
-``file:line:column`` and the key.
+expression, an unsafe HTTP method without ``allow_unsafe_methods`` or a missing
+certificate file are errors when the file loads, each naming ``file:line:column`` and
+the key. Every regular expression in the file is compiled with RE2, so matching takes
+time linear in the input whatever the pattern.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
+import re2
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor import yamlfile
@@ -52,6 +55,60 @@ def parse_duration(value: Any) -> float:
 
 Duration = Annotated[float, pydantic.BeforeValidator(parse_duration)]
 
+_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
+_SIZE_UNIT = {None: 1, "B": 1, "KB": 1 << 10, "KiB": 1 << 10, "MB": 1 << 20, "MiB": 1 << 20}
+_SIZE_UNIT.update({"GB": 1 << 30, "GiB": 1 << 30})
+MAX_BODY_SIZE_LIMIT = 64 << 20
+
+
+def parse_size(value: Any) -> int:
+    """``"1MiB"``, ``"512KB"`` or a number of bytes -> bytes (units are powers of
+    1024, as blackbox_exporter's ``body_size_limit`` reads them)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as '1MiB', got {value!r}")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        size = int(match[1]) * _SIZE_UNIT[match[2]]
+    else:
+        raise ValueError(f"expected a size such as '1MiB' or '512KiB', got {value!r}")
+    if not 0 < size <= MAX_BODY_SIZE_LIMIT:
+        raise ValueError(f"must be between 1 byte and 64MiB, got {value!r}")
+    return size
+
+
+ByteSize = Annotated[int, pydantic.BeforeValidator(parse_size)]
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def compile_regex(value: Any) -> Any:
+    """Compile a regular expression with RE2 (linear-time matching; no backreferences
+    or lookaround). The result has ``search``, ``fullmatch`` and ``pattern``."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a regular expression (a string), got {value!r}")
+    try:
+        return re2.compile(value, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args else str(exc)
+        if isinstance(reason, bytes):  # pragma: no cover - depends on the binding
+            reason = reason.decode(errors="replace")
+        raise ValueError(
+            f"invalid regular expression {value!r}: {reason} (RE2 syntax: "
+            "no backreferences or lookaround)"
+        ) from None
+
+
+Regex = Annotated[
+    Any,
+    pydantic.PlainValidator(compile_regex),
+    pydantic.PlainSerializer(lambda pattern: pattern.pattern, return_type=str),
+]
+"""A regular expression from the file, compiled with RE2 when the file loads."""
+
+SAFE_METHODS = ("GET", "HEAD")
+
 
 def _against_base(value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
     """A relative path in the file is relative to the file's directory."""
@@ -75,7 +132,7 @@ class Allow(Strict):
 
     hosts: list[str] = []
     cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    urls: list[re.Pattern[str]] = []
+    urls: list[Regex] = []
 
     @property
     def empty(self) -> bool:
@@ -124,11 +181,13 @@ class TLSConfig(Strict):
 
 class HeaderMatch(Strict):
     header: str
-    regexp: re.Pattern[str]
+    regexp: Regex
     allow_missing: bool = False
 
 
 class HTTPConfig(Strict):
+    # before ``method``, whose validator reads it
+    allow_unsafe_methods: bool = False
     method: str = "GET"
     headers: dict[str, str] = {}
     body: str | None = None
@@ -137,25 +196,33 @@ class HTTPConfig(Strict):
     max_redirects: Annotated[int, Field(ge=0, le=50)] = 10
     fail_if_ssl: bool = False
     fail_if_not_ssl: bool = False
-    fail_if_body_matches_regexp: list[re.Pattern[str]] = []
-    fail_if_body_not_matches_regexp: list[re.Pattern[str]] = []
+    body_size_limit: ByteSize = 1 << 20
+    fail_if_body_matches_regexp: list[Regex] = []
+    fail_if_body_not_matches_regexp: list[Regex] = []
     fail_if_header_matches: list[HeaderMatch] = []
     fail_if_header_not_matches: list[HeaderMatch] = []
     tls_config: TLSConfig = TLSConfig()
 
     @pydantic.field_validator("method")
     @classmethod
-    def _method(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z]+", value):
+    def _method(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        if not re.fullmatch(r"[A-Za-z]{1,20}", value):
             raise ValueError(f"not an HTTP method: {value!r}")
-        return value.upper()
+        method = value.upper()
+        if method not in SAFE_METHODS and not info.data.get("allow_unsafe_methods"):
+            raise ValueError(
+                f"method {method!r} can change state on the target; only GET and HEAD "
+                "are allowed unless the module opts in with 'allow_unsafe_methods: true' "
+                "in its http section (give such a module a narrow 'allow' list)"
+            )
+        return method
 
 
 class QueryResponse(Strict):
     """One step of a tcp conversation: wait for a line matching ``expect``, then
     ``send`` a line (``${1}`` takes a group of the last match), or upgrade to TLS."""
 
-    expect: re.Pattern[str] | None = None
+    expect: Regex | None = None
     send: str | None = None
     starttls: bool = False
 

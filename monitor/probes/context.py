@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from monitor.probes import config, output, sessions, targets
+from monitor.probes import config, guard, output, sessions, targets
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Probe:
     trace: output.Trace
     deadline: float  # event-loop time by which the probe must be done
     clients: sessions.Clients = field(repr=False, default_factory=sessions.Clients)
+    own: guard.Own | None = None  # this service (never to be probed), if known
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - asyncio.get_running_loop().time())

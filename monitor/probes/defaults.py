@@ -19,7 +19,8 @@ default_timeout: 10s
 
 # Targets every module may probe unless the module has its own `allow`. A target passes
 # if its host matches `hosts` (shell patterns, matched on the name as written), its IP
-# literal is in `cidrs`, or the whole target matches a regex in `urls`.
+# literal is in `cidrs`, or the whole target matches a regex in `urls`. Whatever the
+# lists say, a probe never targets conea-monitor itself (its own address and port).
 allow:
   hosts:
     - "*.conea.io"
@@ -31,14 +32,19 @@ allow:
     - ::1/128
 
 modules:
-  http_2xx:
+  http_2xx:  # GET; the body is read up to body_size_limit (1MiB)
     prober: http
     timeout: 5s
   http_post_2xx:
     prober: http
     timeout: 5s
+    # A POST can change state on its target: opted in here, and kept off loopback and
+    # the cluster's services (where admin APIs listen) by its own narrow allowlist.
+    allow:
+      hosts: ["*.conea.io"]
     http:
       method: POST
+      allow_unsafe_methods: true
   tcp_connect:
     prober: tcp
     timeout: 5s

@@ -8,6 +8,10 @@ gives no hook between TCP connect and the TLS handshake, so ``connect`` includes
 ``probe_failed_due_to_regex``, ``probe_ssl_earliest_cert_expiry`` and
 ``probe_tls_version_info``. Each redirect is checked against the module's allowlist
 before it is followed.
+
+The body is streamed, never read whole: the probe fails as soon as it passes the
+module's ``body_size_limit`` (1 MiB unless set), so a probe holds at most that much,
+and only when body regular expressions need it (they run on what was read).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import urllib.parse
 import aiohttp
 
 from monitor.errors import ProbeError
-from monitor.probes import config, context, output, sessions, targets, tls
+from monitor.probes import config, context, guard, output, sessions, targets, tls
 
 USER_AGENT = "conea-monitor-probe/1"
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -37,7 +41,7 @@ async def probe(p: context.Probe) -> bool:
     redirects = 0
     try:
         while True:
-            timings = sessions.Timings()
+            timings = sessions.Timings(own=p.own)
             sessions.CURRENT.set(timings)
             p.trace(f"{method} {url}")
             start = time.perf_counter()
@@ -51,10 +55,12 @@ async def probe(p: context.Probe) -> bool:
                 server_hostname=cfg.tls_config.server_name,
             ) as resp:
                 headers_end = time.perf_counter()
-                content = await resp.read()
+                length, content, over = await _read_body(p, cfg, resp)
             _add_phases(phases, timings, start, headers_end, time.perf_counter())
             ssl_object, family = timings.ssl_object, timings.family
-            p.trace(f"received HTTP {resp.status}, {len(content)} body bytes")
+            p.trace(f"received HTTP {resp.status}, {length} body bytes")
+            if over:
+                break
             location = resp.headers.get("Location")
             if not (cfg.follow_redirects and resp.status in REDIRECTS and location):
                 break
@@ -67,6 +73,8 @@ async def probe(p: context.Probe) -> bool:
             redirects += 1
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
+    except guard.OwnAddress:
+        raise  # the runner reports it
     except ProbeError as exc:
         p.trace(f"redirect refused: {exc}")
         _timing_gauges(p.out, phases)
@@ -87,7 +95,7 @@ async def probe(p: context.Probe) -> bool:
     out.gauge(
         "probe_http_uncompressed_body_length",
         "Length of uncompressed response body",
-        len(content),
+        length,
     )
     if resp.version is not None:
         out.gauge(
@@ -105,7 +113,39 @@ async def probe(p: context.Probe) -> bool:
             6 if family == socket.AF_INET6 else 4,
         )
     tls.record(out, ssl_object)
+    if over:
+        return False
     return _judge(p, cfg, resp, content, is_ssl)
+
+
+async def _read_body(
+    p: context.Probe, cfg: config.HTTPConfig, resp: aiohttp.ClientResponse
+) -> tuple[int, bytes, bool]:
+    """Stream the body: (bytes read, the body if a body regexp needs it, whether it was
+    over ``body_size_limit``). Past the limit it stops, having read one byte more than
+    the limit (nothing when Content-Length already says so), and closes the
+    connection."""
+    limit = cfg.body_size_limit
+    declared = resp.content_length
+    if declared is not None and declared > limit and resp.method != "HEAD":
+        p.trace(
+            f"Content-Length {declared} is over body_size_limit ({limit} bytes); "
+            "not reading the body"
+        )
+        resp.close()
+        return 0, b"", True
+    keep = bool(cfg.fail_if_body_matches_regexp or cfg.fail_if_body_not_matches_regexp)
+    parts: list[bytes] = []
+    length = 0
+    while chunk := await resp.content.read(limit + 1 - length):
+        length += len(chunk)
+        if length > limit:
+            p.trace(f"body is over body_size_limit ({limit} bytes); stopped reading")
+            resp.close()
+            return length, b"", True
+        if keep:
+            parts.append(chunk)
+    return length, b"".join(parts), False
 
 
 def _add_phases(

@@ -106,8 +106,12 @@ class Trace:
     """The human-readable log of one probe, shown with ``debug=true``.
 
     Only when ``enabled`` are lines kept: the normal path pays for nothing but the call.
-    Lines must never carry credentials.
+    Lines must never carry credentials. What a target sends ends up in lines, so they
+    are bounded: ``MAX_LINE`` characters each, ``MAX_LINES`` lines in all.
     """
+
+    MAX_LINE = 500
+    MAX_LINES = 1000
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -116,5 +120,12 @@ class Trace:
 
     def __call__(self, message: str) -> None:
         if self.enabled:
+            if len(self.lines) > self.MAX_LINES:
+                return
+            if len(self.lines) == self.MAX_LINES:
+                message = "… further lines left out"
+            elif len(message) > self.MAX_LINE:
+                more = len(message) - self.MAX_LINE
+                message = f"{message[: self.MAX_LINE]}… ({more} more characters)"
             elapsed = time.monotonic() - self._start
             self.lines.append(f"{elapsed * 1000:9.3f}ms {message}")

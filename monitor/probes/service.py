@@ -1,9 +1,12 @@
 """The probe runner behind ``/probe``: module lookup, safety checks, deadline, metrics.
 
-``ProbeService.probe(module, target, scrape_timeout, debug)`` returns a
+``ProbeService.probe(module, target, scrape_timeout, debug, own)`` returns a
 :class:`Result` (its fresh registry, success, trace) or raises
 :class:`~monitor.errors.ProbeError` (unknown module, bad or disallowed target, bad
-timeout header: a 400) or :class:`TooManyProbes` (the concurrency cap: a 503).
+timeout header: a 400) or :class:`TooManyProbes` (the concurrency cap: a 503). A
+target that reaches the service itself (``own``, where the request arrived; see
+:mod:`monitor.probes.guard`) is refused whatever the allowlist says: the result has
+``probe_success 0`` and the reason in its trace and the log.
 """
 
 from __future__ import annotations
@@ -21,7 +24,17 @@ from prometheus_client import CollectorRegistry
 
 from monitor import metrics as service_metrics
 from monitor.errors import ConfigError, ProbeError
-from monitor.probes import config, context, defaults, output, probers, sessions, targets, tls
+from monitor.probes import (
+    config,
+    context,
+    defaults,
+    guard,
+    output,
+    probers,
+    sessions,
+    targets,
+    tls,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,7 @@ class Result:
     registry: CollectorRegistry
     recorder: output.Recorder
     trace: output.Trace
+    refused: bool = False  # the target was this service itself
 
     def exposition(self) -> bytes:
         """The probe's metrics in the Prometheus text format (what
@@ -111,6 +125,7 @@ class ProbeService:
         *,
         scrape_timeout: str | None = None,
         debug: bool = False,
+        own: guard.Own | None = None,
     ) -> Result:
         module = self.config.modules.get(module_name or "")
         if module is None:
@@ -138,11 +153,12 @@ class ProbeService:
         self.in_flight += 1
         self.metrics.probes_in_flight.inc()
         try:
-            result = await self._run(name, module, allow, parsed, timeout, debug)
+            result = await self._run(name, module, allow, parsed, timeout, debug, own)
         finally:
             self.in_flight -= 1
             self.metrics.probes_in_flight.dec()
-        self._count(name, "success" if result.success else "failure")
+        outcome = "rejected" if result.refused else "success" if result.success else "failure"
+        self._count(name, outcome)
         return result
 
     async def _run(
@@ -153,6 +169,7 @@ class ProbeService:
         target: targets.Target,
         seconds: float,
         debug: bool,
+        own: guard.Own | None,
     ) -> Result:
         timeout = seconds
         registry, recorder = output.new_registry()
@@ -172,10 +189,17 @@ class ProbeService:
             trace=trace,
             deadline=loop.time() + timeout,
             clients=self.clients,
+            own=own,
         )
+        refused = False
         try:
             async with asyncio.timeout(timeout):
+                await guard.check(own, target)
                 success = await probers.PROBERS[module.prober](p)
+        except guard.OwnAddress as exc:
+            log.warning("probe refused: module %s: %s", name, exc)
+            trace(f"refused: {exc}")
+            success, refused = False, True
         except TimeoutError:
             trace(f"timeout: the probe did not finish within {timeout:g}s")
             success = False
@@ -191,7 +215,9 @@ class ProbeService:
         )
         recorder.gauge("probe_success", "Displays whether or not the probe was a success", success)
         trace(f"probe {'succeeded' if success else 'failed'}: duration_seconds={duration:.6f}")
-        return Result(name, target.raw, success, duration, timeout, registry, recorder, trace)
+        return Result(
+            name, target.raw, success, duration, timeout, registry, recorder, trace, refused
+        )
 
     def module_yaml(self, name: str) -> str:
         """The module's effective configuration, for the debug page."""

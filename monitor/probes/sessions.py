@@ -4,7 +4,9 @@ The HTTP session never reuses a connection (``force_close``): every probe opens 
 own, as blackbox_exporter does, so a probe measures a real connect. Phase times come
 from a connector and a resolver that write into the :class:`Timings` of the request
 running in the current task (:data:`CURRENT`), not from aiohttp's trace hooks, which
-cost about a tenth of a probe's CPU.
+cost about a tenth of a probe's CPU. The connector also refuses a connection that
+reached this service itself (:mod:`monitor.probes.guard`), before a byte of the
+request is sent.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import aiohttp
 import aiohttp.abc
 import aiohttp.connector
 
+from monitor.probes import guard
+
 
 @dataclass
 class Timings:
@@ -30,6 +34,7 @@ class Timings:
     connect_end: float = 0.0
     ssl_object: ssl.SSLObject | None = None
     family: int | None = None
+    own: guard.Own | None = None  # this service, which the request must not reach
 
 
 CURRENT: contextvars.ContextVar[Timings] = contextvars.ContextVar("CURRENT")
@@ -78,6 +83,12 @@ class _Connector(aiohttp.TCPConnector):
                 timings.ssl_object = transport.get_extra_info("ssl_object")
                 peer = transport.get_extra_info("peername")
                 timings.family = socket.AF_INET6 if peer and len(peer) == 4 else socket.AF_INET
+                if timings.own is not None and peer:
+                    try:
+                        timings.own.refuse(str(req.url), str(peer[0]), int(peer[1]))
+                    except guard.OwnAddress:
+                        conn.close()
+                        raise
         return conn
 
 

@@ -15,6 +15,7 @@ import re
 import socket
 import ssl
 import time
+from typing import Any
 
 from monitor.probes import config, context, targets, tls
 
@@ -55,6 +56,8 @@ async def probe(p: context.Probe) -> bool:
     if resolved is None:
         return False
     address = resolved[0]
+    if p.own is not None:
+        p.own.refuse(p.target.raw, address, p.target.port)
     ssl_context = tls.context(cfg.tls_config)
     server_name = cfg.tls_config.server_name or p.target.host
     p.trace(f"connecting to {address}:{p.target.port}" + (" with TLS" if cfg.tls else ""))
@@ -72,7 +75,8 @@ async def probe(p: context.Probe) -> bool:
         if cfg.tls:
             tls.record(p.out, writer.get_extra_info("ssl_object"))
         return await _converse(p, cfg, reader, writer, ssl_context, server_name)
-    except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+    except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as exc:
+        # ValueError: a line longer than the stream's 64 KiB limit
         p.trace(f"conversation failed: {type(exc).__name__}: {exc}")
         return False
     finally:
@@ -90,7 +94,7 @@ async def _converse(
     server_name: str,
 ) -> bool:
     regex_failed = False
-    match: re.Match[str] | None = None
+    match: Any = None  # the last expect's match (an RE2 match)
     if cfg.query_response:
         p.out.gauge(REGEX_FAILED, REGEX_HELP, 0)
     for step in cfg.query_response:
@@ -112,9 +116,8 @@ async def _converse(
     return not regex_failed
 
 
-async def _expect(
-    p: context.Probe, reader: asyncio.StreamReader, pattern: re.Pattern[str]
-) -> re.Match[str] | None:
+async def _expect(p: context.Probe, reader: asyncio.StreamReader, pattern: Any) -> Any:
+    """Read lines until one matches ``pattern`` (RE2); its match, or None at EOF."""
     while True:
         raw = await reader.readline()
         if not raw:
@@ -127,6 +130,6 @@ async def _expect(
             return match
 
 
-def _expand(template: str, match: re.Match[str] | None) -> str:
+def _expand(template: str, match: Any) -> str:
     """``${1}`` -> group 1 of the last ``expect`` match (empty without one)."""
     return _GROUP.sub(lambda ref: (match.group(int(ref[1])) or "") if match else "", template)

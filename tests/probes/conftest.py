@@ -31,7 +31,24 @@ modules:
     prober: http
     http:
       method: POST
+      allow_unsafe_methods: true
       body: hello
+  http_small_body:
+    prober: http
+    http:
+      body_size_limit: 64KiB
+      fail_if_body_not_matches_regexp: ["^a+$"]
+  http_catastrophic:
+    prober: http
+    http:
+      fail_if_body_matches_regexp: ["(a+)+b"]
+      fail_if_header_matches: [{{header: X-Letters, regexp: "(a+)+b", allow_missing: true}}]
+  tcp_catastrophic:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      query_response:
+        - expect: "(a+)+b"
   http_checks:
     prober: http
     http:

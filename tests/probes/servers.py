@@ -53,12 +53,32 @@ class LoopThread:
 
 
 @dataclass
+class Sent:
+    """What the /huge route sent: bytes per response, and an event when one ended."""
+
+    bytes: list[int]
+    ended: threading.Event
+
+    def wait(self) -> int:
+        """Bytes sent by the last /huge response, once it has ended."""
+        assert self.ended.wait(30), "the /huge response did not end"
+        self.ended.clear()
+        return self.bytes[-1]
+
+
+HUGE = 512 << 20  # /huge's default body size: 512 MiB, generated as it is sent
+LETTERS = 100_000  # /letters' body: that many "a", and no "b"
+
+
+@dataclass
 class Targets:
     http_port: int
     https_port: int
     banner_port: int
     mtls_port: int  # HTTPS that demands a client certificate from the CA
     silent_port: int  # accepts connections and never says a word
+    letters_port: int  # sends one 60,000-letter line of "a" and hangs up
+    sent: Sent
     ca: trustme.CA
     ca_file: pathlib.Path
     client_pem: pathlib.Path  # client key and certificate in one file
@@ -74,7 +94,7 @@ class Targets:
         return f"https://localhost:{self.https_port}"
 
 
-def _app(slow_seconds: float) -> web.Application:
+def _app(slow_seconds: float, sent: Sent) -> web.Application:
     async def ok(_request: web.Request) -> web.Response:
         return web.Response(text="status: healthy\n", headers={"X-Health": "green"})
 
@@ -95,7 +115,39 @@ def _app(slow_seconds: float) -> web.Application:
         body = await request.text()
         return web.Response(text=f"{request.method} {body}")
 
+    async def huge(request: web.Request) -> web.StreamResponse:
+        """``?bytes=N`` (512 MiB by default) of "a", made as they are sent, chunked or
+        with a Content-Length (``&length=1``); counts what it could send."""
+        total = int(request.query.get("bytes", HUGE))
+        response = web.StreamResponse()
+        if request.query.get("length"):
+            response.content_length = total
+        chunk = b"a" * 65536
+        count = 0
+        try:
+            await response.prepare(request)
+            while count < total:
+                piece = chunk[: total - count]
+                await response.write(piece)
+                count += len(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading and hung up
+        finally:
+            sent.bytes.append(count)
+            sent.ended.set()
+        return response
+
+    async def letters(_request: web.Request) -> web.Response:
+        return web.Response(text="a" * LETTERS, headers={"X-Letters": "a" * 4000})
+
+    async def redirect_to(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["url"])
+
     app = web.Application()
+    app.router.add_get("/huge", huge)
+    app.router.add_get("/letters", letters)
+    app.router.add_get("/redirect-to", redirect_to)
     app.router.add_get("/ok", ok)
     app.router.add_get("/fail", fail)
     app.router.add_get("/slow", slow)
@@ -136,15 +188,21 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
     ca.cert_pem.write_to_path(str(ca_file))
     client_pem = tmp / "client.pem"
     ca.issue_cert("probe@conea.io").private_key_and_cert_chain_pem.write_to_path(str(client_pem))
-    ports = [services.free_port() for _ in range(5)]
+    ports = [services.free_port() for _ in range(6)]
+    sent = Sent([], threading.Event())
     lt = LoopThread()
     held: list[asyncio.StreamWriter] = []
 
     async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
 
+    async def letters(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"a" * 60_000 + b"\r\n")
+        await writer.drain()
+        writer.close()
+
     async def start() -> tuple[web.AppRunner, list[asyncio.Server]]:
-        runner = web.AppRunner(_app(slow_seconds), shutdown_timeout=0.1)
+        runner = web.AppRunner(_app(slow_seconds, sent), shutdown_timeout=0.1)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", ports[0]).start()
         await web.TCPSite(runner, "127.0.0.1", ports[1], ssl_context=server_ctx).start()
@@ -152,6 +210,7 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
         plain = [
             await asyncio.start_server(_banner, "127.0.0.1", ports[2]),
             await asyncio.start_server(silent, "127.0.0.1", ports[4]),
+            await asyncio.start_server(letters, "127.0.0.1", ports[5]),
         ]
         return runner, plain
 
@@ -171,6 +230,8 @@ def targets(tmp: pathlib.Path, slow_seconds: float = 5.0) -> Iterator[Targets]:
             banner_port=ports[2],
             mtls_port=ports[3],
             silent_port=ports[4],
+            letters_port=ports[5],
+            sent=sent,
             ca=ca,
             ca_file=ca_file,
             client_pem=client_pem,
@@ -187,6 +248,10 @@ class Service:
     url: str
     probes: ProbeService
     metrics: service_metrics.Metrics
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def get(
         self, module: str, target: str, timeout: float | None = None, **params: str

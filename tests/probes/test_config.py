@@ -33,6 +33,26 @@ def test_bundled_file_is_the_builtin_default() -> None:
     )
 
 
+def test_bundled_post_module_opts_in_and_is_kept_off_loopback_and_services() -> None:
+    builtin = ProbeService.from_file(None, metrics.Metrics()).config
+    post = builtin.modules["http_post_2xx"]
+    assert post.section().method == "POST" and post.section().allow_unsafe_methods
+    assert builtin.allow_for("http_post_2xx").hosts == ["*.conea.io"]
+    assert builtin.allow_for("http_post_2xx").cidrs == []
+    # every other bundled http module only reads
+    for name, module in builtin.modules.items():
+        if module.prober == "http" and name != "http_post_2xx":
+            assert module.section().method in config.SAFE_METHODS, name
+
+
+def test_body_size_limit_defaults_to_one_mebibyte() -> None:
+    probes = load(
+        "modules:\n  web: {prober: http}\n  small: {prober: http, http: {body_size_limit: 10KB}}\n"
+    )
+    assert probes.modules["web"].section().body_size_limit == 1 << 20
+    assert probes.modules["small"].section().body_size_limit == 10 << 10
+
+
 def test_blackbox_style_module_loads() -> None:
     probes = load(
         """
@@ -42,6 +62,7 @@ modules:
     timeout: 1m30s
     http:
       method: post
+      allow_unsafe_methods: true
       valid_status_codes: [200, 204]
       fail_if_header_matches: [{header: Server, regexp: "nginx/0\\\\.", allow_missing: true}]
 """
@@ -72,7 +93,51 @@ modules:
             "modules:\n  web:\n    prober: http\n    http:\n"
             "      fail_if_body_matches_regexp: ['(unclosed']\n",
             "probes.yml:5:37: modules.web.http.fail_if_body_matches_regexp[0]: "
-            "Input should be a valid regular expression",
+            "invalid regular expression '(unclosed': missing ): (unclosed "
+            "(RE2 syntax: no backreferences or lookaround)",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http:\n"
+            "      fail_if_header_not_matches: [{header: ETag, regexp: '(?=x)'}]\n",
+            "probes.yml:5:59: modules.web.http.fail_if_header_not_matches[0].regexp: "
+            "invalid regular expression '(?=x)': invalid perl operator: (?= "
+            "(RE2 syntax: no backreferences or lookaround)",
+        ),
+        (
+            "modules:\n  t:\n    prober: tcp\n    tcp:\n"
+            "      query_response:\n        - expect: '(a)\\1'\n",
+            "probes.yml:6:19: modules.t.tcp.query_response[0].expect: "
+            "invalid regular expression '(a)\\\\1': invalid escape sequence: \\1",
+        ),
+        (
+            "allow:\n  urls: ['http://(?<!x)a']\nmodules: {}\n",
+            "probes.yml:2:10: allow.urls[0]: invalid regular expression 'http://(?<!x)a'",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http:\n      method: POST\n",
+            "probes.yml:5:15: modules.web.http.method: method 'POST' can change state on "
+            "the target; only GET and HEAD are allowed unless the module opts in with "
+            "'allow_unsafe_methods: true' in its http section (give such a module a "
+            "narrow 'allow' list)",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http: {method: delete}\n",
+            "probes.yml:4:20: modules.web.http.method: method 'DELETE' can change state",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http: {body_size_limit: 0}\n",
+            "probes.yml:4:29: modules.web.http.body_size_limit: "
+            "must be between 1 byte and 64MiB, got 0",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http: {body_size_limit: 1GiB}\n",
+            "probes.yml:4:29: modules.web.http.body_size_limit: "
+            "must be between 1 byte and 64MiB, got '1GiB'",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    http: {body_size_limit: lots}\n",
+            "probes.yml:4:29: modules.web.http.body_size_limit: "
+            "expected a size such as '1MiB' or '512KiB', got 'lots'",
         ),
         (
             "modules:\n  web:\n    prober: http\n    timeout: soon\n",
@@ -129,6 +194,14 @@ def test_unreadable_client_key_is_a_config_error_at_load(tmp_path: pathlib.Path)
 )
 def test_durations(value: str | float, seconds: float) -> None:
     assert config.parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [(4096, 4096), ("512KiB", 512 << 10), ("1MiB", 1 << 20), ("2MB", 2 << 20), ("64MiB", 64 << 20)],
+)
+def test_sizes(value: str | int, size: int) -> None:
+    assert config.parse_size(value) == size
 
 
 def test_scrape_timeout_rules() -> None:

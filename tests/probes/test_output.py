@@ -46,3 +46,14 @@ def test_trace_keeps_lines_only_in_debug() -> None:
     loud("connecting")
     assert quiet.lines == []
     assert loud.lines[0].endswith("ms connecting")
+
+
+def test_trace_lines_are_bounded() -> None:
+    trace = output.Trace(True)
+    trace("x" * 600)
+    assert trace.lines[0].endswith(f"ms {'x' * 500}… (100 more characters)")
+    for n in range(5000):
+        trace(f"line {n}")
+    assert len(trace.lines) == output.Trace.MAX_LINES + 1
+    assert trace.lines[-1].endswith("ms … further lines left out")
+    assert trace.lines[-2].endswith("ms line 998")
