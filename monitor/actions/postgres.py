@@ -20,6 +20,7 @@ The connection uses the named target from ``ctx.services.postgres`` (a
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import psycopg
+import re2
 from psycopg import errors as pg_errors
 from psycopg import rows, sql
 from pydantic import Field, field_validator
@@ -39,12 +41,24 @@ CONNECT_RETRY_DELAY = 10.0
 IDLE_STATES = ("idle in transaction", "idle in transaction (aborted)")
 
 
+# Patterns come from policies and may be templated from alert labels: RE2, so matching
+# is linear in the text whatever the pattern (no backtracking).
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(pattern: str) -> Any:
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
 def _check_patterns(value: list[str]) -> list[str]:
     for pattern in value:
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+            _compile(pattern)
+        except re2.error as exc:
+            reason = exc.args[0].decode() if isinstance(exc.args[0], bytes) else exc
+            raise ValueError(f"invalid regular expression {pattern!r}: {reason}") from None
     return value
 
 
@@ -73,7 +87,7 @@ class SessionParams(registry.StrictModel):
         """The include/exclude rules (anchored regexes, as Prometheus matchers are)."""
 
         def any_match(patterns: list[str], value: str) -> bool:
-            return any(re.fullmatch(p, value) for p in patterns)
+            return any(_compile(p).fullmatch(value) for p in patterns)
 
         if self.include_users and not any_match(self.include_users, user):
             return False

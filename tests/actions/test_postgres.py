@@ -336,3 +336,22 @@ def test_bad_params_name_the_field() -> None:
         )
     with pytest.raises(ValueError, match="invalid table name"):
         reg.parse_params("postgres.vacuum_analyze", {"target": "db", "tables": ["x; DROP"]})
+
+
+@pytest.mark.timeout(30)
+def test_session_patterns_run_in_linear_time() -> None:
+    """A pattern from a policy (or a label templated into one) cannot backtrack: with
+    Python's re, `(a+)+b` against this user name would not finish in a lifetime."""
+    reg = registry.Registry()
+    pg_actions.register(reg)
+    params = reg.parse_params(
+        "postgres.cancel_long_queries",
+        {"target": "db", "databases": ["x"], "older_than": "1m", "include_users": ["(a+)+b"]},
+    )
+    assert not params.wanted("a" * 5000, "psql")
+    assert params.wanted("aaab", "psql")
+    with pytest.raises(ValueError, match="invalid regular expression '\\(\\?=x\\)'"):
+        reg.parse_params(
+            "postgres.cancel_long_queries",
+            {"target": "db", "databases": ["x"], "older_than": "1m", "include_users": ["(?=x)"]},
+        )
