@@ -348,6 +348,7 @@ def test_session_patterns_run_in_linear_time() -> None:
         "postgres.cancel_long_queries",
         {"target": "db", "databases": ["x"], "older_than": "1m", "include_users": ["(a+)+b"]},
     )
+    assert isinstance(params, pg_actions.SessionParams)
     assert not params.wanted("a" * 5000, "psql")
     assert params.wanted("aaab", "psql")
     with pytest.raises(ValueError, match="invalid regular expression '\\(\\?=x\\)'"):
