@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from monitor.alerts.payload import Notification
 from monitor.auth import Authenticator
+from monitor.heartbeat import Heartbeat
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store.notifications import NotificationWriter, StoredNotification
@@ -35,6 +36,8 @@ class Runtime:
     matcher: Callable[[Mapping[str, str]], Any] | None = None
     config_loaded: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
+    # Worker threads whose progress /readyz and /metrics report (the store writer, ...).
+    heartbeats: list[Heartbeat] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def needs_processing(self, notification: Notification) -> bool:
