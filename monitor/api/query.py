@@ -48,7 +48,11 @@ class _Route(APIRoute):
         return route
 
 
-router = APIRouter(prefix="/api/v1", route_class=_Route)
+router = APIRouter(
+    prefix="/api/v1",
+    route_class=_Route,
+    responses={400: {"description": "A parameter is out of range or malformed (named)"}},
+)
 
 
 def _time(value: datetime | None) -> datetime | None:
