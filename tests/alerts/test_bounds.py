@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from monitor.alerts import payload
 from tests.alerts.test_bad_input import mutate
 from tests.support import service as svc
 from tests.support.services import Postgres
@@ -162,3 +163,18 @@ def test_values_at_the_bounds_are_stored(bounded: svc.Service) -> None:
     assert row["ends_at"].startswith("2999-12-31T23:59:59.999")
     notification = bounded.get("/api/v1/notifications").json()["items"][0]
     assert notification["truncated_alerts"] == 2**31 - 1
+
+
+def test_more_alerts_than_a_notification_may_hold_are_refused() -> None:
+    body = json.loads(svc.fixture_bytes("firing-single.json"))
+    body["alerts"] = body["alerts"] * (payload.MAX_ALERTS + 1)
+    with pytest.raises(payload.PayloadError) as refused:
+        payload.parse(json.dumps(body).encode())
+    assert refused.value.details == [
+        {
+            "field": "alerts",
+            "reason": "List should have at most 10000 items after validation, not 10001",
+        }
+    ]
+    body["alerts"] = body["alerts"][: payload.MAX_ALERTS]
+    assert len(payload.parse(json.dumps(body).encode()).alerts) == payload.MAX_ALERTS
