@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor import __version__, wiring, yamlfile
+from monitor import __version__, heartbeat, wiring, yamlfile
 from monitor.api import admin, health, probe, query, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
@@ -50,10 +50,12 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         writer = NotificationWriter(
             db,
             max_batch_alerts=settings.store.batch_max_alerts,
+            write_timeout=settings.store.write_timeout_seconds,
             on_error=lambda exc: metrics.store_errors.labels("write_notification").inc(),
         )
         writer.start()
         rt = Runtime(settings=settings, metrics=metrics, db=db, writer=writer, auth=auth)
+        rt.heartbeats.append(writer.heartbeat)
         app.state.runtime = rt
         rt.extras["probe_service"] = probe_service
         log.info("store: %s", database.redact(db))
@@ -92,6 +94,12 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
+
+    def heartbeats() -> list[heartbeat.Heartbeat]:
+        rt: Runtime | None = getattr(app.state, "runtime", None)
+        return rt.heartbeats if rt is not None else []
+
+    metrics.registry.register(heartbeat.Collector(heartbeats))
     app.include_router(health.router)
     app.include_router(webhook.router)
     app.include_router(query.router)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from monitor.alerts import payload
 from monitor.alerts.payload import Notification
 from monitor.auth import Authenticator
+from monitor.heartbeat import Heartbeat
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import executions as store_executions
@@ -51,7 +52,10 @@ class Runtime:
     config_loaded: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = MAX_ATTEMPTS
+    stall_after: float = STALL_AFTER
     retry_backoff: float = RETRY_BACKOFF
+    # Worker threads whose progress /readyz and /metrics report (the store writer, ...).
+    heartbeats: list[Heartbeat] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _busy: dict[int, float] = field(default_factory=dict)  # id -> loop time attempt began
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -179,9 +183,12 @@ class Runtime:
             log.info("resumed %d notification(s) stored before the last stop", total)
         return total
 
-    def consumer_stalled(self, after: float = STALL_AFTER) -> str | None:
+    def consumer_stalled(self, after: float | None = None) -> str | None:
         """Why the engine's consumer looks stuck (an attempt running for over ``after``
-        seconds), or None. For /readyz; waiting between attempts is not being stuck."""
+        seconds, by default ``stall_after``), or None. For /readyz; waiting between
+        attempts is not being stuck."""
+        if after is None:
+            after = self.stall_after
         if not self._busy:
             return None
         nid, began = min(self._busy.items(), key=lambda item: item[1])

@@ -87,6 +87,9 @@ class StoreSettings(Section):
     url: str | None = None  # default: sqlite under data_dir
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = "FULL"
     batch_max_alerts: int = Field(5000, gt=0)
+    # A webhook whose notification is not committed by then gets 503 (Alertmanager
+    # retries), and /readyz is 503 while the writer is stuck for longer than this.
+    write_timeout_seconds: float = Field(10.0, gt=0, le=600)
     pool_size: int = Field(5, gt=0)
 
 

@@ -1,4 +1,8 @@
-"""``/healthz`` (alive), ``/readyz`` (store reachable, config loaded) and ``/metrics``."""
+"""``/healthz`` (alive), ``/readyz`` and ``/metrics``.
+
+Ready means: the store answers, the configuration is loaded, and every worker thread
+(the store writer, ...) and the engine's consumer are making progress; otherwise 503 with the problems named.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,13 @@ async def readyz(request: Request) -> Response:
         problems.append(f"store unreachable: {type(exc).__name__}")
     if not rt.config_loaded:
         problems.append("configuration not loaded")
+    for beat in rt.heartbeats:
+        stalled = beat.problem()
+        if stalled is not None:
+            problems.append(stalled)
+    consumer = rt.consumer_stalled()
+    if consumer is not None:
+        problems.append(f"engine consumer stalled: {consumer}")
     if problems:
         return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -2,7 +2,9 @@
 
 The answer is 200 only once the notification and its alerts are committed; processing
 (the engine) starts after that. Every bad request gets a 4xx whose body names what was
-wrong; Alertmanager does not retry 4xx, and retries the 503 given when the store fails.
+wrong; Alertmanager does not retry 4xx, and retries the 503 given when the store fails
+or does not commit within ``store.write_timeout_seconds``. Values the store could not hold
+are refused by the payload model (422), so one request cannot wedge the writer.
 
 This is the hot path (``bench/webhook.py``), so it is a bare ASGI endpoint: no request
 object, no dependency solving; the body is parsed straight from bytes by pydantic.

@@ -4,7 +4,8 @@ Requests hand their parsed notification to :class:`NotificationWriter` and wait.
 writer thread takes everything queued, writes it in one transaction, commits, and only
 then wakes the waiting requests (group commit). A re-delivered alert (same fingerprint,
 startsAt and status) bumps ``deliveries`` instead of adding a row, and is reported as a
-repeat.
+repeat. A failed group is retried request by request, so that only the requests whose
+rows cause the failure get an error.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.alerts.payload import Alert, Notification
 from monitor.errors import StoreError
+from monitor.heartbeat import Heartbeat
 from monitor.store.schema import notifications
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class _Request:
     future: asyncio.Future[StoredNotification]
     needs_processing: bool
     result: StoredNotification | BaseException | None = field(default=None)
+    abandoned: bool = False  # its sender stopped waiting (write_timeout)
 
 
 _NOTIFICATION_COLUMNS = (
@@ -283,19 +285,33 @@ def record_failure(
 
 
 class NotificationWriter:
-    """The single writer thread behind the webhook (group commit)."""
+    """The single writer thread behind the webhook (group commit).
+
+    It cannot die of a bad batch: when a grouped transaction fails, each request of it is
+    written alone and only those that fail again get an error. A request waits at most
+    ``write_timeout`` seconds (then StoreError, which the webhook answers with 503), and
+    ``heartbeat`` shows whether the thread is making progress (``/readyz``).
+    """
 
     def __init__(
-        self, engine: Engine, *, max_batch_alerts: int = 5000, on_error: Any = None
+        self,
+        engine: Engine,
+        *,
+        max_batch_alerts: int = 5000,
+        write_timeout: float = 10.0,
+        on_error: Any = None,
     ) -> None:
         self.engine = engine
         self.max_batch_alerts = max_batch_alerts
+        self.write_timeout = write_timeout
         self.on_error = on_error
+        self.heartbeat = Heartbeat("store writer", write_timeout)
         self._queue: queue.SimpleQueue[_Request | tuple[int, datetime] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self.heartbeat.attach(self._thread)
         self._thread.start()
 
     def stop(self) -> None:
@@ -311,16 +327,24 @@ class NotificationWriter:
         received_at: datetime,
         needs_processing: bool = True,
     ) -> StoredNotification:
-        """Queue a notification; return once it is committed (raises StoreError if not)."""
+        """Queue a notification; return once it is committed (raises StoreError if not,
+        or if it is not committed within ``write_timeout`` seconds)."""
         if self._thread is None:
             raise StoreError("the store writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[StoredNotification] = loop.create_future()
-        self._queue.put(_Request(body, notification, received_at, loop, future, needs_processing))
-        return await future
+        request = _Request(body, notification, received_at, loop, future, needs_processing)
+        self.heartbeat.waiting()
+        self._queue.put(request)
+        timer = loop.call_later(self.write_timeout, _expire, request, self.write_timeout)
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     def mark_processed(self, notification_id: int, at: datetime) -> None:
         """Record (with the next commit) that the engine has taken a notification."""
+        self.heartbeat.waiting()
         self._queue.put((notification_id, at))
 
     def _run(self) -> None:
@@ -348,25 +372,63 @@ class NotificationWriter:
                     stopping = True
                     break
                 item = next_item
-            self._write(batch, processed)
+            try:
+                self._write(batch, processed)
+            except Exception:  # the loop outlives anything; a request never waits forever
+                log.exception("the store writer failed on a batch")
+                for request in batch:
+                    if request.result is None:
+                        request.result = StoreError("the store writer failed; see its log")
+            finally:
+                self._answer(batch)
+                self.heartbeat.done(len(batch) + len(processed))
 
     def _write(self, batch: list[_Request], processed: list[tuple[int, datetime]]) -> None:
+        live = [r for r in batch if not r.abandoned]  # timed out: the sender has its 503
         try:
-            stored = write_batch(
-                self.engine,
-                [(r.body, r.notification, r.received_at) for r in batch],
-                processed,
-                [r.needs_processing for r in batch],
+            self._store(live, processed)
+            return
+        except Exception as exc:
+            if len(live) + bool(processed) <= 1:
+                self._fail(live, exc)
+                return
+            log.warning(
+                "a grouped write of %d notification(s) failed (%s): writing each alone",
+                len(live),
+                _first_line(exc),
             )
-            for request, result in zip(batch, stored, strict=True):
-                request.result = result
-        except (SQLAlchemyError, OSError) as exc:
-            log.error("storing %d notification(s) failed: %s", len(batch), exc)
-            if self.on_error is not None:
-                self.on_error(exc)
-            error = StoreError(f"the store could not commit the notification: {exc}")
-            for request in batch:
-                request.result = error
+        # One bad request must not fail the others grouped with it.
+        if processed:
+            try:
+                self._store([], processed)
+            except Exception as exc:  # they stay unprocessed: taken up at the next start
+                self._fail([], exc)
+        for request in live:
+            try:
+                self._store([request], ())
+            except Exception as exc:
+                self._fail([request], exc)
+
+    def _store(self, batch: list[_Request], processed: Sequence[tuple[int, datetime]]) -> None:
+        stored = write_batch(
+            self.engine,
+            [(r.body, r.notification, r.received_at) for r in batch],
+            processed,
+            [r.needs_processing for r in batch],
+        )
+        for request, result in zip(batch, stored, strict=True):
+            request.result = result
+
+    def _fail(self, requests: list[_Request], exc: Exception) -> None:
+        log.error("storing %d notification(s) failed: %s", len(requests), exc)
+        if self.on_error is not None:
+            self.on_error(exc)
+        error = StoreError(f"the store could not commit the notification: {_first_line(exc)}")
+        for request in requests:
+            request.result = error
+
+    @staticmethod
+    def _answer(batch: list[_Request]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
         for request in batch:
             by_loop.setdefault(request.loop, []).append(request)
@@ -374,6 +436,20 @@ class NotificationWriter:
             # A closed loop means nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, requests)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error without SQLAlchemy's appended statement and parameters."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _expire(request: _Request, after: float) -> None:
+    if not request.future.done():
+        request.abandoned = True
+        request.future.set_exception(
+            StoreError(f"the store did not commit the notification within {after:g} s")
+        )
 
 
 def _resolve(requests: list[_Request]) -> None:

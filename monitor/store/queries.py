@@ -2,17 +2,25 @@
 
 Pages are keyset-paginated by id, newest first: pass the ``next`` cursor of one page as
 ``before`` to get the following one.
+
+Times are read clamped to what Python can hold: PostgreSQL keeps times past the year
+9999 (an alert's ``endsAt`` of ``9999-12-31T23:59:59-01:00`` stored by a version that
+did not bound it), which the driver cannot convert; they read as 9999-12-30.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Table, select
+from sqlalchemy import ColumnElement, Engine, Select, Table, case, literal, select, type_coerce
 
-from monitor.store.schema import alerts, audit, executions, notifications
+from monitor.store.schema import UTCDateTime, alerts, audit, executions, notifications
+
+# A day inside Python's range, so that no session time zone can push them out of it.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,22 @@ class Filters:
 class Page:
     items: list[dict[str, Any]]
     next: int | None
+
+
+def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[Any]]:
+    """The table's columns, times clamped into the range Python's datetime holds."""
+    out: list[ColumnElement[Any]] = []
+    for column in table.c:
+        if column.name in hidden:
+            continue
+        if isinstance(column.type, UTCDateTime):
+            low = literal(_EARLIEST, UTCDateTime())
+            high = literal(_LATEST, UTCDateTime())
+            clamped = case((column > high, high), (column < low, low), else_=column)
+            out.append(type_coerce(clamped, UTCDateTime()).label(column.name))
+        else:
+            out.append(column)
+    return out
 
 
 def _page(engine: Engine, table: Table, query: Select[Any], f: Filters) -> Page:
@@ -56,7 +80,7 @@ class _Listing:
     hidden: tuple[str, ...] = ()
 
     def query(self, f: Filters) -> Select[Any]:
-        q = select(*[c for c in self.table.c if c.name not in self.hidden])
+        q = select(*_readable(self.table, self.hidden))
         for name, column in self.equal.items():
             value = getattr(f, name)
             if value:
@@ -109,7 +133,8 @@ def list_audit(engine: Engine, f: Filters, execution_id: int | None = None) -> P
 
 def get_execution(engine: Engine, execution_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
-        row = conn.execute(select(executions).where(executions.c.id == execution_id)).first()
+        query = select(*_readable(executions)).where(executions.c.id == execution_id)
+        row = conn.execute(query).first()
     return dict(row._mapping) if row else None
 
 

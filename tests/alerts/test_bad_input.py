@@ -214,12 +214,12 @@ def test_chunked_body_over_the_limit_is_cut_off(small_limit_service: svc.Service
     assert response.json() == {"error": "body is over the limit of 4096 bytes"}
 
 
-def test_bad_query_parameters_are_a_4xx_with_the_field(
+def test_bad_query_parameters_are_a_400_with_the_field(
     small_limit_service: svc.Service,
 ) -> None:
     response = small_limit_service.get("/api/v1/alerts", params={"limit": 0})
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["details"][0]["field"] == "query.limit"
     response = small_limit_service.get("/api/v1/alerts", params={"status": "sleeping"})
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["details"][0]["field"] == "query.status"

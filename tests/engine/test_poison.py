@@ -11,11 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import select, text, update
 
 from monitor.alerts import payload
+from monitor.api import health
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
 from monitor.runtime import Runtime
@@ -265,6 +267,20 @@ async def test_a_consumer_stuck_on_one_notification_is_reported(tmp_path: Path) 
         why = rt.consumer_stalled(after=0.0)
         assert why is not None and why.startswith(f"notification {stuck.id} has been processing")
         assert rt.consumer_stalled() is None  # not for 300s yet
+        app = FastAPI()
+        app.include_router(health.router)
+        app.state.runtime = rt
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://conea"
+        ) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            rt.stall_after = 0.0
+            answer = await client.get("/readyz")
+            assert answer.status_code == 503
+            [problem] = answer.json()["problems"]
+            assert problem.startswith(
+                f"engine consumer stalled: notification {stuck.id} has been processing"
+            )
         release.set()
         await task
         assert rt.consumer_stalled(after=0.0) is None
