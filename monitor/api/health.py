@@ -1,7 +1,8 @@
 """``/healthz`` (alive), ``/readyz`` and ``/metrics``.
 
 Ready means: the store answers, the configuration is loaded, and every worker thread
-(the store writer, ...) and the engine's consumer are making progress; otherwise 503 with the problems named.
+(the store writer, ...) and the engine's consumer are making progress; otherwise 503
+with the problems named.
 """
 
 from __future__ import annotations

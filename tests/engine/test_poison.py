@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from alembic import command
 from alembic.config import Config
+from fastapi import FastAPI
 from sqlalchemy import select, text, update
 
 from monitor.alerts import payload
