@@ -1,0 +1,37 @@
+"""What a fuzz run found: each distinct failure once, with the first input that showed it.
+
+A run does not stop at the first 5xx, so one report lists every distinct failure; a hang
+(no answer within the request timeout) stops the run at once, since everything after it
+would hang too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Hang(AssertionError):
+    """The service did not answer within the request timeout."""
+
+
+def _shape(text: str) -> str:
+    text = re.sub(r"(0x|#x|\\x|\\u)[0-9a-fA-F]+", "X", text)
+    return re.sub(r"\d+", "N", text)[:160]
+
+
+@dataclass
+class Findings:
+    seen: dict[str, str] = field(default_factory=dict)
+
+    def add(self, what: str, request: str, status: int | None, body: Any) -> None:
+        key = f"{what}: {status} {_shape(str(body))}"
+        if key not in self.seen:
+            self.seen[key] = f"{request}\n    -> {status} {str(body)[:400]}"
+
+    def report(self) -> str:
+        lines = [f"{len(self.seen)} distinct failure(s):"]
+        for key, example in self.seen.items():
+            lines.append(f"- {key}\n    {example}")
+        return "\n".join(lines)
