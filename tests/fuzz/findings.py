@@ -8,6 +8,7 @@ would hang too.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +26,14 @@ def _shape(text: str) -> str:
 class Findings:
     seen: dict[str, str] = field(default_factory=dict)
 
-    def add(self, what: str, request: str, status: int | None, body: Any) -> None:
+    def add(
+        self, what: str, request: str | Callable[[], str], status: int | None, body: Any
+    ) -> None:
+        """Record a failure; ``request`` may be a function (described only if new)."""
         key = f"{what}: {status} {_shape(str(body))}"
         if key not in self.seen:
-            self.seen[key] = f"{request}\n    -> {status} {str(body)[:400]}"
+            shown = request if isinstance(request, str) else request()
+            self.seen[key] = f"{shown}\n    -> {status} {str(body)[:400]}"
 
     def report(self) -> str:
         lines = [f"{len(self.seen)} distinct failure(s):"]

@@ -14,6 +14,7 @@ import operator
 import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -170,7 +171,11 @@ hostile_text = st.one_of(
 )
 
 
-_any_datetimes = st.datetimes(min_value=datetime.min, max_value=datetime.max)
+_any_datetimes = st.one_of(
+    st.datetimes(min_value=datetime.min, max_value=datetime.max),
+    st.datetimes(min_value=datetime.min, max_value=datetime(1, 1, 2)),
+    st.datetimes(min_value=datetime(9999, 12, 31), max_value=datetime.max),
+)
 _offset_minutes = st.integers(-(24 * 60) + 1, 24 * 60 - 1)
 
 
@@ -222,7 +227,7 @@ NOTIFICATION_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "commonAnnotations": hostile_labels,
     "externalURL": hostile_text,
     "notificationReason": st.one_of(hostile_text, json_values),
-    "alerts": st.one_of(json_values, st.just([])),
+    "alerts": st.one_of(json_values, st.builds(list)),
 }
 ALERT_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "status": st.one_of(st.sampled_from(["firing ", "inactive", ""]), json_values),
@@ -240,7 +245,7 @@ _indices = st.integers(0, 3)
 _how_many = st.integers(1, 3)
 _hows = st.sampled_from(["replace", "replace", "replace", "delete", "extra"])
 _extra_keys = st.text(max_size=12)
-_wheres = st.sampled_from(["notification", "alert", "both", "many alerts"])
+_wheres = st.sampled_from(["notification", "alert", "alert", "both", "many alerts"])
 _notification_names = st.sampled_from(sorted(NOTIFICATION_FIELDS))
 _alert_names = st.sampled_from(sorted(ALERT_FIELDS))
 
@@ -307,9 +312,42 @@ _not_json = st.one_of(
     st.sampled_from([b"", b"null", b"[]", b'"4"', b"{", b'{"version": "4",', b"\xef\xbb\xbf{}"]),
     st.builds(lambda n: b"[" * n, st.integers(1, 100_000)),
 )
+_hostile_bodies = st.builds(
+    lambda d, a: Body(_encode(d, a), valid=False), hostile_documents(), st.booleans()
+)
 bodies = st.one_of(
     valid_bodies,
-    st.builds(lambda d, a: Body(_encode(d, a), valid=False), hostile_documents(), st.booleans()),
+    _hostile_bodies,
+    _hostile_bodies,
+    _hostile_bodies,
     st.builds(lambda d: Body(d, valid=False), _not_json),
     st.builds(lambda d: Body(_encode(d, True), valid=False), json_values),
 )
+
+
+def _capture_with(**changes: Any) -> Body:
+    """The real single-alert capture with top-level or first-alert fields changed."""
+    document: dict[str, Any] = json.loads(CAPTURE)
+    alert = document["alerts"][0]
+    for name, value in changes.items():
+        (alert if name in alert else document)[name] = value
+    return Body(json.dumps(document).encode("utf-8", "surrogatepass"), valid=False)
+
+
+CAPTURE = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "alertmanager" / "firing-single.json"
+).read_text()
+
+#: Inputs every run tries first (hypothesis "explicit" examples): the edges the issue names.
+EXPLICIT = [
+    _capture_with(startsAt="0001-01-01T00:00:00+01:00"),
+    _capture_with(endsAt="9999-12-31T23:59:59-01:00"),
+    _capture_with(startsAt="9999-12-31T23:59:59Z"),
+    _capture_with(truncatedAlerts=2**63),
+    _capture_with(truncatedAlerts=2**64),
+    _capture_with(labels={"alertname": "a\x00b"}),
+    _capture_with(annotations={"summary": "\x00"}),
+    _capture_with(fingerprint="\ud800"),
+    _capture_with(labels={"alertname": "x" * 500_000}),
+    _capture_with(labels={f"label_{i}": "v" for i in range(20_000)}),
+]

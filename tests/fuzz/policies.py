@@ -71,7 +71,7 @@ _optional_fields: dict[str, st.SearchStrategy[Any]] = {
     "dry_run": st.booleans(),
     "verify": st.fixed_dictionaries({}, optional={"window": _durations, "interval": _durations}),
     "revert": st.fixed_dictionaries({}, optional={"enabled": st.booleans(), "after": _durations}),
-    "inactive_time_intervals": st.just(["night"]),
+    "inactive_time_intervals": st.builds(lambda: ["night"]),
 }
 _policies = st.fixed_dictionaries(
     {

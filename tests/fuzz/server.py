@@ -64,6 +64,7 @@ class Running:
     settings: Settings
     client: httpx.Client
     cases: int = 0
+    hung: str = ""  # the request it stopped answering at, if it did
 
     @property
     def webhook_headers(self) -> dict[str, str]:
