@@ -27,10 +27,17 @@ class Findings:
     seen: dict[str, str] = field(default_factory=dict)
 
     def add(
-        self, what: str, request: str | Callable[[], str], status: int | None, body: Any
+        self,
+        what: str,
+        request: str | Callable[[], str],
+        status: int | None,
+        body: Any,
+        *,
+        by_body: bool = True,
     ) -> None:
-        """Record a failure; ``request`` may be a function (described only if new)."""
-        key = f"{what}: {status} {_shape(str(body))}"
+        """Record a failure unless one like it is known (same ``what``, status and, with
+        ``by_body``, answer); ``request`` may be a function, called only if it is new."""
+        key = f"{what}: {status} {_shape(str(body))}" if by_body else what
         if key not in self.seen:
             shown = request if isinstance(request, str) else request()
             self.seen[key] = f"{shown}\n    -> {status} {str(body)[:400]}"

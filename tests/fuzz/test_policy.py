@@ -98,7 +98,9 @@ def test_policy_files(tmp_path: Path, worker: list[Worker]) -> None:
             if unlocated:
                 shown = unlocated[0].replace(str(path), "<file>")
                 kind = ":".join(shown.split(":", 2)[:2])  # "<file>: cannot read"
-                findings.add(f"an error without file:line ({kind})", request, None, shown)
+                findings.add(
+                    f"an error without file:line ({kind})", request, None, shown, by_body=False
+                )
 
     run()
     assert not findings.seen, findings.report()
