@@ -235,3 +235,13 @@ files = st.one_of(
     st.builds(lambda b: PolicyFile(b, valid=False), st.binary(max_size=200)),
     st.builds(lambda n: PolicyFile(_laughs(n).encode(), valid=False), st.integers(1, 9)),
 )
+
+
+#: Files every run tries first: an alias bomb, deep nesting, bytes that are not UTF-8, a
+#: control character.
+EXPLICIT = [
+    PolicyFile(_laughs(9).encode(), valid=False),
+    PolicyFile(b"policies: " + b"[" * 5000, valid=False),
+    PolicyFile(b"policies:\n- name: caf\xe9\n", valid=False),
+    PolicyFile(b"policies:\n- name: a\x07b\n", valid=False),
+]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
 from tests.fuzz import budget, policies, policy_worker
 from tests.fuzz.budget import fuzz_settings
@@ -56,6 +56,12 @@ def _start() -> Worker:
     return Worker(process, parent)
 
 
+def _explicit(test: Any) -> Any:
+    for file in reversed(policies.EXPLICIT):
+        test = example(file=file)(test)
+    return test
+
+
 @pytest.fixture
 def worker() -> Iterator[list[Worker]]:
     holder = [_start()]
@@ -70,6 +76,7 @@ def test_policy_files(tmp_path: Path, worker: list[Worker]) -> None:
     cases = 0
     hung: set[bytes] = set()
 
+    @_explicit
     @fuzz_settings(budget.policy_examples())
     @given(file=policies.files)
     def run(file: policies.PolicyFile) -> None:
