@@ -186,9 +186,11 @@ def load(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settin
     filename = str(path) if path is not None else "<defaults>"
     if path is not None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = yamlfile.read(Path(path))
         except OSError as exc:
             raise ConfigError(f"{filename}: cannot read config file: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         loaded, locator = yamlfile.load(text, filename)
         if loaded is None:
             loaded = {}

@@ -8,6 +8,9 @@ Every YAML file the service reads (settings, probe modules, policies) is parsed 
 :func:`compose`, which bounds aliases: a document to which aliases would add more than
 :data:`MAX_NODES` nodes once expanded (a "billion laughs"), or that refers to itself,
 is an error at the line of the node that grows too large, before anything walks it.
+A character YAML does not allow, or nesting deeper than the parser can follow, is an
+error at its line and column too; :func:`read` names the line and column of the first
+byte that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -60,20 +64,64 @@ class Locator:
         return f"{self.filename}:{mark.line + 1}:{mark.column + 1}"
 
 
+def read(path: Path) -> str:
+    """A file's text; OSError, or ValueError naming file:line:column of a byte that is not
+    UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"{path}:{line}:{column}: the file is not UTF-8 (byte 0x{data[exc.start]:02x})"
+        ) from None
+
+
 def compose(
     text: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
 ) -> tuple[yaml.Node | None, Any]:
     """The node tree and the data of one document, aliases bounded (a MarkedYAMLError)."""
-    loader = loader_class(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = loader_class(text)
         root = loader.get_single_node()
         if root is None:
             return None, None
         if _ALIAS.search(text):
             _check_expansion(root)
         return root, loader.construct_document(root)
+    except yaml.reader.ReaderError as exc:
+        character = f"#x{exc.character:04x}" if isinstance(exc.character, int) else "byte"
+        raise _error(
+            text, exc.position, f"unacceptable character {character}: {exc.reason}"
+        ) from None
+    except RecursionError:
+        raise _error(text, _deepest(text), "the document is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _error(text: str, index: int, problem: str) -> yaml.MarkedYAMLError:
+    index = max(0, min(index, len(text)))
+    line = text.count("\n", 0, index)
+    column = index - (text.rfind("\n", 0, index) + 1)
+    mark = yaml.Mark("<document>", index, line, column, None, 0)
+    return yaml.composer.ComposerError(None, None, problem, mark)
+
+
+def _deepest(text: str) -> int:
+    """Where flow collections (``[`` / ``{``) nest deepest: what made the parser recurse."""
+    depth = best = where = 0
+    for index, char in enumerate(text):
+        if char in "[{":
+            depth += 1
+            if depth > best:
+                best, where = depth, index
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return where
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pydantic
 
+from monitor import yamlfile
 from monitor.actions.registry import Registry
 from monitor.errors import PolicyError
 from monitor.policy import compiling, locating, models
@@ -85,9 +86,12 @@ def check(
     for path in paths_found:
         name = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(f"{name}: cannot read: {exc}")
+            text = yamlfile.read(path)
+        except OSError as exc:
+            errors.append(f"{name}: cannot read: {exc.strerror or exc}")
+            continue
+        except ValueError as exc:
+            errors.append(str(exc))
             continue
         result = _parse_file(text, name, issues)
         if result is not None:

@@ -352,7 +352,9 @@ def parse(text: str, filename: str, base: Path | None = None) -> ProbesFile:
 
 def load(path: Path) -> ProbesFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlfile.read(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read probe modules: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return parse(text, str(path), path.parent)
