@@ -72,7 +72,11 @@ def _reason(body: bytes) -> str:
         raise _invalid("(body)", 'must be a JSON object such as {"reason": "..."}')
     unknown = sorted(set(data) - {"reason"})
     if unknown:
-        raise _invalid(unknown[0], "unknown field; only 'reason' is accepted")
+        name = unknown[0]
+        if name.isidentifier() and len(name) <= 64:
+            raise _invalid(name, "unknown field; only 'reason' is accepted")
+        shown = repr(name[:64]) + ("..." if len(name) > 64 else "")
+        raise _invalid("(body)", f"unknown field {shown}; only 'reason' is accepted")
     reason = data.get("reason", "")
     if not isinstance(reason, str):
         raise _invalid("reason", "must be a string")

@@ -71,6 +71,14 @@ def test_a_bad_reason_is_a_422_naming_it_and_nothing_is_paused(service: svc.Serv
         response = service.admin("/api/v1/pause", body)
         assert response.status_code == 422, body
         assert response.json()["details"] == [{"field": "reason", "reason": reason}]
+    unknown = [
+        ({"force": True}, "force", "unknown field; only 'reason' is accepted"),
+        ({"": 1}, "(body)", "unknown field ''; only 'reason' is accepted"),
+    ]
+    for body, field, reason in unknown:
+        response = service.admin("/api/v1/pause", body)
+        assert response.status_code == 422, body
+        assert response.json()["details"] == [{"field": field, "reason": reason}]
     assert service.get("/api/v1/status").json()["paused"] is False
     assert _audit(service, "pause") == []
 
