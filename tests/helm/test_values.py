@@ -125,3 +125,7 @@ def test_the_schema_knows_every_service_setting_but_those_the_chart_owns(
     assert set(config) == set(settings.Settings.model_fields) - owned
     automation = config["automation"]["properties"]
     assert set(automation) == set(settings.AutomationSettings.model_fields)
+    store = config["store"]["properties"]
+    assert set(store) == set(settings.StoreSettings.model_fields) - {"url"}  # from its Secret
+    server = config["server"]["properties"]
+    assert set(server) == set(settings.ServerSettings.model_fields)
