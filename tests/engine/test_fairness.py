@@ -97,8 +97,18 @@ def test_a_failing_ladder_does_not_hold_up_the_healthy_alerts(
                 for n in range(10)
             )
 
-        # While the notifier still holds the failing alert's step 2, the ten are scaled.
-        wait_for(scaled, 30, "the 10 healthy Deployments to be scaled")
+        def recorded() -> int:
+            return sum(
+                1
+                for a in h.audit()
+                if a["kind"] == "execute"
+                and a["outcome"] == "succeeded"
+                and a["policy"] == "scale-busy"
+            )
+
+        # While the notifier still holds the failing alert's step 2, the ten are scaled
+        # (the write reaches Kubernetes a moment before its audit record: wait for both).
+        wait_for(lambda: scaled() and recorded() == 10, 30, "the 10 healthy Deployments scaled")
         assert not notifier.release.is_set()
         held_at = [a["id"] for a in h.audit()]
         notifier.release.set()
