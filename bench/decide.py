@@ -31,8 +31,8 @@ from monitor.engine.firing import FiringCheck
 from monitor.metrics import Metrics
 from monitor.settings import AutomationSettings
 from monitor.store import database, queries
-from monitor.store.executions import TargetHistory
 from monitor.store.notifications import StoredAlert, StoredNotification
+from monitor.store.records import TargetHistory
 
 
 def policies_file(directory: Path, count: int) -> Path:
