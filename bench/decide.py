@@ -24,15 +24,16 @@ from pathlib import Path
 
 from monitor import policy
 from monitor.actions import Services, default_registry
+from monitor.alerts.context import alert_context
 from monitor.alerts.payload import Alert, Notification
 from monitor.engine import guardrails
-from monitor.engine.core import Engine, alert_context
+from monitor.engine.core import Engine
 from monitor.engine.firing import FiringCheck
 from monitor.metrics import Metrics
 from monitor.settings import AutomationSettings
 from monitor.store import database, queries
-from monitor.store.executions import TargetHistory
 from monitor.store.notifications import StoredAlert, StoredNotification
+from monitor.store.records import TargetHistory
 
 
 def policies_file(directory: Path, count: int) -> Path:

@@ -196,7 +196,7 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     import yaml
 
     from monitor import wiring
-    from monitor.k8s import rbac
+    from monitor.actions import rbac
 
     settings = _load(args)
     registry = wiring.build_registry(settings)

@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from monitor.alerts import payload
 from monitor.alerts.payload import Notification
 from monitor.auth import Authenticator
 from monitor.heartbeat import Heartbeat
 from monitor.metrics import Metrics
 from monitor.settings import Settings
+from monitor.store import database
 from monitor.store import executions as store_executions
 from monitor.store import notifications as store_notifications
 from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
@@ -44,7 +43,7 @@ STALL_AFTER = 300.0  # seconds one attempt may run before the consumer counts as
 class Runtime:
     settings: Settings
     metrics: Metrics
-    db: Engine
+    db: database.Handle
     writer: NotificationWriter
     auth: Authenticator
     handler: Handler | None = None

@@ -9,7 +9,7 @@ one source of each thing:
 - ``files/remediations/*.yaml``: the default policies of ``remediations/``;
 - ``files/rbac-rules.yaml``: every registered action's declared RBAC rules, keyed by
   action name, and the actions the default policies use. The chart's templates merge
-  the rules of the actions a release uses exactly as ``monitor.k8s.rbac.rules`` does.
+  the rules of the actions a release uses exactly as ``monitor.actions.rbac.rules`` does.
 
 The generated files are committed; ``--check`` fails when one is stale or missing
 (tests/helm/test_chart_files.py runs the same comparison).

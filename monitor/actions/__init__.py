@@ -5,7 +5,6 @@ from __future__ import annotations
 from monitor.actions.registry import (
     Action,
     ActionContext,
-    AlertContext,
     Change,
     Outcome,
     Plan,
@@ -18,7 +17,6 @@ from monitor.actions.registry import (
 __all__ = [
     "Action",
     "ActionContext",
-    "AlertContext",
     "Change",
     "Outcome",
     "Plan",

@@ -32,6 +32,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from monitor.alerts.context import AlertContext
+
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -76,19 +78,6 @@ class Outcome(BaseModel):
     changes: list[Change] = []
     details: dict[str, Any] = {}
     revert_state: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class AlertContext:
-    """The alert an action runs for, as templates and actions see it."""
-
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    status: str
-    fingerprint: str
-    starts_at: datetime
-    generator_url: str = ""
-    ends_at: datetime | None = None
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.api.errors import JSONResponse
+from monitor.errors import StoreError
 from monitor.runtime import Runtime
 from monitor.store import database
 
@@ -30,9 +30,9 @@ async def readyz(request: Request) -> Response:
     problems = []
     try:
         await run_in_threadpool(database.ping, rt.db)
-    except (SQLAlchemyError, OSError) as exc:
+    except StoreError as exc:
         rt.metrics.store_errors.labels("ping").inc()
-        problems.append(f"store unreachable: {type(exc).__name__}")
+        problems.append(f"store unreachable: {exc}")
     if not rt.config_loaded:
         problems.append("configuration not loaded")
     for beat in rt.heartbeats:

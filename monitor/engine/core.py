@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import pydantic
 
 from monitor import policy as policy_mod
-from monitor.actions.registry import ActionContext, AlertContext, Registry, Services
-from monitor.alerts.payload import Alert
+from monitor.actions.registry import ActionContext, Registry, Services
+from monitor.alerts.context import AlertContext, alert_context
 from monitor.engine import guardrails, resolution, verification
 from monitor.engine.clock import Clock, SystemClock
 from monitor.engine.firing import FiringCheck
@@ -41,18 +41,6 @@ ACTION_ATTEMPTS = 3
 MAX_RETRY_DELAY = 30.0
 PAUSE_KEY = "paused"
 DECIDING = 16  # decisions in flight at once (guardrails, store reads, the firing re-check)
-
-
-def alert_context(alert: Alert) -> AlertContext:
-    return AlertContext(
-        labels=dict(alert.labels),
-        annotations=dict(alert.annotations),
-        status=alert.status,
-        fingerprint=alert.fingerprint,
-        starts_at=alert.starts_at,
-        generator_url=alert.generator_url,
-        ends_at=alert.ends_at,
-    )
 
 
 class Engine:

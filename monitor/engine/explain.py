@@ -11,9 +11,10 @@ from typing import Any
 
 from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext
+from monitor.alerts.context import alert_context
 from monitor.alerts.payload import Notification
 from monitor.engine import guardrails
-from monitor.engine.core import Engine, alert_context
+from monitor.engine.core import Engine
 from monitor.errors import MonitorError
 from monitor.store import executions as store
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 import httpx
 
-from monitor.actions.registry import AlertContext
+from monitor.alerts.context import AlertContext
 from monitor.engine import verifier as verifier_mod
 
 State = Literal["firing", "not_firing", "unknown"]

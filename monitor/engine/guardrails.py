@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from monitor import policy as policy_mod
-from monitor.store.executions import TargetHistory
+from monitor.store.records import TargetHistory
 
 Outcome = Literal["execute", "dry_run", "defer", "skip"]
 TIME_INTERVAL_RECHECK = timedelta(minutes=5)

@@ -10,7 +10,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from monitor import policy as policy_mod
-from monitor.actions.registry import ActionContext, AlertContext
+from monitor.actions.registry import ActionContext
+from monitor.alerts.context import AlertContext
 from monitor.engine import verification
 from monitor.store import executions as store
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor import policy as policy_mod
-from monitor.actions.registry import AlertContext
+from monitor.alerts.context import AlertContext
 from monitor.engine.verifier import QueryError
 from monitor.errors import PolicyError
 from monitor.store import executions as store

@@ -17,7 +17,8 @@ from typing import Any
 
 import pydantic
 
-from monitor.actions.registry import AlertContext, Registry
+from monitor.actions.registry import Registry
+from monitor.alerts.context import AlertContext
 from monitor.errors import PolicyError
 from monitor.policy import matchers, models, templating
 from monitor.policy.timeintervals import NamedTimeInterval

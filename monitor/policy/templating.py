@@ -38,7 +38,7 @@ import jinja2
 import jinja2.sandbox
 from jinja2 import nodes
 
-from monitor.actions.registry import AlertContext
+from monitor.alerts.context import AlertContext
 from monitor.errors import PolicyError
 
 #: The most characters (or items) a value or a rendered template may have.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
@@ -15,6 +15,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+Handle: TypeAlias = Engine
+"""The store's connection handle, as the rest of the service holds it (pass it back to
+the store's functions; only ``monitor/store`` imports SQLAlchemy)."""
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x636F6E6561  # PostgreSQL advisory lock id held while migrating
@@ -85,5 +89,10 @@ def redact(engine: Engine) -> str:
 
 
 def ping(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
+    """Does the store answer? StoreError naming the kind of failure if not (the kind
+    only: the driver's message may quote the server's address)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(type(exc).__name__) from exc

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from monitor.store.records import TargetHistory
 from monitor.store.schema import alerts, audit, control, executions, locks
 
 
@@ -274,14 +275,6 @@ def for_alert(
         q = q.where(executions.c.policy == policy)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q.order_by(executions.c.step))]
-
-
-@dataclass(frozen=True)
-class TargetHistory:
-    """What the cooldown and budget guardrails need to know about one target."""
-
-    last_started: datetime | None
-    attempts_in_window: int
 
 
 def target_history(

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from monitor.actions import http as http_actions
 from monitor.actions import registry
+from monitor.alerts import context
 from monitor.errors import PermanentActionError, TemporaryActionError
 from tests.actions.conftest import FakeApi, Reply, Sleeps
 
@@ -485,7 +486,7 @@ def test_a_label_pasted_into_the_url_cannot_climb_the_path(tmp_path: Path) -> No
     (tmp_path / "p.yaml").write_text(POLICY_WITH_LABELS)
     reg = default_registry()
     [loaded] = policy_mod.load([tmp_path], reg).policies
-    alert = registry.AlertContext(
+    alert = context.AlertContext(
         labels={"alertname": "ServiceDown", "service": "../admin", "reason": "x&y=1"},
         annotations={},
         status="firing",

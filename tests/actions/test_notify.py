@@ -14,6 +14,7 @@ import pytest
 from monitor import targets
 from monitor.actions import notify as notify_actions
 from monitor.actions import registry
+from monitor.alerts import context
 from monitor.errors import PermanentActionError
 from tests.actions.conftest import FakeApi, Reply, Sleeps
 from tests.conftest import FIXTURES
@@ -21,10 +22,10 @@ from tests.conftest import FIXTURES
 SLACK_PATH = "/services/T0001/B0002/hook-secret-path-XyZ123"
 
 
-def alert_from_fixture() -> registry.AlertContext:
+def alert_from_fixture() -> context.AlertContext:
     with open(os.path.join(FIXTURES, "alertmanager", "firing-single.json")) as fh:
         raw = json.load(fh)["alerts"][0]
-    return registry.AlertContext(
+    return context.AlertContext(
         labels=raw["labels"],
         annotations=raw["annotations"],
         status=raw["status"],

@@ -14,7 +14,7 @@ from monitor.alerts import payload
 from monitor.engine import guardrails
 from monitor.store import database
 from monitor.store import notifications as store_notifications
-from monitor.store.executions import TargetHistory
+from monitor.store.records import TargetHistory
 from tests.engine.conftest import alert, notification, wait_for
 from tests.support import service as svc
 

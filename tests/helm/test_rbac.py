@@ -1,7 +1,7 @@
 """The chart's RBAC grants exactly what the configured actions declare: no more, no less.
 
 The reference is the service itself: ``conea-monitor rbac`` run on the rendered
-configuration and policies, and ``monitor.k8s.rbac.render`` for chosen action sets.
+configuration and policies, and ``monitor.actions.rbac.render`` for chosen action sets.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from monitor import cli
-from monitor.actions import default_registry
-from monitor.k8s import rbac
+from monitor.actions import default_registry, rbac
 from tests.helm import conftest as c
 
 ROLE_KINDS = ("Role", "ClusterRole")

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from monitor.actions import default_registry
-from monitor.actions.registry import AlertContext, Registry
+from monitor.actions.registry import Registry
+from monitor.alerts.context import AlertContext
 from monitor.policy import cli, loader, policyset, schema
 from tests.policy.conftest import POLICY_FIXTURES
 

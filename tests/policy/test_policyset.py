@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.actions.registry import AlertContext, Registry
+from monitor.actions.registry import Registry
+from monitor.alerts.context import AlertContext
 from monitor.errors import PolicyError
 from monitor.policy import loader, policyset
 

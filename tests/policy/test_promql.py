@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.actions import default_registry
-from monitor.actions.registry import AlertContext
+from monitor.alerts.context import AlertContext
 from monitor.policy import loader, policyset
 from tests.support import services
 

@@ -105,7 +105,7 @@ release: {{ . | quote }}
 {{- end }}
 
 {{/*
-The rules of the actions, merged as monitor.k8s.rbac.rules merges them: verbs merged per
+The rules of the actions, merged as monitor.actions.rbac.rules merges them: verbs merged per
 (API group, resource), resources with the same verbs grouped per API group, sorted by
 (group, verbs). "\x01" and "\x00" make string order equal tuple order.
 */}}

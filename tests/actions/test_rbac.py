@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from monitor import errors
-from monitor.actions import builtin
+from monitor.actions import builtin, rbac
 from monitor.actions import kubernetes as kubernetes_actions
 from monitor.actions.registry import Action, RbacRule, Registry, StrictModel
-from monitor.k8s import rbac
 
 
 def default_registry() -> Registry:
