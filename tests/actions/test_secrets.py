@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -88,28 +87,6 @@ def test_log_filter_masks_resolved_secrets(
     with caplog.at_level(logging.INFO):
         logging.getLogger("conea.test.client").info("GET %s", "https://x/logged-secret-9911")
     assert caplog.messages == ["GET https://x/<redacted>"]
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30s", 30),
-        ("10m", 600),
-        ("1h30m", 5400),
-        ("500ms", 0.5),
-        ("1d", 86400),
-        (90, 90),
-        ("2.5s", 2.5),
-    ],
-)
-def test_durations(text: str | int, seconds: float) -> None:
-    assert targets.parse_duration(text) == timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["10", "m", "10 m", "1h 30m", "-5s", "", True])
-def test_bad_durations(text: object) -> None:
-    with pytest.raises(ValueError, match="invalid duration"):
-        targets.parse_duration(text)
 
 
 def test_postgres_target(tmp_path: Path) -> None:
