@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor import secrets
+from monitor import durations, secrets
 
 
 class _Strict(BaseModel):
@@ -96,7 +96,7 @@ class Notifier(_Strict):
     kind: Literal["slack", "webhook"]
     url: secrets.SecretRef | str
     headers: dict[str, secrets.SecretValue | str] = {}
-    timeout: float = Field(10.0, gt=0, le=120)
+    timeout: durations.Seconds = Field(10.0, gt=0, le=120)
     retries: int = Field(2, ge=0, le=10)
 
     @field_validator("url")

@@ -89,6 +89,16 @@ def test_log_filter_masks_resolved_secrets(
     assert caplog.messages == ["GET https://x/<redacted>"]
 
 
+def test_notifier_timeout_reads_the_one_grammar() -> None:
+    timeouts = [
+        targets.Notifier(kind="slack", url="https://hooks.example/x", timeout=value).timeout
+        for value in ("2.5s", "1m", 10)
+    ]
+    assert timeouts == [2.5, 60.0, 10.0]
+    with pytest.raises(ValidationError, match="not a valid duration '10 s'"):
+        targets.Notifier(kind="slack", url="https://hooks.example/x", timeout="10 s")
+
+
 def test_postgres_target(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("pg-pass-0000\n")
