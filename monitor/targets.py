@@ -15,65 +15,17 @@ They sit in the service settings by name::
         url: {env: SLACK_WEBHOOK_URL}
 
 Credentials are references (see :mod:`monitor.secrets`), read when a connection is made.
-Also here: :func:`parse_duration` / :data:`Duration`, durations in Prometheus form
-(``30s``, ``10m``, ``1h30m``) as action parameters and job intervals use them.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor import secrets
-
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"1h30m"``, ``"10m"``, ``"500ms"``, a number of seconds, or a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return timedelta(seconds=value)
-    if not isinstance(value, str):
-        raise ValueError(f"invalid duration {value!r}: use a string such as '10m' or '1h30m'")
-    text = value.strip()
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text):
-        raise ValueError(
-            f"invalid duration {value!r}: use units ms, s, m, h, d, w, y "
-            "as in '30s', '10m' or '1h30m'"
-        )
-    return timedelta(seconds=total)
-
-
-def format_duration(value: timedelta) -> str:
-    seconds = value.total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    out, rest = "", int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out or "0s"
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+from monitor import durations, secrets
 
 
 class _Strict(BaseModel):
@@ -144,7 +96,7 @@ class Notifier(_Strict):
     kind: Literal["slack", "webhook"]
     url: secrets.SecretRef | str
     headers: dict[str, secrets.SecretValue | str] = {}
-    timeout: float = Field(10.0, gt=0, le=120)
+    timeout: durations.Seconds = Field(10.0, gt=0, le=120)
     retries: int = Field(2, ge=0, le=10)
 
     @field_validator("url")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,24 @@ def test_bundled_config_loads() -> None:
     loaded = settings.load(bundled)
     assert loaded.automation.dry_run is None  # dry-run until Kubernetes credentials exist
     assert loaded.resolve(loaded.policies[0]).name == "remediations"
+
+
+def test_job_durations_in_the_file_read_the_one_grammar(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "jobs:\n"
+        "  - name: idle\n"
+        "    interval: 1.5m\n"
+        "    timeout: 30\n"
+        "    action: postgres.terminate_idle_in_transaction\n"
+        "    params: {target: db, databases: [app], older_than: 10m}\n",
+    )
+    job = settings.load(path).jobs[0]
+    assert (job.interval, job.timeout) == (timedelta(seconds=90), timedelta(seconds=30))
+    write(tmp_path, "jobs:\n  - name: idle\n    interval: 1h 30m\n    action: log\n")
+    with pytest.raises(ConfigError) as caught:
+        settings.load(path)
+    assert str(caught.value) == (
+        f"{path}:3:15: jobs[0].interval: Value error, not a valid duration '1h 30m'"
+        " (use e.g. '30s', '5m', '1h30m')"
+    )

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from monitor import secrets
+from monitor import durations, secrets
 from monitor.actions import registry
 from monitor.errors import ConfigError, PermanentActionError, TemporaryActionError
 
@@ -113,7 +113,7 @@ class RequestParams(registry.StrictModel):
     # A mapping or list is sent as JSON; a string as text. {secret: ...} anywhere inside
     # is replaced by the secret's value at apply time.
     body: Any = None
-    timeout: float = Field(10.0, gt=0, le=300)
+    timeout: durations.Seconds = Field(10.0, gt=0, le=300)
     retries: int = Field(3, ge=0, le=10)
     backoff: float = Field(1.0, ge=0, le=60)
     max_backoff: float = Field(30.0, ge=0, le=600)

@@ -33,7 +33,7 @@ from psycopg import errors as pg_errors
 from psycopg import rows, sql
 from pydantic import Field, field_validator
 
-from monitor import secrets, targets
+from monitor import durations, secrets, targets
 from monitor.actions import registry
 from monitor.errors import ConfigError, PermanentActionError, TemporaryActionError
 
@@ -65,7 +65,7 @@ def _check_patterns(value: list[str]) -> list[str]:
 class SessionParams(registry.StrictModel):
     target: str = Field(min_length=1)
     databases: list[str] = Field(min_length=1)
-    older_than: targets.Duration
+    older_than: durations.Duration
     max_sessions: int = Field(10, ge=1, le=1000)
     include_users: list[str] = []
     exclude_users: list[str] = []
@@ -221,7 +221,7 @@ class SessionAction(registry.Action[SessionParams]):
 
     def _describe(self, params: SessionParams) -> str:
         return (
-            f"{self.what} older than {targets.format_duration(params.older_than)} "
+            f"{self.what} older than {durations.format(params.older_than)} "
             f"in {', '.join(params.databases)} on {params.target!r}"
         )
 

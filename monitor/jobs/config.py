@@ -29,7 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from monitor import targets
+from monitor import durations
 from monitor.actions import registry as action_registry
 from monitor.errors import ConfigError
 
@@ -43,12 +43,12 @@ class JobConfig(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
     cron: str | None = None
-    interval: targets.Duration | None = None
+    interval: durations.Duration | None = None
     timezone: str = "UTC"
     action: str = Field(min_length=1)
     params: dict[str, Any] = {}
     target: dict[str, str] = {}
-    timeout: targets.Duration = timedelta(hours=1)
+    timeout: durations.Duration = timedelta(hours=1)
     enabled: bool = True
 
     @field_validator("timezone")
@@ -78,9 +78,7 @@ class JobConfig(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"invalid cron {self.cron!r}: {exc}") from None
         if self.interval is not None and self.interval < timedelta(seconds=1):
-            raise ValueError(
-                f"interval {targets.format_duration(self.interval)} is shorter than 1s"
-            )
+            raise ValueError(f"interval {durations.format(self.interval)} is shorter than 1s")
         if self.timeout <= timedelta(0):
             raise ValueError("timeout must be longer than 0s")
         return self
@@ -103,7 +101,7 @@ class JobConfig(BaseModel):
         when = (
             f"cron {self.cron!r}"
             if self.cron
-            else f"every {targets.format_duration(self.interval or timedelta())}"
+            else f"every {durations.format(self.interval or timedelta())}"
         )
         return f"job {self.name!r} ({when}): {self.action}"
 

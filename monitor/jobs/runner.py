@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from monitor import durations
 from monitor import metrics as metrics_module
-from monitor import targets
 from monitor.actions import registry as action_registry
 from monitor.errors import ActionError, TemporaryActionError
 from monitor.jobs import config, leader
@@ -129,7 +129,7 @@ class JobRunner:
             details["outcome"] = result.model_dump(mode="json")
             return "succeeded", result.summary, details
         except TimeoutError:
-            summary = f"timed out after {targets.format_duration(job.timeout)}"
+            summary = f"timed out after {durations.format(job.timeout)}"
             details["error"] = {"type": "timeout"}
         except (KeyError, ValidationError) as exc:  # the config check should have caught it
             summary = f"invalid job: {exc}"

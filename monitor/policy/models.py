@@ -14,29 +14,16 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
 )
-from pydantic.json_schema import WithJsonSchema
 
-from monitor.policy import durations, matchers, templating
+from monitor import durations
+from monitor.policy import matchers, templating
 from monitor.policy.timeintervals import NamedTimeInterval
 
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(durations.parse),
-    PlainSerializer(durations.format, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": durations.PATTERN,
-            "description": "a Prometheus duration: 30s, 5m, 1h30m",
-        }
-    ),
-]
+Duration = durations.Duration
 
 
 def _duration_field(default: str, description: str) -> Any:

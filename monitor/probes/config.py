@@ -29,31 +29,12 @@ import pydantic
 import re2
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor import yamlfile
+from monitor import durations, yamlfile
 from monitor.errors import ConfigError
 
 PROBERS = ("http", "tcp", "postgres", "redis")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: Any) -> float:
-    """``"5s"``, ``"1m30s"``, ``"250ms"`` or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as '5s', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value and _DURATION_PART.sub("", value) == "":
-        seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION_PART.findall(value))
-    else:
-        raise ValueError(f"expected a duration such as '5s' or '250ms', got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return seconds
-
-
-Duration = Annotated[float, pydantic.BeforeValidator(parse_duration)]
+Duration = durations.Seconds
 
 _SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?")
 _SIZE_UNIT = {None: 1, "B": 1, "KB": 1 << 10, "KiB": 1 << 10, "MB": 1 << 20, "MiB": 1 << 20}

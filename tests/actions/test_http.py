@@ -281,11 +281,28 @@ async def test_missing_secret_is_permanent_and_names_it(
         ({"url": "http://x", "body": {"k": {"secret": {"vault": "x"}}}}, "vault"),
         ({"url": "http://x", "expect_status": [700]}, "invalid HTTP status 700"),
         ({"url": "http://x", "retry": 3}, "retry"),
+        (
+            {"url": "http://x", "timeout": "soon"},
+            "timeout\n  Value error, not a valid duration 'soon'",
+        ),
+        (
+            {"url": "http://x", "timeout": "6m"},
+            "timeout\n  Input should be less than or equal to 300",
+        ),
     ],
 )
 def test_bad_params_are_clear_errors(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         http_actions.RequestParams.model_validate(raw)
+
+
+def test_timeout_reads_the_one_grammar() -> None:
+    """``timeout`` takes a duration as every other one does; a number is still seconds."""
+    timeouts = [
+        http_actions.RequestParams.model_validate({"url": "http://x", "timeout": value}).timeout
+        for value in ("1.5s", "2m", 30)
+    ]
+    assert timeouts == [1.5, 120.0, 30.0]
 
 
 async def test_a_token_with_a_trailing_newline_is_stripped_and_the_call_succeeds(

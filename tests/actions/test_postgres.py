@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import errors as pg_errors
 
-from monitor import targets
+from monitor import durations, targets
 from monitor.actions import postgres as pg_actions
 from monitor.actions import registry
 from monitor.errors import PermanentActionError, TemporaryActionError
@@ -135,7 +135,7 @@ async def test_terminate_respects_max_sessions_oldest_first(
     params = pg_actions.SessionParams(
         target="db",
         databases=["conea_actions"],
-        older_than=targets.parse_duration("1s"),
+        older_than=durations.parse("1s"),
         max_sessions=2,
         include_applications=["work.*"],
     )
@@ -328,7 +328,7 @@ def test_bad_params_name_the_field() -> None:
             "postgres.cancel_long_queries",
             {"target": "db", "databases": ["x"], "older_than": "ten minutes"},
         )
-    assert "use units ms, s, m, h" in str(info.value)
+    assert "not a valid duration 'ten minutes' (use e.g. '30s', '5m', '1h30m')" in str(info.value)
     with pytest.raises(ValueError, match="invalid regular expression"):
         reg.parse_params(
             "postgres.cancel_long_queries",
@@ -336,6 +336,26 @@ def test_bad_params_name_the_field() -> None:
         )
     with pytest.raises(ValueError, match="invalid table name"):
         reg.parse_params("postgres.vacuum_analyze", {"target": "db", "tables": ["x; DROP"]})
+
+
+def test_older_than_reads_the_one_grammar() -> None:
+    """``older_than`` takes what a policy's durations take: Go's ``1.5m``, Prometheus' ``1d``."""
+    reg = registry.Registry()
+    pg_actions.register(reg)
+    olders = []
+    for value in ("1.5m", 600, "1d", "1h30m"):
+        params = reg.parse_params(
+            "postgres.terminate_idle_in_transaction",
+            {"target": "db", "databases": ["x"], "older_than": value},
+        )
+        assert isinstance(params, pg_actions.SessionParams)
+        olders.append(params.older_than.total_seconds())
+    assert olders == [90, 600, 86400, 5400]
+    with pytest.raises(ValueError, match="older_than must be longer than 0s"):
+        reg.parse_params(
+            "postgres.terminate_idle_in_transaction",
+            {"target": "db", "databases": ["x"], "older_than": "0"},
+        )
 
 
 @pytest.mark.timeout(30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -90,26 +89,14 @@ def test_log_filter_masks_resolved_secrets(
     assert caplog.messages == ["GET https://x/<redacted>"]
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30s", 30),
-        ("10m", 600),
-        ("1h30m", 5400),
-        ("500ms", 0.5),
-        ("1d", 86400),
-        (90, 90),
-        ("2.5s", 2.5),
-    ],
-)
-def test_durations(text: str | int, seconds: float) -> None:
-    assert targets.parse_duration(text) == timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["10", "m", "10 m", "1h 30m", "-5s", "", True])
-def test_bad_durations(text: object) -> None:
-    with pytest.raises(ValueError, match="invalid duration"):
-        targets.parse_duration(text)
+def test_notifier_timeout_reads_the_one_grammar() -> None:
+    timeouts = [
+        targets.Notifier(kind="slack", url="https://hooks.example/x", timeout=value).timeout
+        for value in ("2.5s", "1m", 10)
+    ]
+    assert timeouts == [2.5, 60.0, 10.0]
+    with pytest.raises(ValidationError, match="not a valid duration '10 s'"):
+        targets.Notifier(kind="slack", url="https://hooks.example/x", timeout="10 s")
 
 
 def test_postgres_target(tmp_path: Path) -> None:

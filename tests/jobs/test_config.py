@@ -40,7 +40,7 @@ def test_cron_and_interval_jobs_parse() -> None:
         ({"cron": "0 2 * * *", "interval": "1h"}, "set exactly one of cron, interval"),
         ({}, "set exactly one of cron, interval"),
         ({"interval": "500ms"}, "interval 500ms is shorter than 1s"),
-        ({"interval": "5 minutes"}, "invalid duration '5 minutes'"),
+        ({"interval": "5 minutes"}, "not a valid duration '5 minutes'"),
         ({"interval": "5m", "timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
         ({"interval": "5m", "every": "5m"}, "every\n  Extra inputs are not permitted"),
         ({"interval": "5m", "name": "Nightly Vacuum"}, "name\n  String should match pattern"),
@@ -75,9 +75,19 @@ def test_check_jobs_against_the_registry(actions: registry.Registry) -> None:
     assert problems[1][1].startswith("unknown action 'postgres.vacum_analyze' (known: log, ")
     assert problems[2] == ((2, "name"), "duplicate job name 'a'")
     assert problems[3][0] == (2, "params", "older_than")
-    assert "invalid duration 'ten'" in problems[3][1]
+    assert "not a valid duration 'ten'" in problems[3][1]
     assert len(problems) == 4
     with pytest.raises(ConfigError) as info:
         ensure_valid(jobs, actions)
     assert str(info.value).splitlines()[0] == "jobs[0].params.table: unknown key"
     ensure_valid(jobs[3:], actions)
+
+
+def test_interval_and_timeout_read_the_one_grammar() -> None:
+    """A Go form (``1.5h``), seconds as a number and Prometheus' ``1w`` all read in a job."""
+    job = JobConfig.model_validate(
+        {"name": "j", "interval": "1.5h", "timeout": 90, "action": "log"}
+    )
+    assert (job.interval, job.timeout) == (timedelta(minutes=90), timedelta(seconds=90))
+    weekly = JobConfig.model_validate({"name": "w", "interval": "1w", "action": "log"})
+    assert weekly.describe() == "job 'w' (every 1w): log"

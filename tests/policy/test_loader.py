@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,55 @@ def test_templated_params_are_checked_when_rendered(registry: Registry, in_fixtu
     policy = policies.get("templated")
     assert policy is not None
     assert policy.steps[0][0].action == "test.scale"
+
+
+def test_every_duration_field_reads_the_one_grammar(tmp_path: Path, registry: Registry) -> None:
+    """Go forms (``1.5h``), seconds as a number and ``0`` all read in a policy file."""
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n"
+        "  - name: p\n"
+        "    match: ['a=\"b\"']\n"
+        "    target: {kind: K, name: n}\n"
+        "    steps: [[{action: log}]]\n"
+        "    for_at_least: 1m30s\n"
+        "    cooldown: 1.5h\n"
+        "    budget: {window: 1d}\n"
+        "    verify: {window: 300, interval: 0.5s}\n"
+        "    revert: {enabled: true, after: 0}\n"
+    )
+    policy = loader.load([tmp_path], registry).get("p")
+    assert policy is not None
+    spec = policy.spec
+    assert (spec.for_at_least, spec.cooldown, spec.budget.window) == (
+        timedelta(seconds=90),
+        timedelta(minutes=90),
+        timedelta(days=1),
+    )
+    assert (spec.verify.window, spec.verify.interval) == (
+        timedelta(minutes=5),
+        timedelta(seconds=0.5),
+    )
+    assert spec.revert.after == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("99999999999999999999y", "(at most 292y)"),
+        ("1h 30m", "(use e.g. '30s', '5m', '1h30m')"),
+        ("-5", "(a duration cannot be negative)"),
+        (".nan", "(use e.g. '30s', '5m', '1h30m')"),
+    ],
+)
+def test_a_duration_out_of_bounds_is_an_error_at_its_line(
+    tmp_path: Path, registry: Registry, value: str, why: str
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n  - {name: p, match: ['a=\"b\"'], target: {kind: K, name: n},"
+        f" steps: [[{{action: log}}]],\n     cooldown: {value}}}\n"
+    )
+    report = loader.check([tmp_path], registry)
+    shown = {"-5": "-5", ".nan": "nan"}.get(value, repr(value))
+    assert report.errors == [
+        f"{tmp_path}/p.yaml:3:16: policies[0].cooldown: not a valid duration {shown} {why}"
+    ]

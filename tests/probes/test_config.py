@@ -142,7 +142,17 @@ modules:
         (
             "modules:\n  web:\n    prober: http\n    timeout: soon\n",
             "probes.yml:4:14: modules.web.timeout: "
-            "expected a duration such as '5s' or '250ms', got 'soon'",
+            "not a valid duration 'soon' (use e.g. '30s', '5m', '1h30m')",
+        ),
+        (
+            "modules:\n  web:\n    prober: http\n    timeout: .nan\n",
+            "probes.yml:4:14: modules.web.timeout: "
+            "not a valid duration nan (use e.g. '30s', '5m', '1h30m')",
+        ),
+        (
+            "timeout_offset: -1\nmodules: {}\n",
+            "probes.yml:1:17: timeout_offset: "
+            "not a valid duration -1 (a duration cannot be negative)",
         ),
         (
             "modules:\n  db:\n    prober: postgres\n    postgres:\n"
@@ -188,12 +198,16 @@ def test_unreadable_client_key_is_a_config_error_at_load(tmp_path: pathlib.Path)
         ProbeService.from_file(path, metrics.Metrics())
 
 
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [("5s", 5), ("250ms", 0.25), ("1m30s", 90), ("1h", 3600), (3, 3), (0.5, 0.5)],
-)
-def test_durations(value: str | float, seconds: float) -> None:
-    assert config.parse_duration(value) == seconds
+def test_every_duration_field_reads_the_one_grammar() -> None:
+    """Prometheus forms (``1d``, ``1h30m``) read in a probe file as Go forms do."""
+    loaded = load(
+        "timeout_offset: 500ms\ndefault_timeout: 1m30s\n"
+        "modules:\n  web: {prober: http, timeout: 1.5s}\n  slow: {prober: tcp, timeout: 1d}\n"
+        "  quick: {prober: tcp, timeout: 3}\n"
+    )
+    assert (loaded.timeout_offset, loaded.default_timeout) == (0.5, 90.0)
+    timeouts = {name: module.timeout for name, module in loaded.modules.items()}
+    assert timeouts == {"web": 1.5, "slow": 86400.0, "quick": 3.0}
 
 
 @pytest.mark.parametrize(
