@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import policy
+from monitor import scope as scope_mod
 from monitor.actions import Services, default_registry
 from monitor.alerts.context import alert_context
 from monitor.alerts.payload import Alert, Notification
@@ -76,7 +77,7 @@ def decide_one(policies: policy.PolicySet, labels: dict[str, str]) -> int:
     )
     ctx = alert_context(alert)
     now = datetime.now(UTC)
-    scope = guardrails.Scope((), ("kube-system",))
+    scope = scope_mod.Scope()
     history = TargetHistory(None, 0)
     decided = 0
     for p in policies.match(labels):

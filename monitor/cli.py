@@ -195,7 +195,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_rbac(args: argparse.Namespace) -> int:
     import yaml
 
-    from monitor import wiring
+    from monitor import scope, wiring
     from monitor.actions import rbac
 
     settings = _load(args)
@@ -210,6 +210,16 @@ def cmd_rbac(args: argparse.Namespace) -> int:
         print(
             "conea-monitor: error: name the namespaces (--namespace, or "
             "automation.namespaces_allow) or ask for --cluster",
+            file=sys.stderr,
+        )
+        return 2
+    patterns = [n for n in namespaces or () if scope.is_pattern(n)]
+    if patterns:
+        source = "--namespace" if args.namespace else "automation.namespaces_allow"
+        print(
+            f"conea-monitor: error: {source}: {patterns[0]!r} is a pattern and a Role needs "
+            "a namespace name: list the namespaces with --namespace, or ask for --cluster "
+            "(one ClusterRole; the service still keeps to the patterns)",
             file=sys.stderr,
         )
         return 2

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from monitor import targets, yamlfile
+from monitor import scope, targets, yamlfile
 from monitor.errors import ConfigError
 from monitor.jobs.config import JobConfig
 
@@ -104,12 +104,19 @@ class KubernetesSettings(Section):
     context: str | None = None
 
 
+NamespacePatterns = Annotated[
+    list[Annotated[str, AfterValidator(scope.check_pattern)]],
+    Field(max_length=scope.MAX_PATTERNS),
+]
+
+
 class AutomationSettings(Section):
     paused: bool = False
     # None: dry-run while no Kubernetes credentials are configured.
     dry_run: bool | None = None
-    namespaces_allow: list[str] = []
-    namespaces_deny: list[str] = ["kube-system", "kube-public", "kube-node-lease"]
+    # Namespace names or shell-style patterns (monitor/scope.py); empty allow: any.
+    namespaces_allow: NamespacePatterns = []
+    namespaces_deny: NamespacePatterns = list(scope.DEFAULT_DENY)
     max_concurrent_executions: int = Field(4, gt=0)
     # The operator credential for pause/resume/reload. Neither set: a random token is
     # generated once in <data_dir>/admin-token (mode 0600) and reused.

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from monitor import jobs, policy
+from monitor import scope as scope_mod
 from monitor.actions import Registry, Services, default_registry
 from monitor.engine.core import Engine
 from monitor.engine.firing import FiringCheck
@@ -38,19 +39,17 @@ def load_policies(settings: Settings, registry: Registry) -> policy.PolicySet:
 
 
 def kube_client(settings: Settings) -> Any:
+    """The Kubernetes client, checking namespaces with the scope the engine's guardrail
+    uses (:mod:`monitor.scope`)."""
     k = settings.kubernetes
-    allow = settings.automation.namespaces_allow or None
-    deny = settings.automation.namespaces_deny
     if k.mode == "none":
         return None
+    automation = settings.automation
+    scope = scope_mod.Scope.of(automation.namespaces_allow, automation.namespaces_deny)
     if k.mode == "in-cluster":
-        return k8s_client.from_settings(
-            None, None, True, allow_namespaces=allow, deny_namespaces=deny
-        )
+        return k8s_client.from_settings(None, None, True, scope=scope)
     kubeconfig = str(settings.resolve(k.kubeconfig)) if k.kubeconfig else None
-    return k8s_client.from_settings(
-        kubeconfig, k.context, False, allow_namespaces=allow, deny_namespaces=deny
-    )
+    return k8s_client.from_settings(kubeconfig, k.context, False, scope=scope)
 
 
 def build_registry(settings: Settings) -> Registry:

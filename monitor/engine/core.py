@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import pydantic
 
 from monitor import policy as policy_mod
+from monitor import scope as scope_mod
 from monitor.actions.registry import ActionContext, Registry, Services
 from monitor.alerts.context import AlertContext, alert_context
 from monitor.engine import guardrails, resolution, verification
@@ -72,7 +73,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.timers = timers or Timers()
         self.owner = owner or f"conea-monitor-{uuid.uuid4().hex[:8]}"
-        self.scope = guardrails.Scope(automation.namespaces_allow, automation.namespaces_deny)
+        self.scope = scope_mod.Scope.of(automation.namespaces_allow, automation.namespaces_deny)
         self._slots = asyncio.Semaphore(automation.max_concurrent_executions)
         self._deciding = asyncio.Semaphore(DECIDING)
         self.paused_cached = automation.paused

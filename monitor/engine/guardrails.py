@@ -4,7 +4,7 @@ Each guardrail gives a verdict; the first that says no decides the outcome:
 
 =============== ===========================================================
 paused          the kill switch is on (config or ``POST /api/v1/pause``)
-scope           the target's namespace is not allowed (allow/deny lists)
+scope           the target's namespace is out of scope (:mod:`monitor.scope`)
 time_interval   outside the policy's active time intervals (re-checked later)
 for_at_least    the alert has not fired long enough yet (deferred until it has)
 cooldown        the target was acted on too recently (deferred until it cools)
@@ -18,13 +18,13 @@ plan is made and recorded, nothing is applied.
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from monitor import policy as policy_mod
+from monitor import scope as scope_mod
 from monitor.store.records import TargetHistory
 
 Outcome = Literal["execute", "dry_run", "defer", "skip"]
@@ -59,23 +59,6 @@ class Decision:
         }
 
 
-@dataclass(frozen=True)
-class Scope:
-    allow: Sequence[str] = ()
-    deny: Sequence[str] = ()
-
-    def check(self, target: Mapping[str, str]) -> str | None:
-        """None when allowed, else the reason."""
-        namespace = target.get("namespace", "")
-        if not namespace:
-            return None
-        if any(fnmatch.fnmatchcase(namespace, p) for p in self.deny):
-            return f"namespace {namespace!r} is in the deny list"
-        if self.allow and not any(fnmatch.fnmatchcase(namespace, p) for p in self.allow):
-            return f"namespace {namespace!r} is not in the allow list"
-        return None
-
-
 LATEST = datetime.max.replace(tzinfo=UTC)
 
 
@@ -96,7 +79,7 @@ def decide(
     now: datetime,
     paused: bool,
     dry_run: bool,
-    scope: Scope,
+    scope: scope_mod.Scope,
     history: TargetHistory,
 ) -> Decision:
     """The guardrails' verdicts for acting now on ``target`` for an alert that started at
@@ -116,7 +99,8 @@ def decide(
     if paused:
         return stop("paused", "automation is paused")
     ok("paused", "automation is running")
-    problem = scope.check(target)
+    namespace = target.get("namespace", "")
+    problem = scope.denied(namespace) if namespace else None
     if problem:
         return stop("scope", problem)
     ok("scope", "target namespace allowed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,8 +21,9 @@ import orjson
 from kubernetes.config import config_exception
 
 from monitor import errors
+from monitor import scope as scope_mod
 from monitor.k8s import errors as k8s_errors
-from monitor.k8s import names, retry
+from monitor.k8s import retry
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ _CONTENT_TYPES = {
 class Kube:
     """Asynchronous access to the few resources the actions touch.
 
-    ``scope`` says which namespaces actions may touch (see :mod:`monitor.k8s.names`);
+    ``scope`` says which namespaces actions may touch (:mod:`monitor.scope`, the rule the
+    engine's guardrail applies; default: any but ``kube-*``);
     ``timeout`` is (connect, read) seconds per request; ``backoff`` bounds the retries.
     """
 
@@ -61,13 +63,13 @@ class Kube:
         self,
         api_client: kubernetes.client.ApiClient,
         *,
-        scope: names.Scope | None = None,
+        scope: scope_mod.Scope | None = None,
         timeout: tuple[float, float] = (3.0, 10.0),
         backoff: retry.Backoff = retry.Backoff(),  # noqa: B008 - frozen dataclass
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.api_client = api_client
-        self.scope = scope or names.Scope()
+        self.scope = scope or scope_mod.Scope()
         self.timeout = timeout
         self.backoff = backoff
         self.sleep = sleep
@@ -185,8 +187,7 @@ def for_host(
     *,
     token: str | None = None,
     verify_ssl: bool = True,
-    allow_namespaces: Iterable[str] | None = None,
-    deny_namespaces: Iterable[str] = names.SYSTEM_NAMESPACES,
+    scope: scope_mod.Scope | None = None,
     **options: Any,
 ) -> Kube:
     """A client for an explicit API server URL (tests, a local proxy)."""
@@ -196,7 +197,6 @@ def for_host(
     if token:
         cfg.api_key = {"BearerToken": token}
         cfg.api_key_prefix = {"BearerToken": "Bearer"}
-    scope = names.Scope.of(allow_namespaces, deny_namespaces)
     return Kube(kubernetes.client.ApiClient(cfg), scope=scope, **options)
 
 
@@ -205,8 +205,7 @@ def from_settings(
     context: str | None,
     in_cluster: bool,
     *,
-    allow_namespaces: Iterable[str] | None = None,
-    deny_namespaces: Iterable[str] = names.SYSTEM_NAMESPACES,
+    scope: scope_mod.Scope | None = None,
     **options: Any,
 ) -> Kube | None:
     """The service's client, or ``None`` when no credentials exist at all.
@@ -238,5 +237,4 @@ def from_settings(
         where = "in-cluster service account" if in_cluster else f"kubeconfig {kubeconfig!r}"
         raise errors.ConfigError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
     cfg.retries = False
-    scope = names.Scope.of(allow_namespaces, deny_namespaces)
     return Kube(kubernetes.client.ApiClient(cfg), scope=scope, **options)

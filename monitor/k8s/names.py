@@ -2,22 +2,21 @@
 
 Alert labels are untrusted: a label may carry ``../other``, ``kube-system`` or a name
 with a slash that would make the API path point elsewhere. Every namespace must be a
-DNS-1123 label inside the allowed namespaces and outside the denied ones; every object
-name a DNS-1123 subdomain.
+DNS-1123 label inside the automation's :class:`monitor.scope.Scope` (the same rule the
+engine's ``scope`` guardrail applies); every object name a DNS-1123 subdomain.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from monitor import errors
+from monitor import scope as scope_mod
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 
 KINDS = {  # accepted spellings -> canonical kind
     "deployment": "Deployment",
@@ -35,29 +34,13 @@ class InvalidTargetError(errors.PermanentActionError):
     """A target from alert labels is malformed or outside the allowed namespaces."""
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Which namespaces actions may touch: ``allow`` (None = any) minus ``deny``."""
-
-    allow: frozenset[str] | None = None
-    deny: frozenset[str] = field(default_factory=lambda: frozenset(SYSTEM_NAMESPACES))
-
-    @classmethod
-    def of(
-        cls, allow: Iterable[str] | None = None, deny: Iterable[str] = SYSTEM_NAMESPACES
-    ) -> Scope:
-        return cls(None if allow is None else frozenset(allow), frozenset(deny))
-
-    def check(self, namespace: str) -> str:
-        namespace = validate_namespace(namespace)
-        if namespace in self.deny:
-            raise InvalidTargetError(f"namespace {namespace!r} is denied to remediation")
-        if self.allow is not None and namespace not in self.allow:
-            allowed = ", ".join(sorted(self.allow)) or "none"
-            raise InvalidTargetError(
-                f"namespace {namespace!r} is not in the allowed namespaces ({allowed})"
-            )
-        return namespace
+def check_namespace(namespace: object, scope: scope_mod.Scope) -> str:
+    """``namespace`` when it is a valid DNS-1123 label inside ``scope``."""
+    valid = validate_namespace(namespace)
+    problem = scope.denied(valid)
+    if problem:
+        raise InvalidTargetError(problem)
+    return valid
 
 
 def validate_namespace(value: object) -> str:
@@ -90,7 +73,7 @@ class Target:
 
 
 def target(
-    raw: Mapping[str, str], scope: Scope, kinds: Iterable[str], need_name: bool = True
+    raw: Mapping[str, str], scope: scope_mod.Scope, kinds: Iterable[str], need_name: bool = True
 ) -> Target:
     """The validated target of an action, from the engine's rendered ``ctx.target``."""
     kinds = tuple(kinds)
@@ -102,7 +85,7 @@ def target(
         )
     if "namespace" not in raw:
         raise InvalidTargetError("the target names no namespace")
-    namespace = scope.check(raw["namespace"])
+    namespace = check_namespace(raw["namespace"], scope)
     name = raw.get("name") or ""
     if need_name or name:
         name = validate_name(name, f"{kind} name")

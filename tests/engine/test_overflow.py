@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import policy
+from monitor import scope as scope_mod
 from monitor.actions import default_registry
 from monitor.alerts import payload
 from monitor.engine import guardrails
@@ -39,7 +40,7 @@ def test_far_future_start_is_deferred_not_an_overflow(tmp_path: Path) -> None:
         now=datetime(2026, 11, 29, tzinfo=UTC),
         paused=False,
         dry_run=False,
-        scope=guardrails.Scope(),
+        scope=scope_mod.Scope(),
         history=TargetHistory(None, 0),
     )
     assert (decision.outcome, decision.guardrail) == ("defer", "for_at_least")

@@ -13,7 +13,7 @@ import helm_python as helm
 import pytest
 import yaml
 
-from monitor import cli
+from monitor import cli, scope, settings
 from monitor.actions import default_registry, rbac
 from tests.helm import conftest as c
 
@@ -41,10 +41,8 @@ def _expected(actions: list[str], namespaces: list[str] | None) -> list[dict[str
     return _roles(rbac.render(default_registry(), actions, namespaces, c.FULLNAME))
 
 
-def _cli_rbac(
-    objects: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> list[dict[str, Any]]:
-    """``conea-monitor rbac`` on the rendered conea-monitor.yml and policies ConfigMap."""
+def _write_rendered(objects: list[dict[str, Any]], tmp_path: Path) -> Path:
+    """The rendered conea-monitor.yml and policies, as files the CLI can read."""
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
     for name, text in c.one(objects, "ConfigMap", f"{c.FULLNAME}-policies")["data"].items():
@@ -53,7 +51,15 @@ def _cli_rbac(
     config["policies"] = [str(policy_dir)]
     path = tmp_path / "conea-monitor.yml"
     path.write_text(yaml.safe_dump(config))
-    cluster = not config["automation"]["namespaces_allow"]
+    return path
+
+
+def _cli_rbac(
+    objects: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, Any]]:
+    """``conea-monitor rbac`` on the rendered conea-monitor.yml and policies ConfigMap."""
+    path = _write_rendered(objects, tmp_path)
+    cluster = not c.service_config(objects)["automation"]["namespaces_allow"]
     args = ["rbac", "--config", str(path), "--name", c.FULLNAME]
     capsys.readouterr()
     assert cli.main([*args, "--cluster"] if cluster else args) == 0
@@ -173,6 +179,45 @@ def test_cluster_wide_rbac_is_one_cluster_role_and_binding(chart: helm.Chart) ->
     assert binding["subjects"][0]["namespace"] == c.NAMESPACE
     # No allowlist: every namespace but the deny list, as the ClusterRole grants.
     assert c.service_config(objects)["automation"]["namespaces_allow"] == []
+
+
+def test_namespace_patterns_need_a_cluster_role_and_reach_the_service_as_written(
+    chart: helm.Chart, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = {
+        "rbac": {"clusterWide": True},
+        "config": {"automation": {"namespaces_allow": ["team-*", "db-[0-9]"]}},
+    }
+    objects = c.render(chart, values)
+    assert c.by_kind(objects, "Role") == []
+    assert c.one(objects, "ClusterRoleBinding")["roleRef"]["kind"] == "ClusterRole"
+    config = c.service_config(objects)
+    assert config["automation"]["namespaces_allow"] == ["db-[0-9]", "team-*"]
+    assert config["automation"]["namespaces_deny"] == ["kube-*"]  # the chart's default
+    path = _write_rendered(objects, tmp_path)
+    automation = settings.load(path).automation
+    service_scope = scope.Scope.of(automation.namespaces_allow, automation.namespaces_deny)
+    assert [service_scope.allows(n) for n in ("team-a", "db-1", "other", "kube-flannel")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    # `conea-monitor rbac` refuses a pattern as a Role's namespace, and prints the chart's
+    # ClusterRole with --cluster.
+    args = ["rbac", "--config", str(path), "--name", c.FULLNAME]
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err == (
+        "conea-monitor: error: automation.namespaces_allow: 'db-[0-9]' is a pattern and a "
+        "Role needs a namespace name: list the namespaces with --namespace, or ask for "
+        "--cluster (one ClusterRole; the service still keeps to the patterns)\n"
+    )
+    assert cli.main([*args, "--namespace", "team-*"]) == 2
+    assert "error: --namespace: 'team-*' is a pattern" in capsys.readouterr().err
+    assert cli.main([*args, "--cluster"]) == 0
+    printed = _roles(list(yaml.safe_load_all(capsys.readouterr().out)))
+    assert printed == _roles(objects)
 
 
 def test_rbac_can_be_left_to_the_cluster_admin(chart: helm.Chart) -> None:

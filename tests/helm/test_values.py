@@ -32,6 +32,22 @@ BAD: dict[str, tuple[dict[str, Any], type[helm.HelmError], str]] = {
         helm.HelmValuesError,
         "at '/config/automation/namespaces_allow/0': 'Production' does not match pattern",
     ),
+    "a namespace pattern in upper case": (
+        {"config": {"automation": {"namespaces_allow": ["Team-*"]}}},
+        helm.HelmValuesError,
+        "at '/config/automation/namespaces_allow/0': 'Team-*' does not match pattern",
+    ),
+    "a namespace pattern with an open bracket": (
+        {"config": {"automation": {"namespaces_deny": ["kube-["]}}},
+        helm.HelmValuesError,
+        "at '/config/automation/namespaces_deny/0': 'kube-[' does not match pattern",
+    ),
+    "a namespace pattern as a Role's namespace": (
+        {"config": {"automation": {"namespaces_allow": ["production", "team-*"]}}},
+        helm.HelmRenderError,
+        'config.automation.namespaces_allow: "team-*" is a pattern and a Role needs a '
+        "namespace name: list the namespaces, or set rbac.clusterWide=true",
+    ),
     "the chart's own config key": (
         {"config": {"data_dir": "/data"}},
         helm.HelmValuesError,

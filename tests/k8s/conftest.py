@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import kmock
 import pytest
 
+from monitor import scope as scope_mod
 from monitor.actions import kubernetes as kubernetes_actions
 from monitor.actions.registry import ActionContext, Registry, Services
 from monitor.k8s import client, retry
@@ -32,7 +33,7 @@ def kube(emulator: kube_emulator.KubeEmulator, sleeps: list[float]) -> Iterator[
 
     kube = client.for_host(
         str(emulator.url),
-        allow_namespaces=["production", "staging"],
+        scope=scope_mod.Scope.of(["production", "staging"]),
         timeout=(1.0, 0.3),
         backoff=retry.Backoff(attempts=4, first=0.05),
         sleep=sleep,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor import errors
+from monitor import scope as scope_mod
 from monitor.k8s import client, names, retry
 from monitor.k8s import errors as k8s_errors
 from tests.support.kube_objects import deployment
@@ -124,11 +125,11 @@ def test_backoff_schedule_is_bounded():
     [
         (
             {"kind": "Deployment", "namespace": "kube-system", "name": "coredns"},
-            "namespace 'kube-system' is denied",
+            "namespace 'kube-system' is in the deny list",
         ),
         (
             {"kind": "Deployment", "namespace": "payments", "name": "api"},
-            "namespace 'payments' is not in the allowed namespaces",
+            "namespace 'payments' is not in the allow list",
         ),
         (
             {"kind": "Deployment", "namespace": "production/../kube-system", "name": "api"},
@@ -154,7 +155,7 @@ def test_backoff_schedule_is_bounded():
     ],
 )
 def test_untrusted_targets_are_refused(raw, message):
-    scope = names.Scope.of(["production", "staging", "kube-system"])
+    scope = scope_mod.Scope.of(["production", "staging", "kube-system"])
     with pytest.raises(names.InvalidTargetError, match=message.replace(".", r"\.")):
         names.target(raw, scope, ("Deployment", "StatefulSet"))
 
@@ -162,7 +163,7 @@ def test_untrusted_targets_are_refused(raw, message):
 def test_valid_target_is_normalised():
     t = names.target(
         {"kind": "deploy", "namespace": "production", "name": "conea-api"},
-        names.Scope.of(None),
+        scope_mod.Scope.of(None),
         ("Deployment",),
     )
     assert (t.kind, t.namespace, t.name, str(t)) == (
@@ -207,12 +208,12 @@ contexts:
 current-context: ctx-a
 """)
     kube = client.from_settings(
-        str(path), "ctx-b", in_cluster=False, allow_namespaces=["production"]
+        str(path), "ctx-b", in_cluster=False, scope=scope_mod.Scope.of(["production"])
     )
     assert kube is not None
     try:
         assert kube.host == "https://b.example:6443"
-        assert kube.scope.allow == frozenset({"production"})
+        assert kube.scope.allow == ("production",)
     finally:
         kube.close()
     with pytest.raises(errors.ConfigError, match="ctx-z"):

@@ -164,7 +164,7 @@ async def test_missing_deployment_is_permanent(emulator, kube, actions):
 
 async def test_target_from_labels_naming_another_namespace_is_refused(emulator, kube, actions):
     emulator.add(deployment(namespace="kube-system", name="coredns"))
-    with pytest.raises(errors.PermanentActionError, match="'kube-system' is denied"):
+    with pytest.raises(errors.PermanentActionError, match="'kube-system' is in the deny list"):
         await run(actions, kube, {"replicas": 0}, namespace="kube-system", name="coredns")
     with pytest.raises(errors.PermanentActionError, match="not a valid DNS-1123"):
         await run(actions, kube, {"replicas": 0}, name="conea-api/../../x")

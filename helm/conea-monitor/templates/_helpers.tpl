@@ -69,6 +69,13 @@ release: {{ . | quote }}
 {{- fail (printf "config.%s is set by the chart: remove it (see policies.*, probeModules and persistence.*)" $key) }}
 {{- end }}
 {{- end }}
+{{- if not .Values.rbac.clusterWide }}
+{{- range $namespace := ((.Values.config.automation | default dict).namespaces_allow | default list) }}
+{{- if regexMatch "[*?\\[]" $namespace }}
+{{- fail (printf "config.automation.namespaces_allow: %q is a pattern and a Role needs a namespace name: list the namespaces, or set rbac.clusterWide=true (one ClusterRole; the service still keeps to the patterns)" $namespace) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and (hasKey .Values.config "store") (hasKey (.Values.config.store | default dict) "url") }}
 {{- fail "config.store.url would put a password in a ConfigMap: put the URL in a Secret and set database.existingSecret" }}
 {{- end }}
