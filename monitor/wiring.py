@@ -94,7 +94,7 @@ async def start(rt: Runtime) -> None:
     kube, dry_run = services.kube, engine.dry_run
     rt.handler = engine.handle
     rt.matcher = lambda labels: engine.policies.match(labels)
-    rt.extras.update(engine=engine, registry=registry, services=services)
+    rt.extras["engine"] = engine
     _loaded(rt, policies)
     if kube is None:
         log.warning("no Kubernetes credentials: Kubernetes actions cannot run")

@@ -38,7 +38,6 @@ from monitor.actions import registry
 from monitor.errors import ConfigError, PermanentActionError, TemporaryActionError
 
 CONNECT_RETRY_DELAY = 10.0
-IDLE_STATES = ("idle in transaction", "idle in transaction (aborted)")
 
 
 # Patterns come from policies and may be templated from alert labels: RE2, so matching

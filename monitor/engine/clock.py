@@ -1,8 +1,8 @@
-"""Time for the engine: the system clock, or one a test moves by hand."""
+"""Time for the engine: the system clock, or any object with ``now()`` a test passes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -13,16 +13,3 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class FakeClock:
-    """A clock that only moves when told to (``advance``)."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, delta: timedelta) -> None:
-        self._now += delta

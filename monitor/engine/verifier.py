@@ -1,4 +1,4 @@
-"""Verification: does a PromQL condition hold now, or within a window?
+"""Verification: does a PromQL condition hold now?
 
 Queries go through ``prometheus-api-client`` (blocking ``requests``), run in a worker
 thread so the event loop never waits on Prometheus.
@@ -11,10 +11,10 @@ thread so the event loop never waits on Prometheus.
   < 0.01`` (avoid the ``bool`` modifier, which always returns series);
 * a scalar holds when its value is non-zero (and not NaN); a string when non-empty.
 
-:meth:`Verifier.wait_until` evaluates every ``interval`` seconds until the expression
-holds (``recovered``) or ``window`` seconds have passed (``not_recovered``). It answers
-``error`` when the last evaluation failed (Prometheus unreachable, HTTP 5xx), and at once
-when Prometheus rejects the query itself (HTTP 400: waiting cannot fix a typo).
+:meth:`Verifier.query` raises :class:`QueryError` when Prometheus cannot answer
+(unreachable, HTTP 5xx), and a *permanent* one when it rejects the query itself (HTTP 400:
+waiting cannot fix a typo). The engine's verification (:mod:`monitor.engine.verification`)
+decides when to ask again.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusConnect
@@ -34,7 +32,6 @@ from urllib3.util.retry import Retry
 
 from monitor import errors
 
-Status = Literal["recovered", "not_recovered", "error"]
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
@@ -44,18 +41,6 @@ class QueryError(errors.MonitorError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    status: Status
-    detail: str
-    checks: int
-    elapsed: float
-
-    @property
-    def recovered(self) -> bool:
-        return self.status == "recovered"
 
 
 def truthy(result: Any) -> bool:
@@ -130,46 +115,3 @@ class Verifier:
     async def alert_firing(self, alertname: str, labels: Mapping[str, str] | None = None) -> bool:
         """Whether Prometheus has ``alertname`` (with these labels) firing now."""
         return await self.holds(alerts_expr(alertname, labels))
-
-    async def wait_until(
-        self,
-        expr: str,
-        window: float,
-        interval: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> VerifyResult:
-        """Evaluate ``expr`` now and every ``interval`` s until it holds or ``window`` ends."""
-        if interval <= 0 or window < 0:
-            raise ValueError(f"need interval > 0 and window >= 0 (got {interval}, {window})")
-        start = clock()
-        checks = 0
-        while True:
-            checks += 1
-            elapsed = clock() - start
-            try:
-                if await self.holds(expr):
-                    return VerifyResult(
-                        "recovered",
-                        f"{expr} held after {elapsed:.1f}s ({checks} checks)",
-                        checks,
-                        elapsed,
-                    )
-                failure: QueryError | None = None
-            except QueryError as exc:
-                failure = exc
-                if exc.permanent:
-                    return VerifyResult("error", str(exc), checks, elapsed)
-            if clock() - start + interval > window:
-                break
-            await sleep(interval)
-        elapsed = clock() - start
-        if failure is not None:
-            return VerifyResult("error", str(failure), checks, elapsed)
-        return VerifyResult(
-            "not_recovered",
-            f"{expr} did not hold within {window:g}s ({checks} checks)",
-            checks,
-            elapsed,
-        )
