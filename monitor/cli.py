@@ -239,18 +239,8 @@ def _switch(args: argparse.Namespace, paused: bool) -> int:
     db = database.connect(settings.database_url)
     try:
         database.migrate(db)
-        now = datetime.now(UTC)
         by = f"cli ({getpass.getuser()})"
-        verb = "paused" if paused else "resumed"
-        message = f"automation {verb} by {by}" + (f": {args.reason}" if args.reason else "")
-        store.set_control(
-            db,
-            "paused",
-            {"paused": paused, "reason": args.reason or ""},
-            now,
-            by,
-            audited=("pause" if paused else "resume", message, verb),
-        )
+        store.set_paused(db, paused, by, args.reason or "", datetime.now(UTC))
     finally:
         db.dispose()
     print(f"automation {'paused' if paused else 'resumed'}")

@@ -40,7 +40,6 @@ LOCK_TTL = timedelta(minutes=10)
 CONCURRENCY_RETRY = timedelta(seconds=30)
 ACTION_ATTEMPTS = 3
 MAX_RETRY_DELAY = 30.0
-PAUSE_KEY = "paused"
 DECIDING = 16  # decisions in flight at once (guardrails, store reads, the firing re-check)
 
 
@@ -105,21 +104,14 @@ class Engine:
     async def is_paused(self) -> bool:
         if self.automation.paused:
             return True
-        found = await asyncio.to_thread(store.get_control, self.db, PAUSE_KEY)
-        self.paused_cached = bool(found and found["value"].get("paused"))
+        self.paused_cached = await asyncio.to_thread(store.is_paused, self.db)
         return self.paused_cached
 
     async def set_paused(self, paused: bool, by: str, reason: str = "") -> None:
-        now = self.clock.now()
-        value = {"paused": paused, "reason": reason}
-        verb = "paused" if paused else "resumed"
-        kind = "pause" if paused else "resume"
-        message = f"automation {verb} by {by}" + (f": {reason}" if reason else "")
-        # The switch and its audit record in one transaction: never one without the other.
-        await asyncio.to_thread(
-            store.set_control, self.db, PAUSE_KEY, value, now, by, audited=(kind, message, verb)
+        message = await asyncio.to_thread(
+            store.set_paused, self.db, paused, by, reason, self.clock.now()
         )
-        log.info("%s: %s", kind, message)
+        log.info("%s", message)
         self.paused_cached = paused or self.automation.paused
         self.metrics.paused.set(1 if paused or self.automation.paused else 0)
 

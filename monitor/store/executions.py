@@ -21,6 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from monitor.store.records import TargetHistory
 from monitor.store.schema import alerts, audit, control, executions, locks
 
+PAUSE_KEY = "paused"  # the kill switch's row in the control table
+
 
 class AlreadyClaimed(Exception):
     """Another delivery or another process holds this execution key."""
@@ -184,7 +186,7 @@ def decision_inputs(
                 func.count().filter(executions.c.created_at >= since),
             ).where(and_(*cond))
         ).one()
-        switch = conn.execute(select(control.c.value).where(control.c.key == "paused")).first()
+        switch = conn.execute(select(control.c.value).where(control.c.key == PAUSE_KEY)).first()
         resolved = conn.execute(
             select(alerts.c.id).where(
                 alerts.c.fingerprint == alert[0],
@@ -390,6 +392,29 @@ def get_control(engine: Engine, key: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"value": row.value, "updated_at": row.updated_at, "updated_by": row.updated_by}
+
+
+def set_paused(engine: Engine, paused: bool, by: str, reason: str, at: datetime) -> str:
+    """The kill switch, for the engine, the API and the command line alike: the switch and
+    its audit record in one transaction. Returns the audit message."""
+    verb = "paused" if paused else "resumed"
+    message = f"automation {verb} by {by}" + (f": {reason}" if reason else "")
+    set_control(
+        engine,
+        PAUSE_KEY,
+        {"paused": paused, "reason": reason},
+        at,
+        by,
+        audited=("pause" if paused else "resume", message, verb),
+    )
+    return message
+
+
+def is_paused(engine: Engine) -> bool:
+    """Whether the kill switch in the store is on (the config's ``automation.paused``
+    aside)."""
+    found = get_control(engine, PAUSE_KEY)
+    return bool(found and found["value"].get("paused"))
 
 
 def set_control(
