@@ -3,7 +3,6 @@ and PostgreSQL alike, and the next good webhook is stored: one request cannot we
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +13,6 @@ import pytest
 from monitor.alerts import payload
 from tests.alerts.test_bad_input import mutate
 from tests.support import service as svc
-from tests.support.services import Postgres
-
-_databases = itertools.count()
 
 AT_MOST = "String should have at most {} characters"
 NUL = "NUL character (\\u0000) not allowed"
@@ -115,10 +111,7 @@ def bounded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[svc.Service]:
     tmp: Path = tmp_path_factory.mktemp(f"bounds-{request.param}")
-    url = f"sqlite:///{tmp / 'store.db'}"
-    if request.param == "postgres":
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.url(pg.create_database(f"conea_bounds_{next(_databases)}"))
+    url = svc.store_url(request, tmp, "conea_bounds")
     with svc.running(svc.write_config(tmp, store={"url": url})) as service:
         yield service
 

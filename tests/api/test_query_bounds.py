@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +11,6 @@ import pytest
 
 from tests.support import service as svc
 from tests.support.services import Postgres
-
-_databases = itertools.count()
 
 IN_RANGE = "Value error, must be from 1970-01-01T00:00:00Z up to 3000-01-01T00:00:00Z"
 NUL = "Value error, NUL character (\\u0000) not allowed"
@@ -76,10 +73,7 @@ def service(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[svc.Service]:
     tmp: Path = tmp_path_factory.mktemp(f"query-{request.param}")
-    url = f"sqlite:///{tmp / 'store.db'}"
-    if request.param == "postgres":
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.url(pg.create_database(f"conea_query_{next(_databases)}"))
+    url = svc.store_url(request, tmp, "conea_query")
     with svc.running(svc.write_config(tmp, store={"url": url})) as running:
         running.post(svc.fixture_bytes("firing-group-of-3.json"))
         yield running
@@ -118,7 +112,7 @@ def test_parameters_at_the_bounds_are_answered(service: svc.Service) -> None:
 def test_rows_stored_with_extreme_times_still_list(postgres: Postgres, tmp_path: Path) -> None:
     """Such rows were written before payloads were bounded (PostgreSQL holds years past
     9999 and before 1, which Python cannot); a listing holding them is answered."""
-    name = postgres.create_database(f"conea_query_{next(_databases)}")
+    name = postgres.create_database("conea_query_extreme")
     config = svc.write_config(tmp_path, store={"url": postgres.url(name)})
     with svc.running(config) as running:
         with psycopg.connect(postgres.dsn(name), autocommit=True) as pg:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from tests.support.services import free_port, stop, wait_for
@@ -63,6 +65,18 @@ class Service:
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+_databases = itertools.count()
+
+
+def store_url(request: pytest.FixtureRequest, directory: Path, prefix: str) -> str:
+    """A store for a fixture parametrised over ``sqlite`` and ``postgres``: a SQLite file in
+    ``directory``, or a new database on the session's PostgreSQL."""
+    if request.param == "postgres":
+        pg = request.getfixturevalue("postgres")
+        return str(pg.url(pg.create_database(f"{prefix}_{next(_databases)}")))
+    return f"sqlite:///{directory / 'store.db'}"
 
 
 def write_config(directory: Path, **settings: Any) -> Path:
