@@ -24,6 +24,8 @@ from sqlalchemy import (
     text,
 )
 
+from monitor.store.states import RevertState, VerifyState
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on every backend."""
@@ -121,19 +123,18 @@ executions = Table(
     Column("labels", JSON, nullable=False),
     Column("target_key", String(512), nullable=False),
     Column("target", JSON, nullable=False),
-    # deferred | running | succeeded | failed | dry_run | skipped | cancelled
+    # The three state columns hold monitor.store.states.State, VerifyState and
+    # RevertState; states.TRANSITIONS lists the moves the store allows (docs/states.md).
     Column("state", String(32), nullable=False),
     Column("reason", Text),
     Column("due_at", UTCDateTime()),  # when a deferred execution is decided again
     Column("dry_run", Boolean, nullable=False),
-    Column("actions", JSON, nullable=False),  # [{action, params, plan, outcome, error}]
+    Column("actions", JSON, nullable=False),  # [records.ActionEntry, ...] as JSON
     Column("error", Text),
-    # none | pending | recovered | not_recovered | error | cancelled
-    Column("verify_state", String(32), nullable=False, default="none"),
+    Column("verify_state", String(32), nullable=False, default=VerifyState.NONE.value),
     Column("verify_at", UTCDateTime()),
     Column("verify_detail", Text),
-    # none | waiting | scheduled | done | failed | not_needed
-    Column("revert_state", String(32), nullable=False, default="none"),
+    Column("revert_state", String(32), nullable=False, default=RevertState.NONE.value),
     Column("revert_at", UTCDateTime()),
     Column("notification_id", Id, ForeignKey("notifications.id")),
     Column("owner", String(255)),
