@@ -9,17 +9,27 @@ restarted service picks them up again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from monitor.store.records import TargetHistory
+from monitor.store import states
+
+# The records used to be defined here; their names still import from this module.
+from monitor.store.records import ActionEntry as ActionEntry
+from monitor.store.records import Audit as Audit
+from monitor.store.records import DecisionInputs as DecisionInputs
+from monitor.store.records import ExecutionKey as ExecutionKey
+from monitor.store.records import Lock as Lock
+from monitor.store.records import TargetHistory as TargetHistory
 from monitor.store.schema import alerts, audit, control, executions, locks
+from monitor.store.states import ACTED, IllegalTransition, Machine, RevertState, State, VerifyState
 
 PAUSE_KEY = "paused"  # the kill switch's row in the control table
 
@@ -28,25 +38,54 @@ class AlreadyClaimed(Exception):
     """Another delivery or another process holds this execution key."""
 
 
-@dataclass(frozen=True)
-class ExecutionKey:
-    policy: str
-    step: int
-    fingerprint: str
-    starts_at: datetime
+# Values as the columns hold them: enums as their strings, action entries as JSON.
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return value.stored() if isinstance(value, ActionEntry) else value.model_dump(mode="json")
+    if isinstance(value, tuple | list) and any(isinstance(v, BaseModel) for v in value):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _plain(value) for name, value in values.items()}
+
+
+def _birth(key: ExecutionKey, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The INSERT's values for a new execution, checked against the state table."""
+    values = _columns(
+        {
+            "policy": key.policy,
+            "step": key.step,
+            "fingerprint": key.fingerprint,
+            "starts_at": key.starts_at,
+            "verify_state": VerifyState.NONE,
+            "revert_state": RevertState.NONE,
+            **row,
+        }
+    )
+    for machine in states.MACHINES:
+        target = _member(machine, values.get(machine))
+        if not states.allowed(machine, None, target):
+            raise IllegalTransition(machine, None, target, f"a new execution {key}")
+    return values
+
+
+def _member(machine: Machine, value: Any) -> StrEnum:
+    enum = states.ENUMS[machine]
+    try:
+        return enum(value)
+    except ValueError:
+        raise IllegalTransition(machine, None, str(value), "unknown state") from None
 
 
 def claim(engine: Engine, key: ExecutionKey, row: Mapping[str, Any]) -> int:
     """Insert an execution for ``key``; raises AlreadyClaimed if it exists."""
-    values = {
-        "policy": key.policy,
-        "step": key.step,
-        "fingerprint": key.fingerprint,
-        "starts_at": key.starts_at,
-        "verify_state": "none",
-        "revert_state": "none",
-        **row,
-    }
+    values = _birth(key, row)
     try:
         with engine.begin() as conn:
             result = conn.execute(insert(executions).returning(executions.c.id), [values])
@@ -55,42 +94,32 @@ def claim(engine: Engine, key: ExecutionKey, row: Mapping[str, Any]) -> int:
         raise AlreadyClaimed(str(key)) from exc
 
 
-@dataclass(frozen=True)
-class Audit:
-    """An audit record to write in the same transaction as a state change."""
-
-    at: datetime
-    kind: str
-    message: str
-    policy: str | None = None
-    fingerprint: str | None = None
-    target_key: str | None = None
-    outcome: str | None = None
-    details: Mapping[str, Any] | None = None
-
-    def row(self, execution_id: int | None) -> dict[str, Any]:
-        return {
-            "at": self.at,
-            "kind": self.kind,
-            "message": self.message,
-            "policy": self.policy,
-            "fingerprint": self.fingerprint,
-            "target_key": self.target_key,
-            "execution_id": execution_id,
-            "outcome": self.outcome,
-            "details": dict(self.details) if self.details is not None else None,
-        }
+def defer(engine: Engine, key: ExecutionKey, row: Mapping[str, Any], audit_record: Audit) -> int:
+    """Insert a deferred execution for ``key`` and its audit record, in one commit; raises
+    AlreadyClaimed if the key exists (then nothing is written)."""
+    values = _birth(key, {**row, "state": State.DEFERRED})
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(insert(executions).returning(executions.c.id), [values])
+            execution_id = int(result.scalar_one())
+            conn.execute(
+                insert(audit),
+                [audit_record.row(execution_id, _moved("state", None, State.DEFERRED))],
+            )
+            return execution_id
+    except IntegrityError as exc:
+        raise AlreadyClaimed(str(key)) from exc
 
 
-@dataclass(frozen=True)
-class Lock:
-    key: str
-    owner: str
-    now: datetime
-    ttl: timedelta
+def _moved(machine: Machine, source: StrEnum | None, target: StrEnum) -> dict[str, Any]:
+    return {
+        "machine": machine,
+        "from": None if source is None else source.value,
+        "to": target.value,
+    }
 
 
-def _take_lock(conn: Any, lock: Lock) -> bool:
+def _take_lock(conn: Connection, lock: Lock) -> bool:
     conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.expires_at < lock.now))
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     taken = conn.execute(
@@ -100,6 +129,35 @@ def _take_lock(conn: Any, lock: Lock) -> bool:
         .returning(locks.c.key)
     ).first()
     return taken is not None
+
+
+def _release(conn: Connection, lock: Lock) -> None:
+    conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.owner == lock.owner))
+
+
+def take(engine: Engine, lock: Lock) -> bool:
+    """Take the target's lock (an expired holder loses it); False if someone holds it."""
+    with engine.begin() as conn:
+        return _take_lock(conn, lock)
+
+
+def renew(engine: Engine, lock: Lock, at: datetime | None = None) -> bool:
+    """Extend a lock we hold to ``at + ttl`` (``at``: now); False when it is no longer
+    ours (it expired and another owner took it, or it was released)."""
+    expires = (at or datetime.now(UTC)) + lock.ttl
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(locks)
+            .where(locks.c.key == lock.key, locks.c.owner == lock.owner)
+            .values(expires_at=expires)
+        )
+        return bool(result.rowcount)
+
+
+def release(engine: Engine, lock: Lock) -> None:
+    """Give a lock back, if it is still ours (another owner's is left alone)."""
+    with engine.begin() as conn:
+        _release(conn, lock)
 
 
 def start(
@@ -114,53 +172,129 @@ def start(
 
     A new key is inserted (raises AlreadyClaimed if it exists); an ``existing`` deferred
     execution is taken with a compare-and-set (None if another replica took it). Returns
-    the execution id and whether the lock was taken.
+    the execution id and whether the lock was taken. The state table is checked first
+    (:class:`IllegalTransition`; nothing is written).
     """
+    target = _member("state", _plain(row.get("state", State.RUNNING)))
+    source = None if existing is None else State.DEFERRED
+    if not states.allowed("state", source, target):
+        raise IllegalTransition("state", source, target, f"execution {existing or key}")
     try:
         with engine.begin() as conn:
             if existing is None:
-                values = {
-                    "policy": key.policy,
-                    "step": key.step,
-                    "fingerprint": key.fingerprint,
-                    "starts_at": key.starts_at,
-                    "verify_state": "none",
-                    "revert_state": "none",
-                    **row,
-                }
-                result = conn.execute(insert(executions).returning(executions.c.id), [values])
+                result = conn.execute(
+                    insert(executions).returning(executions.c.id), [_birth(key, row)]
+                )
                 execution_id = int(result.scalar_one())
             else:
                 moved = conn.execute(
                     update(executions)
-                    .where(executions.c.id == existing, executions.c.state == "deferred")
-                    .values(**row)
+                    .where(executions.c.id == existing, executions.c.state == State.DEFERRED.value)
+                    .values(**_columns(row))
                 ).rowcount
                 if not moved:
                     return None
                 execution_id = existing
-            conn.execute(insert(audit), [audit_record.row(execution_id)])
+            conn.execute(
+                insert(audit), [audit_record.row(execution_id, _moved("state", source, target))]
+            )
             return execution_id, _take_lock(conn, lock)
     except IntegrityError as exc:
         raise AlreadyClaimed(str(key)) from exc
 
 
+def move(
+    engine: Engine,
+    execution_id: int,
+    machine: Machine,
+    source: StrEnum | Iterable[StrEnum],
+    target: StrEnum,
+    audit_record: Audit,
+    *,
+    release: Lock | None = None,
+    **fields: Any,
+) -> bool:
+    """THE way an execution changes state: move ``machine`` of ``execution_id`` from one
+    of ``source`` to ``target``, set ``fields``, write ``audit_record`` (its details get
+    ``machine``, ``from`` and ``to``) and give back ``release``, all in one transaction.
+
+    A move the table does not allow raises :class:`IllegalTransition` before anything is
+    written; so does a field that sets another machine's column to a state it cannot
+    reach. The UPDATE is guarded by the current state: False (and no audit record) when
+    the row was not in ``source``, so of two replicas moving one row exactly one wins.
+    ``release`` (the target's lock, ours) is let go either way. ``updated_at`` defaults
+    to the audit record's time.
+    """
+    machine = _machine(machine)
+    sources = _sources(machine, source)
+    target = _member(machine, _plain(target))
+    what = f"execution {execution_id}"
+    for one in sources:
+        if not states.allowed(machine, one, target):
+            raise IllegalTransition(machine, one, target, what)
+    if machine in fields:
+        raise ValueError(f"{machine} is the move's target; pass it as target, not as a field")
+    guards = [executions.c.id == execution_id]
+    for other in states.MACHINES:
+        if other != machine and other in fields:
+            reached = _member(other, _plain(fields[other]))
+            before = states.sources_of(other, reached)
+            if not before:
+                raise IllegalTransition(other, None, reached, what)
+            guards.append(executions.c[other].in_(sorted(s.value for s in before)))
+    values = _columns({"updated_at": audit_record.at, **fields, machine: target})
+    column = executions.c[machine]
+    with engine.begin() as conn:
+        if len(sources) == 1:
+            (was,) = sources
+            moved = conn.execute(
+                update(executions).where(*guards, column == was.value).values(**values)
+            ).rowcount
+        else:
+            # Several sources: lock the row (a no-op write) to learn which it is in.
+            found = conn.execute(
+                update(executions)
+                .where(*guards, column.in_([s.value for s in sources]))
+                .values({column: column})
+                .returning(column)
+            ).first()
+            moved = 0
+            if found is not None:
+                was = _member(machine, found[0])
+                moved = conn.execute(
+                    update(executions).where(*guards, column == was.value).values(**values)
+                ).rowcount
+        if moved:
+            conn.execute(
+                insert(audit), [audit_record.row(execution_id, _moved(machine, was, target))]
+            )
+        if release is not None:
+            _release(conn, release)
+        return bool(moved)
+
+
+def _machine(name: str) -> Machine:
+    for machine in states.MACHINES:
+        if machine == name:
+            return machine
+    raise ValueError(f"unknown state machine {name!r}; one of {states.MACHINES}")
+
+
+def _sources(machine: Machine, source: str | Iterable[str]) -> tuple[StrEnum, ...]:
+    given = [source] if isinstance(source, str) else list(source)
+    if not given:
+        raise ValueError("a move needs at least one source state")
+    return tuple(dict.fromkeys(_member(machine, _plain(s)) for s in given))
+
+
 def finish(engine: Engine, execution_id: int, lock: Lock | None, **values: Any) -> None:
     """Record an execution's result and release the target's lock, in one commit."""
     with engine.begin() as conn:
-        conn.execute(update(executions).where(executions.c.id == execution_id).values(**values))
+        conn.execute(
+            update(executions).where(executions.c.id == execution_id).values(**_columns(values))
+        )
         if lock is not None:
-            conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.owner == lock.owner))
-
-
-@dataclass(frozen=True)
-class DecisionInputs:
-    """What the store knows that a decision needs, read in one go."""
-
-    history: TargetHistory
-    paused: bool
-    resolved: bool
-    scheduled_reverts: list[int]
+            _release(conn, lock)
 
 
 def decision_inputs(
@@ -173,7 +307,7 @@ def decision_inputs(
     """Cooldown and budget history (excluding the alert's own ladder), the pause switch,
     whether the alert was already resolved, and (when ``policy`` is given) the reverts
     of that policy on the target still waiting for their delay."""
-    acted = executions.c.state.in_(["running", "succeeded", "failed"])
+    acted = executions.c.state.in_(sorted(s.value for s in ACTED))
     cond = [
         executions.c.target_key == target_key,
         acted,
@@ -202,7 +336,7 @@ def decision_inputs(
                     select(executions.c.id).where(
                         executions.c.policy == policy,
                         executions.c.target_key == target_key,
-                        executions.c.revert_state == "scheduled",
+                        executions.c.revert_state == RevertState.SCHEDULED.value,
                     )
                 )
             ]
@@ -217,32 +351,38 @@ def decision_inputs(
 def transition(
     engine: Engine, execution_id: int, expect: str | Sequence[str], **values: Any
 ) -> bool:
-    """Move an execution out of state ``expect`` (compare-and-set); False if it was not."""
-    states = [expect] if isinstance(expect, str) else list(expect)
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(executions)
-            .where(executions.c.id == execution_id, executions.c.state.in_(states))
-            .values(**values)
-        )
-        return bool(result.rowcount)
+    """Move an execution out of state ``expect`` (compare-and-set); False if it was not.
+    Older callers' form of :func:`move` (no audit record): the table is checked."""
+    return cas_field(
+        engine, execution_id, "state", [expect] if isinstance(expect, str) else expect, **values
+    )
 
 
 def set_fields(engine: Engine, execution_id: int, **values: Any) -> None:
     with engine.begin() as conn:
-        conn.execute(update(executions).where(executions.c.id == execution_id).values(**values))
+        conn.execute(
+            update(executions).where(executions.c.id == execution_id).values(**_columns(values))
+        )
 
 
 def cas_field(
     engine: Engine, execution_id: int, column: str, expect: Sequence[str], **values: Any
 ) -> bool:
-    """Compare-and-set on ``verify_state`` or ``revert_state``."""
+    """Compare-and-set on ``state``, ``verify_state`` or ``revert_state`` (older callers'
+    form of :func:`move`, without its audit record); the table is checked first."""
+    machine = _machine(column)
+    sources = _sources(machine, expect)
+    if column in values:
+        target = _member(machine, _plain(values[column]))
+        for one in sources:
+            if not states.allowed(machine, one, target):
+                raise IllegalTransition(machine, one, target, f"execution {execution_id}")
     col = executions.c[column]
     with engine.begin() as conn:
         result = conn.execute(
             update(executions)
-            .where(executions.c.id == execution_id, col.in_(list(expect)))
-            .values(**values)
+            .where(executions.c.id == execution_id, col.in_([s.value for s in sources]))
+            .values(**_columns(values))
         )
         return bool(result.rowcount)
 
@@ -252,7 +392,7 @@ def claim_verify_tick(
 ) -> bool:
     """Take one verification check: move ``verify_at`` from ``expected`` to ``next_at``.
     Of several replicas woken for the same check, exactly one gets True."""
-    cond = [executions.c.id == execution_id, executions.c.verify_state == "pending"]
+    cond = [executions.c.id == execution_id, executions.c.verify_state == VerifyState.PENDING.value]
     cond.append(
         executions.c.verify_at.is_(None) if expected is None else executions.c.verify_at == expected
     )
@@ -285,7 +425,7 @@ def target_history(
     """Executions that acted (or tried to) on ``target_key``; ``exclude`` leaves out one
     alert's own ladder: its steps are neither each other's cooldown nor its budget (the
     budget counts remediation attempts of other alerts; a ladder is bounded by its steps)."""
-    acted = executions.c.state.in_(["running", "succeeded", "failed"])
+    acted = executions.c.state.in_(sorted(s.value for s in ACTED))
     cond = [executions.c.target_key == target_key, acted]
     if exclude is not None:
         cond.append(
@@ -323,9 +463,9 @@ def due(engine: Engine) -> list[dict[str, Any]]:
         rows = conn.execute(
             select(executions).where(
                 or_(
-                    executions.c.state == "deferred",
-                    executions.c.verify_state == "pending",
-                    executions.c.revert_state == "scheduled",
+                    executions.c.state == State.DEFERRED.value,
+                    executions.c.verify_state == VerifyState.PENDING.value,
+                    executions.c.revert_state == RevertState.SCHEDULED.value,
                 )
             )
         ).all()
@@ -346,6 +486,13 @@ def alert_resolved(engine: Engine, fingerprint: str, starts_at: datetime) -> boo
 
 
 # Audit trail.
+
+
+def write(engine: Engine, audit_record: Audit, execution_id: int | None = None) -> None:
+    """Write one audit record on its own (a state change writes its record in
+    :func:`move`)."""
+    with engine.begin() as conn:
+        conn.execute(insert(audit), [audit_record.row(execution_id)])
 
 
 def record(
