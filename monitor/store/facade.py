@@ -1,0 +1,206 @@
+"""The store as the async service sees it: one object owns the hop to a worker thread.
+
+Every method runs one of the store's synchronous functions with :func:`asyncio.to_thread`,
+turns the database's failures into :class:`~monitor.errors.StoreError` (naming the
+operation and the kind of failure, never the URL) and returns typed records
+(:mod:`monitor.store.records`) instead of rows. :class:`~monitor.store.executions.
+AlreadyClaimed` and :class:`~monitor.store.states.IllegalTransition` pass through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.errors import StoreError
+from monitor.store import database, executions, notifications, records, states
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_FAILURES = (SQLAlchemyError, sqlite3.Error, psycopg.Error, OSError)
+
+
+class Store:
+    """The engine's and the runtime's way to the store (``Store(handle)``)."""
+
+    def __init__(self, handle: database.Handle) -> None:
+        self.handle = handle
+
+    async def _call(self, operation: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
+        try:
+            return await asyncio.to_thread(functools.partial(fn, *args, **kw))
+        except _FAILURES as exc:
+            raise StoreError(f"{operation}: {type(exc).__name__}") from exc
+
+    # Deciding ---------------------------------------------------------------------------
+
+    async def decision_inputs(
+        self,
+        target_key: str,
+        since: datetime,
+        alert: tuple[str, datetime],
+        policy: str | None,
+    ) -> records.DecisionInputs:
+        return await self._call(
+            "decision_inputs",
+            executions.decision_inputs,
+            self.handle,
+            target_key,
+            since,
+            alert,
+            policy,
+        )
+
+    async def start(
+        self,
+        key: records.ExecutionKey,
+        row: Mapping[str, Any],
+        audit: records.Audit,
+        lock: records.Lock,
+        existing: int | None = None,
+    ) -> tuple[int, bool] | None:
+        """Claim (insert, or take a deferred ``existing``), audit, try the lock: one
+        commit. Raises AlreadyClaimed; None when another replica took ``existing``."""
+        return await self._call(
+            "start", executions.start, self.handle, key, row, audit, lock, existing
+        )
+
+    async def defer(
+        self, key: records.ExecutionKey, row: Mapping[str, Any], audit: records.Audit
+    ) -> int:
+        """A new deferred execution and its audit record, in one commit (AlreadyClaimed)."""
+        return await self._call("defer", executions.defer, self.handle, key, row, audit)
+
+    async def move(
+        self,
+        execution_id: int,
+        machine: states.Machine,
+        source: StrEnum | Iterable[StrEnum],
+        target: StrEnum,
+        audit: records.Audit,
+        *,
+        release: records.Lock | None = None,
+        **fields: Any,
+    ) -> bool:
+        """See :func:`monitor.store.executions.move`: False when another replica won."""
+        return await self._call(
+            "move",
+            functools.partial(executions.move, release=release, **fields),
+            self.handle,
+            execution_id,
+            machine,
+            source,
+            target,
+            audit,
+        )
+
+    async def claim_verify_tick(
+        self, execution_id: int, expected: datetime | None, next_at: datetime
+    ) -> bool:
+        return await self._call(
+            "claim_verify_tick",
+            executions.claim_verify_tick,
+            self.handle,
+            execution_id,
+            expected,
+            next_at,
+        )
+
+    # Reading ----------------------------------------------------------------------------
+
+    async def get(self, execution_id: int) -> records.Execution | None:
+        row = await self._call("get", executions.get, self.handle, execution_id)
+        return records.Execution.from_row(row) if row is not None else None
+
+    async def for_alert(
+        self, fingerprint: str, starts_at: datetime, policy: str | None = None
+    ) -> list[records.Execution]:
+        """The alert's executions (of ``policy``, if given), ordered by step."""
+        rows = await self._call(
+            "for_alert", executions.for_alert, self.handle, fingerprint, starts_at, policy
+        )
+        return [records.Execution.from_row(row) for row in rows]
+
+    async def due(self) -> list[records.Execution]:
+        """Executions with a timer: deferred decisions, pending verifications, reverts."""
+        rows = await self._call("due", executions.due, self.handle)
+        return [records.Execution.from_row(row) for row in rows]
+
+    async def target_history(
+        self, target_key: str, since: datetime, exclude: tuple[str, datetime] | None
+    ) -> records.TargetHistory:
+        return await self._call(
+            "target_history", executions.target_history, self.handle, target_key, since, exclude
+        )
+
+    async def alert_resolved(self, fingerprint: str, starts_at: datetime) -> bool:
+        return await self._call(
+            "alert_resolved", executions.alert_resolved, self.handle, fingerprint, starts_at
+        )
+
+    async def alert_annotations(
+        self, fingerprint: str, starts_at: datetime
+    ) -> tuple[dict[str, str], str]:
+        return await self._call(
+            "alert_annotations", executions.alert_annotations, self.handle, fingerprint, starts_at
+        )
+
+    # Audit, locks, the kill switch ---------------------------------------------------------
+
+    async def record(self, audit: records.Audit, execution_id: int | None = None) -> None:
+        """One audit record on its own (a move writes its own)."""
+        await self._call("record", executions.write, self.handle, audit, execution_id)
+
+    async def renew(self, lock: records.Lock, at: datetime | None = None) -> bool:
+        """Extend the lock to ``at + ttl`` (``at``: now); False when it is no longer ours."""
+        return await self._call("renew", executions.renew, self.handle, lock, at)
+
+    async def release(self, lock: records.Lock) -> None:
+        await self._call("release", executions.release, self.handle, lock)
+
+    async def is_paused(self) -> bool:
+        return await self._call("is_paused", executions.is_paused, self.handle)
+
+    async def set_paused(self, paused: bool, by: str, reason: str, at: datetime) -> str:
+        """The kill switch and its audit record; returns the audit message."""
+        return await self._call(
+            "set_paused", executions.set_paused, self.handle, paused, by, reason, at
+        )
+
+    # Notifications the runtime takes up ------------------------------------------------------
+
+    async def unprocessed(self, after: int = 0, limit: int = 500) -> list[notifications.Pending]:
+        return await self._call("unprocessed", notifications.unprocessed, self.handle, after, limit)
+
+    async def record_failure(
+        self,
+        notification_id: int,
+        attempts: int,
+        error: str,
+        poisoned_at: datetime | None = None,
+    ) -> None:
+        await self._call(
+            "record_failure",
+            notifications.record_failure,
+            self.handle,
+            notification_id,
+            attempts,
+            error,
+            poisoned_at,
+        )
+
+    async def ping(self) -> None:
+        """Does the store answer? StoreError naming the kind of failure if not."""
+        try:
+            await self._call("ping", database.ping, self.handle)
+        except StoreError as exc:
+            raise StoreError(f"ping: {exc}") from exc
