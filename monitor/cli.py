@@ -72,7 +72,16 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from monitor.store import database, queries
+    from monitor.store.states import State
 
+    known = [str(s) for s in State]
+    if args.what == "executions" and args.status is not None and args.status not in known:
+        print(
+            f"conea-monitor: error: --status {args.status!r} is not an execution state; "
+            f"one of {', '.join(known)} (docs/states.md)",
+            file=sys.stderr,
+        )
+        return 2
     settings = _load(args)
     db = database.connect(settings.database_url)
     try:
@@ -274,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("history", cmd_history, "print recorded alerts or executions")
     p.add_argument("what", nargs="?", choices=["alerts", "executions"], default="alerts")
-    p.add_argument("--status")
+    p.add_argument(
+        "--status", help="alerts: firing or resolved; executions: a state (docs/states.md)"
+    )
     p.add_argument("--alertname")
     p.add_argument("--fingerprint")
     p.add_argument("--policy")

@@ -114,6 +114,15 @@ def test_rbac_prints_the_role_the_configured_actions_need() -> None:
     assert not any("*" in rule["verbs"] for rule in role["rules"])
 
 
+def test_history_refuses_an_execution_state_that_does_not_exist() -> None:
+    result = cli("history", "executions", "--status", "success")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "conea-monitor: error: --status 'success' is not an execution state; one of "
+        "deferred, running, succeeded, failed, dry_run, skipped, cancelled (docs/states.md)\n"
+    )
+
+
 def test_pause_from_the_cli_stops_a_running_service(tmp_path: Path) -> None:
     folder = tmp_path / "remediations"
     folder.mkdir()
