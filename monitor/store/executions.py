@@ -80,7 +80,9 @@ def _member(machine: Machine, value: Any) -> StrEnum:
     try:
         return enum(value)
     except ValueError:
-        raise IllegalTransition(machine, None, str(value), "unknown state") from None
+        raise IllegalTransition(
+            machine, None, str(value), reason=f"not a state; one of {', '.join(enum)}"
+        ) from None
 
 
 def claim(engine: Engine, key: ExecutionKey, row: Mapping[str, Any]) -> int:
@@ -240,7 +242,9 @@ def move(
             reached = _member(other, _plain(fields[other]))
             before = states.sources_of(other, reached)
             if not before:
-                raise IllegalTransition(other, None, reached, what)
+                raise IllegalTransition(
+                    other, None, reached, what, reason="no state moves there (only a birth)"
+                )
             guards.append(executions.c[other].in_(sorted(s.value for s in before)))
     values = _columns({"updated_at": audit_record.at, **fields, machine: target})
     column = executions.c[machine]

@@ -113,16 +113,26 @@ class IllegalTransition(StoreError):
     """A move the state table does not allow; nothing was written."""
 
     def __init__(
-        self, machine: Machine, source: StrEnum | None, target: StrEnum | str, what: str = ""
+        self,
+        machine: Machine,
+        source: StrEnum | None,
+        target: StrEnum | str,
+        what: str = "",
+        *,
+        reason: str | None = None,
     ) -> None:
-        allowed_next = sorted(TRANSITIONS[machine].get(source, frozenset()))
-        start = "birth" if source is None else repr(str(source))
-        hint = ", ".join(repr(str(s)) for s in allowed_next) or "nothing (it is final)"
         prefix = f"{what}: " if what else ""
-        super().__init__(
-            f"{prefix}{machine} {start} -> {str(target)!r} is not allowed; "
-            f"from {start} it may move to {hint}"
-        )
+        if reason is not None:
+            message = f"{prefix}{machine} -> {str(target)!r} is not allowed: {reason}"
+        else:
+            allowed_next = sorted(TRANSITIONS[machine].get(source, frozenset()))
+            start = "birth" if source is None else repr(str(source))
+            hint = ", ".join(repr(str(s)) for s in allowed_next) or "nothing (it is final)"
+            message = (
+                f"{prefix}{machine} {start} -> {str(target)!r} is not allowed; "
+                f"from {start} it may move to {hint}"
+            )
+        super().__init__(message)
         self.machine = machine
         self.source = source
         self.target = target
