@@ -241,15 +241,14 @@ def _switch(args: argparse.Namespace, paused: bool) -> int:
     import getpass
     from datetime import UTC
 
-    from monitor.store import database
-    from monitor.store import executions as store
+    from monitor.store import control, database
 
     settings = _load(args)
     db = database.connect(settings.database_url)
     try:
         database.migrate(db)
         by = f"cli ({getpass.getuser()})"
-        store.set_paused(db, paused, by, args.reason or "", datetime.now(UTC))
+        control.set_paused(db, paused, by, args.reason or "", datetime.now(UTC))
     finally:
         db.dispose()
     print(f"automation {'paused' if paused else 'resumed'}")

@@ -1,4 +1,4 @@
-"""Executions, audit records, target locks and the pause switch.
+"""Executions and their audit records (locks: :mod:`.locks`; the kill switch: :mod:`.control`).
 
 Exactly-once comes from the store, not from process memory: an execution is keyed by
 (policy, step, fingerprint, startsAt) with a uniqueness constraint, so of two processes
@@ -10,28 +10,34 @@ restarted service picks them up again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from monitor.store import locks as locks_mod
 from monitor.store import states
 
-# The records used to be defined here; their names still import from this module.
+# Lock, control and record names that used to live here still import from this module.
+from monitor.store.control import PAUSE_KEY as PAUSE_KEY
+from monitor.store.control import get_control as get_control
+from monitor.store.control import is_paused as is_paused
+from monitor.store.control import set_control as set_control
+from monitor.store.control import set_paused as set_paused
+from monitor.store.locks import release as release
+from monitor.store.locks import renew as renew
+from monitor.store.locks import take as take
 from monitor.store.records import ActionEntry as ActionEntry
 from monitor.store.records import Audit as Audit
 from monitor.store.records import DecisionInputs as DecisionInputs
 from monitor.store.records import ExecutionKey as ExecutionKey
 from monitor.store.records import Lock as Lock
 from monitor.store.records import TargetHistory as TargetHistory
-from monitor.store.schema import alerts, audit, control, executions, locks
+from monitor.store.schema import alerts, audit, control, executions
 from monitor.store.states import ACTED, IllegalTransition, Machine, RevertState, State, VerifyState
-
-PAUSE_KEY = "paused"  # the kill switch's row in the control table
 
 
 class AlreadyClaimed(Exception):
@@ -121,47 +127,6 @@ def _moved(machine: Machine, source: StrEnum | None, target: StrEnum) -> dict[st
     }
 
 
-def _take_lock(conn: Connection, lock: Lock) -> bool:
-    conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.expires_at < lock.now))
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    taken = conn.execute(
-        dialect.insert(locks)
-        .values(key=lock.key, owner=lock.owner, expires_at=lock.now + lock.ttl)
-        .on_conflict_do_nothing(index_elements=[locks.c.key])
-        .returning(locks.c.key)
-    ).first()
-    return taken is not None
-
-
-def _release(conn: Connection, lock: Lock) -> None:
-    conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.owner == lock.owner))
-
-
-def take(engine: Engine, lock: Lock) -> bool:
-    """Take the target's lock (an expired holder loses it); False if someone holds it."""
-    with engine.begin() as conn:
-        return _take_lock(conn, lock)
-
-
-def renew(engine: Engine, lock: Lock, at: datetime | None = None) -> bool:
-    """Extend a lock we hold to ``at + ttl`` (``at``: now); False when it is no longer
-    ours (it expired and another owner took it, or it was released)."""
-    expires = (at or datetime.now(UTC)) + lock.ttl
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(locks)
-            .where(locks.c.key == lock.key, locks.c.owner == lock.owner)
-            .values(expires_at=expires)
-        )
-        return bool(result.rowcount)
-
-
-def release(engine: Engine, lock: Lock) -> None:
-    """Give a lock back, if it is still ours (another owner's is left alone)."""
-    with engine.begin() as conn:
-        _release(conn, lock)
-
-
 def start(
     engine: Engine,
     key: ExecutionKey,
@@ -200,7 +165,7 @@ def start(
             conn.execute(
                 insert(audit), [audit_record.row(execution_id, _moved("state", source, target))]
             )
-            return execution_id, _take_lock(conn, lock)
+            return execution_id, locks_mod.take_in(conn, lock)
     except IntegrityError as exc:
         raise AlreadyClaimed(str(key)) from exc
 
@@ -273,7 +238,7 @@ def move(
                 insert(audit), [audit_record.row(execution_id, _moved(machine, was, target))]
             )
         if release is not None:
-            _release(conn, release)
+            locks_mod.release_in(conn, release)
         return bool(moved)
 
 
@@ -298,7 +263,7 @@ def finish(engine: Engine, execution_id: int, lock: Lock | None, **values: Any) 
             update(executions).where(executions.c.id == execution_id).values(**_columns(values))
         )
         if lock is not None:
-            _release(conn, lock)
+            locks_mod.release_in(conn, lock)
 
 
 def decision_inputs(
@@ -529,77 +494,3 @@ def record(
                 }
             ],
         )
-
-
-# Per-target locks: at most one execution at a time per target, across processes.
-
-
-# The kill switch and other shared switches.
-
-
-def get_control(engine: Engine, key: str) -> dict[str, Any] | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(control).where(control.c.key == key)).first()
-    if row is None:
-        return None
-    return {"value": row.value, "updated_at": row.updated_at, "updated_by": row.updated_by}
-
-
-def set_paused(engine: Engine, paused: bool, by: str, reason: str, at: datetime) -> str:
-    """The kill switch, for the engine, the API and the command line alike: the switch and
-    its audit record in one transaction. Returns the audit message."""
-    verb = "paused" if paused else "resumed"
-    message = f"automation {verb} by {by}" + (f": {reason}" if reason else "")
-    set_control(
-        engine,
-        PAUSE_KEY,
-        {"paused": paused, "reason": reason},
-        at,
-        by,
-        audited=("pause" if paused else "resume", message, verb),
-    )
-    return message
-
-
-def is_paused(engine: Engine) -> bool:
-    """Whether the kill switch in the store is on (the config's ``automation.paused``
-    aside)."""
-    found = get_control(engine, PAUSE_KEY)
-    return bool(found and found["value"].get("paused"))
-
-
-def set_control(
-    engine: Engine,
-    key: str,
-    value: Any,
-    at: datetime,
-    by: str | None,
-    *,
-    audited: tuple[str, str, str | None] | None = None,
-) -> None:
-    """Set a switch; ``audited`` (kind, message, outcome) is its audit record, written in
-    the same transaction: the switch never changes without it."""
-    with engine.begin() as conn:
-        updated = conn.execute(
-            update(control)
-            .where(control.c.key == key)
-            .values(value=value, updated_at=at, updated_by=by)
-        ).rowcount
-        if not updated:
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        insert(control),
-                        [{"key": key, "value": value, "updated_at": at, "updated_by": by}],
-                    )
-            except IntegrityError:
-                conn.execute(
-                    update(control)
-                    .where(control.c.key == key)
-                    .values(value=value, updated_at=at, updated_by=by)
-                )
-        if audited is not None:
-            kind, message, outcome = audited
-            conn.execute(
-                insert(audit), [{"at": at, "kind": kind, "message": message, "outcome": outcome}]
-            )

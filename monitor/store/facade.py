@@ -21,7 +21,7 @@ import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
-from monitor.store import database, executions, notifications, records, states
+from monitor.store import control, database, executions, locks, notifications, records, states
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -162,18 +162,18 @@ class Store:
 
     async def renew(self, lock: records.Lock, at: datetime | None = None) -> bool:
         """Extend the lock to ``at + ttl`` (``at``: now); False when it is no longer ours."""
-        return await self._call("renew", executions.renew, self.handle, lock, at)
+        return await self._call("renew", locks.renew, self.handle, lock, at)
 
     async def release(self, lock: records.Lock) -> None:
-        await self._call("release", executions.release, self.handle, lock)
+        await self._call("release", locks.release, self.handle, lock)
 
     async def is_paused(self) -> bool:
-        return await self._call("is_paused", executions.is_paused, self.handle)
+        return await self._call("is_paused", control.is_paused, self.handle)
 
     async def set_paused(self, paused: bool, by: str, reason: str, at: datetime) -> str:
         """The kill switch and its audit record; returns the audit message."""
         return await self._call(
-            "set_paused", executions.set_paused, self.handle, paused, by, reason, at
+            "set_paused", control.set_paused, self.handle, paused, by, reason, at
         )
 
     # Notifications the runtime takes up ------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from monitor.errors import StoreError
-from monitor.store import database, queries
+from monitor.store import database, locks, queries
 from monitor.store import executions as store
 from monitor.store.facade import Store
 from monitor.store.records import ActionEntry, Audit, Execution, ExecutionKey, Lock
@@ -123,7 +123,7 @@ async def test_audit_locks_and_the_kill_switch(db: database.Handle) -> None:
     assert await s.is_paused()
     assert queries.count(db, "audit") == 2
     await s.ping()
-    assert store.take(db, LOCK)
+    assert locks.take(db, LOCK)
     assert await s.renew(LOCK, NOW + timedelta(minutes=5))
     await s.release(LOCK)
     assert not await s.renew(LOCK, NOW + timedelta(minutes=6))

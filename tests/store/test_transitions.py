@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from monitor.store import database, queries
+from monitor.store import database, locks, queries
 from monitor.store import executions as store
 from monitor.store.records import Audit, ExecutionKey, Lock
 from monitor.store.states import IllegalTransition, RevertState, State, VerifyState
@@ -109,7 +109,7 @@ def test_a_birth_into_a_final_state_is_refused_before_any_write(db: database.Han
         store.claim(db, key, _row(state="bogus"))
     assert queries.count(db, "executions") == 0
     assert queries.count(db, "audit") == 0
-    assert store.take(db, lock)  # the refused start did not take the target's lock
+    assert locks.take(db, lock)  # the refused start did not take the target's lock
 
 
 def test_racing_moves_of_one_deferred_row_have_one_winner_and_one_audit(
@@ -181,7 +181,7 @@ def test_finishing_moves_verification_along_and_releases_the_lock(db: database.H
     execution_id, locked = started
     assert locked
     other = Lock("Deployment/shop/api", "replica-b", NOW, timedelta(minutes=10))
-    assert not store.take(db, other)
+    assert not locks.take(db, other)
     assert store.move(
         db,
         execution_id,
@@ -197,7 +197,7 @@ def test_finishing_moves_verification_along_and_releases_the_lock(db: database.H
     row = store.get(db, execution_id)
     assert row is not None
     assert (row["state"], row["verify_state"]) == ("succeeded", "pending")
-    assert store.take(db, other)  # released in the move's transaction
+    assert locks.take(db, other)  # released in the move's transaction
     # verification moves once: a second "pending" would need verify_state 'none'
     assert not store.move(
         db,
@@ -215,16 +215,16 @@ def test_a_lock_is_renewed_while_ours_and_left_alone_once_another_owner_has_it(
 ) -> None:
     ttl = timedelta(seconds=60)
     ours = Lock("Deployment/shop/api", "replica-a", NOW, ttl)
-    assert store.take(db, ours)
-    assert store.renew(db, ours, at=NOW + timedelta(seconds=50))  # now held until +110s
+    assert locks.take(db, ours)
+    assert locks.renew(db, ours, at=NOW + timedelta(seconds=50))  # now held until +110s
     theirs = Lock("Deployment/shop/api", "replica-b", NOW + timedelta(seconds=90), ttl)
-    assert not store.take(db, theirs)  # without the renewal it expired at +60s
+    assert not locks.take(db, theirs)  # without the renewal it expired at +60s
 
     late = Lock("Deployment/shop/api", "replica-b", NOW + timedelta(seconds=200), ttl)
-    assert store.take(db, late)  # ours expired unrenewed: another owner took it
-    assert not store.renew(db, ours, at=NOW + timedelta(seconds=201))
-    store.release(db, ours)  # not ours any more: nothing happens
+    assert locks.take(db, late)  # ours expired unrenewed: another owner took it
+    assert not locks.renew(db, ours, at=NOW + timedelta(seconds=201))
+    locks.release(db, ours)  # not ours any more: nothing happens
     third = Lock("Deployment/shop/api", "replica-c", NOW + timedelta(seconds=210), ttl)
-    assert not store.take(db, third)
-    store.release(db, late)
-    assert store.take(db, third)
+    assert not locks.take(db, third)
+    locks.release(db, late)
+    assert locks.take(db, third)

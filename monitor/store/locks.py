@@ -1,0 +1,61 @@
+"""Per-target locks: at most one execution acts on a target at a time, across processes.
+
+A lock is a row (key, owner, expires_at). Taking it removes an expired holder first, so a
+replica that died frees its targets after the lock's time to live; an owner working on
+renews it (:func:`renew`) and gives it back when done (:func:`release`). Renewing and
+releasing touch only the owner's own lock: one that expired and was taken by another
+owner is left alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from monitor.store.records import Lock
+from monitor.store.schema import locks
+
+
+def take_in(conn: Connection, lock: Lock) -> bool:
+    """Take ``lock`` inside the caller's transaction; False if another owner holds it."""
+    conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.expires_at < lock.now))
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    taken = conn.execute(
+        dialect.insert(locks)
+        .values(key=lock.key, owner=lock.owner, expires_at=lock.now + lock.ttl)
+        .on_conflict_do_nothing(index_elements=[locks.c.key])
+        .returning(locks.c.key)
+    ).first()
+    return taken is not None
+
+
+def release_in(conn: Connection, lock: Lock) -> None:
+    """Give ``lock`` back inside the caller's transaction, if it is still ours."""
+    conn.execute(delete(locks).where(locks.c.key == lock.key, locks.c.owner == lock.owner))
+
+
+def take(engine: Engine, lock: Lock) -> bool:
+    """Take the target's lock (an expired holder loses it); False if someone holds it."""
+    with engine.begin() as conn:
+        return take_in(conn, lock)
+
+
+def renew(engine: Engine, lock: Lock, at: datetime | None = None) -> bool:
+    """Extend a lock we hold to ``at + ttl`` (``at``: now); False when it is no longer
+    ours (it expired and another owner took it, or it was released)."""
+    expires = (at or datetime.now(UTC)) + lock.ttl
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(locks)
+            .where(locks.c.key == lock.key, locks.c.owner == lock.owner)
+            .values(expires_at=expires)
+        )
+        return bool(result.rowcount)
+
+
+def release(engine: Engine, lock: Lock) -> None:
+    """Give a lock back, if it is still ours (another owner's is left alone)."""
+    with engine.begin() as conn:
+        release_in(conn, lock)
