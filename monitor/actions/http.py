@@ -6,11 +6,13 @@ body, or ``auth: {bearer: {env: CF_API_TOKEN}}``). The plan shows the request wi
 each secret as ``<secret env:NAME>``; outcomes, errors and logs pass through a
 :class:`~monitor.secrets.Redactor` holding the values resolved for the call.
 
-Retries: transport errors, 429 and 5xx are retried ``retries`` times with exponential
-backoff (``backoff`` * 2^n, capped at ``max_backoff``), or after the server's
-``Retry-After`` when it says so. A ``Retry-After`` longer than ``max_retry_after``, or
-retries exhausted, raise TemporaryActionError with that delay (the engine may try
-again later). Any other status outside ``expect_status`` is a PermanentActionError.
+One try is one request (:func:`send`): a transport error, a 429 or a 5xx raises
+TemporaryActionError whose ``delay`` is the server's ``Retry-After`` (else ``backoff``);
+any other status outside ``expect_status`` is a PermanentActionError. The retries are
+the action runner's (:mod:`monitor.actions.runner`), from the parameters: ``retries``
+tries after the first, waiting ``backoff`` * 2^(n-1) capped at ``max_backoff``, or the
+``Retry-After`` when longer; a ``Retry-After`` beyond ``max_retry_after`` ends the run.
+A try may take ``timeout`` + :data:`TIMEOUT_MARGIN` seconds, connect to last byte.
 
 Values from alert labels belong in ``path_params`` (each fills a ``{name}`` of the URL as
 one percent-encoded path segment) and ``query`` (percent-encoded query values), not
@@ -22,7 +24,6 @@ bodies are masked, then cut to :data:`monitor.secrets.EXCERPT_LENGTH` characters
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import email.utils
@@ -30,7 +31,7 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -39,10 +40,10 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from monitor import durations, secrets
-from monitor.actions import registry
+from monitor.actions import registry, runner
 from monitor.errors import ConfigError, PermanentActionError, TemporaryActionError
 
-Sleep = Callable[[float], Awaitable[None]]
+TIMEOUT_MARGIN = 10.0  # seconds a try may run beyond the request timeout
 EXCERPT = 2000  # characters of a response body kept in the outcome
 MAX_BODY = 65536  # bytes of a response body read at most
 MAX_URL = 8192
@@ -283,8 +284,6 @@ async def client_for(shared: httpx.AsyncClient | None) -> AsyncIterator[httpx.As
 @dataclass
 class Sent:
     response: httpx.Response  # its body already read (and closed): use ``text``
-    attempts: int
-    waited: float
     text: str = ""  # at most MAX_BODY bytes of the body, decoded
     truncated: bool = False  # the body was longer than MAX_BODY
 
@@ -316,59 +315,65 @@ async def send(
     request: Prepared,
     *,
     request_timeout: float,
-    retries: int,
-    backoff: float,
-    max_backoff: float,
-    max_retry_after: float,
     expected: Callable[[int], bool],
     redactor: secrets.Redactor,
     log: logging.Logger,
-    sleep: Sleep = asyncio.sleep,
+    default_delay: float = 1.0,
 ) -> Sent:
-    """Send with retries on transport errors, 429 and 5xx; return the final response."""
+    """Send once. A transport error, or a 429/5xx that ``expected`` does not accept,
+    raises TemporaryActionError (``delay``: the Retry-After, else ``default_delay``);
+    any other response is returned for the caller to judge."""
     where = f"{request.method} {redactor.text(str(request.shown['url']))}"
-    waited = 0.0
-    attempt = 0
-    while True:
-        attempt += 1
-        delay = min(max_backoff, backoff * 2 ** (attempt - 1))
+    try:
+        outgoing = client.build_request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.content,
+            timeout=request_timeout,
+        )
+        response = await client.send(outgoing, stream=True)
         try:
-            outgoing = client.build_request(
-                request.method,
-                request.url,
-                headers=request.headers,
-                content=request.content,
-                timeout=request_timeout,
-            )
-            response = await client.send(outgoing, stream=True)
-            try:
-                text, truncated = await read_body(response)
-            finally:
-                await response.aclose()
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            reason = redactor.excerpt(f"{type(exc).__name__}: {exc}")
-            log.warning("%s: attempt %d failed: %s", where, attempt, reason)
-            if attempt > retries:
-                raise TemporaryActionError(
-                    f"{where}: {reason} (after {attempt} attempts)", delay=max(delay, 1.0)
-                ) from None
-        else:
-            status = response.status_code
-            log.info("%s -> HTTP %d (attempt %d)", where, status, attempt)
-            sent = Sent(response, attempt, waited, text, truncated)
-            if expected(status) or not (status == 429 or status >= 500):
-                return sent
-            hint = retry_after(response)
-            if hint is not None:
-                delay = hint
-            excerpt = sent.excerpt(redactor)
-            if attempt > retries or delay > max_retry_after:
-                raise TemporaryActionError(
-                    f"{where}: HTTP {status} after {attempt} attempt(s): {excerpt}",
-                    delay=max(delay, 1.0),
-                )
-        waited += delay
-        await sleep(delay)
+            text, truncated = await read_body(response)
+        finally:
+            await response.aclose()
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        reason = redactor.excerpt(f"{type(exc).__name__}: {exc}")
+        log.warning("%s: %s", where, reason)
+        raise TemporaryActionError(f"{where}: {reason}", delay=default_delay) from None
+    status = response.status_code
+    log.info("%s -> HTTP %d", where, status)
+    sent = Sent(response, text, truncated)
+    if expected(status) or not (status == 429 or status >= 500):
+        return sent
+    hint = retry_after(response)
+    raise TemporaryActionError(
+        f"{where}: HTTP {status}: {sent.excerpt(redactor)}",
+        delay=default_delay if hint is None else hint,
+    )
+
+
+def retry_policy(
+    retries: int,
+    *,
+    first: float,
+    cap: float,
+    max_hint: float,
+    request_timeout: float = 10.0,
+) -> runner.RetryPolicy:
+    """The runner's policy for ``retries`` retries of a request: ``first`` * 2^(n-1)
+    capped at ``cap``, a Retry-After up to ``max_hint`` waited in full; the deadline
+    leaves room for every try and every wait."""
+    attempts = retries + 1
+    needed = attempts * (request_timeout + TIMEOUT_MARGIN) + retries * max(cap, max_hint)
+    return runner.RetryPolicy(
+        attempts=attempts,
+        first=first,
+        factor=2.0,
+        cap=cap,
+        deadline=max(runner.RetryPolicy().deadline, needed),
+        max_hint=max_hint,
+    )
 
 
 def response_excerpt(sent: Sent, redactor: secrets.Redactor) -> Any:
@@ -399,7 +404,21 @@ def _deeper(data: Any, limit: int) -> bool:
 class Request(registry.Action[RequestParams]):
     name = "http.request"
     Params = RequestParams
-    sleep: Sleep = staticmethod(asyncio.sleep)  # tests inject a recorder
+    timeout = 300.0 + TIMEOUT_MARGIN  # the longest request timeout, and a margin
+
+    def attempt_timeout(self, params: RequestParams, ctx: registry.ActionContext) -> float:
+        return params.timeout + TIMEOUT_MARGIN
+
+    def retry_policy(
+        self, params: RequestParams, ctx: registry.ActionContext
+    ) -> runner.RetryPolicy | None:
+        return retry_policy(
+            params.retries,
+            first=params.backoff,
+            cap=params.max_backoff,
+            max_hint=params.max_retry_after,
+            request_timeout=params.timeout,
+        )
 
     async def plan(self, params: RequestParams, ctx: registry.ActionContext) -> registry.Plan:
         shown = shown_request(params)
@@ -420,14 +439,10 @@ class Request(registry.Action[RequestParams]):
                 client,
                 request,
                 request_timeout=params.timeout,
-                retries=params.retries,
-                backoff=params.backoff,
-                max_backoff=params.max_backoff,
-                max_retry_after=params.max_retry_after,
                 expected=params.expected,
                 redactor=redactor,
                 log=ctx.log,
-                sleep=self.sleep,
+                default_delay=params.backoff,
             )
         status = sent.response.status_code
         body = response_excerpt(sent, redactor)
@@ -438,13 +453,7 @@ class Request(registry.Action[RequestParams]):
             raise PermanentActionError(f"{where}: HTTP {status}, expected {expect}: {excerpt}")
         return registry.Outcome(
             summary=f"{where} -> HTTP {status}",
-            details={
-                "request": request.shown,
-                "status": status,
-                "attempts": sent.attempts,
-                "waited_seconds": sent.waited,
-                "response": body,
-            },
+            details={"request": request.shown, "status": status, "response": body},
         )
 
 

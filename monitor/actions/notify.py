@@ -4,45 +4,31 @@ The message names the alert (name, status, labels, summary), what was planned an
 at each step (``history``, filled in by the engine), the verification result, and links
 to the alert's ``generatorURL`` and to the audit record
 (``public_url``/api/v1/executions/<execution id>). ``message`` (already rendered by the
-engine from the policy's template) leads the text when given.
+engine from the policy's template) leads the text when given. The history is the
+``history`` parameter when given, else ``ActionContext.history`` (``reads_history``).
 
 The notifier (``ctx.services.notifiers[name]``, a :class:`monitor.targets.Notifier`)
 holds the URL, usually a secret reference: it is resolved at apply time and never shown.
-The plan carries the exact payload that would be sent.
+The plan carries the exact payload that would be sent. One try is one request; the
+notifier's ``retries`` and ``timeout`` become the runner's retry policy and try timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from monitor import secrets, targets
-from monitor.actions import http, registry
+from monitor.actions import http, registry, runner
+from monitor.actions.registry import HistoryEntry, StepStatus, Verification
 from monitor.errors import ConfigError, PermanentActionError
 
-StepStatus = Literal["planned", "dry_run", "succeeded", "failed", "skipped", "reverted"]
-Verification = Literal["pending", "recovered", "not_recovered", "error"]
+__all__ = ["HistoryEntry", "Notify", "NotifyParams", "StepStatus", "Verification", "register"]
+
 SLACK_TEXT_LIMIT = 2900  # Slack rejects section texts over 3000 characters
 MAX_LABEL_FIELDS = 10
-
-
-class HistoryEntry(registry.StrictModel):
-    """One step the engine ran for this alert and policy, oldest first."""
-
-    step: int = Field(ge=0)
-    action: str
-    status: StepStatus
-    summary: str = ""  # the plan's summary
-    changes: list[registry.Change] = []
-    result: str | None = None  # the outcome's summary, or the error
-    verification: Verification | None = None
-    verification_detail: str | None = None
-    at: datetime | None = None
-    execution_id: str | None = None
 
 
 class NotifyParams(registry.StrictModel):
@@ -91,6 +77,7 @@ def compose(params: NotifyParams, ctx: registry.ActionContext) -> dict[str, Any]
     if alert is not None and alert.generator_url:
         links["alert"] = alert.generator_url
     audit = execution_url(ctx)
+    history = params.history or list(ctx.history)
     if audit:
         links["audit"] = audit
     return {
@@ -113,8 +100,8 @@ def compose(params: NotifyParams, ctx: registry.ActionContext) -> dict[str, Any]
         "step": ctx.step,
         "execution_id": ctx.execution_id,
         "target": dict(ctx.target),
-        "history": [entry.model_dump(mode="json") for entry in params.history],
-        "steps": [_step_line(entry) for entry in params.history],
+        "history": [entry.model_dump(mode="json") for entry in history],
+        "steps": [_step_line(entry) for entry in history],
         "links": links,
     }
 
@@ -206,7 +193,26 @@ def notifier_of(ctx: registry.ActionContext, name: str) -> targets.Notifier:
 class Notify(registry.Action[NotifyParams]):
     name = "notify"
     Params = NotifyParams
-    sleep: http.Sleep = staticmethod(asyncio.sleep)  # tests inject a recorder
+    reads_history = True
+    timeout = 120.0 + http.TIMEOUT_MARGIN  # the longest notifier timeout, and a margin
+
+    def attempt_timeout(self, params: NotifyParams, ctx: registry.ActionContext) -> float:
+        notifier = ctx.services.notifiers.get(params.notifier)
+        return self.timeout if notifier is None else notifier.timeout + http.TIMEOUT_MARGIN
+
+    def retry_policy(
+        self, params: NotifyParams, ctx: registry.ActionContext
+    ) -> runner.RetryPolicy | None:
+        notifier = ctx.services.notifiers.get(params.notifier)
+        if notifier is None:
+            return None  # the try fails at once, naming the unknown notifier
+        return http.retry_policy(
+            notifier.retries,
+            first=1.0,
+            cap=10.0,
+            max_hint=30.0,
+            request_timeout=notifier.timeout,
+        )
 
     async def plan(self, params: NotifyParams, ctx: registry.ActionContext) -> registry.Plan:
         notifier = notifier_of(ctx, params.notifier)
@@ -252,14 +258,9 @@ class Notify(registry.Action[NotifyParams]):
                 client,
                 request,
                 request_timeout=notifier.timeout,
-                retries=notifier.retries,
-                backoff=1.0,
-                max_backoff=10.0,
-                max_retry_after=30.0,
                 expected=lambda s: 200 <= s < 300,
                 redactor=redactor,
                 log=ctx.log,
-                sleep=self.sleep,
             )
         status = sent.response.status_code
         if not 200 <= status < 300:
@@ -270,7 +271,7 @@ class Notify(registry.Action[NotifyParams]):
             )
         return registry.Outcome(
             summary=f"notified {params.notifier!r} ({notifier.kind}) about {_alertname(ctx)}",
-            details={"notifier": params.notifier, "status": status, "attempts": sent.attempts},
+            details={"notifier": params.notifier, "status": status},
         )
 
 

@@ -38,6 +38,10 @@ from monitor.actions import registry
 from monitor.errors import ConfigError, PermanentActionError, TemporaryActionError
 
 CONNECT_RETRY_DELAY = 10.0
+# Seconds one try of a session action may take beyond the target's connect_timeout: one
+# SELECT of pg_stat_activity and a signal per session, each a short statement.
+SESSION_MARGIN = 30.0
+VACUUM_TIMEOUT = 1800.0  # a VACUUM (ANALYZE) of a large database is slow; jobs set their own
 
 
 # Patterns come from policies and may be templated from alert labels: RE2, so matching
@@ -188,6 +192,11 @@ class SessionAction(registry.Action[SessionParams]):
     verb: ClassVar[str]  # terminate / cancel
     done: ClassVar[str]  # terminated / cancelled
     what: ClassVar[str]  # "sessions idle in transaction" / "active queries"
+    timeout = targets.PostgresTarget.model_fields["connect_timeout"].default + SESSION_MARGIN
+
+    def attempt_timeout(self, params: SessionParams, ctx: registry.ActionContext) -> float:
+        target = ctx.services.postgres.get(params.target)
+        return self.timeout if target is None else target.connect_timeout + SESSION_MARGIN
 
     async def _select(
         self,
@@ -334,6 +343,7 @@ class VacuumAnalyze(registry.Action[VacuumParams]):
 
     name = "postgres.vacuum_analyze"
     Params = VacuumParams
+    timeout = VACUUM_TIMEOUT
 
     async def _stats(
         self, conn: psycopg.AsyncConnection[dict[str, Any]], tables: list[str]

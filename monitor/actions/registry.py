@@ -16,9 +16,12 @@ needs (for Kubernetes actions) and a plan/apply(/revert) split::
         async def revert(self, params, ctx, state): ...  # undoes what apply recorded
 
 ``plan`` must never change anything: dry-run and ``conea-monitor explain`` show it.
-``apply`` raises :class:`~monitor.errors.TemporaryActionError` (the engine retries) or
-:class:`~monitor.errors.PermanentActionError`. The registry is per instance, never a
-class-level global, so tests build their own.
+``apply`` makes one try and raises :class:`~monitor.errors.TemporaryActionError` or
+:class:`~monitor.errors.PermanentActionError`; :class:`monitor.actions.runner.ActionRunner`
+owns the timeout of a try (``timeout``, or :meth:`Action.attempt_timeout`) and the retries
+(:meth:`Action.retry_policy`, or the runner's). An action whose ``reads_history`` is true
+is given the earlier steps of its alert's ladder in ``ActionContext.history``. The
+registry is per instance, never a class-level global, so tests build their own.
 """
 
 from __future__ import annotations
@@ -28,13 +31,16 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.actions.retries import RetryPolicy
 from monitor.alerts.context import AlertContext
 
 P = TypeVar("P", bound=BaseModel)
+StepStatus = Literal["planned", "dry_run", "succeeded", "failed", "skipped", "reverted"]
+Verification = Literal["pending", "recovered", "not_recovered", "error"]
 
 
 class StrictModel(BaseModel):
@@ -80,6 +86,21 @@ class Outcome(BaseModel):
     revert_state: dict[str, Any] | None = None
 
 
+class HistoryEntry(StrictModel):
+    """One step the engine ran for this alert and policy, oldest first."""
+
+    step: int = Field(ge=0)
+    action: str
+    status: StepStatus
+    summary: str = ""  # the plan's summary
+    changes: list[Change] = []
+    result: str | None = None  # the outcome's summary, or the error
+    verification: Verification | None = None
+    verification_detail: str | None = None
+    at: datetime | None = None
+    execution_id: str | None = None
+
+
 @dataclass
 class Services:
     """Clients the actions use, built once by the app (tests pass their own)."""
@@ -104,6 +125,7 @@ class ActionContext:
     step: int = 0
     execution_id: str | None = None
     dry_run: bool = False
+    history: tuple[HistoryEntry, ...] = ()  # for actions whose reads_history is true
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("monitor.actions"))
 
@@ -115,6 +137,16 @@ class Action(Generic[P]):
     Params: ClassVar[type[BaseModel]]
     rbac: ClassVar[tuple[RbacRule, ...]] = ()
     revertible: ClassVar[bool] = False
+    timeout: ClassVar[float] = 60.0  # seconds one try (plan, apply or revert) may take
+    reads_history: ClassVar[bool] = False  # the engine fills ActionContext.history
+
+    def attempt_timeout(self, params: P, ctx: ActionContext) -> float:
+        """Seconds one try may take with these parameters (default: ``timeout``)."""
+        return self.timeout
+
+    def retry_policy(self, params: P, ctx: ActionContext) -> RetryPolicy | None:
+        """How to retry with these parameters; None: the runner's policy."""
+        return None
 
     async def plan(self, params: P, ctx: ActionContext) -> Plan:
         raise NotImplementedError
@@ -150,6 +182,8 @@ class Registry:
                 raise TypeError(f"action {name!r}: {method}() must be async")
         if cls.revertible and cls.revert is Action.revert:
             raise TypeError(f"action {name!r} says it is revertible but has no revert()")
+        if not (isinstance(cls.timeout, int | float) and 0 < cls.timeout <= 86_400):
+            raise TypeError(f"action {name!r}: timeout must be a number of seconds in (0, 86400]")
         for rule in cls.rbac:
             if not isinstance(rule, RbacRule):
                 raise TypeError(f"action {name!r}: rbac entries must be RbacRule")

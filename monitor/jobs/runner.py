@@ -12,12 +12,16 @@ outcome, summary, details)`` (the audit trail; sync or async) and sets
 - ``failed``: the action raised (or timed out); ``details`` says why and whether
   the failure was temporary.
 
+The plan and the apply go through the action runner (:mod:`monitor.actions.runner`):
+temporary failures are retried by the action's retry policy (or the runner's), and the
+job's ``timeout`` bounds each try and the whole run, retries and waits included.
+
 A run on a replica that is not the leader does nothing and records nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import inspect
 import logging
 import time
@@ -31,6 +35,7 @@ from pydantic import ValidationError
 from monitor import durations
 from monitor import metrics as metrics_module
 from monitor.actions import registry as action_registry
+from monitor.actions import runner as action_runner
 from monitor.errors import ActionError, TemporaryActionError
 from monitor.jobs import config, leader
 
@@ -68,8 +73,10 @@ class JobRunner:
         paused: Callable[[], bool] = lambda: False,
         dry_run: Callable[[], bool] = lambda: False,
         log: logging.Logger | None = None,
+        runner: action_runner.ActionRunner | None = None,
     ) -> None:
         self.registry = registry
+        self.runner = runner or action_runner.ActionRunner()
         self.services = services
         self.metrics = metrics
         self.record = record
@@ -115,20 +122,27 @@ class JobRunner:
             log=self.log,
         )
         details: dict[str, Any] = {"action": job.action}
+        seconds = job.timeout.total_seconds()
+        ends = self.runner.monotonic() + seconds
         try:
             action = self.registry.get(job.action)
             params = action.Params.model_validate(job.params)
-            async with asyncio.timeout(job.timeout.total_seconds()):
-                plan = await action.plan(params, ctx)
-                details["plan"] = plan.model_dump(mode="json")
-                if plan.noop:
-                    return "noop", plan.summary, details
-                if ctx.dry_run:
-                    return "dry_run", f"dry-run: would {plan.summary}", details
-                result = await action.apply(params, ctx, plan)
+            policy = action.retry_policy(params, ctx) or self.runner.retry
+            retry = dataclasses.replace(policy, deadline=seconds)
+            plan = await self.runner.plan(action, params, ctx, timeout=seconds, retry=retry)
+            details["plan"] = plan.model_dump(mode="json")
+            if plan.noop:
+                return "noop", plan.summary, details
+            if ctx.dry_run:
+                return "dry_run", f"dry-run: would {plan.summary}", details
+            left = ends - self.runner.monotonic()
+            if left <= 0:
+                raise action_runner.ActionTimeout(f"{job.action}: no time left to apply")
+            retry = dataclasses.replace(policy, deadline=left)
+            result = await self.runner.apply(action, params, ctx, plan, timeout=left, retry=retry)
             details["outcome"] = result.model_dump(mode="json")
             return "succeeded", result.summary, details
-        except TimeoutError:
+        except action_runner.ActionTimeout:
             summary = f"timed out after {durations.format(job.timeout)}"
             details["error"] = {"type": "timeout"}
         except (KeyError, ValidationError) as exc:  # the config check should have caught it

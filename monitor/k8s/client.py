@@ -1,17 +1,19 @@
 """The Kubernetes client of the service: configuration, worker threads, mapped errors.
 
 The official ``kubernetes`` client is blocking; every call runs in a worker thread
-(``asyncio.to_thread``) and goes through :func:`monitor.k8s.retry.call`, so temporary
-failures (429, 5xx, timeouts) are retried a few times with backoff inside the client;
-what is left reaches the caller as a :mod:`monitor.errors` exception. Objects go in and
-come out as plain dicts in the API's own JSON shape (``metadata.resourceVersion``...).
+(``asyncio.to_thread``). Each method makes ONE request: a failure reaches the caller as
+a :mod:`monitor.errors` exception (:mod:`monitor.k8s.errors`): temporary for 429, 5xx,
+timeouts and transport errors, with the ``Retry-After`` as its ``delay``. Retrying is the
+action runner's job (:mod:`monitor.actions.runner`); urllib3's retries are off.
+Objects go in and come out as plain dicts in the API's own JSON shape
+(``metadata.resourceVersion``...).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,7 +25,9 @@ from kubernetes.config import config_exception
 from monitor import errors
 from monitor import scope as scope_mod
 from monitor.k8s import errors as k8s_errors
-from monitor.k8s import retry
+
+RETRY_DELAY = 1.0
+"""The ``delay`` of a temporary failure when the API server gives no Retry-After."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class Kube:
 
     ``scope`` says which namespaces actions may touch (:mod:`monitor.scope`, the rule the
     engine's guardrail applies; default: any but ``kube-*``);
-    ``timeout`` is (connect, read) seconds per request; ``backoff`` bounds the retries.
+    ``timeout`` is (connect, read) seconds per request; ``retry_delay`` is the ``delay``
+    of a temporary failure without a Retry-After.
     """
 
     def __init__(
@@ -65,14 +70,12 @@ class Kube:
         *,
         scope: scope_mod.Scope | None = None,
         timeout: tuple[float, float] = (3.0, 10.0),
-        backoff: retry.Backoff = retry.Backoff(),  # noqa: B008 - frozen dataclass
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry_delay: float = RETRY_DELAY,
     ) -> None:
         self.api_client = api_client
         self.scope = scope or scope_mod.Scope()
         self.timeout = timeout
-        self.backoff = backoff
-        self.sleep = sleep
+        self.retry_delay = retry_delay
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
@@ -100,15 +103,10 @@ class Kube:
                 finally:
                     response.release_conn()
             except Exception as exc:
-                raise k8s_errors.translate(exc, call, self.backoff.first) from exc
+                raise k8s_errors.translate(exc, call, self.retry_delay) from exc
             return orjson.loads(data) if data else {}
 
-        async def attempt() -> Any:
-            return await asyncio.to_thread(blocking)
-
-        return await retry.call(
-            attempt, self.backoff, sleep=self.sleep, never_on=(k8s_errors.ConflictError,)
-        )
+        return await asyncio.to_thread(blocking)
 
     def _method(self, verb: str, kind: str, suffix: str = "") -> tuple[Kind, Callable[..., Any]]:
         try:
@@ -178,7 +176,7 @@ class Kube:
 
 def _configuration() -> kubernetes.client.Configuration:
     cfg = kubernetes.client.Configuration()
-    cfg.retries = False  # urllib3 must not retry behind our back: monitor.k8s.retry does
+    cfg.retries = False  # one request per call: only the action runner retries
     return cfg
 
 

@@ -202,7 +202,12 @@ class Compiler:
                 f"action {spec.action!r} is not registered here; its parameters were not checked"
             )
         return CompiledAction(
-            spec.action, params, f"{self.where(locator, loc)}: {locating.path(loc)}", spec
+            spec.action,
+            params,
+            f"{self.where(locator, loc)}: {locating.path(loc)}",
+            spec,
+            timeout=None if spec.timeout is None else spec.timeout.total_seconds(),
+            retries=spec.retries,
         )
 
     def check_params(self, spec: models.ActionSpec, locator: Locator, loc: Loc) -> None:

@@ -62,13 +62,41 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+MAX_ACTION_TIMEOUT = timedelta(hours=1)
+MAX_ACTION_RETRIES = 10
+
+
 class ActionSpec(Strict):
-    """One action of a step: a registry name and its parameters (strings may be templates)."""
+    """One action of a step: a registry name, its parameters (strings may be templates),
+    and optionally how long one try may take and how often to try again."""
 
     action: str = Field(pattern=NAME_PATTERN, description="registry name, e.g. kubernetes.scale")
     with_: dict[str, Any] = Field(
         default_factory=dict, alias="with", description="parameters; strings may be templates"
     )
+    timeout: Duration | None = Field(
+        None, description="one try may take this long (default: the action's own), at most 1h"
+    )
+    retries: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_ACTION_RETRIES,
+        description="tries after the first on a temporary failure (default: the action's own)",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_bounds(cls, value: timedelta | None) -> timedelta | None:
+        if value is None:
+            return value
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        if value > MAX_ACTION_TIMEOUT:
+            limit = durations.format(MAX_ACTION_TIMEOUT)
+            raise ValueError(
+                f"{durations.format(value)} is longer than {limit}, the most a try may take"
+            )
+        return value
 
 
 class Budget(Strict):

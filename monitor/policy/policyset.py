@@ -29,12 +29,15 @@ _KIND = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
 
 @dataclass(frozen=True)
 class CompiledAction:
-    """One action of a step: its name, its parameters with templates compiled."""
+    """One action of a step: its name, its parameters with templates compiled, and the
+    step's overrides of the action runner's rules (None: the action's own)."""
 
     action: str
     params: Any
     where: str
     spec: models.ActionSpec
+    timeout: float | None = None  # seconds one try may take
+    retries: int | None = None  # tries after the first
 
 
 _OPS = {matchers.Op.EQ: 0, matchers.Op.NE: 1, matchers.Op.RE: 2, matchers.Op.NRE: 3}

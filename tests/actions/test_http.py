@@ -13,8 +13,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from monitor import secrets
 from monitor.actions import http as http_actions
 from monitor.actions import registry
+from monitor.actions import runner as action_runner
 from monitor.alerts import context
 from monitor.errors import PermanentActionError, TemporaryActionError
 from tests.actions.conftest import FakeApi, Reply, Sleeps
@@ -33,8 +35,18 @@ def action() -> http_actions.Request:
     http_actions.register(reg)
     found = reg.get("http.request")
     assert isinstance(found, http_actions.Request)
-    found.sleep = Sleeps()
     return found
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def runner(sleeps: Sleeps) -> action_runner.ActionRunner:
+    """The action runner, waits recorded instead of slept."""
+    return action_runner.ActionRunner(sleep=sleeps)
 
 
 def purge_params(api: FakeApi, **extra: object) -> http_actions.RequestParams:
@@ -73,7 +85,7 @@ async def test_cdn_purge_sends_bearer_token_and_json_and_keeps_it_out_of_the_rec
     assert got.headers["Authorization"] == f"Bearer {TOKEN}"
     assert got.headers["Content-Type"] == "application/json"
     assert got.json() == {"purge_everything": True}
-    assert outcome.details["status"] == 200 and outcome.details["attempts"] == 1
+    assert outcome.details["status"] == 200
     assert outcome.details["response"] == {"success": True, "errors": []}
     for recorded in (plan.model_dump_json(), outcome.model_dump_json(), caplog.text):
         assert TOKEN not in recorded
@@ -83,6 +95,8 @@ async def test_cdn_purge_sends_bearer_token_and_json_and_keeps_it_out_of_the_rec
 async def test_retries_5xx_and_429_honouring_retry_after(
     fake_api: FakeApi,
     action: http_actions.Request,
+    runner: action_runner.ActionRunner,
+    sleeps: Sleeps,
     ctx: registry.ActionContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -93,16 +107,18 @@ async def test_retries_5xx_and_429_honouring_retry_after(
         Reply(200),
     ]
     params = purge_params(fake_api)
-    outcome = await action.apply(params, ctx, await action.plan(params, ctx))
+    outcome = await runner.apply(action, params, ctx, await action.plan(params, ctx))
     assert len(fake_api.received) == 3
     assert all(r.json() == {"purge_everything": True} for r in fake_api.received)
-    assert outcome.details["attempts"] == 3 and outcome.details["waited_seconds"] == 7.5
-    assert action.sleep == [0.5, 7.0]  # backoff, then the server's Retry-After
+    assert outcome.details["status"] == 200
+    assert sleeps == [0.5, 7.0]  # backoff, then the server's Retry-After
 
 
 async def test_a_4xx_is_not_retried_and_the_echoed_token_is_redacted(
     fake_api: FakeApi,
     action: http_actions.Request,
+    runner: action_runner.ActionRunner,
+    sleeps: Sleeps,
     ctx: registry.ActionContext,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -112,32 +128,57 @@ async def test_a_4xx_is_not_retried_and_the_echoed_token_is_redacted(
     fake_api.replies = [Reply(403, echo_auth=True)]
     params = purge_params(fake_api)
     with pytest.raises(PermanentActionError, match="HTTP 403, expected 2xx") as info:
-        await action.apply(params, ctx, await action.plan(params, ctx))
+        await runner.apply(action, params, ctx, await action.plan(params, ctx))
     assert len(fake_api.received) == 1
-    assert action.sleep == []
+    assert sleeps == []
     assert "token Bearer <redacted> is not allowed" in str(info.value)
     assert TOKEN not in str(info.value) and TOKEN not in caplog.text
 
 
-async def test_retries_exhausted_is_a_temporary_error(
+async def test_send_makes_one_request_on_a_503(
+    fake_api: FakeApi, ctx: registry.ActionContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CF_API_TOKEN", TOKEN)
+    fake_api.replies = [Reply(503, "busy", {"Retry-After": "4"})] * 3
+    redactor = secrets.Redactor()
+    request = http_actions.prepare(purge_params(fake_api), redactor)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(TemporaryActionError, match="HTTP 503: busy") as info:
+            await http_actions.send(
+                client,
+                request,
+                request_timeout=5,
+                expected=lambda status: 200 <= status < 300,
+                redactor=redactor,
+                log=logging.getLogger("test"),
+            )
+    assert len(fake_api.received) == 1  # nothing below the runner retries
+    assert info.value.delay == 4
+
+
+async def test_retries_two_through_the_runner_is_three_requests(
     fake_api: FakeApi,
     action: http_actions.Request,
+    runner: action_runner.ActionRunner,
+    sleeps: Sleeps,
     ctx: registry.ActionContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CF_API_TOKEN", TOKEN)
-    fake_api.replies = [Reply(502, "bad gateway")] * 3
+    fake_api.replies = [Reply(503, "busy")] * 5
     params = purge_params(fake_api, retries=2, backoff=1, max_backoff=1.5)
-    with pytest.raises(TemporaryActionError, match="HTTP 502 after 3 attempt") as info:
-        await action.apply(params, ctx, await action.plan(params, ctx))
+    with pytest.raises(TemporaryActionError, match="HTTP 503: busy") as info:
+        await runner.apply(action, params, ctx, await action.plan(params, ctx))
     assert len(fake_api.received) == 3
-    assert action.sleep == [1.0, 1.5]  # exponential, capped at max_backoff
-    assert info.value.delay == 1.5
+    assert sleeps == [1.0, 1.5]  # exponential, capped at max_backoff
+    assert info.value.delay == 1.0  # no Retry-After: the backoff
 
 
 async def test_a_long_retry_after_goes_back_to_the_engine(
     fake_api: FakeApi,
     action: http_actions.Request,
+    runner: action_runner.ActionRunner,
+    sleeps: Sleeps,
     ctx: registry.ActionContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -145,9 +186,29 @@ async def test_a_long_retry_after_goes_back_to_the_engine(
     fake_api.replies = [Reply(429, "rate limited", {"Retry-After": "300"})]
     params = purge_params(fake_api, max_retry_after=60)
     with pytest.raises(TemporaryActionError) as info:
-        await action.apply(params, ctx, await action.plan(params, ctx))
-    assert len(fake_api.received) == 1 and action.sleep == []
+        await runner.apply(action, params, ctx, await action.plan(params, ctx))
+    assert len(fake_api.received) == 1 and sleeps == []
     assert info.value.delay == 300
+
+
+def test_the_parameters_make_the_runners_rules(ctx: registry.ActionContext) -> None:
+    """``retries``, ``backoff``, ``max_backoff``, ``max_retry_after`` and ``timeout`` keep
+    their meaning: they are the retry policy and the try's timeout the runner applies."""
+    action = http_actions.Request()
+    params = http_actions.RequestParams.model_validate(
+        {"url": "http://x", "retries": 4, "backoff": 2, "max_backoff": 5, "timeout": "20s"}
+    )
+    policy = action.retry_policy(params, ctx)
+    assert policy is not None
+    assert (policy.attempts, policy.first, policy.factor, policy.cap, policy.max_hint) == (
+        5,
+        2.0,
+        2.0,
+        5.0,
+        60.0,
+    )
+    assert policy.deadline >= 5 * (20 + http_actions.TIMEOUT_MARGIN) + 4 * 60
+    assert action.attempt_timeout(params, ctx) == 20 + http_actions.TIMEOUT_MARGIN
 
 
 async def test_expect_status_and_text_body_with_inline_file_secret(
@@ -240,7 +301,10 @@ async def test_basic_auth(
 
 
 async def test_connection_refused_is_temporary(
-    action: http_actions.Request, ctx: registry.ActionContext
+    action: http_actions.Request,
+    runner: action_runner.ActionRunner,
+    sleeps: Sleeps,
+    ctx: registry.ActionContext,
 ) -> None:
     from tests.support import services
 
@@ -248,9 +312,9 @@ async def test_connection_refused_is_temporary(
         url=f"http://127.0.0.1:{services.free_port()}/x", retries=1, backoff=2
     )
     with pytest.raises(TemporaryActionError, match="ConnectError") as info:
-        await action.apply(params, ctx, await action.plan(params, ctx))
-    assert action.sleep == [2.0]
-    assert info.value.delay == 4.0
+        await runner.apply(action, params, ctx, await action.plan(params, ctx))
+    assert sleeps == [2.0]
+    assert info.value.delay == 2.0
 
 
 async def test_missing_secret_is_permanent_and_names_it(
@@ -346,6 +410,7 @@ SECRET_URL_PATH = "/hooks/T0123456/B0654321/url-secret-Qw9Er8Ty7"
 async def test_an_echoed_secret_in_any_form_is_recorded_nowhere(
     fake_api: FakeApi,
     action: http_actions.Request,
+    runner: action_runner.ActionRunner,
     ctx: registry.ActionContext,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -366,7 +431,7 @@ async def test_an_echoed_secret_in_any_form_is_recorded_nowhere(
     body = echo(token, SECRET_URL_PATH)
     fake_api.replies = [Reply(503, body), Reply(403, body)]
     with pytest.raises(PermanentActionError, match="HTTP 403") as info:
-        await action.apply(params, ctx, await action.plan(params, ctx))
+        await runner.apply(action, params, ctx, await action.plan(params, ctx))
     assert len(fake_api.received) == 2
     recorded = str(info.value) + caplog.text
     assert "<redacted>" in str(info.value)

@@ -12,10 +12,12 @@ from urllib.parse import quote
 import pytest
 
 from monitor import targets
+from monitor.actions import http as http_actions
 from monitor.actions import notify as notify_actions
 from monitor.actions import registry
+from monitor.actions import runner as action_runner
 from monitor.alerts import context
-from monitor.errors import PermanentActionError
+from monitor.errors import PermanentActionError, TemporaryActionError
 from tests.actions.conftest import FakeApi, Reply, Sleeps
 from tests.conftest import FIXTURES
 
@@ -73,8 +75,17 @@ def action() -> notify_actions.Notify:
     notify_actions.register(reg)
     found = reg.get("notify")
     assert isinstance(found, notify_actions.Notify)
-    found.sleep = Sleeps()
     return found
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def runner(sleeps: Sleeps) -> action_runner.ActionRunner:
+    return action_runner.ActionRunner(sleep=sleeps)
 
 
 async def test_slack_message_says_what_happened_and_hides_the_webhook_url(
@@ -127,7 +138,7 @@ async def test_slack_message_says_what_happened_and_hides_the_webhook_url(
     links = blocks[4]["elements"][0]["text"]
     assert "<http://vm:19090/graph?g0.expr=demo_queue_depth+%3E+10&g0.tab=1|Alert source>" in links
     assert "<https://monitor.conea.io/api/v1/executions/ex-42|Audit record>" in links
-    assert outcome.details == {"notifier": "oncall", "status": 200, "attempts": 1}
+    assert outcome.details == {"notifier": "oncall", "status": 200}
     for recorded in (plan.model_dump_json(), outcome.model_dump_json(), caplog.text):
         assert "hook-secret-path-XyZ123" not in recorded
     assert "<redacted>" in caplog.text  # the HTTP client's request log, masked
@@ -169,19 +180,62 @@ async def test_generic_webhook_carries_alert_history_links_and_secret_header(
 
 
 async def test_a_failing_hook_is_retried_then_a_404_is_not(
-    fake_api: FakeApi, action: notify_actions.Notify, monkeypatch: pytest.MonkeyPatch
+    fake_api: FakeApi,
+    action: notify_actions.Notify,
+    runner: action_runner.ActionRunner,
+    sleeps: Sleeps,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("NOTIFY_URL", fake_api.url(SLACK_PATH))
     ctx = make_ctx(fake_api, "slack")
     params = notify_actions.NotifyParams(notifier="oncall")
     fake_api.replies = [Reply(500, "oops"), Reply(200, "ok")]
-    outcome = await action.apply(params, ctx, await action.plan(params, ctx))
-    assert outcome.details["attempts"] == 2 and len(fake_api.received) == 2
+    plan = await runner.plan(action, params, ctx)
+    outcome = await runner.apply(action, params, ctx, plan)
+    assert outcome.details["status"] == 200 and len(fake_api.received) == 2
+    assert sleeps == [1.0]
     fake_api.replies = [Reply(404, "no_service")]
     with pytest.raises(PermanentActionError, match="HTTP 404: no_service") as info:
-        await action.apply(params, ctx, await action.plan(params, ctx))
-    assert len(fake_api.received) == 3
+        await runner.apply(action, params, ctx, await action.plan(params, ctx))
+    assert len(fake_api.received) == 3 and sleeps == [1.0]
     assert "hook-secret-path-XyZ123" not in str(info.value)
+
+
+async def test_one_try_is_one_request_and_the_notifier_says_how_often_to_retry(
+    fake_api: FakeApi,
+    action: notify_actions.Notify,
+    runner: action_runner.ActionRunner,
+    sleeps: Sleeps,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTIFY_URL", fake_api.url(SLACK_PATH))
+    params = notify_actions.NotifyParams(notifier="oncall")
+    ctx = make_ctx(fake_api, "webhook", retries=1, timeout="3s")
+    fake_api.replies = [Reply(503, "busy")] * 3
+    plan = await action.plan(params, ctx)
+    with pytest.raises(TemporaryActionError, match="HTTP 503: busy"):
+        await action.apply(params, ctx, plan)
+    assert len(fake_api.received) == 1  # the action alone: one request
+    assert action.attempt_timeout(params, ctx) == 3 + http_actions.TIMEOUT_MARGIN
+    with pytest.raises(TemporaryActionError, match="HTTP 503: busy"):
+        await runner.apply(action, params, ctx, plan)
+    assert len(fake_api.received) == 3  # the runner: the first try and retries: 1
+    assert sleeps == [1.0]
+
+
+async def test_the_history_comes_from_the_context_when_the_params_have_none(
+    fake_api: FakeApi, action: notify_actions.Notify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_URL", fake_api.url("/incoming"))
+    ctx = make_ctx(fake_api, "webhook")
+    ctx.history = tuple(registry.HistoryEntry.model_validate(entry) for entry in HISTORY)
+    params = notify_actions.NotifyParams(notifier="oncall")
+    assert action.reads_history
+    plan = await action.plan(params, ctx)
+    history = plan.details["payload"]["history"]
+    assert [h["action"] for h in history] == ["kubernetes.scale", "notify"]
+    assert history[0]["verification"] == "not_recovered"
+    assert notify_actions.HistoryEntry is registry.HistoryEntry  # still importable here
 
 
 async def test_unknown_notifier_is_permanent(

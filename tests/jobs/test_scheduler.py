@@ -10,8 +10,10 @@ import pytest
 
 from monitor import metrics, targets
 from monitor.actions import registry
+from monitor.actions import runner as action_runner
 from monitor.errors import TemporaryActionError
 from monitor.jobs import JobConfig, JobRunner, JobScheduler
+from tests.actions.conftest import Sleeps
 from tests.jobs.conftest import vacuum_count
 from tests.support import services
 
@@ -179,9 +181,59 @@ async def test_timeout_paused_and_dry_run(actions: registry.Registry) -> None:
         action="test.slow",
         params={"fail_temporarily": True},
     )
+    runner.runner.sleep = waits = Sleeps()
     run = await runner.run(flaky)
     assert run is not None and run.outcome == "failed"
     assert run.details["error"] == {"type": "TemporaryActionError", "temporary": True}
+    assert waits == [5.0, 5.0]  # the action runner tried 3 times, waiting the error's delay
+
+
+async def test_a_job_retries_a_temporary_failure_within_its_timeout(
+    actions: registry.Registry,
+) -> None:
+    actions.register(Flaky)
+    records, waits = Records(), Sleeps()
+    runner = JobRunner(
+        actions,
+        registry.Services(),
+        record=records,
+        clock=lambda: START,
+        runner=action_runner.ActionRunner(sleep=waits),
+    )
+    job = JobConfig(name="flaky", interval=timedelta(hours=1), action="test.flaky")
+    run = await runner.run(job)
+    assert run is not None and (run.outcome, run.summary) == ("succeeded", "worked on try 2")
+    assert waits == [3.0]
+
+    short = JobConfig(
+        name="short", interval=timedelta(hours=1), action="test.flaky", timeout=timedelta(seconds=2)
+    )
+    run = await runner.run(short)  # the 3s wait would pass the job's 2s timeout
+    assert run is not None and (run.outcome, run.summary) == ("failed", "not yet")
+    assert waits == [3.0]
+
+
+class FlakyParams(registry.StrictModel):
+    pass
+
+
+class Flaky(registry.Action[FlakyParams]):
+    """Fails temporarily on every odd try."""
+
+    name = "test.flaky"
+    Params = FlakyParams
+    tries = 0
+
+    async def plan(self, params: FlakyParams, ctx: registry.ActionContext) -> registry.Plan:
+        return registry.Plan(action=self.name, summary="try")
+
+    async def apply(
+        self, params: FlakyParams, ctx: registry.ActionContext, plan: registry.Plan
+    ) -> registry.Outcome:
+        self.tries += 1
+        if self.tries % 2:
+            raise TemporaryActionError("not yet", delay=3)
+        return registry.Outcome(summary=f"worked on try {self.tries}")
 
 
 async def test_apscheduler_runs_the_job_through_the_runner(actions: registry.Registry) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from monitor import scope as scope_mod
 from monitor.actions import kubernetes as kubernetes_actions
+from monitor.actions import runner as action_runner
 from monitor.actions.registry import ActionContext, Registry, Services
-from monitor.k8s import client, retry
+from monitor.k8s import client
 from tests.support import kube_emulator
 
 
@@ -27,16 +28,23 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture()
-def kube(emulator: kube_emulator.KubeEmulator, sleeps: list[float]) -> Iterator[client.Kube]:
+def runner(sleeps: list[float]) -> action_runner.ActionRunner:
+    """The action runner, its waits recorded in ``sleeps`` instead of slept."""
+
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
+    return action_runner.ActionRunner(
+        retry=action_runner.RetryPolicy(attempts=4, first=0.05), sleep=sleep
+    )
+
+
+@pytest.fixture()
+def kube(emulator: kube_emulator.KubeEmulator) -> Iterator[client.Kube]:
     kube = client.for_host(
         str(emulator.url),
         scope=scope_mod.Scope.of(["production", "staging"]),
         timeout=(1.0, 0.3),
-        backoff=retry.Backoff(attempts=4, first=0.05),
-        sleep=sleep,
     )
     yield kube
     kube.close()

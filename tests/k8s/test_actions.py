@@ -319,13 +319,21 @@ async def test_delete_pod_forbidden_says_what_is_missing(emulator, kube, actions
     assert pods(emulator) == ["conea-api-1"]
 
 
-async def test_actions_recover_from_500s_and_timeouts(emulator, kube, actions, sleeps):
+async def test_actions_recover_from_500s_and_timeouts_through_the_runner(
+    emulator, kube, actions, runner, sleeps
+):
     emulator.add(deployment())
-    emulator.fail(500, method="PATCH")
-    emulator.stall(0.6, method="GET")
-    await run(actions, kube, "kubernetes.restart")
+    emulator.fail(500, method="PATCH", retry_after=2)
+    emulator.stall(0.6, method="GET")  # the client's read timeout is 0.3 s
+    action = actions.get("kubernetes.restart")
+    params = actions.parse_params("kubernetes.restart", {})
+    ctx = context(kube)
+    plan = await runner.plan(action, params, ctx)  # a timeout, then the read
+    await runner.apply(action, params, ctx, plan)  # a 500 (Retry-After: 2), then the patch
     assert RESTARTED in template(emulator)["metadata"]["annotations"]
-    assert len(sleeps) == 2
+    patches = [r for r in emulator if r.method.value == "PATCH"]
+    assert len(patches) == 2
+    assert sleeps == [1.0, 2.0]  # the client's default delay, then the server's Retry-After
 
 
 async def test_without_credentials_the_action_says_so(actions):

@@ -1,4 +1,4 @@
-"""The client wrapper: errors mapped, temporary failures retried, targets validated."""
+"""The client wrapper: one request per call, errors mapped, targets validated."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from monitor import errors
 from monitor import scope as scope_mod
-from monitor.k8s import client, names, retry
+from monitor.k8s import client, names
 from monitor.k8s import errors as k8s_errors
 from tests.support.kube_objects import deployment
 
@@ -49,75 +49,54 @@ async def test_403_says_which_verb_on_which_resource(emulator, kube):
     assert isinstance(caught.value, errors.PermanentActionError)
 
 
-async def test_500s_are_retried_with_backoff_until_they_pass(emulator, kube, sleeps):
-    emulator.add(deployment())
-    emulator.fail(500, method="GET", times=2)
-    obj = await kube.read("Deployment", "production", "conea-api")
-    assert obj["metadata"]["name"] == "conea-api"
-    assert sleeps == [0.05, 0.1]
+def requests(emulator, method="GET"):
+    return [r for r in emulator if r.method.value == method and r.resource is not None]
 
 
-async def test_500s_beyond_the_budget_are_temporary_with_a_delay(emulator, kube, sleeps):
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_5xx_is_one_request_and_a_temporary_error(emulator, kube, status):
     emulator.add(deployment())
-    emulator.fail(503, method="GET", times=10)
-    with pytest.raises(errors.TemporaryActionError, match="API answered 503") as caught:
+    emulator.fail(status, method="GET", times=10)
+    with pytest.raises(errors.TemporaryActionError, match=f"API answered {status}") as caught:
         await kube.read("Deployment", "production", "conea-api")
-    assert len(sleeps) == 3 and caught.value.delay > 0
+    assert len(requests(emulator)) == 1  # nothing below the runner retries
+    assert caught.value.delay == client.RETRY_DELAY
+    assert "get deployments.apps production/conea-api" in str(caught.value)
 
 
-async def test_429_is_retried(emulator, kube, sleeps):
+async def test_a_429_is_one_request_and_carries_its_retry_after(emulator, kube):
     emulator.add(deployment())
-    emulator.fail(429, method="GET")
-    assert (await kube.read("Deployment", "production", "conea-api"))["spec"]["replicas"] == 4
-    assert len(sleeps) == 1
+    emulator.fail(429, method="GET", retry_after=7, times=10)
+    with pytest.raises(errors.TemporaryActionError, match="API answered 429") as caught:
+        await kube.read("Deployment", "production", "conea-api")
+    assert len(requests(emulator)) == 1
+    assert caught.value.delay == 7
 
 
-async def test_timeouts_are_retried_and_recover(emulator, kube, sleeps):
+async def test_a_timeout_is_one_request_and_temporary(emulator, kube):
     emulator.add(deployment())
     emulator.stall(0.6, method="GET")  # the client's read timeout is 0.3 s
-    obj = await kube.read("Deployment", "production", "conea-api")
-    assert obj["metadata"]["name"] == "conea-api"
-    assert len(sleeps) == 1
-
-
-async def test_a_timeout_that_persists_is_temporary(emulator, kube):
-    emulator.add(deployment())
-    emulator.stall(0.6, method="GET", times=4)
     with pytest.raises(errors.TemporaryActionError, match="Timeout"):
         await kube.read("Deployment", "production", "conea-api")
+    assert len(requests(emulator)) == 1
 
 
-async def test_conflicts_are_not_retried_by_the_client(emulator, kube, sleeps):
+async def test_conflicts_are_not_retried_by_the_client(emulator, kube):
     emulator.add(deployment())
     scale = await kube.read_scale("Deployment", "production", "conea-api")
     emulator.modify("Deployment", "production", "conea-api", lambda o: None)
     with pytest.raises(k8s_errors.ConflictError):
         await kube.replace_scale("Deployment", "production", "conea-api", scale)
-    assert sleeps == []
+    assert len(requests(emulator, "PUT")) == 1
 
 
 async def test_unreachable_server_is_temporary():
-    kube = client.for_host("http://127.0.0.1:9", timeout=(0.2, 0.2), backoff=retry.NO_RETRY)
+    kube = client.for_host("http://127.0.0.1:9", timeout=(0.2, 0.2))
     try:
         with pytest.raises(errors.TemporaryActionError):
             await kube.read("Deployment", "production", "x")
     finally:
         kube.close()
-
-
-def test_backoff_schedule_is_bounded():
-    assert list(retry.Backoff(attempts=5, first=1, factor=2, cap=3, budget=100).delays()) == [
-        1,
-        2,
-        3,
-        3,
-    ]
-    assert list(retry.Backoff(attempts=10, first=1, factor=2, cap=10, budget=4).delays()) == [
-        1,
-        2,
-        1,
-    ]
-    assert list(retry.NO_RETRY.delays()) == []
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,12 @@ EXPECTED = {
         "invalid-action-params.yaml:7:28: policies[0].steps[0][0].with.replicas: input should"
         " be greater than or equal to 0, got -1",
     ],
+    "invalid-action-timeout.yaml": [
+        "invalid-action-timeout.yaml:7:20: policies[0].steps[0][0].timeout: 2h is longer than"
+        " 1h, the most a try may take",
+        "invalid-action-timeout.yaml:8:20: policies[0].steps[0][0].retries: input should be"
+        " less than or equal to 10, got 11",
+    ],
     "invalid-action-unknown-param.yaml": [
         "invalid-action-unknown-param.yaml:7:31: policies[0].steps[0][0].with.replica: unknown"
         " field (allowed: replicas)",
@@ -321,3 +327,49 @@ def test_a_duration_out_of_bounds_is_an_error_at_its_line(
     assert report.errors == [
         f"{tmp_path}/p.yaml:3:16: policies[0].cooldown: not a valid duration {shown} {why}"
     ]
+
+
+def test_a_step_action_may_set_its_timeout_and_retries(tmp_path: Path, registry: Registry) -> None:
+    """``timeout`` and ``retries`` next to ``action``/``with`` reach the compiled step."""
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n"
+        "  - name: p\n"
+        "    match: ['a=\"b\"']\n"
+        "    target: {kind: K, name: n}\n"
+        "    steps:\n"
+        "      - - {action: log, timeout: 45s, retries: 2}\n"
+        "        - {action: log, timeout: 1.5, retries: 0}\n"
+        "        - {action: log}\n"
+    )
+    policy = loader.load([tmp_path], registry).get("p")
+    assert policy is not None
+    assert [(a.timeout, a.retries) for a in policy.steps[0]] == [
+        (45.0, 2),
+        (1.5, 0),
+        (None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("timeout: 0", "timeout: must be longer than 0s"),
+        ("timeout: 1h1s", "timeout: 1h1s is longer than 1h, the most a try may take"),
+        ("timeout: soon", "timeout: not a valid duration 'soon' (use e.g. '30s', '5m', '1h30m')"),
+        ("retries: -1", "retries: input should be greater than or equal to 0, got -1"),
+        ("retries: '2'", "retries: input should be a valid integer, got '2'"),
+        ("retries: 2.5", "retries: input should be a valid integer, got 2.5"),
+    ],
+)
+def test_a_bad_timeout_or_retries_is_an_error_at_its_line(
+    tmp_path: Path, registry: Registry, line: str, error: str
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n  - {name: p, match: ['a=\"b\"'], target: {kind: K, name: n},\n"
+        "     steps: [[{action: log,\n"
+        f"       {line}}}]]}}\n"
+    )
+    report = loader.check([tmp_path], registry)
+    column = len("       ") + len(line.split(":")[0]) + len(": ") + 1  # where the value starts
+    where = f"{tmp_path}/p.yaml:4:{column}: policies[0].steps[0][0]"
+    assert report.errors == [f"{where}.{error}"]

@@ -49,6 +49,7 @@ class Fault:
     plural: str | None = None
     times: int = 1
     message: str = ""
+    retry_after: int | None = None  # a Retry-After header on the failure
 
     def matches(self, request: rendering.Request) -> bool:
         assert request.resource is not None
@@ -62,7 +63,9 @@ def resource_of(kind: str) -> kmock.resource:
     return kmock.resource(group=group, version=version, plural=plural)
 
 
-def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
+def _status(
+    code: int, reason: str, message: str, headers: dict[str, str] | None = None
+) -> aiohttp.web.Response:
     body = {
         "apiVersion": "v1",
         "kind": "Status",
@@ -72,7 +75,7 @@ def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
         "reason": reason,
         "message": message,
     }
-    return aiohttp.web.json_response(body, status=code)
+    return aiohttp.web.json_response(body, status=code, headers=headers)
 
 
 class _Reject(Exception):
@@ -184,9 +187,17 @@ class KubeEmulator(kmock.KubernetesEmulator):
         plural: str | None = None,
         times: int = 1,
         message: str = "injected failure",
+        retry_after: int | None = None,
     ) -> None:
         self.faults.append(
-            Fault(status=status, method=method, plural=plural, times=times, message=message)
+            Fault(
+                status=status,
+                method=method,
+                plural=plural,
+                times=times,
+                message=message,
+                retry_after=retry_after,
+            )
         )
 
     def stall(
@@ -216,7 +227,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     await asyncio.sleep(fault.delay)
                 if fault.status:
                     reason = {403: "Forbidden", 429: "TooManyRequests"}.get(fault.status, "")
-                    return _status(fault.status, reason or "InternalError", fault.message)
+                    headers = (
+                        None
+                        if fault.retry_after is None
+                        else {"Retry-After": str(fault.retry_after)}
+                    )
+                    return _status(fault.status, reason or "InternalError", fault.message, headers)
                 break
         method = request.method.value
         if method != "GET" and self.races:

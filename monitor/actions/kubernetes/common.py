@@ -14,6 +14,9 @@ from monitor.k8s import errors as k8s_errors
 from monitor.k8s import names
 
 CONFLICT_ATTEMPTS = 3
+# Seconds one try of a Kubernetes action may take: a few requests of at most (3 s, 10 s)
+# each (monitor.k8s.client), and the re-reads of a conflict.
+WRITE_TIMEOUT = 30.0
 WORKLOADS = ("Deployment", "StatefulSet")
 T = TypeVar("T")
 

@@ -30,6 +30,7 @@ class DeletePod(Action[DeletePodParams]):
 
     name = "kubernetes.delete_pod"
     Params = DeletePodParams
+    timeout = common.WRITE_TIMEOUT
     rbac = (
         RbacRule(("",), ("pods",), ("get", "delete")),
         RbacRule(("apps",), ("deployments", "statefulsets"), ("get",)),

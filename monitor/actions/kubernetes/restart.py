@@ -28,6 +28,7 @@ class Restart(Action[RestartParams]):
 
     name = "kubernetes.restart"
     Params = RestartParams
+    timeout = common.WRITE_TIMEOUT
     rbac = (RbacRule(("apps",), ("deployments", "statefulsets"), ("get", "patch")),)
 
     async def _read(self, kube: k8s_client.Kube, t: names.Target) -> dict[str, Any]:

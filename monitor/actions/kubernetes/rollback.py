@@ -28,6 +28,7 @@ class Rollback(Action[RollbackParams]):
 
     name = "kubernetes.rollback"
     Params = RollbackParams
+    timeout = common.WRITE_TIMEOUT
     rbac = (
         RbacRule(("apps",), ("deployments",), ("get", "patch")),
         RbacRule(("apps",), ("replicasets",), ("list",)),

@@ -53,6 +53,7 @@ class Scale(Action[ScaleParams]):
 
     name = "kubernetes.scale"
     Params = ScaleParams
+    timeout = common.WRITE_TIMEOUT
     revertible = True
     rbac = (
         RbacRule(("apps",), ("deployments/scale", "statefulsets/scale"), ("get", "update")),

@@ -41,6 +41,7 @@ class SetEnv(Action[SetEnvParams]):
 
     name = "kubernetes.set_env"
     Params = SetEnvParams
+    timeout = common.WRITE_TIMEOUT
     revertible = True
     rbac = (RbacRule(("apps",), ("deployments", "statefulsets"), ("get", "patch")),)
 
