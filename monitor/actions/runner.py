@@ -280,36 +280,65 @@ class _Failed(Exception):
 
 
 async def _leased(work: Awaitable[T], lease: Lease) -> T:
-    """Await ``work`` while renewing ``lease``; LeaseLost (work cancelled) if it is lost."""
-    task = asyncio.ensure_future(work)
-    renewer = asyncio.ensure_future(_renew(lease))
+    """Await ``work`` in this task while renewing ``lease`` every ``lease.interval``;
+    LeaseLost (work cancelled) if it is lost. A timer, not a task, waits for each
+    renewal (a run costs no extra task until a renewal is due)."""
+    current = asyncio.current_task()
+    assert current is not None
+    loop = asyncio.get_running_loop()
+    lost: list[LeaseLost] = []
+    renewals: set[asyncio.Task[None]] = set()
+    timer: asyncio.TimerHandle | None = None
+
+    def schedule() -> None:
+        nonlocal timer
+        timer = loop.call_later(lease.interval, due)
+
+    def due() -> None:
+        renewal = loop.create_task(_renew(lease))
+        renewals.add(renewal)
+        renewal.add_done_callback(renewed)
+
+    def renewed(renewal: asyncio.Task[None]) -> None:
+        renewals.discard(renewal)
+        if renewal.cancelled():
+            return
+        problem = renewal.exception()
+        if problem is None:
+            schedule()
+            return
+        lost.append(
+            problem
+            if isinstance(problem, LeaseLost)
+            else LeaseLost(f"lost the target's lock: {problem}")
+        )
+        current.cancel()
+
+    schedule()
     try:
-        await asyncio.wait({task, renewer}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        renewer.result()  # raises LeaseLost
-        raise AssertionError("unreachable: the renewal task only ends by raising")
+        return await work
+    except asyncio.CancelledError:
+        # Our own cancel (the lease was lost) becomes LeaseLost; anyone else's stands.
+        if lost and current.uncancel() == 0:
+            raise lost[0] from None
+        raise
     finally:
-        for child in (task, renewer):
-            child.cancel()
-        await asyncio.gather(task, renewer, return_exceptions=True)
+        if timer is not None:
+            timer.cancel()
+        for renewal in list(renewals):
+            renewal.cancel()
+        if renewals:
+            await asyncio.gather(*renewals, return_exceptions=True)
 
 
 async def _renew(lease: Lease) -> None:
-    # Real time, not the runner's injected sleep: an instant fake sleep would spin here.
-    while True:
-        await asyncio.sleep(lease.interval)
-        try:
-            kept = await lease.renew()
-        except Exception as exc:
-            raise LeaseLost(
-                f"lost the target's lock: renewing it failed ({type(exc).__name__}: {exc}); "
-                "the action was stopped"
-            ) from exc
-        if not kept:
-            raise LeaseLost(
-                "lost the target's lock: another holder has it now; the action was stopped"
-            )
+    """One renewal; LeaseLost when it is refused or fails."""
+    try:
+        kept = await lease.renew()
+    except Exception as exc:
+        raise LeaseLost(
+            f"lost the target's lock: renewing it failed ({type(exc).__name__}: {exc}); "
+            "the action was stopped"
+        ) from exc
+    if not kept:
+        raise LeaseLost("lost the target's lock: another holder has it now; the action was stopped")
