@@ -26,15 +26,17 @@ from monitor import policy
 from monitor import scope as scope_mod
 from monitor.actions import Services, default_registry
 from monitor.alerts.context import alert_context
-from monitor.alerts.payload import Alert, Notification
+from monitor.alerts.payload import Alert
 from monitor.engine import guardrails
 from monitor.engine.core import Engine
 from monitor.engine.firing import FiringCheck
 from monitor.metrics import Metrics
 from monitor.settings import AutomationSettings
 from monitor.store import database, queries
-from monitor.store.notifications import StoredAlert, StoredNotification
+from monitor.store.facade import Store
+from monitor.store.notifications import StoredNotification
 from monitor.store.records import TargetHistory
+from tests.support.engine import stored
 
 
 def policies_file(directory: Path, count: int) -> Path:
@@ -104,7 +106,7 @@ def storm(directory: Path, policies: policy.PolicySet, count: int) -> tuple[floa
     async def run() -> float:
         http = httpx.AsyncClient()
         engine = Engine(
-            db=db,
+            store=Store(db),
             policies=policies,
             registry=default_registry(),
             services=Services(http=http),
@@ -133,32 +135,11 @@ def storm(directory: Path, policies: policy.PolicySet, count: int) -> tuple[floa
         ]
         # Every alert twice, as two notifications racing (e.g. two replicas' deliveries
         # after a crash): the engine must not run any key twice.
-        notes = []
-        for batch in range(0, count, 100):
-            group = alerts[batch : batch + 100]
-            note = Notification.model_validate(
-                {
-                    "version": "4",
-                    "groupKey": "g",
-                    "truncatedAlerts": 0,
-                    "status": "firing",
-                    "receiver": "r",
-                    "groupLabels": {},
-                    "commonLabels": {},
-                    "commonAnnotations": {},
-                    "externalURL": "",
-                    "alerts": [],
-                }
-            )
-            for copy in range(2):
-                notes.append(
-                    StoredNotification(
-                        batch * 2 + copy,
-                        note,
-                        datetime.now(UTC),
-                        [StoredAlert(0, a, False) for a in group],
-                    )
-                )
+        notes = [
+            stored(alerts[batch : batch + 100], batch * 2 + copy)
+            for batch in range(0, count, 100)
+            for copy in range(2)
+        ]
         started = time.perf_counter()
         sem = asyncio.Semaphore(16)
 

@@ -130,7 +130,7 @@ async def _checkpoints(rt: Runtime, every: float = 2.0) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            await asyncio.to_thread(database.checkpoint, rt.db)
+            await rt.store.checkpoint()
         except Exception as exc:  # a failed checkpoint is retried at the next round
             rt.metrics.store_errors.labels("checkpoint").inc()
             log.warning("WAL checkpoint failed: %s", exc)

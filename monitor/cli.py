@@ -196,7 +196,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(run())
     finally:
-        engine.db.dispose()
+        engine.store.handle.dispose()
     print(json.dumps(report, indent=2, default=str) if args.json else explain.render(report))
     return 0
 

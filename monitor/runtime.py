@@ -25,9 +25,10 @@ from monitor.heartbeat import Heartbeat
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import database
-from monitor.store import executions as store_executions
 from monitor.store import notifications as store_notifications
+from monitor.store.facade import Store
 from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
+from monitor.store.records import Audit
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ class Runtime:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _busy: dict[int, float] = field(default_factory=dict)  # id -> loop time attempt began
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def store(self) -> Store:
+        """The store as async code uses it (the thread hop and StoreError in one place)."""
+        return Store(self.db)
 
     def needs_processing(self, notification: Notification) -> bool:
         """Would the engine do anything with it? Not when no policy matches any alert:
@@ -103,28 +109,23 @@ class Runtime:
         poisoned = attempts >= self.max_attempts
         now = datetime.now(UTC)
         try:
-            await asyncio.to_thread(
-                store_notifications.record_failure,
-                self.db,
-                notification_id,
-                attempts,
-                error,
-                now if poisoned else None,
+            await self.store.record_failure(
+                notification_id, attempts, error, now if poisoned else None
             )
             if poisoned:
-                await asyncio.to_thread(
-                    store_executions.record,
-                    self.db,
-                    now,
-                    "poison",
-                    f"notification {notification_id} failed {attempts} times and is parked; "
-                    f"last error: {error}"[:2000],
-                    outcome="poisoned",
-                    details={
-                        "notification_id": notification_id,
-                        "attempts": attempts,
-                        "error": error[: store_notifications.MAX_ERROR_CHARS],
-                    },
+                await self.store.record(
+                    Audit(
+                        now,
+                        "poison",
+                        f"notification {notification_id} failed {attempts} times and is "
+                        f"parked; last error: {error}"[:2000],
+                        outcome="poisoned",
+                        details={
+                            "notification_id": notification_id,
+                            "attempts": attempts,
+                            "error": error[: store_notifications.MAX_ERROR_CHARS],
+                        },
+                    )
                 )
         except Exception as store_exc:  # the store is down: retried, or taken up at start
             self.metrics.store_errors.labels("notification_failure").inc()
@@ -159,7 +160,7 @@ class Runtime:
         crash), a page at a time, oldest first; poisoned ones are left parked."""
         after, total = 0, 0
         while not self._stopping.is_set():
-            pending = await asyncio.to_thread(store_notifications.unprocessed, self.db, after, page)
+            pending = await self.store.unprocessed(after, page)
             if not pending:
                 break
             tasks = []

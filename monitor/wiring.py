@@ -28,7 +28,8 @@ from monitor.k8s import client as k8s_client
 from monitor.metrics import Metrics
 from monitor.runtime import Runtime
 from monitor.settings import Settings
-from monitor.store import executions as store
+from monitor.store.facade import Store
+from monitor.store.records import Audit
 
 log = logging.getLogger("monitor")
 
@@ -75,7 +76,7 @@ def build_engine(settings: Settings, db: Any, metrics: Metrics) -> Engine:
     )
     dry_run = settings.automation.dry_run
     return Engine(
-        db=db,
+        store=Store(db),
         policies=policies,
         registry=registry,
         services=services,
@@ -117,14 +118,14 @@ async def start(rt: Runtime) -> None:
             summary: str,
             details: dict[str, Any],
         ) -> None:
-            await asyncio.to_thread(
-                store.record,
-                rt.db,
-                started,
-                "job",
-                f"job {name!r}: {summary}",
-                outcome=outcome,
-                details={"duration_seconds": duration, **details},
+            await rt.store.record(
+                Audit(
+                    started,
+                    "job",
+                    f"job {name!r}: {summary}",
+                    outcome=outcome,
+                    details={"duration_seconds": duration, **details},
+                )
             )
 
         runner = jobs.JobRunner(
@@ -182,24 +183,19 @@ async def reload(rt: Runtime) -> tuple[bool, list[str]]:
         errors = exc.errors if isinstance(exc, policy.PolicyLoadError) else [str(exc)]
         rt.metrics.config_reload_ok.set(0)
         log.error("reload failed; keeping the last good policies:\n%s", "\n".join(errors))
-        await asyncio.to_thread(
-            store.record,
-            rt.db,
-            engine.clock.now(),
-            "reload",
-            "reload failed; the last good policies stay in force",
-            outcome="failed",
-            details={"errors": errors},
+        await rt.store.record(
+            Audit(
+                engine.clock.now(),
+                "reload",
+                "reload failed; the last good policies stay in force",
+                outcome="failed",
+                details={"errors": errors},
+            )
         )
         return False, errors
     engine.policies = policies
     _loaded(rt, policies)
-    await asyncio.to_thread(
-        store.record,
-        rt.db,
-        engine.clock.now(),
-        "reload",
-        f"loaded {len(policies)} policies",
-        outcome="succeeded",
+    await rt.store.record(
+        Audit(engine.clock.now(), "reload", f"loaded {len(policies)} policies", outcome="succeeded")
     )
     return True, []

@@ -26,6 +26,7 @@ FORBIDDEN = {
     "k8s-down": ("monitor/k8s/names.py", "import monitor.actions.registry"),
     "guardrails-pure": ("monitor/engine/guardrails.py", "import monitor.store.executions"),
     "acyclic": ("monitor/heartbeat.py", "import monitor.runtime"),
+    "engine-acyclic": ("monitor/engine/clock.py", "import monitor.engine.core"),
 }
 
 

@@ -6,7 +6,6 @@ and each action's plan (read from live state; nothing is changed, nothing is cla
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from monitor import policy as policy_mod
@@ -17,7 +16,6 @@ from monitor.alerts.payload import Notification
 from monitor.engine import guardrails
 from monitor.engine.core import Engine
 from monitor.errors import MonitorError
-from monitor.store import executions as store
 
 
 async def explain(engine: Engine, notification: Notification) -> list[dict[str, Any]]:
@@ -57,17 +55,13 @@ async def explain(engine: Engine, notification: Notification) -> list[dict[str, 
                 item["error"] = str(exc)
                 continue
             tkey = policy_mod.target_key(target)
-            done = await asyncio.to_thread(
-                store.for_alert, engine.db, ctx.fingerprint, ctx.starts_at, policy.name
-            )
+            done = await engine.store.for_alert(ctx.fingerprint, ctx.starts_at, policy.name)
             step = 0
             if done:
-                item["recorded"] = [f"step {r['step'] + 1}: {r['state']}" for r in done]
-                step = min(max(r["step"] for r in done) + 1, len(policy.steps) - 1)
+                item["recorded"] = [f"step {r.step + 1}: {r.state}" for r in done]
+                step = min(max(r.step for r in done) + 1, len(policy.steps) - 1)
             item.update(target=tkey, step=step + 1, of_steps=len(policy.steps))
-            history = await asyncio.to_thread(
-                store.target_history,
-                engine.db,
+            history = await engine.store.target_history(
                 tkey,
                 now - policy.budget.window,
                 (ctx.fingerprint, ctx.starts_at),

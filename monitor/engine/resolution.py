@@ -1,175 +1,225 @@
 """When an alert resolves: cancel what waits, count verifications as recovered, schedule
 reverts after the stabilisation delay, and run them (or cancel them when the alert fires
-again within the delay).
+again within the delay). Reverts run through the same action runner as the steps.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext
+from monitor.actions.runner import AttemptReport
 from monitor.alerts.context import AlertContext
-from monitor.engine import verification
-from monitor.store import executions as store
-
-if TYPE_CHECKING:
-    from monitor.engine.core import Engine
+from monitor.engine.attempt import Attempt, context_of
+from monitor.engine.parts import Parts
+from monitor.store.records import ActionEntry, Execution
+from monitor.store.states import RevertState, State, VerifyState
 
 log = logging.getLogger("monitor.engine")
 
+Verified = Callable[[Execution, policy_mod.Policy, AlertContext, VerifyState, str], Awaitable[None]]
 
-async def on_resolved(engine: Engine, ctx: AlertContext) -> None:
-    rows = await asyncio.to_thread(store.for_alert, engine.db, ctx.fingerprint, ctx.starts_at)
-    now = engine.clock.now()
-    for row in rows:
-        policy = engine.policies.get(row["policy"])
-        name = row["policy"]
-        if row["state"] == "deferred" and await asyncio.to_thread(
-            store.transition,
-            engine.db,
-            row["id"],
-            "deferred",
-            state="cancelled",
-            reason="alert resolved",
-            updated_at=now,
-        ):
-            engine.timers.cancel(f"decide-{row['id']}")
-            await engine._audit(
-                "cancel",
-                "alert resolved before the deferred step ran",
-                policy=name,
-                ctx=ctx,
-                target_key=row["target_key"],
-                execution_id=row["id"],
-                outcome="cancelled",
-            )
-        if row["verify_state"] == "pending" and policy is not None:
-            engine.timers.cancel(f"verify-{row['id']}")
-            await verification.verified(
-                engine, row, policy, ctx, "recovered", "Alertmanager sent the alert as resolved"
-            )
-        if (
-            row["state"] == "succeeded"
-            and policy is not None
-            and policy.revert.enabled
-            and row["revert_state"] == "none"
-            and any(
-                (a.get("outcome") or {}).get("revert_state") is not None for a in row["actions"]
-            )
-        ):
-            at = now + policy.revert.after
-            if await asyncio.to_thread(
-                store.cas_field,
-                engine.db,
-                row["id"],
-                "revert_state",
-                ["none"],
-                revert_state="scheduled",
-                revert_at=at,
-            ):
-                engine.timers.at(f"revert-{row['id']}", at, engine.revert, row["id"])
-                await engine._audit(
-                    "revert",
-                    f"alert resolved; reverting at {at.isoformat()} unless it fires again",
-                    policy=name,
+
+class Resolution:
+    def __init__(self, parts: Parts, *, verified: Verified) -> None:
+        self.parts = parts
+        self.verified = verified
+
+    async def on_resolved(self, ctx: AlertContext) -> None:
+        parts = self.parts
+        now = parts.clock.now()
+        for row in await parts.store.for_alert(ctx.fingerprint, ctx.starts_at):
+            policy = parts.policies.get(row.policy)
+            if row.state == State.DEFERRED and await parts.ledger.move(
+                row.id,
+                "state",
+                State.DEFERRED,
+                State.CANCELLED,
+                parts.ledger.note(
+                    "cancel",
+                    "alert resolved before the deferred step ran",
+                    policy=row.policy,
                     ctx=ctx,
-                    target_key=row["target_key"],
-                    execution_id=row["id"],
-                    outcome="scheduled",
+                    target_key=row.target_key,
+                    outcome="cancelled",
+                ),
+                reason="alert resolved",
+                updated_at=now,
+            ):
+                parts.timers.cancel(f"decide-{row.id}")
+            if row.verify_state == VerifyState.PENDING and policy is not None:
+                parts.timers.cancel(f"verify-{row.id}")
+                await self.verified(
+                    row,
+                    policy,
+                    ctx,
+                    VerifyState.RECOVERED,
+                    "Alertmanager sent the alert as resolved",
                 )
+            if (
+                row.state == State.SUCCEEDED
+                and policy is not None
+                and policy.revert.enabled
+                and row.revert_state == RevertState.NONE
+                and any(entry.revert_state is not None for entry in row.actions)
+            ):
+                await self._schedule(row, policy, ctx)
 
+    async def _schedule(self, row: Execution, policy: policy_mod.Policy, ctx: AlertContext) -> None:
+        parts = self.parts
+        at = parts.clock.now() + policy.revert.after
+        if await parts.ledger.move(
+            row.id,
+            "revert_state",
+            RevertState.NONE,
+            RevertState.SCHEDULED,
+            parts.ledger.note(
+                "revert",
+                f"alert resolved; reverting at {at.isoformat()} unless it fires again",
+                policy=row.policy,
+                ctx=ctx,
+                target_key=row.target_key,
+                outcome="scheduled",
+            ),
+            revert_at=at,
+        ):
+            parts.timers.at(f"revert-{row.id}", at, self.revert, row.id)
 
-async def cancel_reverts(
-    engine: Engine, policy: policy_mod.Policy, ctx: AlertContext, tkey: str, ids: list[int]
-) -> None:
-    for execution_id in ids:
-        if await asyncio.to_thread(
-            store.cas_field,
-            engine.db,
+    async def cancel_reverts(self, attempt: Attempt, ids: list[int]) -> None:
+        """The alert fires again within the stabilisation delay: the changes stay."""
+        parts = self.parts
+        for execution_id in ids:
+            if await parts.ledger.move(
+                execution_id,
+                "revert_state",
+                RevertState.SCHEDULED,
+                RevertState.CANCELLED,
+                parts.ledger.note(
+                    "revert",
+                    "the alert fired again within the stabilisation delay: the change stays",
+                    attempt=attempt,
+                    outcome="cancelled",
+                ),
+            ):
+                parts.timers.cancel(f"revert-{execution_id}")
+
+    async def revert(self, execution_id: int) -> None:
+        parts = self.parts
+        row = await parts.store.get(execution_id)
+        if row is None or row.revert_state != RevertState.SCHEDULED:
+            return
+        if not await parts.ledger.move(
             execution_id,
             "revert_state",
-            ["scheduled"],
-            revert_state="cancelled",
-        ):
-            engine.timers.cancel(f"revert-{execution_id}")
-            await engine._audit(
+            RevertState.SCHEDULED,
+            RevertState.RUNNING,
+            parts.ledger.note(
                 "revert",
-                "the alert fired again within the stabilisation delay: the change stays",
-                policy=policy.name,
+                f"reverting step {row.step + 1} of {row.policy!r} on {row.target_key}",
+                policy=row.policy,
+                fingerprint=row.fingerprint,
+                target_key=row.target_key,
+                outcome="running",
+            ),
+        ):
+            return
+        annotations, generator = await parts.store.alert_annotations(row.fingerprint, row.starts_at)
+        ctx = context_of(row, annotations, generator)
+        entries = list(row.actions)
+        problems = []
+        for index in reversed(range(len(entries))):
+            entry = entries[index]
+            if entry.revert_state is None:
+                continue
+            done, error = await self._revert_one(row, ctx, entry)
+            entries[index] = entry.model_copy(update={"revert": done, "revert_error": error})
+            if error is not None:
+                problems.append(f"{entry.action}: {error}")
+        result = RevertState.FAILED if problems else RevertState.DONE
+        await parts.ledger.move(
+            execution_id,
+            "revert_state",
+            RevertState.RUNNING,
+            result,
+            parts.ledger.note(
+                "revert",
+                "reverted" if not problems else "revert incomplete: " + "; ".join(problems),
+                policy=row.policy,
                 ctx=ctx,
-                target_key=tkey,
-                execution_id=execution_id,
-                outcome="cancelled",
+                target_key=row.target_key,
+                outcome=result,
+            ),
+            actions=[e.model_dump(mode="json", exclude_none=True) for e in entries],
+            updated_at=parts.clock.now(),
+        )
+
+    async def _revert_one(
+        self, row: Execution, ctx: AlertContext, entry: ActionEntry
+    ) -> tuple[dict[str, object] | None, str | None]:
+        """Undo one action; its revert outcome, or the error (recorded, the others go on)."""
+        parts, name = self.parts, entry.action
+        assert entry.revert_state is not None
+
+        async def retrying(report: AttemptReport) -> None:
+            if report.retry_in is None:
+                return  # the last try: its error is the revert's result, audited below
+            await parts.ledger.audit(
+                parts.ledger.note(
+                    "retry",
+                    f"{name} (revert) try {report.number} failed: {report.error}; "
+                    f"trying again in {report.retry_in:.1f}s",
+                    policy=row.policy,
+                    ctx=ctx,
+                    target_key=row.target_key,
+                    outcome="revert",
+                ),
+                row.id,
             )
 
-
-async def revert(engine: Engine, execution_id: int) -> None:
-    row = await asyncio.to_thread(store.get, engine.db, execution_id)
-    if row is None or row["revert_state"] != "scheduled":
-        return
-    if not await asyncio.to_thread(
-        store.cas_field,
-        engine.db,
-        execution_id,
-        "revert_state",
-        ["scheduled"],
-        revert_state="running",
-    ):
-        return
-    ctx = await engine._context_of(row)
-    problems = []
-    for entry in reversed(row["actions"]):
-        state = (entry.get("outcome") or {}).get("revert_state")
-        if state is None:
-            continue
-        name = entry["action"]
         try:
-            action = engine.registry.get(name)
-            params = engine.registry.parse_params(name, entry.get("params") or {})
+            action = parts.registry.get(name)
+            params = parts.registry.parse_params(name, entry.params or {})
             actx = ActionContext(
                 alert=ctx,
-                target=row["target"],
-                services=engine.services,
-                policy=row["policy"],
-                step=row["step"],
-                execution_id=str(execution_id),
-                now=engine.clock.now,
+                target=row.target,
+                services=parts.services,
+                policy=row.policy,
+                step=row.step,
+                execution_id=str(row.id),
+                now=parts.clock.now,
                 log=log,
             )
-            outcome = await engine._retrying(action.revert, params, actx, state)
-            entry["revert"] = outcome.model_dump(mode="json")
-            engine.metrics.reverts.labels(row["policy"], name, "succeeded").inc()
-            await engine._audit(
-                "revert",
-                outcome.summary,
-                policy=row["policy"],
-                ctx=ctx,
-                target_key=row["target_key"],
-                execution_id=execution_id,
-                outcome="succeeded",
-                details=entry["revert"],
+            outcome = await parts.runner.revert(
+                action, params, actx, entry.revert_state, on_attempt=retrying
             )
         except Exception as exc:  # recorded; the other actions are still reverted
-            problems.append(f"{name}: {exc}")
-            entry["revert_error"] = str(exc)
-            engine.metrics.reverts.labels(row["policy"], name, "failed").inc()
-            await engine._audit(
-                "revert",
-                f"reverting {name} failed: {exc}",
-                policy=row["policy"],
-                ctx=ctx,
-                target_key=row["target_key"],
-                execution_id=execution_id,
-                outcome="failed",
+            parts.metrics.reverts.labels(row.policy, name, "failed").inc()
+            await parts.ledger.audit(
+                parts.ledger.note(
+                    "revert",
+                    f"reverting {name} failed: {exc}",
+                    policy=row.policy,
+                    ctx=ctx,
+                    target_key=row.target_key,
+                    outcome="failed",
+                ),
+                row.id,
             )
-    await asyncio.to_thread(
-        store.set_fields,
-        engine.db,
-        execution_id,
-        revert_state="failed" if problems else "done",
-        actions=row["actions"],
-        updated_at=engine.clock.now(),
-    )
+            return None, str(exc)
+        done = outcome.model_dump(mode="json")
+        parts.metrics.reverts.labels(row.policy, name, "succeeded").inc()
+        await parts.ledger.audit(
+            parts.ledger.note(
+                "revert",
+                outcome.summary,
+                policy=row.policy,
+                ctx=ctx,
+                target_key=row.target_key,
+                outcome="succeeded",
+                details=done,
+            ),
+            row.id,
+        )
+        return done, None

@@ -8,152 +8,156 @@ notification, Alertmanager, or Prometheus's ``ALERTS``).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 from monitor import policy as policy_mod
 from monitor.alerts.context import AlertContext
+from monitor.engine.attempt import Attempt, context_of
+from monitor.engine.parts import Parts
 from monitor.engine.verifier import QueryError
 from monitor.errors import PolicyError
-from monitor.store import executions as store
+from monitor.store.records import Execution
+from monitor.store.states import VerifyState
 
-if TYPE_CHECKING:
-    from monitor.engine.core import Engine
-
-
-async def verify(engine: Engine, execution_id: int) -> None:
-    row = await asyncio.to_thread(store.get, engine.db, execution_id)
-    if row is None or row["verify_state"] != "pending":
-        return
-    policy = engine.policies.get(row["policy"])
-    now = engine.clock.now()
-    if policy is None:
-        await asyncio.to_thread(
-            store.cas_field,
-            engine.db,
-            execution_id,
-            "verify_state",
-            ["pending"],
-            verify_state="error",
-            verify_detail="policy no longer exists",
-        )
-        return
-    # Claim this check so only one replica evaluates it.
-    next_at = now + policy.verify.interval
-    if not await asyncio.to_thread(_claim_tick, engine, execution_id, row["verify_at"], next_at):
-        return
-    ctx = await engine._context_of(row)
-    recovered, evidence = await _recovered(engine, policy, ctx)
-    deadline = row["finished_at"] + policy.verify.window
-    if recovered:
-        await verified(engine, row, policy, ctx, "recovered", evidence)
-    elif now >= deadline:
-        await verified(engine, row, policy, ctx, "not_recovered", evidence)
-        await escalate(
-            engine,
-            policy,
-            ctx,
-            row["step"],
-            execution_id,
-            f"not recovered within {policy.verify.window}: {evidence}",
-        )
-    else:
-        engine.timers.at(f"verify-{execution_id}", next_at, engine.verify, execution_id)
+Decide = Callable[[policy_mod.Policy, AlertContext, int], Awaitable[None]]
 
 
-def _claim_tick(
-    engine: Engine, execution_id: int, expected: datetime | None, next_at: datetime
-) -> bool:
-    return store.claim_verify_tick(engine.db, execution_id, expected, next_at)
+class Verification:
+    def __init__(self, parts: Parts, *, decide: Decide) -> None:
+        self.parts = parts
+        self.decide = decide
 
+    async def verify(self, execution_id: int) -> None:
+        parts = self.parts
+        row = await parts.store.get(execution_id)
+        if row is None or row.verify_state != VerifyState.PENDING:
+            return
+        policy = parts.policies.get(row.policy)
+        if policy is None:
+            await parts.ledger.move(
+                execution_id,
+                "verify_state",
+                VerifyState.PENDING,
+                VerifyState.ERROR,
+                parts.ledger.note(
+                    "verify",
+                    "cannot verify: the policy no longer exists",
+                    policy=row.policy,
+                    fingerprint=row.fingerprint,
+                    target_key=row.target_key,
+                    outcome=VerifyState.ERROR,
+                ),
+                verify_detail="policy no longer exists",
+                verify_at=None,
+            )
+            return
+        now = parts.clock.now()
+        # Claim this check so only one replica evaluates it.
+        next_at = now + policy.verify.interval
+        if not await parts.store.claim_verify_tick(execution_id, row.verify_at, next_at):
+            return
+        annotations, generator = await parts.store.alert_annotations(row.fingerprint, row.starts_at)
+        ctx = context_of(row, annotations, generator)
+        recovered, evidence = await self._recovered(policy, ctx)
+        assert row.finished_at is not None
+        deadline = row.finished_at + policy.verify.window
+        if recovered:
+            await self.verified(row, policy, ctx, VerifyState.RECOVERED, evidence)
+        elif now >= deadline:
+            await self.verified(row, policy, ctx, VerifyState.NOT_RECOVERED, evidence)
+            await self.escalate(
+                Attempt(
+                    policy,
+                    ctx,
+                    row.step,
+                    target_key=row.target_key,
+                    execution_id=execution_id,
+                ),
+                f"not recovered within {policy.verify.window}: {evidence}",
+            )
+        else:
+            parts.timers.at(f"verify-{execution_id}", next_at, self.verify, execution_id)
 
-async def _recovered(
-    engine: Engine, policy: policy_mod.Policy, ctx: AlertContext
-) -> tuple[bool, str]:
-    if await asyncio.to_thread(store.alert_resolved, engine.db, ctx.fingerprint, ctx.starts_at):
-        return True, "Alertmanager sent the alert as resolved"
-    try:
-        promql = policy_mod.render_promql(policy, ctx)
-    except PolicyError as exc:
-        return False, str(exc)
-    if promql is not None:
-        if engine.verifier is None:
-            return False, "no prometheus_url configured to evaluate the verify query"
+    async def _recovered(self, policy: policy_mod.Policy, ctx: AlertContext) -> tuple[bool, str]:
+        parts = self.parts
+        if await parts.store.alert_resolved(ctx.fingerprint, ctx.starts_at):
+            return True, "Alertmanager sent the alert as resolved"
         try:
-            holds = await engine.verifier.holds(promql)
-        except QueryError as exc:
+            promql = policy_mod.render_promql(policy, ctx)
+        except PolicyError as exc:
             return False, str(exc)
-        if holds:
-            return False, f"{promql} still returns series"
-        return True, f"{promql} returns no series"
-    state, evidence = await engine.firing.state(ctx)
-    return state == "not_firing", evidence
+        if promql is not None:
+            if parts.verifier is None:
+                return False, "no prometheus_url configured to evaluate the verify query"
+            try:
+                holds = await parts.verifier.holds(promql)
+            except QueryError as exc:
+                return False, str(exc)
+            if holds:
+                return False, f"{promql} still returns series"
+            return True, f"{promql} returns no series"
+        state, evidence = await parts.firing.state(ctx)
+        return state == "not_firing", evidence
 
-
-async def verified(
-    engine: Engine,
-    row: Mapping[str, Any],
-    policy: policy_mod.Policy,
-    ctx: AlertContext,
-    result: str,
-    evidence: str,
-) -> None:
-    if not await asyncio.to_thread(
-        store.cas_field,
-        engine.db,
-        row["id"],
-        "verify_state",
-        ["pending"],
-        verify_state=result,
-        verify_detail=evidence,
-        verify_at=None,
-    ):
-        return
-    engine.metrics.verifications.labels(policy.name, result).inc()
-    if result == "recovered":
-        engine.metrics.time_to_recover.labels(policy.name).observe(
-            max(0.0, (engine.clock.now() - ctx.starts_at).total_seconds())
+    async def verified(
+        self,
+        row: Execution,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        result: VerifyState,
+        evidence: str,
+    ) -> None:
+        parts = self.parts
+        moved = await parts.ledger.move(
+            row.id,
+            "verify_state",
+            VerifyState.PENDING,
+            result,
+            parts.ledger.note(
+                "verify",
+                f"{result.replace('_', ' ')}: {evidence}",
+                policy=policy.name,
+                ctx=ctx,
+                target_key=row.target_key,
+                outcome=result,
+            ),
+            verify_detail=evidence,
+            verify_at=None,
         )
-    await engine._audit(
-        "verify",
-        f"{result.replace('_', ' ')}: {evidence}",
-        policy=policy.name,
-        ctx=ctx,
-        target_key=row["target_key"],
-        execution_id=row["id"],
-        outcome=result,
-    )
+        if not moved:
+            return
+        parts.metrics.verifications.labels(policy.name, result).inc()
+        if result == VerifyState.RECOVERED:
+            parts.metrics.time_to_recover.labels(policy.name).observe(
+                max(0.0, (parts.clock.now() - ctx.starts_at).total_seconds())
+            )
 
-
-async def escalate(
-    engine: Engine,
-    policy: policy_mod.Policy,
-    ctx: AlertContext,
-    step: int,
-    execution_id: int,
-    why: str,
-) -> None:
-    following = step + 1
-    if following >= len(policy.steps):
-        await engine._audit(
-            "escalate",
-            f"{why}; no step left after step {step + 1} of "
-            f"{policy.name!r}: a person must take over",
-            policy=policy.name,
-            ctx=ctx,
-            execution_id=execution_id,
-            outcome="exhausted",
+    async def escalate(self, attempt: Attempt, why: str) -> None:
+        """The step failed or did not help: the ladder's next step, or a person."""
+        parts, policy = self.parts, attempt.policy
+        following = attempt.step + 1
+        if following >= len(policy.steps):
+            await parts.ledger.audit(
+                parts.ledger.note(
+                    "escalate",
+                    f"{why}; no step left after step {attempt.step + 1} of "
+                    f"{policy.name!r}: a person must take over",
+                    policy=policy.name,
+                    ctx=attempt.ctx,
+                    outcome="exhausted",
+                ),
+                attempt.execution_id,
+            )
+            return
+        parts.metrics.escalations.labels(policy.name).inc()
+        await parts.ledger.audit(
+            parts.ledger.note(
+                "escalate",
+                f"{why}; escalating to step {following + 1} of {policy.name!r}",
+                policy=policy.name,
+                ctx=attempt.ctx,
+                outcome=f"step {following + 1}",
+            ),
+            attempt.execution_id,
         )
-        return
-    engine.metrics.escalations.labels(policy.name).inc()
-    await engine._audit(
-        "escalate",
-        f"{why}; escalating to step {following + 1} of {policy.name!r}",
-        policy=policy.name,
-        ctx=ctx,
-        execution_id=execution_id,
-        outcome=f"step {following + 1}",
-    )
-    await engine.decide(policy, ctx, following)
+        await self.decide(policy, attempt.ctx, following)

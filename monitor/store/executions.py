@@ -9,7 +9,7 @@ restarted service picks them up again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -31,6 +31,7 @@ from monitor.store.locks import release as release
 from monitor.store.locks import renew as renew
 from monitor.store.locks import take as take
 from monitor.store.records import ActionEntry as ActionEntry
+from monitor.store.records import AlreadyClaimed as AlreadyClaimed
 from monitor.store.records import Audit as Audit
 from monitor.store.records import DecisionInputs as DecisionInputs
 from monitor.store.records import ExecutionKey as ExecutionKey
@@ -38,11 +39,6 @@ from monitor.store.records import Lock as Lock
 from monitor.store.records import TargetHistory as TargetHistory
 from monitor.store.schema import alerts, audit, control, executions
 from monitor.store.states import ACTED, IllegalTransition, Machine, RevertState, State, VerifyState
-
-
-class AlreadyClaimed(Exception):
-    """Another delivery or another process holds this execution key."""
-
 
 # Values as the columns hold them: enums as their strings, action entries as JSON.
 
@@ -256,16 +252,6 @@ def _sources(machine: Machine, source: str | Iterable[str]) -> tuple[StrEnum, ..
     return tuple(dict.fromkeys(_member(machine, _plain(s)) for s in given))
 
 
-def finish(engine: Engine, execution_id: int, lock: Lock | None, **values: Any) -> None:
-    """Record an execution's result and release the target's lock, in one commit."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(executions).where(executions.c.id == execution_id).values(**_columns(values))
-        )
-        if lock is not None:
-            locks_mod.release_in(conn, lock)
-
-
 def decision_inputs(
     engine: Engine,
     target_key: str,
@@ -315,45 +301,6 @@ def decision_inputs(
         resolved is not None,
         reverts,
     )
-
-
-def transition(
-    engine: Engine, execution_id: int, expect: str | Sequence[str], **values: Any
-) -> bool:
-    """Move an execution out of state ``expect`` (compare-and-set); False if it was not.
-    Older callers' form of :func:`move` (no audit record): the table is checked."""
-    return cas_field(
-        engine, execution_id, "state", [expect] if isinstance(expect, str) else expect, **values
-    )
-
-
-def set_fields(engine: Engine, execution_id: int, **values: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(executions).where(executions.c.id == execution_id).values(**_columns(values))
-        )
-
-
-def cas_field(
-    engine: Engine, execution_id: int, column: str, expect: Sequence[str], **values: Any
-) -> bool:
-    """Compare-and-set on ``state``, ``verify_state`` or ``revert_state`` (older callers'
-    form of :func:`move`, without its audit record); the table is checked first."""
-    machine = _machine(column)
-    sources = _sources(machine, expect)
-    if column in values:
-        target = _member(machine, _plain(values[column]))
-        for one in sources:
-            if not states.allowed(machine, one, target):
-                raise IllegalTransition(machine, one, target, f"execution {execution_id}")
-    col = executions.c[column]
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(executions)
-            .where(executions.c.id == execution_id, col.in_([s.value for s in sources]))
-            .values(**_columns(values))
-        )
-        return bool(result.rowcount)
 
 
 def claim_verify_tick(

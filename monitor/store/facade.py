@@ -13,7 +13,7 @@ import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
@@ -135,6 +135,11 @@ class Store:
         rows = await self._call("due", executions.due, self.handle)
         return [records.Execution.from_row(row) for row in rows]
 
+    async def abandoned(self, now: datetime, grace: timedelta) -> list[records.Execution]:
+        """Executions left running by an owner that lost the target's lock (it stopped)."""
+        rows = await self._call("abandoned", locks.abandoned, self.handle, now, grace)
+        return [records.Execution.from_row(row) for row in rows]
+
     async def target_history(
         self, target_key: str, since: datetime, exclude: tuple[str, datetime] | None
     ) -> records.TargetHistory:
@@ -198,9 +203,14 @@ class Store:
             poisoned_at,
         )
 
+    async def checkpoint(self) -> None:
+        """Copy SQLite's WAL back into the database (PostgreSQL: nothing to do)."""
+        await self._call("checkpoint", database.checkpoint, self.handle)
+
     async def ping(self) -> None:
         """Does the store answer? StoreError naming the kind of failure if not."""
         try:
             await self._call("ping", database.ping, self.handle)
         except StoreError as exc:
             raise StoreError(f"ping: {exc}") from exc
+

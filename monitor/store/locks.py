@@ -9,13 +9,15 @@ owner is left alone.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.records import Lock
-from monitor.store.schema import locks
+from monitor.store.schema import executions, locks
+from monitor.store.states import State
 
 
 def take_in(conn: Connection, lock: Lock) -> bool:
@@ -59,3 +61,28 @@ def release(engine: Engine, lock: Lock) -> None:
     """Give a lock back, if it is still ours (another owner's is left alone)."""
     with engine.begin() as conn:
         release_in(conn, lock)
+
+
+def abandoned(engine: Engine, now: datetime, grace: timedelta) -> list[dict[str, Any]]:
+    """Executions left ``running`` by an owner that no longer holds the target's lock
+    (the replica stopped or was killed mid-action: its lock expired, or another took it),
+    and not touched for ``grace``: a claim that found its target busy is ``running``
+    without a lock only for the moment before it is deferred."""
+    held = (
+        select(locks.c.key)
+        .where(
+            locks.c.key == executions.c.target_key,
+            locks.c.owner == executions.c.owner,
+            locks.c.expires_at >= now,
+        )
+        .exists()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(executions).where(
+                executions.c.state == State.RUNNING.value,
+                executions.c.updated_at < now - grace,
+                ~held,
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict
 from monitor.store.states import RevertState, State, VerifyState
 
 
+class AlreadyClaimed(Exception):
+    """Another delivery or another process holds this execution key."""
+
+
 @dataclass(frozen=True)
 class TargetHistory:
     """What the cooldown and budget guardrails need to know about one target."""

@@ -131,9 +131,12 @@ def test_error_rate_scales_through_the_hpa_verifies_and_reverts(
     assert done["id"] == execution["id"]
     trail = kinds(s.audit(fingerprint=fingerprint))
     assert trail[3:] == [
+        ("finish", "succeeded"),  # running -> succeeded, verification pending
         ("verify", "recovered"),
         ("revert", "scheduled"),
-        ("revert", "succeeded"),
+        ("revert", "running"),
+        ("revert", "succeeded"),  # the one action undone
+        ("revert", "done"),  # the execution's revert machine: running -> done
     ]
     # Only step 1 ran: the notify step (page) was never needed.
     assert len(s.executions(alertname="HighErrorRate")) == 1

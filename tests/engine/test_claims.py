@@ -10,6 +10,7 @@ import pytest
 
 from monitor.store import database
 from monitor.store import executions as store
+from monitor.store.states import State
 from tests.support.services import Postgres
 
 
@@ -79,7 +80,9 @@ def test_a_deferred_execution_is_taken_by_one_replica_only(db_url: str) -> None:
 
     def take() -> None:
         gate.wait()
-        results.append(store.transition(engine, execution_id, "deferred", state="running"))
+        record = store.Audit(now, "decision", "taken", outcome="execute")
+        moved = store.move(engine, execution_id, "state", State.DEFERRED, State.RUNNING, record)
+        results.append(moved)
 
     threads = [threading.Thread(target=take) for _ in range(8)]
     for t in threads:

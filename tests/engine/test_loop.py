@@ -62,7 +62,9 @@ def test_match_plan_act_then_revert_after_resolve(
         assert done[0]["verify_state"] == "recovered"
         assert "RATE_LIMIT_PER_MINUTE" not in h.env()
         assert ("revert", "scheduled") in h.audit_of("f00d0001")
-        assert h.audit_of("f00d0001")[-1] == ("revert", "succeeded")
+        trail = h.audit_of("f00d0001")
+        # Each action's revert, then the execution's revert machine moving to done.
+        assert trail[-2:] == [("revert", "succeeded"), ("revert", "done")]
         metrics = h.service.get("/metrics").text
         assert (
             'conea_monitor_executions_total{action="kubernetes.set_env",outcome="succeeded",'
@@ -101,5 +103,9 @@ def test_dry_run_plans_and_records_but_changes_nothing(
         assert execution["dry_run"] is True
         assert "RATE_LIMIT_PER_MINUTE" not in h.env()
         assert execution["actions"][0]["plan"]["changes"][0]["after"] == "100"
-        assert h.audit_of("f00d0003") == [("decision", "dry_run"), ("plan", "kubernetes.set_env")]
+        assert h.audit_of("f00d0003") == [
+            ("decision", "dry_run"),
+            ("plan", "kubernetes.set_env"),
+            ("finish", "dry_run"),  # the move running -> dry_run, with its own record
+        ]
         assert execution["verify_state"] == "none"

@@ -1,0 +1,306 @@
+"""Deciding: may this step of this policy act on this alert now? And claiming it if so.
+
+The guardrails (:mod:`.guardrails`) give the decision from what the store knows; a
+decision to act is re-checked against Alertmanager ("still firing?"), then claimed in
+one commit with its audit record and the target's lock (:meth:`Store.start`). A step
+deferred by a guardrail is a row with a due time that :meth:`Decider.redecide` takes up
+again (on whichever replica's timer fires first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from monitor import policy as policy_mod
+from monitor.alerts.context import AlertContext
+from monitor.engine import guardrails
+from monitor.engine.attempt import Attempt, context_of
+from monitor.engine.parts import Parts
+from monitor.errors import PolicyError
+from monitor.store.records import AlreadyClaimed, Lock
+from monitor.store.states import State
+
+log = logging.getLogger("monitor.engine")
+
+LOCK_TTL = timedelta(minutes=1)  # renewed while the runner works (see executing.Lease)
+CONCURRENCY_RETRY = timedelta(seconds=30)
+DECIDING = 16  # decisions in flight at once (guardrails, store reads, the firing re-check)
+
+Run = Callable[[Attempt], Awaitable[None]]
+CancelReverts = Callable[[Attempt, list[int]], Awaitable[None]]
+
+
+class Decider:
+    def __init__(self, parts: Parts, *, run: Run, cancel_reverts: CancelReverts) -> None:
+        self.parts = parts
+        self.run = run
+        self.cancel_reverts = cancel_reverts
+        self.paused_cached = parts.automation.paused
+        self._deciding = asyncio.Semaphore(DECIDING)
+
+    async def decide(
+        self, policy: policy_mod.Policy, ctx: AlertContext, step: int, existing: int | None = None
+    ) -> None:
+        """Decide one step of one policy for one alert, and act on the decision. Deciding
+        takes one of ``DECIDING`` slots; acting (and waiting to retry) does not."""
+        async with self._deciding:
+            claimed = await self._decide(Attempt(policy, ctx, step, existing=existing))
+        if claimed is not None:
+            await self.run(claimed)
+
+    async def _decide(self, attempt: Attempt) -> Attempt | None:
+        """The decision, recorded; the claimed attempt when it is to act (else None)."""
+        parts, policy, ctx = self.parts, attempt.policy, attempt.ctx
+        try:
+            target = policy_mod.render_target(policy, ctx)
+        except PolicyError as exc:
+            await self._skip(attempt, "target", str(exc))
+            return None
+        attempt = attempt.but(target=target, target_key=policy_mod.target_key(target))
+        now = parts.clock.now()
+        first = attempt.step == 0 and attempt.existing is None
+        inputs = await parts.store.decision_inputs(
+            attempt.target_key,
+            now - policy.budget.window,
+            (ctx.fingerprint, ctx.starts_at),
+            policy.name if first else None,
+        )
+        if inputs.scheduled_reverts:
+            await self.cancel_reverts(attempt, inputs.scheduled_reverts)
+        self.paused_cached = parts.automation.paused or inputs.paused
+        decision = guardrails.decide(
+            policy,
+            target=target,
+            starts_at=ctx.starts_at,
+            now=now,
+            paused=self.paused_cached,
+            dry_run=parts.dry_run,
+            scope=parts.scope,
+            history=inputs.history,
+        )
+        attempt = attempt.but(decision=decision)
+        if decision.outcome == "skip":
+            await self._skip(attempt, decision.guardrail, decision.reason)
+            return None
+        if decision.outcome == "defer":
+            await self._defer(attempt)
+            return None
+        if inputs.resolved:
+            state, evidence = "not_firing", "a resolved notification for this alert was received"
+        else:
+            state, evidence = await self._still_firing(ctx)
+        if state != "firing":
+            await self._skip(attempt, "stale", evidence)
+            return None
+        decision.verdicts.append(guardrails.Verdict("stale", True, evidence))
+        attempt = attempt.but(lock=Lock(attempt.target_key, parts.owner, now, LOCK_TTL))
+        claimed = await self._claim(attempt)
+        if claimed is None:
+            return None
+        attempt, locked = claimed
+        if not locked:
+            await self._busy(attempt)
+            return None
+        return attempt
+
+    async def redecide(self, execution_id: int) -> None:
+        """A deferred decision is due: take it (only one replica can) and decide again."""
+        parts = self.parts
+        row = await parts.store.get(execution_id)
+        if row is None or row.state != State.DEFERRED:
+            return
+        policy = parts.policies.get(row.policy)
+        why = None
+        if policy is None:
+            why = "policy no longer exists"
+        elif await parts.store.alert_resolved(row.fingerprint, row.starts_at):
+            why = "alert resolved"
+        if why is not None:
+            await parts.ledger.move(
+                execution_id,
+                "state",
+                State.DEFERRED,
+                State.CANCELLED,
+                parts.ledger.note(
+                    "cancel",
+                    f"step {row.step + 1} of {row.policy!r} not taken: {why}",
+                    policy=row.policy,
+                    fingerprint=row.fingerprint,
+                    target_key=row.target_key,
+                    outcome="cancelled",
+                ),
+                reason=why,
+                due_at=None,
+                updated_at=parts.clock.now(),
+            )
+            return
+        assert policy is not None
+        annotations, generator = await parts.store.alert_annotations(row.fingerprint, row.starts_at)
+        ctx = context_of(row, annotations, generator)
+        await self.decide(policy, ctx, row.step, existing=execution_id)
+
+    # Claiming -----------------------------------------------------------------------------
+
+    async def _claim(self, attempt: Attempt) -> tuple[Attempt, bool] | None:
+        """Claim the execution, record the decision and try the target's lock (one commit)."""
+        parts, policy, decision = self.parts, attempt.policy, attempt.decision
+        assert decision is not None and attempt.lock is not None
+        now = parts.clock.now()
+        fields: dict[str, Any] = {
+            "state": State.RUNNING,
+            "dry_run": decision.outcome == "dry_run",
+            "reason": decision.reason or None,
+            "due_at": None,
+            "updated_at": now,
+            "created_at": now,
+            "owner": parts.owner,
+        }
+        message = f"{attempt.where}: {decision.outcome}"
+        record = parts.ledger.note(
+            "decision",
+            message,
+            attempt=attempt,
+            outcome=decision.outcome,
+            details=decision.as_dict(),
+        )
+        row = fields if attempt.existing is not None else self._row(attempt, fields)
+        try:
+            claimed = await parts.store.start(
+                attempt.key, row, record, attempt.lock, attempt.existing
+            )
+        except AlreadyClaimed:
+            parts.metrics.skips.labels(policy.name, "duplicate").inc()
+            await parts.ledger.audit(
+                parts.ledger.note(
+                    "skip",
+                    f"step {attempt.step + 1} of {policy.name!r} for this alert "
+                    "is already claimed (re-delivery or another replica)",
+                    attempt=attempt,
+                    outcome="duplicate",
+                )
+            )
+            return None
+        if claimed is None:
+            return None  # another replica took the deferred execution
+        log.info("decision: %s", message)
+        parts.metrics.decisions.labels(policy.name, decision.outcome).inc()
+        execution_id, locked = claimed
+        return attempt.but(execution_id=execution_id), locked
+
+    async def _busy(self, attempt: Attempt) -> None:
+        """The target is locked by another execution: decide again a little later."""
+        parts = self.parts
+        assert attempt.execution_id is not None
+        due = parts.clock.now() + CONCURRENCY_RETRY
+        await parts.ledger.move(
+            attempt.execution_id,
+            "state",
+            State.RUNNING,
+            State.DEFERRED,
+            parts.ledger.note(
+                "defer",
+                f"{attempt.target_key} is busy with another execution; "
+                f"deciding again at {due.isoformat()}",
+                attempt=attempt,
+                outcome="concurrency",
+            ),
+            due_at=due,
+            reason="another execution is acting on the target",
+        )
+        parts.metrics.skips.labels(attempt.policy.name, "concurrency").inc()
+        parts.timers.at(f"decide-{attempt.execution_id}", due, self.redecide, attempt.execution_id)
+
+    def _row(self, attempt: Attempt, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "alertname": attempt.ctx.labels.get("alertname", ""),
+            "labels": dict(attempt.ctx.labels),
+            "target_key": attempt.target_key,
+            "target": dict(attempt.target),
+            "actions": [],
+            **fields,
+        }
+
+    # Not now ------------------------------------------------------------------------------
+
+    async def _skip(self, attempt: Attempt, guardrail: str, reason: str) -> None:
+        parts, policy, decision = self.parts, attempt.policy, attempt.decision
+        parts.metrics.skips.labels(policy.name, guardrail).inc()
+        parts.metrics.decisions.labels(policy.name, "skip").inc()
+        record = parts.ledger.note(
+            "skip",
+            f"{policy.name!r}: {guardrail}: {reason}",
+            attempt=attempt,
+            outcome=guardrail,
+            details=decision.as_dict() if decision is not None else None,
+        )
+        if attempt.existing is None:
+            await parts.ledger.audit(record)
+            return
+        await parts.ledger.move(
+            attempt.existing,
+            "state",
+            State.DEFERRED,
+            State.SKIPPED,
+            record,
+            reason=f"{guardrail}: {reason}",
+            due_at=None,
+            updated_at=parts.clock.now(),
+        )
+
+    async def _defer(self, attempt: Attempt) -> None:
+        parts, policy, decision = self.parts, attempt.policy, attempt.decision
+        assert decision is not None and decision.due_at is not None
+        due, now = decision.due_at, parts.clock.now()
+        parts.metrics.skips.labels(policy.name, decision.guardrail).inc()
+        record = parts.ledger.note(
+            "defer",
+            f"{policy.name!r}: {decision.guardrail}: {decision.reason}",
+            attempt=attempt,
+            outcome=decision.guardrail,
+            details=decision.as_dict(),
+        )
+        if attempt.existing is not None:
+            execution_id = attempt.existing
+            await parts.ledger.move(
+                execution_id,
+                "state",
+                State.DEFERRED,
+                State.DEFERRED,
+                record,
+                due_at=due,
+                reason=decision.reason,
+                updated_at=now,
+            )
+        else:
+            fields = {
+                "state": State.DEFERRED,
+                "dry_run": parts.dry_run,
+                "reason": decision.reason,
+                "due_at": due,
+                "created_at": now,
+                "updated_at": now,
+                "owner": parts.owner,
+            }
+            try:
+                execution_id = await parts.store.defer(
+                    attempt.key, self._row(attempt, fields), record
+                )
+            except AlreadyClaimed:
+                return
+            log.info("defer: %s", record.message)
+            parts.metrics.decisions.labels(policy.name, "defer").inc()
+        parts.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
+
+    async def _still_firing(self, ctx: AlertContext) -> tuple[str, str]:
+        """Ask Alertmanager (or Prometheus); the store's own answer came with the inputs."""
+        firing = self.parts.firing
+        if not firing.configured:
+            return "firing", "no Alertmanager/Prometheus to re-check; trusting the webhook"
+        state, evidence = await firing.state(ctx)
+        if state == "unknown":
+            return "unknown", f"cannot confirm the alert still fires ({evidence})"
+        return state, evidence

@@ -1,0 +1,38 @@
+"""What the engine's parts share: built once by the :class:`~.core.Engine` facade (the
+policies are swapped in place on reload, so every part sees a reload at once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor import policy as policy_mod
+from monitor import scope as scope_mod
+from monitor.actions.registry import Registry, Services
+from monitor.actions.runner import ActionRunner
+from monitor.engine.clock import Clock
+from monitor.engine.firing import FiringCheck
+from monitor.engine.ledger import Ledger
+from monitor.engine.timers import Timers
+from monitor.engine.verifier import Verifier
+from monitor.metrics import Metrics
+from monitor.settings import AutomationSettings
+from monitor.store.facade import Store
+
+
+@dataclass
+class Parts:
+    store: Store
+    ledger: Ledger
+    runner: ActionRunner
+    policies: policy_mod.PolicySet
+    registry: Registry
+    services: Services
+    metrics: Metrics
+    automation: AutomationSettings
+    firing: FiringCheck
+    verifier: Verifier | None
+    clock: Clock
+    timers: Timers
+    owner: str
+    scope: scope_mod.Scope
+    dry_run: bool
