@@ -7,8 +7,6 @@ The supported public face::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from monitor.app import create_app
 from monitor.errors import (
     ActionError,
@@ -22,6 +20,7 @@ from monitor.errors import (
 )
 from monitor.settings import Settings
 from monitor.settings import load as load_settings
+from monitor.version import __version__
 
 __all__ = [
     "ActionError",

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from monitor import __version__, heartbeat, wiring, yamlfile
+from monitor import heartbeat, wiring, yamlfile
 from monitor.api import admin, health, probe, query, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
@@ -28,6 +28,7 @@ from monitor.runtime import Runtime
 from monitor.settings import Settings
 from monitor.store import database
 from monitor.store.notifications import NotificationWriter
+from monitor.version import __version__
 
 log = logging.getLogger("monitor")
 

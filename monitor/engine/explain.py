@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext
-from monitor.actions.runner import ActionRunner, RetryPolicy
+from monitor.actions.runner import RetryPolicy
 from monitor.alerts.context import alert_context
 from monitor.alerts.payload import Notification
 from monitor.engine import guardrails
@@ -85,7 +85,6 @@ async def _plans(
     engine: Engine, policy: policy_mod.Policy, ctx: Any, step: int, target: dict[str, str]
 ) -> list[dict[str, Any]]:
     plans = []
-    runner = ActionRunner()  # the engine's, once it has one
     for compiled in policy.steps[step]:
         try:
             action = engine.registry.get(compiled.action)
@@ -100,7 +99,7 @@ async def _plans(
                 now=engine.clock.now,
             )
             # One try within the step's (or the action's) timeout: explain answers now.
-            plan = await runner.plan(
+            plan = await engine.runner.plan(
                 action, params, actx, timeout=compiled.timeout, retry=RetryPolicy(attempts=1)
             )
             plans.append(

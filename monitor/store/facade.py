@@ -213,4 +213,3 @@ class Store:
             await self._call("ping", database.ping, self.handle)
         except StoreError as exc:
             raise StoreError(f"ping: {exc}") from exc
-
