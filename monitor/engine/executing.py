@@ -25,7 +25,7 @@ from monitor.engine.attempt import Attempt, context_of
 from monitor.engine.parts import Parts
 from monitor.errors import ActionError, PolicyError
 from monitor.store.facade import Store
-from monitor.store.records import ActionEntry, Execution, Lock
+from monitor.store.records import ActionEntry, Audit, Execution, Lock
 from monitor.store.states import State, VerifyState
 
 log = logging.getLogger("monitor.engine")
@@ -65,30 +65,35 @@ class Executor:
         assert attempt.execution_id is not None and attempt.lock is not None
         lease = TargetLease(parts.store, attempt.lock)
         entries: list[ActionEntry] = []
+        results: list[Audit] = []  # the last action's result, committed with the finish
         failed: str | None = None
         finished = False
         parts.metrics.executions_in_flight.inc()
         try:
             for compiled in attempt.policy.steps[attempt.step]:
-                entry, failed = await self._one_action(attempt, compiled, lease)
+                if results:  # an earlier action's result is written before the next acts
+                    await parts.ledger.audit(results.pop(), attempt.execution_id)
+                entry, failed, result = await self._one_action(attempt, compiled, lease)
                 entries.append(entry)
+                results.extend([result] if result is not None else [])
                 if failed:
                     break
-            state = await self._finish(attempt, entries, failed)
+            state = await self._finish(attempt, entries, failed, results)
             finished = True
         finally:
             parts.metrics.executions_in_flight.dec()
             if not finished:
                 # Cancelled or broken mid-action: never leave the row running and the
                 # target locked behind us.
-                await asyncio.shield(self._abandon(attempt, entries))
+                await asyncio.shield(self._abandon(attempt, entries, results))
         if state == State.FAILED:
             await self.escalate(attempt, f"step failed: {failed}")
 
     async def _one_action(
         self, attempt: Attempt, compiled: policy_mod.CompiledAction, lease: TargetLease
-    ) -> tuple[ActionEntry, str | None]:
-        """Plan, then (unless dry-run) apply one action; the entry, and an error or None."""
+    ) -> tuple[ActionEntry, str | None, Audit | None]:
+        """Plan, then (unless dry-run) apply one action: its entry, its error (or None) and
+        the audit record of its result, for the caller to write."""
         parts, policy, name = self.parts, attempt.policy, compiled.action
         entry = ActionEntry(action=name)
         tries = {"count": 0}
@@ -144,23 +149,20 @@ class Executor:
             )
             if attempt.dry_run:
                 parts.metrics.executions.labels(policy.name, name, "dry_run").inc()
-                return entry, None
+                return entry, None, None
             tries["count"] = 0
             outcome = await parts.runner.apply(action, params, actx, plan, **how)
             entry.outcome = outcome.model_dump(mode="json")
             entry.attempts = tries["count"] + 1
             parts.metrics.executions.labels(policy.name, name, "succeeded").inc()
-            await parts.ledger.audit(
-                parts.ledger.note(
-                    "execute",
-                    outcome.summary,
-                    attempt=attempt,
-                    outcome="succeeded",
-                    details=entry.outcome,
-                ),
-                attempt.execution_id,
+            done = parts.ledger.note(
+                "execute",
+                outcome.summary,
+                attempt=attempt,
+                outcome="succeeded",
+                details=entry.outcome,
             )
-            return entry, None
+            return entry, None, done
         except (ActionError, PolicyError, KeyError, pydantic.ValidationError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
         except Exception as exc:  # an action's bug must not take the engine down
@@ -169,16 +171,17 @@ class Executor:
         entry.error = message
         entry.attempts = tries["count"]
         parts.metrics.executions.labels(policy.name, name, "failed").inc()
-        await parts.ledger.audit(
-            parts.ledger.note(
-                "execute", f"{name} failed: {message}", attempt=attempt, outcome="failed"
-            ),
-            attempt.execution_id,
+        failure = parts.ledger.note(
+            "execute", f"{name} failed: {message}", attempt=attempt, outcome="failed"
         )
-        return entry, f"{name}: {message}"
+        return entry, f"{name}: {message}", failure
 
     async def _finish(
-        self, attempt: Attempt, entries: list[ActionEntry], failed: str | None
+        self,
+        attempt: Attempt,
+        entries: list[ActionEntry],
+        failed: str | None,
+        results: list[Audit],
     ) -> State:
         parts, policy = self.parts, attempt.policy
         assert attempt.execution_id is not None
@@ -198,15 +201,20 @@ class Executor:
             message += f"; verifying from {fields['verify_at'].isoformat()}"
         elif failed:
             message += f": {failed}"
-        await parts.ledger.move(
+        moved = await parts.ledger.move(
             attempt.execution_id,
             "state",
             State.RUNNING,
             state,
             parts.ledger.note("finish", message, attempt=attempt, outcome=state),
             release=attempt.lock,
+            before=results,
             **fields,
         )
+        if not moved:  # taken from us (the sweep failed it): what happened is still said
+            for result in results:
+                await parts.ledger.audit(result, attempt.execution_id)
+            return State.RUNNING
         if state == State.SUCCEEDED:
             parts.timers.at(
                 f"verify-{attempt.execution_id}",
@@ -216,7 +224,9 @@ class Executor:
             )
         return state
 
-    async def _abandon(self, attempt: Attempt, entries: list[ActionEntry]) -> None:
+    async def _abandon(
+        self, attempt: Attempt, entries: list[ActionEntry], results: list[Audit]
+    ) -> None:
         """The step stopped mid-action (cancelled, or the store failed): failed, unlocked."""
         parts = self.parts
         assert attempt.execution_id is not None
@@ -232,6 +242,7 @@ class Executor:
                     "finish", f"{attempt.where}: failed: {why}", attempt=attempt, outcome="failed"
                 ),
                 release=attempt.lock,
+                before=results,
                 actions=[e.model_dump(mode="json", exclude_none=True) for e in entries],
                 finished_at=now,
                 updated_at=now,

@@ -10,7 +10,7 @@ same commit. Records that change no state (a plan, a retry, an escalation) go th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -73,14 +73,16 @@ class Ledger:
         record: Audit,
         *,
         release: Lock | None = None,
+        before: Sequence[Audit] = (),
         **fields: Any,
     ) -> bool:
         """Move one of the execution's machines from ``source`` to ``target`` with its audit
         record (one commit); False when the row was not in ``source`` (another replica or
         another path moved it first)."""
         moved = await self.store.move(
-            execution_id, machine, source, target, record, release=release, **fields
+            execution_id, machine, source, target, record, release=release, before=before, **fields
         )
         if moved:
-            log.info("%s: %s", record.kind, record.message)
+            for one in (*before, record):
+                log.info("%s: %s", one.kind, one.message)
         return moved

@@ -9,7 +9,7 @@ restarted service picks them up again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -175,11 +175,14 @@ def move(
     audit_record: Audit,
     *,
     release: Lock | None = None,
+    before: Sequence[Audit] = (),
     **fields: Any,
 ) -> bool:
     """THE way an execution changes state: move ``machine`` of ``execution_id`` from one
     of ``source`` to ``target``, set ``fields``, write ``audit_record`` (its details get
     ``machine``, ``from`` and ``to``) and give back ``release``, all in one transaction.
+    ``before`` are records of what led to the move (the last action's result), written
+    ahead of the move's own in the same commit, and like it only when the row moved.
 
     A move the table does not allow raises :class:`IllegalTransition` before anything is
     written; so does a field that sets another machine's column to a state it cannot
@@ -201,12 +204,12 @@ def move(
     for other in states.MACHINES:
         if other != machine and other in fields:
             reached = _member(other, _plain(fields[other]))
-            before = states.sources_of(other, reached)
-            if not before:
+            reachable_from = states.sources_of(other, reached)
+            if not reachable_from:
                 raise IllegalTransition(
                     other, None, reached, what, reason="no state moves there (only a birth)"
                 )
-            guards.append(executions.c[other].in_(sorted(s.value for s in before)))
+            guards.append(executions.c[other].in_(sorted(s.value for s in reachable_from)))
     values = _columns({"updated_at": audit_record.at, **fields, machine: target})
     column = executions.c[machine]
     with engine.begin() as conn:
@@ -230,9 +233,9 @@ def move(
                     update(executions).where(*guards, column == was.value).values(**values)
                 ).rowcount
         if moved:
-            conn.execute(
-                insert(audit), [audit_record.row(execution_id, _moved(machine, was, target))]
-            )
+            rows = [record.row(execution_id) for record in before]
+            rows.append(audit_record.row(execution_id, _moved(machine, was, target)))
+            conn.execute(insert(audit), rows)
         if release is not None:
             locks_mod.release_in(conn, release)
         return bool(moved)

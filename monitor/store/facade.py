@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
@@ -89,12 +89,13 @@ class Store:
         audit: records.Audit,
         *,
         release: records.Lock | None = None,
+        before: Sequence[records.Audit] = (),
         **fields: Any,
     ) -> bool:
         """See :func:`monitor.store.executions.move`: False when another replica won."""
         return await self._call(
             "move",
-            functools.partial(executions.move, release=release, **fields),
+            functools.partial(executions.move, release=release, before=before, **fields),
             self.handle,
             execution_id,
             machine,

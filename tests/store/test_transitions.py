@@ -224,3 +224,22 @@ def test_a_lock_is_renewed_while_ours_and_left_alone_once_another_owner_has_it(
     assert not locks.take(db, third)
     locks.release(db, late)
     assert locks.take(db, third)
+
+
+def test_records_of_what_led_to_a_move_share_its_commit(db: database.Handle) -> None:
+    """A step's last action's result is written with the finish, ahead of it, and only
+    when the row moved (a move that loses writes neither, so nothing is written twice)."""
+    execution_id = _deferred(db)
+    assert store.move(db, execution_id, "state", State.DEFERRED, State.RUNNING, _audit())
+    result = _audit("execute")
+    assert store.move(
+        db, execution_id, "state", State.RUNNING, State.SUCCEEDED, _audit("finish"), before=[result]
+    )
+    kinds = [a["kind"] for a in reversed(_audits(db, execution_id))]
+    assert kinds == ["defer", "decision", "execute", "finish"]
+
+    count = queries.count(db, "audit")
+    assert not store.move(
+        db, execution_id, "state", State.RUNNING, State.FAILED, _audit("finish"), before=[result]
+    )
+    assert queries.count(db, "audit") == count
