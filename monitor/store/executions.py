@@ -271,21 +271,30 @@ def decision_inputs(
         acted,
         or_(executions.c.fingerprint != alert[0], executions.c.starts_at != alert[1]),
     ]
+    history = (
+        select(
+            func.max(executions.c.created_at).label("last"),
+            func.count().filter(executions.c.created_at >= since).label("attempts"),
+        )
+        .where(and_(*cond))
+        .subquery()
+    )
+    switch = select(control.c.value).where(control.c.key == PAUSE_KEY).scalar_subquery()
+    resolved = (
+        select(alerts.c.id)
+        .where(
+            alerts.c.fingerprint == alert[0],
+            alerts.c.starts_at == alert[1],
+            alerts.c.status == "resolved",
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
     with engine.connect() as conn:
-        last, attempts = conn.execute(
-            select(
-                func.max(executions.c.created_at),
-                func.count().filter(executions.c.created_at >= since),
-            ).where(and_(*cond))
+        # One statement for what every decision needs (a storm makes thousands).
+        last, attempts, paused, resolved_id = conn.execute(
+            select(history.c.last, history.c.attempts, switch, resolved)
         ).one()
-        switch = conn.execute(select(control.c.value).where(control.c.key == PAUSE_KEY)).first()
-        resolved = conn.execute(
-            select(alerts.c.id).where(
-                alerts.c.fingerprint == alert[0],
-                alerts.c.starts_at == alert[1],
-                alerts.c.status == "resolved",
-            )
-        ).first()
         reverts: list[int] = []
         if policy is not None:
             reverts = [
@@ -300,8 +309,8 @@ def decision_inputs(
             ]
     return DecisionInputs(
         TargetHistory(last, int(attempts or 0)),
-        bool(switch is not None and switch[0].get("paused")),
-        resolved is not None,
+        bool(isinstance(paused, dict) and paused.get("paused")),
+        resolved_id is not None,
         reverts,
     )
 
