@@ -421,35 +421,3 @@ def write(engine: Engine, audit_record: Audit, execution_id: int | None = None) 
     :func:`move`)."""
     with engine.begin() as conn:
         conn.execute(insert(audit), [audit_record.row(execution_id)])
-
-
-def record(
-    engine: Engine,
-    at: datetime,
-    kind: str,
-    message: str,
-    *,
-    policy: str | None = None,
-    fingerprint: str | None = None,
-    target_key: str | None = None,
-    execution_id: int | None = None,
-    outcome: str | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            insert(audit),
-            [
-                {
-                    "at": at,
-                    "kind": kind,
-                    "message": message,
-                    "policy": policy,
-                    "fingerprint": fingerprint,
-                    "target_key": target_key,
-                    "execution_id": execution_id,
-                    "outcome": outcome,
-                    "details": dict(details) if details is not None else None,
-                }
-            ],
-        )
