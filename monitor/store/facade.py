@@ -21,7 +21,16 @@ import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
-from monitor.store import control, database, executions, locks, notifications, records, states
+from monitor.store import (
+    batches,
+    control,
+    database,
+    executions,
+    locks,
+    notifications,
+    records,
+    states,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -203,6 +212,79 @@ class Store:
             error,
             poisoned_at,
         )
+
+    # The engine's queue and its batches (:mod:`monitor.store.batches`) ----------------------
+
+    async def lease(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        *,
+        limit_alerts: int,
+        prefer: Sequence[int] = (),
+    ) -> list[batches.Leased]:
+        return await self._call(
+            "lease",
+            functools.partial(batches.lease, limit_alerts=limit_alerts, prefer=prefer),
+            self.handle,
+            owner,
+            now,
+            until,
+        )
+
+    async def backlog(self) -> tuple[int, int]:
+        """Notifications waiting to be decided, and their alerts."""
+        return await self._call("backlog", batches.backlog, self.handle)
+
+    async def retry_later(
+        self, failures: Mapping[int, tuple[int, str, datetime | None]], retry_at: datetime
+    ) -> None:
+        await self._call("retry_later", batches.retry_later, self.handle, failures, retry_at)
+
+    async def first_deliveries(
+        self, fingerprints: Sequence[str]
+    ) -> dict[tuple[str, datetime, str], int]:
+        return await self._call(
+            "first_deliveries", batches.first_deliveries, self.handle, fingerprints
+        )
+
+    async def batch_inputs(
+        self, *, now: datetime, since: datetime, targets: Sequence[str], fingerprints: Sequence[str]
+    ) -> batches.Inputs:
+        return await self._call(
+            "batch_inputs",
+            functools.partial(
+                batches.inputs, now=now, since=since, targets=targets, fingerprints=fingerprints
+            ),
+            self.handle,
+        )
+
+    async def commit_batch(
+        self,
+        births: Sequence[batches.Birth],
+        joins: Mapping[int, Sequence[batches.Member]],
+        audits: Sequence[records.Audit],
+    ) -> list[batches.Born]:
+        return await self._call(
+            "commit_batch",
+            functools.partial(batches.commit, births=births, joins=joins, records=audits),
+            self.handle,
+        )
+
+    async def members(self, execution_ids: Sequence[int]) -> dict[int, list[batches.Coalesced]]:
+        return await self._call("members", batches.members, self.handle, execution_ids)
+
+    async def resolved_among(
+        self, keys: Sequence[tuple[str, datetime]]
+    ) -> set[tuple[str, datetime]]:
+        return await self._call("resolved_among", batches.resolved_among, self.handle, keys)
+
+    async def for_alerts(
+        self, keys: Sequence[tuple[str, datetime]]
+    ) -> dict[tuple[str, datetime], list[records.Execution]]:
+        rows = await self._call("for_alerts", batches.for_alerts, self.handle, keys)
+        return {k: [records.Execution.from_row(r) for r in v] for k, v in rows.items()}
 
     async def checkpoint(self) -> None:
         """Copy SQLite's WAL back into the database (PostgreSQL: nothing to do)."""

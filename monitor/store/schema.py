@@ -49,6 +49,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+DEFERRED_FIRST_STEP = "state = 'deferred' AND step = 0"
+
 Id = BigInteger().with_variant(Integer, "sqlite")
 
 metadata = MetaData(
@@ -81,6 +83,10 @@ notifications = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text),
     Column("poisoned_at", UTCDateTime()),
+    # The engine's queue: a replica leases a batch of unprocessed notifications until
+    # ``lease_until`` (a failed one is leased back to no one until its retry time).
+    Column("lease_owner", String(255)),
+    Column("lease_until", UTCDateTime()),
     Index(
         "ix_notifications_unprocessed",
         "id",
@@ -147,6 +153,37 @@ executions = Table(
     Index(None, "verify_state", "verify_at"),
     Index(None, "revert_state", "revert_at"),
     Index(None, "state", "due_at"),
+    # At most one deferred first step per (policy, target): alerts that arrive while it
+    # waits are coalesced into it (table ``coalesced``), not deferred each on their own.
+    Index(
+        "uq_executions_deferred_target",
+        "policy",
+        "target_key",
+        unique=True,
+        sqlite_where=text(DEFERRED_FIRST_STEP),
+        postgresql_where=text(DEFERRED_FIRST_STEP),
+    ),
+)
+
+# Alerts recorded against another alert's execution of the same policy and target (in
+# flight, or waiting for its cooldown): "coalesced into #N". The key is an execution
+# key, so an alert's step is either its own execution or a member of one, never both
+# twice.
+coalesced = Table(
+    "coalesced",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("execution_id", Id, ForeignKey("executions.id"), nullable=False),
+    Column("policy", String(255), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    UniqueConstraint("policy", "step", "fingerprint", "starts_at"),
+    Index(None, "execution_id"),
+    Index(None, "fingerprint"),
 )
 
 locks = Table(

@@ -1,0 +1,490 @@
+"""The engine's queue and its batches: what a batch of decisions reads and writes at once.
+
+The unprocessed notifications are the queue. A replica *leases* a batch of them (the
+lease keeps other replicas off while it decides; on PostgreSQL the rows are picked with
+``FOR UPDATE SKIP LOCKED``), reads what deciding them needs in one go
+(:func:`inputs`), and writes the claims, deferrals, coalesced alerts and audit records
+in one transaction (:func:`commit`). Exactly-once per execution key still comes from
+the uniqueness constraints: every insert here is ``ON CONFLICT DO NOTHING`` and a
+conflict is reported back as a duplicate (or as "coalesced into" the deferred execution
+another replica created for the same policy and target a moment before).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from monitor.store import locks as locks_mod
+from monitor.store.control import PAUSE_KEY
+from monitor.store.executions import _birth, _moved
+from monitor.store.records import Audit, ExecutionKey, Lock
+from monitor.store.schema import alerts, audit, coalesced, control, executions, locks, notifications
+from monitor.store.states import ACTED, RevertState, State, VerifyState
+
+CHUNK = 500  # values per IN list
+
+
+def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# The queue -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A notification taken from the queue: its body as received, and its history."""
+
+    id: int
+    body: str
+    received_at: datetime
+    attempts: int
+
+
+def _available(now: datetime) -> Any:
+    c = notifications.c
+    return and_(
+        c.processed_at.is_(None),
+        c.poisoned_at.is_(None),
+        c.payload.is_not(None),
+        or_(c.lease_until.is_(None), c.lease_until < now),
+    )
+
+
+def lease(
+    engine: Engine,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    *,
+    limit_alerts: int,
+    prefer: Sequence[int] = (),
+) -> list[Leased]:
+    """Lease up to ``limit_alerts`` alerts' worth of notifications (at least one): the
+    ``prefer``red ids first (alerts for targets nothing works on), then the oldest."""
+    c = notifications.c
+    available = _available(now)
+    with engine.begin() as conn:
+        picked: dict[int, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(prefer))):
+            q = select(c.id, c.alert_count).where(available, c.id.in_(chunk)).order_by(c.id)
+            picked.update(_rows(conn, q))
+        total = sum(picked.values())
+        if total < limit_alerts:
+            q = select(c.id, c.alert_count).where(available).order_by(c.id).limit(500)
+            for nid, count in _rows(conn, q).items():
+                if nid in picked:
+                    continue
+                if picked and total + count > limit_alerts:
+                    break
+                picked[nid] = count
+                total += count
+        if not picked:
+            return []
+        ids = list(picked)
+        for chunk in _chunks(ids):
+            conn.execute(
+                update(notifications)
+                .where(c.id.in_(chunk), available)
+                .values(lease_owner=owner, lease_until=until)
+            )
+        rows: list[Any] = []
+        for chunk in _chunks(ids):
+            rows.extend(
+                conn.execute(
+                    select(c.id, c.payload, c.received_at, c.attempts).where(
+                        c.id.in_(chunk), c.lease_owner == owner, c.lease_until == until
+                    )
+                ).all()
+            )
+    position = {nid: i for i, nid in enumerate(ids)}  # the preferred first, then the oldest
+    rows.sort(key=lambda r: position[int(r[0])])
+    return [Leased(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
+
+
+def _rows(conn: Connection, q: Any) -> dict[int, int]:
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    return {int(r[0]): int(r[1]) for r in conn.execute(q)}
+
+
+def backlog(engine: Engine) -> tuple[int, int]:
+    """Notifications waiting to be decided (not processed, not parked), and their alerts."""
+    c = notifications.c
+    with engine.connect() as conn:
+        count, total = conn.execute(
+            select(func.count(), func.coalesce(func.sum(c.alert_count), 0)).where(
+                c.processed_at.is_(None), c.poisoned_at.is_(None), c.payload.is_not(None)
+            )
+        ).one()
+    return int(count), int(total)
+
+
+def retry_later(
+    engine: Engine,
+    failures: Mapping[int, tuple[int, str, datetime | None]],
+    retry_at: datetime,
+) -> None:
+    """Record failed attempts ``{id: (attempts, error, poisoned_at)}``; a notification not
+    parked is leased to no one until ``retry_at``."""
+    with engine.begin() as conn:
+        for nid, (attempts, error, poisoned_at) in failures.items():
+            conn.execute(
+                update(notifications)
+                .where(notifications.c.id == nid)
+                .values(
+                    attempts=attempts,
+                    last_error=error[:2000],
+                    poisoned_at=poisoned_at,
+                    lease_owner=None,
+                    lease_until=retry_at,
+                )
+            )
+
+
+def first_deliveries(
+    engine: Engine, fingerprints: Sequence[str]
+) -> dict[tuple[str, datetime, str], int]:
+    """The notification that first delivered each (fingerprint, startsAt, status): an
+    alert in a later notification is a repeat (Alertmanager re-sends whole groups)."""
+    out: dict[tuple[str, datetime, str], int] = {}
+    c = alerts.c
+    with engine.connect() as conn:
+        for chunk in _chunks(list(dict.fromkeys(fingerprints))):
+            for fp, starts, status, first in conn.execute(
+                select(c.fingerprint, c.starts_at, c.status, c.first_notification_id).where(
+                    c.fingerprint.in_(chunk)
+                )
+            ):
+                out[(fp, _utc(starts), status)] = int(first)
+    return out
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# What deciding a batch reads -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Open:
+    """An execution of a (policy, target) that new alerts are coalesced into."""
+
+    id: int
+    policy: str
+    step: int
+    state: str
+    verify_state: str
+    revert_state: str
+
+
+@dataclass
+class Inputs:
+    paused: bool
+    # target_key -> start times of the executions that acted on it (newest first),
+    # within the longest budget window asked, and the latest one whatever its age.
+    started: dict[str, list[datetime]] = field(default_factory=dict)
+    last_started: dict[str, datetime] = field(default_factory=dict)
+    # (policy, target_key) -> executions not finished with (deferred, running, verifying)
+    # and reverts waiting for their delay.
+    open: dict[tuple[str, str], list[Open]] = field(default_factory=dict)
+    locked: dict[str, str] = field(default_factory=dict)  # target_key -> owner
+    decided: set[tuple[str, str, datetime]] = field(default_factory=set)  # policy, fp, starts
+    resolved: set[tuple[str, datetime]] = field(default_factory=set)
+
+
+def inputs(
+    engine: Engine,
+    *,
+    now: datetime,
+    since: datetime,
+    targets: Sequence[str],
+    fingerprints: Sequence[str],
+) -> Inputs:
+    """Everything a batch's first-step decisions need from the store, in one read."""
+    ex = executions.c
+    out = Inputs(paused=False)
+    targets = list(dict.fromkeys(targets))
+    fingerprints = list(dict.fromkeys(fingerprints))
+    acted = sorted(s.value for s in ACTED)
+    with engine.connect() as conn:
+        switch = conn.execute(select(control.c.value).where(control.c.key == PAUSE_KEY)).first()
+        out.paused = bool(switch and isinstance(switch[0], dict) and switch[0].get("paused"))
+        for chunk in _chunks(targets):
+            for key, last in conn.execute(
+                select(ex.target_key, func.max(ex.created_at))
+                .where(ex.target_key.in_(chunk), ex.state.in_(acted))
+                .group_by(ex.target_key)
+            ):
+                out.last_started[key] = _utc(last)
+            started: dict[str, list[datetime]] = defaultdict(list)
+            for key, at in conn.execute(
+                select(ex.target_key, ex.created_at)
+                .where(ex.target_key.in_(chunk), ex.state.in_(acted), ex.created_at >= since)
+                .order_by(ex.created_at.desc())
+            ):
+                started[key].append(_utc(at))
+            out.started.update(started)
+            for row in conn.execute(
+                select(
+                    ex.id,
+                    ex.policy,
+                    ex.step,
+                    ex.target_key,
+                    ex.state,
+                    ex.verify_state,
+                    ex.revert_state,
+                )
+                .where(
+                    ex.target_key.in_(chunk),
+                    or_(
+                        ex.state.in_([State.DEFERRED.value, State.RUNNING.value]),
+                        ex.verify_state == VerifyState.PENDING.value,
+                        ex.revert_state == RevertState.SCHEDULED.value,
+                    ),
+                )
+                .order_by(ex.id)
+            ):
+                one = Open(int(row[0]), row[1], int(row[2]), row[4], row[5], row[6])
+                out.open.setdefault((row[1], row[3]), []).append(one)
+            for key, owner in conn.execute(
+                select(locks.c.key, locks.c.owner).where(
+                    locks.c.key.in_(chunk), locks.c.expires_at >= now
+                )
+            ):
+                out.locked[key] = owner
+        for chunk in _chunks(fingerprints):
+            for table in (executions, coalesced):
+                for policy, fp, starts in conn.execute(
+                    select(table.c.policy, table.c.fingerprint, table.c.starts_at).where(
+                        table.c.step == 0, table.c.fingerprint.in_(chunk)
+                    )
+                ):
+                    out.decided.add((policy, fp, _utc(starts)))
+            for fp, starts in conn.execute(
+                select(alerts.c.fingerprint, alerts.c.starts_at).where(
+                    alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
+                )
+            ):
+                out.resolved.add((fp, _utc(starts)))
+    return out
+
+
+# What deciding a batch writes ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """An alert recorded against another alert's execution of the same policy/target."""
+
+    key: ExecutionKey
+    labels: Mapping[str, str]
+    reason: str
+    record: Audit
+
+
+@dataclass
+class Birth:
+    """A new first-step execution: to act (``lock`` given: taken in the same commit, or
+    else the execution is born deferred until ``busy_due`` with ``busy_record``), or
+    deferred by a guardrail (``record`` is then its defer record)."""
+
+    key: ExecutionKey
+    row: dict[str, Any]
+    record: Audit
+    members: list[Member] = field(default_factory=list)
+    lock: Lock | None = None
+    busy_due: datetime | None = None
+    busy_record: Audit | None = None
+
+
+Fate = Literal["claimed", "deferred", "busy", "duplicate", "coalesced"]
+
+
+@dataclass(frozen=True)
+class Born:
+    fate: Fate
+    execution_id: int | None  # the new row; for "coalesced", the row it joined
+
+
+def commit(
+    engine: Engine,
+    *,
+    births: Sequence[Birth],
+    joins: Mapping[int, Sequence[Member]],
+    records: Iterable[Audit],
+) -> list[Born]:
+    """Write a batch's decisions in one transaction: the ``births`` (claims with their
+    lock, or deferrals), the alerts coalesced into existing executions (``joins``: id ->
+    members) and the standalone ``records`` (skips). Returns each birth's fate."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    fates: list[Born] = []
+    with engine.begin() as conn:
+        audits: list[dict[str, Any]] = [r.row(None) for r in records]
+        members: list[tuple[int, Member]] = [(eid, m) for eid, many in joins.items() for m in many]
+        for birth in births:
+            fate = _born(conn, dialect, birth, audits)
+            fates.append(fate)
+            if fate.execution_id is not None and fate.fate != "duplicate":
+                members.extend((fate.execution_id, m) for m in birth.members)
+        if members:
+            conn.execute(
+                dialect.insert(coalesced).on_conflict_do_nothing(),
+                [
+                    {
+                        "execution_id": eid,
+                        "policy": m.key.policy,
+                        "step": m.key.step,
+                        "fingerprint": m.key.fingerprint,
+                        "starts_at": m.key.starts_at,
+                        "labels": dict(m.labels),
+                        "reason": m.reason,
+                        "at": m.record.at,
+                    }
+                    for eid, m in members
+                ],
+            )
+            for eid, m in members:
+                row = m.record.row(
+                    eid, {"coalesced_into": eid, "starts_at": m.key.starts_at.isoformat()}
+                )
+                row["message"] = f"coalesced into #{eid}: {m.reason}"
+                audits.append(row)
+        if audits:
+            conn.execute(audit.insert(), audits)
+    return fates
+
+
+def _insert(conn: Connection, dialect: Any, values: Mapping[str, Any]) -> int | None:
+    row = conn.execute(
+        dialect.insert(executions)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(executions.c.id)
+    ).first()
+    return int(row[0]) if row is not None else None
+
+
+def _born(conn: Connection, dialect: Any, birth: Birth, audits: list[dict[str, Any]]) -> Born:
+    key = birth.key
+    if birth.lock is not None and locks_mod.take_in(conn, birth.lock):
+        new = _insert(conn, dialect, _birth(key, {**birth.row, "state": State.RUNNING}))
+        if new is None:
+            locks_mod.release_in(conn, birth.lock)
+            return Born("duplicate", None)
+        audits.append(birth.record.row(new, _moved("state", None, State.RUNNING)))
+        return Born("claimed", new)
+    if birth.lock is not None:  # the target is busy: born deferred, decided again later
+        assert birth.busy_due is not None and birth.busy_record is not None
+        row = {**birth.row, "due_at": birth.busy_due, "reason": birth.busy_record.message}
+        record, fate = birth.busy_record, "busy"
+    else:
+        row, record, fate = birth.row, birth.record, "deferred"
+    new = _insert(conn, dialect, _birth(key, {**row, "state": State.DEFERRED}))
+    if new is not None:
+        audits.append(record.row(new, _moved("state", None, State.DEFERRED)))
+        return Born(fate, new)  # type: ignore[arg-type]
+    ex = executions.c
+    exists = conn.execute(
+        select(ex.id).where(
+            ex.policy == key.policy,
+            ex.step == key.step,
+            ex.fingerprint == key.fingerprint,
+            ex.starts_at == key.starts_at,
+        )
+    ).first()
+    if exists is not None:
+        return Born("duplicate", None)
+    waiting = conn.execute(
+        select(ex.id).where(
+            ex.policy == key.policy,
+            ex.target_key == birth.row["target_key"],
+            ex.step == 0,
+            ex.state == State.DEFERRED.value,
+        )
+    ).first()
+    if waiting is None:  # gone again in between: the alert is decided with the next batch
+        return Born("duplicate", None)
+    return Born("coalesced", int(waiting[0]))
+
+
+# Coalesced alerts as the engine reads them back ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coalesced:
+    fingerprint: str
+    starts_at: datetime
+    labels: dict[str, str]
+    reason: str
+    at: datetime
+
+
+def members(engine: Engine, execution_ids: Sequence[int]) -> dict[int, list[Coalesced]]:
+    """The alerts coalesced into each execution, oldest alert first."""
+    c = coalesced.c
+    out: dict[int, list[Coalesced]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(list(execution_ids)):
+            for eid, fp, starts, labels, reason, at in conn.execute(
+                select(c.execution_id, c.fingerprint, c.starts_at, c.labels, c.reason, c.at)
+                .where(c.execution_id.in_(chunk))
+                .order_by(c.starts_at, c.id)
+            ):
+                out.setdefault(int(eid), []).append(
+                    Coalesced(
+                        fp,
+                        _utc(starts),
+                        {str(k): str(v) for k, v in (labels or {}).items()},
+                        reason,
+                        _utc(at),
+                    )
+                )
+    return out
+
+
+def resolved_among(
+    engine: Engine, keys: Sequence[tuple[str, datetime]]
+) -> set[tuple[str, datetime]]:
+    """Which of these alerts (fingerprint, startsAt) a resolved notification was stored for."""
+    wanted = set(keys)
+    out: set[tuple[str, datetime]] = set()
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted({fp for fp, _ in keys})):
+            for fp, starts in conn.execute(
+                select(alerts.c.fingerprint, alerts.c.starts_at).where(
+                    alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
+                )
+            ):
+                if (fp, _utc(starts)) in wanted:
+                    out.add((fp, _utc(starts)))
+    return out
+
+
+def for_alerts(
+    engine: Engine, keys: Sequence[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
+    """The executions of each alert (fingerprint, startsAt), by step: for a batch of
+    resolved alerts, one read instead of one per alert."""
+    wanted = set(keys)
+    out: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+    ex = executions.c
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted({fp for fp, _ in keys})):
+            for row in conn.execute(
+                select(executions).where(ex.fingerprint.in_(chunk)).order_by(ex.step, ex.id)
+            ):
+                mapping = dict(row._mapping)
+                key = (mapping["fingerprint"], _utc(mapping["starts_at"]))
+                if key in wanted:
+                    out.setdefault(key, []).append(mapping)
+    return out
