@@ -21,12 +21,14 @@ from monitor.policy.policyset import (
     CompiledAction,
     Policy,
     PolicySet,
+    Targets,
     active,
     parse_params,
     render_params,
     render_promql,
     render_target,
     target_key,
+    target_labels,
 )
 from monitor.policy.schema import json_schema
 
@@ -36,6 +38,7 @@ __all__ = [
     "PolicyLoadError",
     "PolicySet",
     "Report",
+    "Targets",
     "active",
     "check",
     "json_schema",
@@ -45,4 +48,5 @@ __all__ = [
     "render_promql",
     "render_target",
     "target_key",
+    "target_labels",
 ]

@@ -10,6 +10,7 @@ alertname and the few that do not name one.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -165,6 +166,56 @@ def active(policy: Policy, at: datetime) -> bool:
     if not policy.active_intervals:
         return True
     return any(interval.contains(at) for interval in policy.active_intervals)
+
+
+def target_labels(policy: Policy) -> tuple[str, ...] | None:
+    """The alert labels the policy's target depends on, or None when it depends on more
+    (annotations, the alert's times...)."""
+    keys: set[str] = set()
+    for template in policy.target.values():
+        found = template.label_keys
+        if found is None:
+            return None
+        keys.update(found)
+    return tuple(sorted(keys))
+
+
+class Targets:
+    """:func:`render_target` with a bounded memo: in a storm, thousands of alerts share
+    the few labels a target is made of (a Deployment's pods), and rendering is most of
+    the cost of deciding. Only targets made of labels alone are remembered."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._memo: OrderedDict[tuple[int, tuple[str | None, ...]], tuple[Policy, Any]] = (
+            OrderedDict()
+        )
+        self._keys: dict[int, tuple[Policy, tuple[str, ...] | None]] = {}
+
+    def render(self, policy: Policy, alert: AlertContext) -> dict[str, str]:
+        known = self._keys.get(id(policy))
+        if known is None or known[0] is not policy:
+            known = (policy, target_labels(policy))
+            if len(self._keys) >= self.size:
+                self._keys.clear()
+            self._keys[id(policy)] = known
+        keys = known[1]
+        if keys is None:
+            return render_target(policy, alert)
+        key = (id(policy), tuple(alert.labels.get(k) for k in keys))
+        hit = self._memo.get(key)
+        if hit is None or hit[0] is not policy:
+            try:
+                result: Any = render_target(policy, alert)
+            except PolicyError as exc:
+                result = str(exc)
+            hit = (policy, result)
+            self._memo[key] = hit
+            if len(self._memo) > self.size:
+                self._memo.popitem(last=False)
+        if isinstance(hit[1], str):
+            raise PolicyError(hit[1])
+        return dict(hit[1])
 
 
 def render_target(policy: Policy, alert: AlertContext) -> dict[str, str]:

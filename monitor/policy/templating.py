@@ -311,6 +311,15 @@ class Template:
     def constant(self) -> bool:
         return self.compiled is None
 
+    @functools.cached_property
+    def label_keys(self) -> tuple[str, ...] | None:
+        """The alert labels the output depends on, when it depends on nothing else (only
+        ``labels.x`` / ``labels["x"]``, filters and constants); else None. Two alerts
+        equal on these labels render the same: the engine reuses the result."""
+        if self.compiled is None:
+            return ()
+        return _label_keys(self.source)
+
     def render(self, context: Mapping[str, Any]) -> str:
         if self.compiled is None:
             return self.source
@@ -344,6 +353,24 @@ def compile(source: str, where: str = "", *, promql: bool = False) -> Template:
     except jinja2.TemplateSyntaxError as exc:
         line = f" (line {exc.lineno} of the template)" if "\n" in source else ""
         raise TemplateSyntaxError(f"template error: {exc.message}{line}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _label_keys(source: str) -> tuple[str, ...] | None:
+    tree = _ENV.parse(source)
+    names = list(tree.find_all(nodes.Name))
+    keys: list[str] = []
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "labels":
+            keys.append(node.attr)
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.node, nodes.Name) and item.node.name == "labels":
+            if not isinstance(item.arg, nodes.Const) or not isinstance(item.arg.value, str):
+                return None
+            keys.append(item.arg.value)
+    if any(n.name != "labels" for n in names) or len(keys) != len(names):
+        return None  # another name, or ``labels`` used whole (e.g. iterated)
+    return tuple(sorted(set(keys)))
 
 
 @functools.lru_cache(maxsize=4096)
