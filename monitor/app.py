@@ -155,6 +155,6 @@ def _unwatch_sighup() -> None:
 
 
 def _redispatch(rt: Runtime) -> None:
-    """Notifications answered 200 but not processed before a stop are processed now, all
-    of them, a page at a time, in the background (poisoned ones stay parked)."""
-    rt.start_resuming()
+    """Start the engine's consumer: notifications answered 200 but not decided before a
+    stop are decided first, a batch at a time (poisoned ones stay parked)."""
+    rt.start()

@@ -1,21 +1,31 @@
 """What one running service holds: settings, store, writer, metrics, auth and the hand-off
 from the webhook to the engine. Built by ``monitor.app.create_app``; tests build their own.
 
-A notification whose processing raises is tried again after a backoff (doubling), up to
+The engine's queue is the store: every notification the webhook answered 200 for and
+that a policy could act on waits there, unprocessed, until it is decided. One consumer
+task per replica (:meth:`Runtime.start`) leases a batch of them (up to
+``BATCH_ALERTS`` alerts; replicas share the queue through the lease), hands the batch
+to the engine, and marks it processed. The webhook only wakes the consumer, and puts
+notifications about targets nothing works on ahead of the queue (``prefer``). Memory
+holds no backlog: a restart, a stop or another replica finds it in the store.
+
+A notification whose deciding raises is tried again after a backoff (doubling), up to
 ``max_attempts`` times in all, counting attempts made before a restart; then it is parked
 as poisoned (``notifications.poisoned_at``, an audit record of kind ``poison``,
 ``conea_monitor_notifications_poisoned_total``) and never taken up again, so it blocks
-nothing. At start-up :meth:`Runtime.resume` pages through every unprocessed notification
-that is not poisoned.
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.alerts import payload
@@ -26,18 +36,23 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import database
 from monitor.store import notifications as store_notifications
+from monitor.store.batches import Leased
 from monitor.store.facade import Store
 from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
 from monitor.store.records import Audit
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[StoredNotification], Awaitable[None]]
+# Decides a batch; returns the notifications whose deciding raised (the others are done).
+Handler = Callable[[list[StoredNotification]], Awaitable[Mapping[int, BaseException]]]
 
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF = 5.0  # seconds before the second attempt; doubled before each next one
-RESUME_PAGE = 500  # unprocessed notifications read (and processed) at a time at start-up
-STALL_AFTER = 300.0  # seconds one attempt may run before the consumer counts as stuck
+STALL_AFTER = 300.0  # seconds one batch may run before the consumer counts as stuck
+BATCH_ALERTS = 1000  # alerts decided per batch (at least one notification)
+LEASE = timedelta(minutes=2)  # other replicas keep off a leased batch this long
+IDLE_POLL = 1.0  # seconds between looks at the store when nothing woke the consumer
+PREFERRED = 10_000  # notification ids remembered as "ahead of the queue"
 
 
 @dataclass
@@ -49,15 +64,23 @@ class Runtime:
     auth: Authenticator
     handler: Handler | None = None
     matcher: Callable[[Mapping[str, str]], Any] | None = None
+    # Is this notification about a target nothing works on? Then it goes ahead.
+    prefer: Callable[[StoredNotification], bool] | None = None
     config_loaded: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = MAX_ATTEMPTS
     stall_after: float = STALL_AFTER
     retry_backoff: float = RETRY_BACKOFF
+    batch_alerts: int = BATCH_ALERTS
+    idle_poll: float = IDLE_POLL
+    owner: str = field(default_factory=lambda: f"conea-monitor-{uuid.uuid4().hex[:8]}")
     # Worker threads whose progress /readyz and /metrics report (the store writer, ...).
     heartbeats: list[Heartbeat] = field(default_factory=list)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _busy: dict[int, float] = field(default_factory=dict)  # id -> loop time attempt began
+    _consumer: asyncio.Task[None] | None = None
+    _busy: tuple[list[int], float] | None = None  # the batch in hand, and since when
+    _preferred: deque[int] = field(default_factory=lambda: deque(maxlen=PREFERRED))
+    _backlog: int = 0  # alerts waiting, as last read
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -72,133 +95,195 @@ class Runtime:
             return True
         return any(self.matcher(alert.labels) for alert in notification.alerts)
 
-    def dispatch(self, stored: StoredNotification, attempts: int = 0) -> asyncio.Task[None] | None:
-        """Hand a committed notification to the engine, after the webhook has answered;
-        ``attempts`` is how many earlier attempts failed (before a restart)."""
+    def dispatch(self, stored: StoredNotification) -> None:
+        """A notification was committed (and answered): wake the consumer. When there
+        is a backlog, one about a target nothing works on is put ahead of it."""
         if not stored.needs_processing:
-            return None
-        task = asyncio.get_running_loop().create_task(self._process(stored, attempts))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _process(self, stored: StoredNotification, attempts: int) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            self._busy[stored.id] = loop.time()
-            try:
-                if self.handler is not None:
-                    await self.handler(stored)
-            except Exception as exc:
-                attempts += 1
-                log.exception("processing notification %d failed (attempt %d)", stored.id, attempts)
-                if await self._failed(stored.id, attempts, exc):
-                    return
-                delay = self.retry_backoff * 2 ** (attempts - 1)
-                if await self._stopped_within(delay):
-                    return  # left unprocessed: taken up again at the next start
-                continue
-            finally:
-                self._busy.pop(stored.id, None)
-            self.writer.mark_processed(stored.id, datetime.now(UTC))
             return
+        if self.prefer is not None and self._backlog > self.batch_alerts and self.prefer(stored):
+            self._preferred.append(stored.id)
+        self._wake.set()
 
-    async def _failed(self, notification_id: int, attempts: int, exc: BaseException) -> bool:
-        """Record a failed attempt; park the notification after the last. True if parked."""
-        error = f"{type(exc).__name__}: {exc}"
-        poisoned = attempts >= self.max_attempts
-        now = datetime.now(UTC)
+    def start(self) -> None:
+        """Start the consumer: it takes up what the store holds (notifications answered
+        before a stop or a crash first) and then whatever arrives."""
+        if self._consumer is None:
+            self._stopping.clear()
+            self._consumer = asyncio.get_running_loop().create_task(self._consume())
+
+    async def _consume(self) -> None:
+        waiting = await self._read_backlog()
+        if waiting:
+            log.info("%d notification(s) waiting to be decided", waiting)
+        resumed = 0
+        while not self._stopping.is_set():
+            try:
+                done = await self.take_batch()
+            except Exception as exc:  # the store is down: tried again shortly
+                self.metrics.store_errors.labels("queue").inc()
+                log.error("taking a batch from the queue failed: %s", exc)
+                done = 0
+            if done:
+                resumed += done
+                continue
+            if waiting and resumed:
+                log.info("resumed %d notification(s) stored before the last stop", resumed)
+                waiting = 0
+            await self._read_backlog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+            self._wake.clear()
+
+    async def _read_backlog(self) -> int:
         try:
-            await self.store.record_failure(
-                notification_id, attempts, error, now if poisoned else None
-            )
+            notifications, alerts = await self.store.backlog()
+        except Exception as exc:
+            self.metrics.store_errors.labels("queue").inc()
+            log.warning("reading the queue's length failed: %s", exc)
+            return 0
+        self._backlog = alerts
+        self.metrics.backlog_notifications.set(notifications)
+        self.metrics.backlog_alerts.set(alerts)
+        return notifications
+
+    async def take_batch(self) -> int:
+        """Lease one batch from the queue, decide it and mark it processed; returns how
+        many notifications it held (0: the queue is empty)."""
+        now = datetime.now(UTC)
+        preferred = list(self._preferred)
+        self._preferred.clear()
+        leased = await self.store.lease(
+            self.owner, now, now + LEASE, limit_alerts=self.batch_alerts, prefer=preferred
+        )
+        if not leased:
+            return 0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._busy = ([item.id for item in leased], started)
+        try:
+            notes, failures = await self._read(leased)
+            if notes and self.handler is not None:
+                try:
+                    failures.update(await self.handler(notes))
+                except Exception as exc:  # the store or a bug: every one is tried again
+                    log.exception("deciding a batch of %d notification(s) failed", len(notes))
+                    failures.update({note.id: exc for note in notes})
+        finally:
+            self._busy = None
+        at = datetime.now(UTC)
+        for item in leased:
+            if item.id not in failures:
+                self.writer.mark_processed(item.id, at)
+        if failures:
+            await self._failed({i.id: i.attempts for i in leased}, failures)
+        self.metrics.decision_batches.inc()
+        self.metrics.decision_batch_seconds.observe(loop.time() - started)
+        self._backlog = max(0, self._backlog - sum(len(n.alerts) for n in notes))
+        return len(leased)
+
+    async def _read(
+        self, leased: list[Leased]
+    ) -> tuple[list[StoredNotification], dict[int, BaseException]]:
+        """The leased bodies parsed, each alert marked as a repeat when an earlier
+        notification delivered it first."""
+        parsed: list[tuple[Leased, Notification]] = []
+        failures: dict[int, BaseException] = {}
+        for item in leased:
+            try:
+                parsed.append((item, payload.parse(item.body.encode("utf-8"))))
+            except Exception as exc:  # stored bodies were valid; park it at once
+                failures[item.id] = _Unreadable(f"{type(exc).__name__}: {exc}")
+        fingerprints = [a.fingerprint for _, n in parsed for a in n.alerts]
+        first = await self.store.first_deliveries(fingerprints) if fingerprints else {}
+        notes = []
+        for item, notification in parsed:
+            alerts = [
+                StoredAlert(
+                    0,
+                    a,
+                    repeat=first.get((a.fingerprint, a.starts_at, a.status), item.id) < item.id,
+                )
+                for a in notification.alerts
+            ]
+            notes.append(StoredNotification(item.id, notification, item.received_at, alerts))
+        return notes, failures
+
+    async def _failed(
+        self, attempts: Mapping[int, int], failures: Mapping[int, BaseException]
+    ) -> None:
+        """Record failed attempts; park a notification after its last. The others wait
+        for their backoff before a consumer takes them again."""
+        now = datetime.now(UTC)
+        writes: dict[int, tuple[int, str, datetime | None]] = {}
+        parked: list[Audit] = []
+        longest = 0.0
+        for nid, exc in failures.items():
+            tries = attempts.get(nid, 0) + 1
+            if isinstance(exc, _Unreadable):
+                tries = max(tries, self.max_attempts)
+            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, _Unreadable) else str(exc)
+            log.error("deciding notification %d failed (attempt %d): %s", nid, tries, error)
+            poisoned = tries >= self.max_attempts
+            writes[nid] = (tries, error, now if poisoned else None)
             if poisoned:
-                await self.store.record(
+                parked.append(
                     Audit(
                         now,
                         "poison",
-                        f"notification {notification_id} failed {attempts} times and is "
-                        f"parked; last error: {error}"[:2000],
+                        f"notification {nid} failed {tries} times and is parked; "
+                        f"last error: {error}"[:2000],
                         outcome="poisoned",
                         details={
-                            "notification_id": notification_id,
-                            "attempts": attempts,
+                            "notification_id": nid,
+                            "attempts": tries,
                             "error": error[: store_notifications.MAX_ERROR_CHARS],
                         },
                     )
                 )
-        except Exception as store_exc:  # the store is down: retried, or taken up at start
+            else:
+                longest = max(longest, self.retry_backoff * 2 ** (tries - 1))
+        try:
+            await self.store.retry_later(writes, now + timedelta(seconds=longest))
+            for record in parked:
+                await self.store.record(record)
+        except Exception as store_exc:  # the store is down: the lease runs out, tried again
             self.metrics.store_errors.labels("notification_failure").inc()
-            log.error("recording the failure of notification %d: %s", notification_id, store_exc)
-        if poisoned:
+            log.error("recording failed notifications: %s", store_exc)
+        for record in parked:
             self.metrics.notifications_poisoned.inc()
-            log.error("notification %d parked as poisoned: %s", notification_id, error)
-        return poisoned
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
-
-    def start_resuming(self) -> None:
-        """Run :meth:`resume` in the background (shutdown waits for it like the rest)."""
-        task = asyncio.get_running_loop().create_task(self._resume())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _resume(self) -> None:
-        try:
-            await self.resume()
-        except Exception:  # the store is down: taken up at the next start
-            self.metrics.store_errors.labels("resume").inc()
-            log.exception("resuming unprocessed notifications failed")
-
-    async def resume(self, page: int = RESUME_PAGE) -> int:
-        """Process every notification answered 200 but not processed before a stop (or a
-        crash), a page at a time, oldest first; poisoned ones are left parked."""
-        after, total = 0, 0
-        while not self._stopping.is_set():
-            pending = await self.store.unprocessed(after, page)
-            if not pending:
-                break
-            tasks = []
-            for item in pending:
-                after = item.id
-                try:
-                    notification = payload.parse(item.body.encode("utf-8"))
-                except Exception as exc:  # stored bodies were valid; be safe anyway
-                    await self._failed(item.id, max(item.attempts + 1, self.max_attempts), exc)
-                    continue
-                alerts = [StoredAlert(0, a, repeat=False) for a in notification.alerts]
-                stored = StoredNotification(item.id, notification, item.received_at, alerts)
-                task = self.dispatch(stored, item.attempts)
-                if task is not None:
-                    tasks.append(task)
-            total += len(pending)
-            if tasks:
-                await asyncio.wait(tasks)  # one page in flight: memory stays bounded
-        if total:
-            log.info("resumed %d notification(s) stored before the last stop", total)
-        return total
+            log.error("%s", record.message)
+        if not parked or len(parked) < len(failures):
+            self._wake.set()
 
     def consumer_stalled(self, after: float | None = None) -> str | None:
-        """Why the engine's consumer looks stuck (an attempt running for over ``after``
-        seconds, by default ``stall_after``), or None. For /readyz; waiting between
-        attempts is not being stuck."""
+        """Why the engine's consumer looks stuck (a batch in hand for over ``after``
+        seconds, by default ``stall_after``), or None. For /readyz; waiting for work or
+        for a backoff is not being stuck."""
         if after is None:
             after = self.stall_after
-        if not self._busy:
+        if self._busy is None:
             return None
-        nid, began = min(self._busy.items(), key=lambda item: item[1])
+        ids, began = self._busy
         running = asyncio.get_running_loop().time() - began
         if running < after:
             return None
-        return f"notification {nid} has been processing for {running:.0f}s"
+        more = f" (and {len(ids) - 1} more)" if len(ids) > 1 else ""
+        return f"notification {ids[0]}{more} has been processing for {running:.0f}s"
 
-    async def drain(self, within: float = 10.0) -> None:
-        """Wait for in-flight processing (shutdown, tests); backoff waits end at once."""
+    async def drain(self, within: float = 5.0) -> None:
+        """Stop taking work (shutdown, tests): the batch in hand gets ``within`` seconds
+        to be committed, else it is abandoned (its lease runs out; it is decided again
+        after the next start). What was not taken stays in the store."""
         self._stopping.set()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=within)
+        self._wake.set()
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        _, late = await asyncio.wait({consumer}, timeout=within)
+        if late:
+            consumer.cancel()
+            await asyncio.wait({consumer}, timeout=1.0)
+
+
+class _Unreadable(Exception):
+    """A stored body that no longer parses: parked at once, retrying cannot help."""

@@ -93,7 +93,9 @@ async def start(rt: Runtime) -> None:
     engine = build_engine(settings, rt.db, rt.metrics)
     registry, services, policies = engine.registry, engine.services, engine.policies
     kube, dry_run = services.kube, engine.dry_run
-    rt.handler = engine.handle
+    rt.handler = engine.decide_batch
+    rt.prefer = engine.urgent
+    rt.owner = engine.parts.owner
     rt.matcher = lambda labels: engine.policies.match(labels)
     rt.extras["engine"] = engine
     _loaded(rt, policies)

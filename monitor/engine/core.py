@@ -23,15 +23,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Sequence
 
 from monitor import policy as policy_mod
 from monitor import scope as scope_mod
 from monitor.actions.registry import Registry, Services
 from monitor.actions.runner import ActionRunner, RetryPolicy
-from monitor.alerts.context import AlertContext, alert_context
+from monitor.alerts.context import AlertContext
+from monitor.engine.attempt import Attempt
+from monitor.engine.batch import BatchDecider, Busy
 from monitor.engine.clock import Clock, SystemClock
-from monitor.engine.deciding import LOCK_TTL, Decider
+from monitor.engine.deciding import LOCK_TTL, Decider, Gate, NoGate
 from monitor.engine.executing import Executor
 from monitor.engine.firing import FiringCheck
 from monitor.engine.ledger import Ledger
@@ -71,6 +73,7 @@ class Engine:
         timers: Timers | None = None,
         owner: str | None = None,
         runner: ActionRunner | None = None,
+        gate: Gate | None = None,
     ) -> None:
         clock = clock or SystemClock()
         runner = runner or ActionRunner(
@@ -102,9 +105,24 @@ class Engine:
         self.executor = Executor(
             parts, verify=self.verification.verify, escalate=self.verification.escalate
         )
+        self.gate: Gate = gate or NoGate()
         self.decider = Decider(
-            parts, run=self.executor.run, cancel_reverts=self.resolution.cancel_reverts
+            parts,
+            run=self.executor.run,
+            cancel_reverts=self.resolution.cancel_reverts,
+            gate=self.gate,
         )
+        self.busy = Busy()
+        self.batch = BatchDecider(
+            parts,
+            self.decider,
+            gate=self.gate,
+            busy=self.busy,
+            cancel_reverts=self.resolution.cancel_reverts,
+            resolved=self.resolution.on_resolved_many,
+            redecide=self.redecide,
+        )
+        self._runs: set[asyncio.Task[None]] = set()
 
     # What the API, the CLI and the wiring read ---------------------------------------------
 
@@ -161,8 +179,17 @@ class Engine:
         await self.sweep()
         self.parts.metrics.paused.set(1 if await self.is_paused() else 0)
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = 5.0) -> None:
+        """Stop the timers; give the steps in flight ``within`` seconds to finish, then
+        interrupt them (each is recorded as failed, "interrupted", and its lock freed)."""
         self.timers.shutdown()
+        runs = set(self._runs)
+        if runs:
+            _, late = await asyncio.wait(runs, timeout=within)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=2.0)
 
     async def sweep(self) -> None:
         """(Re)schedule every timer the store holds: after a restart, or another replica's;
@@ -195,35 +222,44 @@ class Engine:
     # Notifications ------------------------------------------------------------------------
 
     async def handle(self, stored: StoredNotification) -> None:
-        """Decide every new alert of a stored notification, each independently of the
-        others: decisions run concurrently (at most ``deciding.DECIDING`` at once), so one
-        alert's retries and escalations never hold up another's decision. One alert's
-        failure does not stop the others; if any failed, the error is raised once all
-        were tried (the runtime retries the notification, then parks it as poisoned;
-        decisions already made are claimed in the store and are not made twice)."""
-        failures: list[BaseException] = []
-        work: list[Awaitable[None]] = []
-        for item in stored.alerts:
-            ctx = alert_context(item.alert)
-            if item.alert.status == "resolved":
-                if not item.repeat:
-                    work.append(self.on_resolved(ctx))
-                continue
-            if item.repeat:
-                continue  # Alertmanager re-sends whole groups; the first delivery decided
-            for policy in self.policies.match(ctx.labels):
-                work.append(self.decide(policy, ctx, step=0))
-        await asyncio.gather(*(self._guarded(failures, one) for one in work))
+        """Decide one notification and run what was claimed, to the end of each step
+        (tests and tools; the service decides in batches, :meth:`decide_batch`). Raises
+        the first failure once everything else was done."""
+        outcome = await self.batch.decide([stored])
+        results = await asyncio.gather(
+            *(self.executor.run(attempt) for attempt in outcome.claimed), return_exceptions=True
+        )
+        failures = [*outcome.failures.values()]
+        failures += [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
 
-    async def _guarded(self, failures: list[BaseException], work: Awaitable[None]) -> None:
+    async def decide_batch(self, notes: Sequence[StoredNotification]) -> dict[int, BaseException]:
+        """Decide a batch of notifications (one read, one commit) and start running what
+        was claimed in the background; returns the notifications whose deciding raised."""
+        outcome = await self.batch.decide(notes)
+        for attempt in outcome.claimed:
+            task = asyncio.get_running_loop().create_task(self._run(attempt))
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
+        return outcome.failures
+
+    async def _run(self, attempt: Attempt) -> None:
         try:
-            await work
-        except Exception as exc:  # the store or a bug; logged, and the rest goes on
-            log.exception("deciding an alert failed")
+            await self.executor.run(attempt)
+        except Exception:  # the store or a bug; the step's row says what it got to
+            log.exception("running %s failed", attempt.where)
             self.parts.metrics.store_errors.labels("engine").inc()
-            failures.append(exc)
+
+    def urgent(self, stored: StoredNotification) -> bool:
+        """Is the notification about a target nothing works on (decided ahead of the
+        queue)?"""
+        return self.batch.urgent(stored)
+
+    @property
+    def running(self) -> int:
+        """Steps being run by this replica now."""
+        return len(self._runs)
 
     # The parts' entry points, for timers and callers ----------------------------------
 

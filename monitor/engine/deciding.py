@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from monitor import policy as policy_mod
 from monitor.alerts.context import AlertContext
 from monitor.engine import guardrails
-from monitor.engine.attempt import Attempt, context_of
+from monitor.engine.attempt import Attempt
 from monitor.engine.parts import Parts
 from monitor.errors import PolicyError
-from monitor.store.records import AlreadyClaimed, Lock
+from monitor.store.records import AlreadyClaimed, Execution, Lock
 from monitor.store.states import State
 
 log = logging.getLogger("monitor.engine")
@@ -34,11 +34,41 @@ Run = Callable[[Attempt], Awaitable[None]]
 CancelReverts = Callable[[Attempt, list[int]], Awaitable[None]]
 
 
+class Gate(Protocol):
+    """The blast-radius breaker as the deciders use it (:mod:`.breaker`): ``refresh``
+    reads its state once per batch, ``admit`` counts one live action in memory, and
+    ``settle`` records (and tells) that it opened, after the commit."""
+
+    async def refresh(self, now: datetime) -> None: ...
+    def admit(self) -> bool: ...
+    def reason(self) -> str: ...
+    async def settle(self, now: datetime) -> None: ...
+
+
+class NoGate:
+    """No breaker configured: every live action is admitted."""
+
+    async def refresh(self, now: datetime) -> None:
+        return None
+
+    def admit(self) -> bool:
+        return True
+
+    def reason(self) -> str:
+        return ""
+
+    async def settle(self, now: datetime) -> None:
+        return None
+
+
 class Decider:
-    def __init__(self, parts: Parts, *, run: Run, cancel_reverts: CancelReverts) -> None:
+    def __init__(
+        self, parts: Parts, *, run: Run, cancel_reverts: CancelReverts, gate: Gate | None = None
+    ) -> None:
         self.parts = parts
         self.run = run
         self.cancel_reverts = cancel_reverts
+        self.gate: Gate = gate or NoGate()
         self.paused_cached = parts.automation.paused
         self._deciding = asyncio.Semaphore(DECIDING)
 
@@ -92,13 +122,20 @@ class Decider:
         if inputs.resolved:
             state, evidence = "not_firing", "a resolved notification for this alert was received"
         else:
-            state, evidence = await self._still_firing(ctx)
+            state, evidence = await self.still_firing(ctx)
         if state != "firing":
             await self._skip(attempt, "stale", evidence)
             return None
+        if decision.outcome == "execute":
+            await self.gate.refresh(now)
+            if not self.gate.admit():
+                await self._skip(attempt, "breaker", self.gate.reason())
+                await self.gate.settle(now)
+                return None
         decision.verdicts.append(guardrails.Verdict("stale", True, evidence))
         attempt = attempt.but(lock=Lock(attempt.target_key, parts.owner, now, LOCK_TTL))
         claimed = await self._claim(attempt)
+        await self.gate.settle(now)
         if claimed is None:
             return None
         attempt, locked = claimed
@@ -108,18 +145,20 @@ class Decider:
         return attempt
 
     async def redecide(self, execution_id: int) -> None:
-        """A deferred decision is due: take it (only one replica can) and decide again."""
+        """A deferred decision is due: take it (only one replica can) and decide again,
+        for the alerts coalesced into it too: the oldest still firing is the one decided
+        (the execution takes its identity when it is not the first alert's)."""
         parts = self.parts
         row = await parts.store.get(execution_id)
         if row is None or row.state != State.DEFERRED:
             return
         policy = parts.policies.get(row.policy)
-        why = None
+        alive: tuple[str, datetime, dict[str, str]] | None = None
         if policy is None:
             why = "policy no longer exists"
-        elif await parts.store.alert_resolved(row.fingerprint, row.starts_at):
-            why = "alert resolved"
-        if why is not None:
+        else:
+            alive, why = await self._alive(row)
+        if policy is None or alive is None:
             await parts.ledger.move(
                 execution_id,
                 "state",
@@ -138,10 +177,25 @@ class Decider:
                 updated_at=parts.clock.now(),
             )
             return
-        assert policy is not None
-        annotations, generator = await parts.store.alert_annotations(row.fingerprint, row.starts_at)
-        ctx = context_of(row, annotations, generator)
+        fingerprint, starts_at, labels = alive
+        annotations, generator = await parts.store.alert_annotations(fingerprint, starts_at)
+        ctx = AlertContext(labels, annotations, "firing", fingerprint, starts_at, generator)
         await self.decide(policy, ctx, row.step, existing=execution_id)
+
+    async def _alive(
+        self, row: Execution
+    ) -> tuple[tuple[str, datetime, dict[str, str]] | None, str]:
+        """The oldest alert of a deferred execution (its own, then those coalesced into
+        it) that has not resolved; else None and why."""
+        store = self.parts.store
+        members = (await store.members([row.id])).get(row.id, [])
+        alerts = [(row.fingerprint, row.starts_at, dict(row.labels))]
+        alerts += [(m.fingerprint, m.starts_at, m.labels) for m in members]
+        gone = await store.resolved_among([(fp, starts) for fp, starts, _ in alerts])
+        alive = [a for a in alerts if (a[0], a[1]) not in gone]
+        if alive:
+            return alive[0], ""
+        return None, "alert resolved" if len(alerts) == 1 else f"all {len(alerts)} alerts resolved"
 
     # Claiming -----------------------------------------------------------------------------
 
@@ -167,7 +221,8 @@ class Decider:
             outcome=decision.outcome,
             details=decision.as_dict(),
         )
-        row = fields if attempt.existing is not None else self._row(attempt, fields)
+        row = self._identity(attempt, fields) if attempt.existing is not None else None
+        row = row or self.row(attempt, fields)
         try:
             claimed = await parts.store.start(
                 attempt.key, row, record, attempt.lock, attempt.existing
@@ -214,7 +269,20 @@ class Decider:
         parts.metrics.skips.labels(attempt.policy.name, "concurrency").inc()
         parts.timers.at(f"decide-{attempt.execution_id}", due, self.redecide, attempt.execution_id)
 
-    def _row(self, attempt: Attempt, fields: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _identity(attempt: Attempt, fields: dict[str, Any]) -> dict[str, Any]:
+        """A deferred execution decided again takes the identity of the alert decided
+        (one coalesced into it when its own has resolved)."""
+        ctx = attempt.ctx
+        return {
+            **fields,
+            "fingerprint": ctx.fingerprint,
+            "starts_at": ctx.starts_at,
+            "labels": dict(ctx.labels),
+            "alertname": ctx.labels.get("alertname", ""),
+        }
+
+    def row(self, attempt: Attempt, fields: dict[str, Any]) -> dict[str, Any]:
         return {
             "alertname": attempt.ctx.labels.get("alertname", ""),
             "labels": dict(attempt.ctx.labels),
@@ -271,8 +339,7 @@ class Decider:
                 State.DEFERRED,
                 State.DEFERRED,
                 record,
-                due_at=due,
-                reason=decision.reason,
+                **self._identity(attempt, {"due_at": due, "reason": decision.reason}),
                 updated_at=now,
             )
         else:
@@ -287,7 +354,7 @@ class Decider:
             }
             try:
                 execution_id = await parts.store.defer(
-                    attempt.key, self._row(attempt, fields), record
+                    attempt.key, self.row(attempt, fields), record
                 )
             except AlreadyClaimed:
                 return
@@ -295,7 +362,7 @@ class Decider:
             parts.metrics.decisions.labels(policy.name, "defer").inc()
         parts.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
 
-    async def _still_firing(self, ctx: AlertContext) -> tuple[str, str]:
+    async def still_firing(self, ctx: AlertContext) -> tuple[str, str]:
         """Ask Alertmanager (or Prometheus); the store's own answer came with the inputs."""
         firing = self.parts.firing
         if not firing.configured:

@@ -6,7 +6,7 @@ again within the delay). Reverts run through the same action runner as the steps
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext
@@ -28,11 +28,30 @@ class Resolution:
         self.verified = verified
 
     async def on_resolved(self, ctx: AlertContext) -> None:
+        await self.on_resolved_many([ctx])
+
+    async def on_resolved_many(self, ctxs: Sequence[AlertContext]) -> None:
+        """Alerts resolved (a batch's worth): their executions read in one go. A deferred
+        decision with other alerts coalesced into it waits for its time, when the oldest
+        of them still firing is decided (or it is cancelled if none is)."""
+        parts = self.parts
+        found = await parts.store.for_alerts([(c.fingerprint, c.starts_at) for c in ctxs])
+        if not found:
+            return
+        waiting = [r.id for rows in found.values() for r in rows if r.state == State.DEFERRED]
+        shared = set((await parts.store.members(waiting)).keys()) if waiting else set()
+        for ctx in ctxs:
+            for row in found.get((ctx.fingerprint, ctx.starts_at), []):
+                await self._resolved(row, ctx, row.id in shared)
+
+    async def _resolved(self, row: Execution, ctx: AlertContext, shared: bool) -> None:
         parts = self.parts
         now = parts.clock.now()
-        for row in await parts.store.for_alert(ctx.fingerprint, ctx.starts_at):
-            policy = parts.policies.get(row.policy)
-            if row.state == State.DEFERRED and await parts.ledger.move(
+        policy = parts.policies.get(row.policy)
+        if (
+            row.state == State.DEFERRED
+            and not shared
+            and await parts.ledger.move(
                 row.id,
                 "state",
                 State.DEFERRED,
@@ -47,25 +66,26 @@ class Resolution:
                 ),
                 reason="alert resolved",
                 updated_at=now,
-            ):
-                parts.timers.cancel(f"decide-{row.id}")
-            if row.verify_state == VerifyState.PENDING and policy is not None:
-                parts.timers.cancel(f"verify-{row.id}")
-                await self.verified(
-                    row,
-                    policy,
-                    ctx,
-                    VerifyState.RECOVERED,
-                    "Alertmanager sent the alert as resolved",
-                )
-            if (
-                row.state == State.SUCCEEDED
-                and policy is not None
-                and policy.revert.enabled
-                and row.revert_state == RevertState.NONE
-                and any(entry.revert_state is not None for entry in row.actions)
-            ):
-                await self._schedule(row, policy, ctx)
+            )
+        ):
+            parts.timers.cancel(f"decide-{row.id}")
+        if row.verify_state == VerifyState.PENDING and policy is not None:
+            parts.timers.cancel(f"verify-{row.id}")
+            await self.verified(
+                row,
+                policy,
+                ctx,
+                VerifyState.RECOVERED,
+                "Alertmanager sent the alert as resolved",
+            )
+        if (
+            row.state == State.SUCCEEDED
+            and policy is not None
+            and policy.revert.enabled
+            and row.revert_state == RevertState.NONE
+            and any(entry.revert_state is not None for entry in row.actions)
+        ):
+            await self._schedule(row, policy, ctx)
 
     async def _schedule(self, row: Execution, policy: policy_mod.Policy, ctx: AlertContext) -> None:
         parts = self.parts

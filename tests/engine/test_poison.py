@@ -86,20 +86,26 @@ async def test_a_notification_that_keeps_failing_is_retried_then_parked(db_url: 
     calls: list[int] = []
     decided = asyncio.Event()
 
-    async def handler(stored: StoredNotification) -> None:
-        calls.append(stored.id)
-        if stored.id == bad.id:
-            raise RuntimeError("the engine cannot take this one")
-        decided.set()
+    async def handler(batch: list[StoredNotification]) -> dict[int, BaseException]:
+        failures: dict[int, BaseException] = {}
+        for stored in batch:
+            calls.append(stored.id)
+            if stored.id == bad.id:
+                failures[stored.id] = RuntimeError("the engine cannot take this one")
+            else:
+                decided.set()
+        return failures
 
     settings = Settings(policies=[])
     rt = Runtime(settings, metrics, db, writer, Authenticator(settings), handler=handler)
     rt.retry_backoff = 0.0
+    rt.idle_poll = 0.01
     try:
-        first = rt.dispatch(bad)
-        second = rt.dispatch(good)
-        assert first is not None and second is not None
-        await asyncio.wait([first, second])
+        rt.start()
+        deadline = asyncio.get_running_loop().time() + 30
+        while calls.count(bad.id) < 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await rt.drain()
     finally:
         writer.stop()
     assert decided.is_set()
@@ -253,16 +259,16 @@ async def test_a_consumer_stuck_on_one_notification_is_reported(tmp_path: Path) 
     writer.start()
     started, release = asyncio.Event(), asyncio.Event()
 
-    async def handler(stored: StoredNotification) -> None:
+    async def handler(batch: list[StoredNotification]) -> dict[int, BaseException]:
         started.set()
         await release.wait()
+        return {}
 
     settings = Settings(policies=[])
     rt = Runtime(settings, Metrics(), db, writer, Authenticator(settings), handler=handler)
     try:
         assert rt.consumer_stalled(after=0.0) is None
-        task = rt.dispatch(stuck)
-        assert task is not None
+        rt.start()
         await started.wait()
         why = rt.consumer_stalled(after=0.0)
         assert why is not None and why.startswith(f"notification {stuck.id} has been processing")
@@ -282,7 +288,9 @@ async def test_a_consumer_stuck_on_one_notification_is_reported(tmp_path: Path) 
                 f"engine consumer stalled: notification {stuck.id} has been processing"
             )
         release.set()
-        await task
+        while rt.consumer_stalled(after=0.0) is not None:
+            await asyncio.sleep(0.01)
+        await rt.drain()
         assert rt.consumer_stalled(after=0.0) is None
     finally:
         writer.stop()
