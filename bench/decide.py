@@ -3,11 +3,14 @@
 1. One alert decided against 1,000 policies: matching (indexed by alertname), rendering
    the target and every guardrail's verdict, as the engine does it (the store's answers
    for cooldown and budget given in memory). Prints the median and p99 in µs.
-2. A storm of 10,000 alerts through the real engine on a SQLite store, every alert
-   delivered twice and concurrently: prints alerts/s and checks that no execution key
-   was run twice.
+2. A storm: 10,000 matching alerts over 100 Deployments, every alert delivered twice,
+   stored as the webhook stores them, then decided from the store's queue by the real
+   consumer and engine (batches, coalescing), on SQLite with one replica and, with
+   ``--postgres URL``, on PostgreSQL with two replicas sharing the queue. Prints the
+   time until the queue is empty, alerts/s, and checks that no execution key was run
+   twice.
 
-    .venv/bin/python -m bench.decide [--policies 1000] [--alerts 10000]
+    .venv/bin/python -m bench.decide [--policies 1000] [--alerts 10000] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -22,21 +25,25 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+from sqlalchemy import text
+
 from monitor import policy
 from monitor import scope as scope_mod
 from monitor.actions import Services, default_registry
+from monitor.alerts import payload
 from monitor.alerts.context import alert_context
 from monitor.alerts.payload import Alert
+from monitor.auth import Authenticator
 from monitor.engine import guardrails
 from monitor.engine.core import Engine
 from monitor.engine.firing import FiringCheck
 from monitor.metrics import Metrics
-from monitor.settings import AutomationSettings
-from monitor.store import database, queries
+from monitor.runtime import Runtime
+from monitor.settings import AutomationSettings, Settings
+from monitor.store import database, notifications
 from monitor.store.facade import Store
-from monitor.store.notifications import StoredNotification
 from monitor.store.records import TargetHistory
-from tests.support.engine import stored
 
 
 def policies_file(directory: Path, count: int) -> Path:
@@ -98,64 +105,109 @@ def decide_one(policies: policy.PolicySet, labels: dict[str, str]) -> int:
     return decided
 
 
-def storm(directory: Path, policies: policy.PolicySet, count: int) -> tuple[float, int, int]:
-    db = database.connect(f"sqlite:///{directory / 'storm.db'}", sqlite_synchronous="NORMAL")
+def storm_alerts(count: int, targets: int) -> list[bytes]:
+    """``count`` matching alerts over ``targets`` Deployments, notifications of 100."""
+    bodies = []
+    for first in range(0, count, 100):
+        alerts = [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": f"Alert{i % 300}",
+                    "namespace": "production",
+                    "team": "t1",
+                    "deployment": f"api-{i % targets}",
+                    "pod": f"api-{i}",
+                },
+                "annotations": {},
+                "startsAt": "2026-11-28T10:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "",
+                "fingerprint": f"{i:016x}",
+            }
+            for i in range(first, min(first + 100, count))
+        ]
+        bodies.append(
+            json.dumps(
+                {
+                    "receiver": "conea",
+                    "status": "firing",
+                    "alerts": alerts,
+                    "groupLabels": {},
+                    "commonLabels": {},
+                    "commonAnnotations": {},
+                    "externalURL": "http://alertmanager:9093",
+                    "version": "4",
+                    "groupKey": f"{{}}:{{batch={first}}}",
+                    "truncatedAlerts": 0,
+                }
+            ).encode()
+        )
+    return bodies
+
+
+def storm(
+    url: str, policies: policy.PolicySet, count: int, targets: int, replicas: int
+) -> dict[str, float]:
+    """Store ``count`` alerts, each delivered twice, then let ``replicas`` consumers
+    (each its own engine and connection pool, as separate replicas would) take them
+    from the store's queue until it is empty. Returns the figures."""
+    db = database.connect(url, sqlite_synchronous="NORMAL")
     database.migrate(db)
-    import httpx
+    now = datetime.now(UTC)
+    bodies = storm_alerts(count, targets)
+    # Every notification twice, as Alertmanager re-delivers after a lost answer.
+    items = [(b, payload.parse(b), now) for body in bodies for b in (body, body)]
+    for first in range(0, len(items), 100):
+        notifications.write_batch(db, items[first : first + 100])
 
     async def run() -> float:
         http = httpx.AsyncClient()
-        engine = Engine(
-            store=Store(db),
-            policies=policies,
-            registry=default_registry(),
-            services=Services(http=http),
-            metrics=Metrics(),
-            automation=AutomationSettings(max_concurrent_executions=64),
-            firing=FiringCheck(None, None, http),
-        )
-        alerts = [
-            Alert.model_validate(
-                {
-                    "status": "firing",
-                    "labels": {
-                        "alertname": f"Alert{i % 300}",
-                        "namespace": "production",
-                        "team": "t1",
-                        "deployment": f"api-{i}",
-                    },
-                    "annotations": {},
-                    "startsAt": "2026-11-28T10:00:00Z",
-                    "endsAt": "0001-01-01T00:00:00Z",
-                    "generatorURL": "",
-                    "fingerprint": f"{i:016x}",
-                }
+        settings = Settings(policies=[])
+        parts = []
+        for replica in range(replicas):
+            handle = db if replica == 0 else database.connect(url)
+            metrics = Metrics()
+            engine = Engine(
+                store=Store(handle),
+                policies=policies,
+                registry=default_registry(),
+                services=Services(http=http),
+                metrics=metrics,
+                automation=AutomationSettings(max_concurrent_executions=64),
+                firing=FiringCheck(None, None, http),
+                owner=f"replica-{replica}",
             )
-            for i in range(count)
-        ]
-        # Every alert twice, as two notifications racing (e.g. two replicas' deliveries
-        # after a crash): the engine must not run any key twice.
-        notes = [
-            stored(alerts[batch : batch + 100], batch * 2 + copy)
-            for batch in range(0, count, 100)
-            for copy in range(2)
-        ]
+            writer = notifications.NotificationWriter(handle)
+            writer.start()
+            rt = Runtime(
+                settings,
+                metrics,
+                handle,
+                writer,
+                Authenticator(settings),
+                handler=engine.decide_batch,
+                prefer=engine.urgent,
+            )
+            rt.idle_poll = 0.02
+            parts.append((engine, rt, writer, handle))
         started = time.perf_counter()
-        sem = asyncio.Semaphore(16)
-
-        async def handle(n: StoredNotification) -> None:
-            async with sem:
-                await engine.handle(n)
-
-        await asyncio.gather(*(handle(n) for n in notes))
+        for _, rt, _, _ in parts:
+            rt.start()
+        store = Store(db)
+        while (await store.backlog())[0] > 0:
+            await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
+        for engine, rt, writer, handle in parts:
+            await rt.drain()
+            await engine.stop(within=60)
+            writer.stop()
+            if handle is not db:
+                handle.dispose()
         await http.aclose()
         return elapsed
 
     elapsed = asyncio.run(run())
-    executions = queries.count(db, "executions")
-    from sqlalchemy import text
-
     with db.connect() as conn:
         dupes = conn.execute(
             text(
@@ -163,14 +215,34 @@ def storm(directory: Path, policies: policy.PolicySet, count: int) -> tuple[floa
                 "FROM executions GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d"
             )
         ).scalar_one()
+        acted = conn.execute(
+            text("SELECT count(*) FROM executions WHERE state <> 'deferred'")
+        ).scalar_one()
+        deferred = conn.execute(
+            text("SELECT count(*) FROM executions WHERE state = 'deferred'")
+        ).scalar_one()
+        joined = conn.execute(text("SELECT count(*) FROM coalesced")).scalar_one()
     db.dispose()
-    return elapsed, executions, int(dupes)
+    return {
+        "seconds": elapsed,
+        "rate": count / elapsed,
+        "acted": acted,
+        "deferred": deferred,
+        "coalesced": joined,
+        "dupes": dupes,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policies", type=int, default=1000)
     parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--targets", type=int, default=100)
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run the storm on this (empty) PostgreSQL database, two replicas sharing it",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -201,13 +273,21 @@ def main() -> int:
             f"(loading the policies took {load * 1000:.0f} ms)"
         )
         small = policy.load([policies_file(directory, 300)], default_registry())
-        elapsed, executions, dupes = storm(directory, small, args.alerts)
-        print(
-            f"storm: {args.alerts} alerts x 2 deliveries decided in {elapsed:.1f} s "
-            f"({args.alerts / elapsed:,.0f} alerts/s), {executions} executions, "
-            f"{dupes} keys run twice -> {'OK' if dupes == 0 else 'DUPLICATES'}"
-        )
-        return 0 if dupes == 0 else 1
+        runs = [("SQLite, 1 replica", f"sqlite:///{directory / 'storm.db'}", 1)]
+        if args.postgres:
+            runs.append(("PostgreSQL, 2 replicas", args.postgres, 2))
+        failed = False
+        for label, url, replicas in runs:
+            got = storm(url, small, args.alerts, args.targets, replicas)
+            failed = failed or got["dupes"] > 0
+            print(
+                f"storm ({label}): {args.alerts} alerts x 2 deliveries over {args.targets} "
+                f"targets decided in {got['seconds']:.2f} s ({got['rate']:,.0f} alerts/s): "
+                f"{got['acted']:.0f} executions acted, {got['deferred']:.0f} deferred, "
+                f"{got['coalesced']:.0f} alerts coalesced; {got['dupes']:.0f} keys run twice "
+                f"-> {'DUPLICATES' if got['dupes'] else 'OK'}"
+            )
+        return 1 if failed else 0
 
 
 if __name__ == "__main__":
