@@ -1,0 +1,103 @@
+"""The queue's lease and the 0003 migration, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from monitor.alerts import payload
+from monitor.store import batches, database
+from monitor.store import notifications as store_notifications
+from tests.engine.conftest import alert, notification
+from tests.support import service
+
+
+def store(db: database.Handle, *counts: int) -> list[int]:
+    """Notifications of ``count`` alerts each; their ids."""
+    now = datetime.now(UTC)
+    bodies = [
+        notification(*(alert("X", f"{n:04d}{i:04d}") for i in range(count)))
+        for n, count in enumerate(counts)
+    ]
+    stored = store_notifications.write_batch(db, [(b, payload.parse(b), now) for b in bodies])
+    return [s.id for s in stored]
+
+
+def test_a_lease_takes_the_preferred_first_then_the_oldest_and_keeps_others_off(
+    db: database.Handle,
+) -> None:
+    ids = store(db, 40, 40, 40, 40, 1)
+    now = datetime.now(UTC)
+    until = now + timedelta(minutes=2)
+    taken = batches.lease(db, "a", now, until, limit_alerts=100, prefer=[ids[4]])
+    assert [t.id for t in taken] == [ids[4], ids[0], ids[1]]  # 81 alerts; a third is over
+    other = batches.lease(db, "b", now, until, limit_alerts=1000)
+    assert [t.id for t in other] == [ids[2], ids[3]], "leased ones are kept off"
+    assert batches.lease(db, "c", now, until, limit_alerts=1000) == []
+    # A lease that ran out (its holder died) is taken by the next one.
+    later = until + timedelta(seconds=1)
+    again = batches.lease(db, "c", later, later + timedelta(minutes=2), limit_alerts=1)
+    assert [t.id for t in again] == [ids[0]], "at least one notification, however big"
+    assert batches.backlog(db) == (5, 161)
+
+
+def test_a_failed_notification_waits_for_its_retry_time(db: database.Handle) -> None:
+    [nid] = store(db, 3)
+    now = datetime.now(UTC)
+    batches.retry_later(db, {nid: (1, "RuntimeError: boom", None)}, now + timedelta(seconds=30))
+    assert batches.lease(db, "a", now, now + timedelta(minutes=2), limit_alerts=10) == []
+    after = now + timedelta(seconds=31)
+    [item] = batches.lease(db, "a", after, after + timedelta(minutes=2), limit_alerts=10)
+    assert (item.id, item.attempts) == (nid, 1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return service.store_url(request, tmp_path, "conea_migrate")
+
+
+def test_0003_keeps_one_deferred_first_step_per_target_and_goes_back(url: str) -> None:
+    db = database.connect(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(database.MIGRATIONS))
+
+    def to(revision: str, down: bool = False) -> None:
+        with db.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(cfg, revision)
+
+    to("0002")
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    with db.begin() as conn:
+        for n, (state, step, target) in enumerate(
+            [
+                ("deferred", 0, "Deployment/p/api"),  # older of two: cancelled
+                ("deferred", 0, "Deployment/p/api"),  # newest: kept
+                ("deferred", 1, "Deployment/p/api"),  # a later step: kept
+                ("deferred", 0, "Deployment/p/web"),  # alone on its target: kept
+                ("succeeded", 0, "Deployment/p/api"),
+            ]
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO executions (policy, step, fingerprint, starts_at, alertname, "
+                    "labels, target_key, target, state, dry_run, actions, verify_state, "
+                    "revert_state, created_at, updated_at) VALUES ('p', :step, :fp, :at, 'X', "
+                    "'{}', :target, '{}', :state, false, '[]', 'none', 'none', :at, :at)"
+                ),
+                {"step": step, "fp": f"f{n}", "at": now, "target": target, "state": state},
+            )
+    to("head")
+    with db.connect() as conn:
+        states = [r[0] for r in conn.execute(text("SELECT state FROM executions ORDER BY id"))]
+        assert conn.execute(text("SELECT count(*) FROM coalesced")).scalar_one() == 0
+    assert states == ["cancelled", "deferred", "deferred", "deferred", "succeeded"]
+    to("0002", down=True)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM executions")).scalar_one() == 5
+    db.dispose()
