@@ -77,7 +77,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             _unwatch_sighup()
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(rt)
-            await rt.drain()
+            await rt.drain(within=SHUTDOWN_DECIDING)
             await wiring.stop(rt)
             await probe_service.aclose()
             writer.stop()
@@ -152,6 +152,9 @@ def _watch_sighup(rt: Runtime) -> None:
 def _unwatch_sighup() -> None:
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+
+SHUTDOWN_DECIDING = 2.0  # seconds the batch in hand gets to commit at a stop
 
 
 def _redispatch(rt: Runtime) -> None:

@@ -144,13 +144,16 @@ async def start(rt: Runtime) -> None:
         rt.extras["jobs"] = scheduler
 
 
+SHUTDOWN_ACTING = 4.0  # seconds steps in flight get at a stop before being interrupted
+
+
 async def stop(rt: Runtime) -> None:
     scheduler = rt.extras.get("jobs")
     if scheduler is not None:
         await scheduler.shutdown()
     engine: Engine | None = rt.extras.get("engine")
     if engine is not None:
-        await engine.stop()
+        await engine.stop(within=SHUTDOWN_ACTING)
         services = engine.services
         await services.http.aclose()
         if services.prometheus is not None:
