@@ -510,18 +510,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=positive(float), default=120.0)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-storm-"))
-    config = config_file(tmp)
-    store = Store(settings.load(config).database_url)
-    proc, port = serve([sys.executable, "-m", "monitor", "serve", "--config", str(config)], ROOT)
-    try:
-        run = asyncio.run(storm(args, port, proc.pid, store))
-    finally:
-        stop(proc)
-    try:
-        stored, dupes = store.fingerprints(), store.duplicate_keys()
-    finally:
-        store.close()
+    with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
+        config = config_file(Path(tmp))
+        store = Store(settings.load(config).database_url)
+        command = [sys.executable, "-m", "monitor", "serve", "--config", str(config)]
+        proc, port = serve(command, ROOT)
+        try:
+            run = asyncio.run(storm(args, port, proc.pid, store))
+        finally:
+            stop(proc)
+        try:
+            stored, dupes = store.fingerprints(), store.duplicate_keys()
+        finally:
+            store.close()
     bare = baseline(args)
     result = summarise(args, run, bare, stored, dupes)
     if args.json:
