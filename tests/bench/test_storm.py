@@ -176,3 +176,10 @@ def test_the_load_is_the_bundled_policies_alert_over_the_targets() -> None:
     bundled = policy.load([ROOT / "remediations"], actions.default_registry())
     assert storm.POLICY in {p.name for p in bundled.match(labels[0])}
     assert storm.POLICY in {p.name for p in bundled.match(probe[0]["labels"])}
+
+
+def test_a_backlog_drained_by_the_time_the_load_stops_is_ok() -> None:
+    run = finished_run(drain=0.0, latencies=[0.1, 0.2])
+    result = storm.summarise(args(), run, BARE, run.answered | run.probes_answered, dupes=0)
+    assert result["backlog"]["drain_s"] == 0.0
+    assert result["targets"]["drain"]["verdict"] == "OK"
