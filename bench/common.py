@@ -41,8 +41,10 @@ async def post_load(
     total: int,
     concurrency: int,
     headers: dict[str, str] | None = None,
+    seconds: float | None = None,
 ) -> tuple[LoadResult, list[int]]:
-    """POST ``total`` bodies with ``concurrency`` workers; returns the indexes answered 200."""
+    """POST ``total`` bodies with ``concurrency`` workers; returns the indexes answered 200.
+    With ``seconds``, no request starts after that long (``total`` is then a bound)."""
     latencies: list[float] = []
     ok: list[int] = []
     errors = 0
@@ -54,6 +56,8 @@ async def post_load(
         async def worker() -> None:
             nonlocal errors
             for i in counter:
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return
                 body = body_for(i)
                 start = time.perf_counter()
                 try:
@@ -70,6 +74,7 @@ async def post_load(
                     errors += 1
 
         started = time.perf_counter()
+        deadline = None if seconds is None else started + seconds
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return LoadResult(len(latencies), errors, elapsed, latencies), ok

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 PREFIX = "conea_monitor"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# A batch of decisions: from a handful of alerts on an idle service to a storm's backlog.
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 RECOVERY_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # Label values taken from alerts are bounded: targets beyond this many are counted as OTHER.
 MAX_TARGETS = 200
@@ -71,7 +73,9 @@ class Metrics:
         )
         self.decisions = Counter(
             f"{PREFIX}_decisions_total",
-            "Engine decisions per alert and policy by outcome (execute, skip, dry_run, record).",
+            "Engine decisions per alert and policy by outcome (execute, dry_run, defer, skip, "
+            "coalesced: recorded against an execution already in flight or cooling down "
+            "on the same target).",
             ["policy", "outcome"],
             registry=r,
         )
@@ -159,6 +163,34 @@ class Metrics:
         )
         self.executions_in_flight = Gauge(
             f"{PREFIX}_executions_in_flight", "Executions running now.", registry=r
+        )
+        # The backlog: what the webhook stored and the engine has not decided yet.
+        self.backlog_notifications = Gauge(
+            f"{PREFIX}_backlog_notifications",
+            "Notifications stored but not yet decided.",
+            registry=r,
+        )
+        self.backlog_alerts = Gauge(
+            f"{PREFIX}_backlog_alerts",
+            "Alerts in the notifications stored but not yet decided.",
+            registry=r,
+        )
+        self.decision_batches = Counter(
+            f"{PREFIX}_decision_batches_total",
+            "Batches of notifications the engine took from the store and decided.",
+            registry=r,
+        )
+        self.decision_batch_seconds = Histogram(
+            f"{PREFIX}_decision_batch_seconds",
+            "Time to decide one batch, from taking it from the store to its commit.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            f"{PREFIX}_breaker_open",
+            "1 while the blast-radius breaker (automation.max_actions) is open and every "
+            "further decision is skipped.",
+            registry=r,
         )
         # Scheduled jobs.
         self.job_last_run = Gauge(

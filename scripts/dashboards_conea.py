@@ -163,8 +163,9 @@ def remediation() -> dict[str, Any]:
     return kit.dashboard(
         "conea-remediation",
         "Conea / Remediation activity",
-        "What conea-monitor decided and did: executions by action and outcome, verifications, "
-        "skips by guardrail, time to recover, and the service's own health.",
+        "What conea-monitor decided and did: its backlog and breaker, executions by action and "
+        "outcome, verifications, skips by guardrail, time to recover, and the service's own "
+        "health.",
         [
             kit.query_variable(
                 "namespace", "Namespace", 'label_values(up{job=~"conea-monitor.*"}, namespace)'
@@ -218,6 +219,86 @@ def remediation() -> dict[str, Any]:
                 ],
             ),
             kit.Row(
+                "Backlog and breaker",
+                [
+                    kit.stat(
+                        "Blast-radius breaker",
+                        Query(f"max(conea_monitor_breaker_open{{{SELF}}})"),
+                        unit="none",
+                        span=4,
+                        height=8,
+                        thresholds=[(None, "green"), (1, "red")],
+                        mappings={"0": ("CLOSED", "green"), "1": ("OPEN", "red")},
+                        description="OPEN: automation.max_actions live actions were taken "
+                        "within its window; every further decision is skipped (breaker open) "
+                        "until it closes or an operator resumes.",
+                    ),
+                    kit.timeseries(
+                        "Backlog",
+                        [
+                            Query(
+                                f"sum(conea_monitor_backlog_alerts{{{SELF}}})",
+                                "alerts",
+                            ),
+                            Query(
+                                f"sum(conea_monitor_backlog_notifications{{{SELF}}})",
+                                "notifications",
+                            ),
+                        ],
+                        unit="short",
+                        span=10,
+                        description="Stored by the webhook and not decided yet. After a storm "
+                        "it should drain within seconds.",
+                    ),
+                    kit.timeseries(
+                        "Decision rate by outcome",
+                        [
+                            Query(
+                                f"sum by (outcome) (rate(conea_monitor_decisions_total{{{POLICY}}}[{RATE}]))",
+                                "{{outcome}}",
+                            )
+                        ],
+                        unit="ops",
+                        span=10,
+                        stack=True,
+                        description="Decisions per second; coalesced: recorded against the "
+                        "execution already in flight or cooling down on the same target.",
+                    ),
+                    kit.timeseries(
+                        "Decision batch duration",
+                        [
+                            Query(
+                                "histogram_quantile(0.99, sum by (le) (rate("
+                                f"conea_monitor_decision_batch_seconds_bucket{{{SELF}}}[{RATE}])))",
+                                "p99",
+                            ),
+                            Query(
+                                "histogram_quantile(0.5, sum by (le) (rate("
+                                f"conea_monitor_decision_batch_seconds_bucket{{{SELF}}}[{RATE}])))",
+                                "p50",
+                            ),
+                        ],
+                        unit="s",
+                        span=12,
+                        description="From taking a batch of notifications from the store to "
+                        "its commit.",
+                    ),
+                    kit.timeseries(
+                        "Decision batches / s",
+                        [
+                            Query(
+                                f"sum by (instance) (rate(conea_monitor_decision_batches_total{{{SELF}}}[{RATE}]))",
+                                "{{instance}}",
+                            )
+                        ],
+                        unit="ops",
+                        span=12,
+                        description="Batches decided per second, by replica (replicas share "
+                        "the store's queue).",
+                    ),
+                ],
+            ),
+            kit.Row(
                 "Executions",
                 [
                     kit.timeseries(
@@ -242,7 +323,7 @@ def remediation() -> dict[str, Any]:
                         ],
                         unit="short",
                         stack=True,
-                        description="execute, skip, dry_run, record.",
+                        description="execute, dry_run, defer, skip, coalesced.",
                     ),
                     kit.timeseries(
                         "Skips by guardrail",

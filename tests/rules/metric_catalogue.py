@@ -148,6 +148,7 @@ def service_metrics() -> metrics.Metrics:
     m.policies_loaded.set(7)
     m.paused.set(0)
     m.decisions.labels(policy="scale-out-on-cpu", outcome="execute").inc()
+    m.decisions.labels(policy="scale-out-on-cpu", outcome="coalesced").inc(4)
     m.skips.labels(policy="scale-out-on-cpu", guardrail="budget").inc()
     m.executions.labels(
         policy="scale-out-on-cpu", action="kubernetes.scale", outcome="succeeded"
@@ -163,6 +164,11 @@ def service_metrics() -> metrics.Metrics:
     ).inc()
     m.time_to_recover.labels(policy="scale-out-on-cpu").observe(240)
     m.executions_in_flight.set(0)
+    m.backlog_notifications.set(3)
+    m.backlog_alerts.set(30)
+    m.decision_batches.inc(2)
+    m.decision_batch_seconds.observe(0.04)
+    m.breaker_open.set(0)
     m.job_last_run.labels(name="vacuum-analyze").set(1.7e9)
     m.job_last_success.labels(name="vacuum-analyze").set(1)
     m.job_duration.labels(name="vacuum-analyze").set(12)
