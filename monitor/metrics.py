@@ -139,28 +139,6 @@ class Metrics:
             "retried (see the audit trail, kind=poison).",
             registry=r,
         )
-        # The engine's queue (the store's unprocessed notifications) and its batches.
-        self.backlog_notifications = Gauge(
-            f"{PREFIX}_backlog_notifications",
-            "Notifications stored but not yet decided (the engine's queue, as last read).",
-            registry=r,
-        )
-        self.backlog_alerts = Gauge(
-            f"{PREFIX}_backlog_alerts",
-            "Alerts in the notifications waiting to be decided.",
-            registry=r,
-        )
-        self.decision_batches = Counter(
-            f"{PREFIX}_decision_batches_total",
-            "Batches of notifications decided (one store read and one commit each).",
-            registry=r,
-        )
-        self.decision_batch_seconds = Histogram(
-            f"{PREFIX}_decision_batch_seconds",
-            "Time to decide one batch, from its lease to its commit.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-            registry=r,
-        )
         self.executions_in_flight = Gauge(
             f"{PREFIX}_executions_in_flight", "Executions running now.", registry=r
         )
