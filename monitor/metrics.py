@@ -69,6 +69,18 @@ class Metrics:
         self.paused = Gauge(
             f"{PREFIX}_paused", "1 while automation is paused (kill switch).", registry=r
         )
+        self.breaker_open = Gauge(
+            f"{PREFIX}_breaker_open",
+            "1 while the blast-radius breaker (automation.max_actions) is open: decisions "
+            "that would act are skipped.",
+            registry=r,
+        )
+        self.breaker_notifications = Counter(
+            f"{PREFIX}_breaker_notifications_total",
+            "Notifications that the breaker opened, by outcome (sent, failed).",
+            ["outcome"],
+            registry=r,
+        )
         self.decisions = Counter(
             f"{PREFIX}_decisions_total",
             "Engine decisions per alert and policy by outcome (execute, skip, dry_run, record).",

@@ -147,6 +147,8 @@ def service_metrics() -> metrics.Metrics:
     m.config_reload_time.set(1.7e9)
     m.policies_loaded.set(7)
     m.paused.set(0)
+    m.breaker_open.set(0)
+    m.breaker_notifications.labels(outcome="sent").inc(0)
     m.decisions.labels(policy="scale-out-on-cpu", outcome="execute").inc()
     m.skips.labels(policy="scale-out-on-cpu", guardrail="budget").inc()
     m.executions.labels(
