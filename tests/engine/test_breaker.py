@@ -155,15 +155,15 @@ async def test_it_admits_exactly_count_then_opens_and_notifies_once(db: database
 
 
 async def test_of_two_replicas_tripping_together_one_notifies(db: database.Handle) -> None:
-    told = Told()
-    replicas = [Breaker(limit(count=2), Store(db), Metrics(), notify=told) for _ in range(2)]
+    told, metrics = Told(), [Metrics(), Metrics()]
+    replicas = [Breaker(limit(count=2), Store(db), m, notify=told) for m in metrics]
     for replica in replicas:
         await replica.refresh(NOW)
         assert [replica.admit() for _ in range(3)] == [True, True, False]
-    for replica in replicas:
+    for replica, m in zip(replicas, metrics, strict=True):
         await replica.settle(NOW)
         assert replica.is_open
-        assert gauge(replica._metrics) == 1
+        assert gauge(m) == 1
     assert len(told.messages) == 1
     assert [outcome for outcome, _ in breaker_records(db)] == ["open"]
 
