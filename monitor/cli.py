@@ -243,17 +243,22 @@ def _switch(args: argparse.Namespace, paused: bool) -> int:
     import getpass
     from datetime import UTC
 
-    from monitor.store import control, database
+    from monitor.store import breaker, control, database
 
     settings = _load(args)
     db = database.connect(settings.database_url)
     try:
         database.migrate(db)
         by = f"cli ({getpass.getuser()})"
-        control.set_paused(db, paused, by, args.reason or "", datetime.now(UTC))
+        now = datetime.now(UTC)
+        control.set_paused(db, paused, by, args.reason or "", now)
+        # Resume closes the blast-radius breaker too; the service reads it at its next batch.
+        closed = not paused and breaker.close_breaker(db, now, by)
     finally:
         db.dispose()
     print(f"automation {'paused' if paused else 'resumed'}")
+    if closed:
+        print("breaker closed")
     return 0
 
 
@@ -310,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, help_ in (
         ("pause", cmd_pause, "pause all automation (kill switch)"),
-        ("resume", cmd_resume, "resume automation"),
+        ("resume", cmd_resume, "resume automation (and close the blast-radius breaker)"),
     ):
         p = add(name, func, help_)
         p.add_argument("--reason", default="")

@@ -71,6 +71,18 @@ class Metrics:
         self.paused = Gauge(
             f"{PREFIX}_paused", "1 while automation is paused (kill switch).", registry=r
         )
+        self.breaker_open = Gauge(
+            f"{PREFIX}_breaker_open",
+            "1 while the blast-radius breaker (automation.max_actions) is open: decisions "
+            "that would act are skipped.",
+            registry=r,
+        )
+        self.breaker_notifications = Counter(
+            f"{PREFIX}_breaker_notifications_total",
+            "Notifications that the breaker opened, by outcome (sent, failed).",
+            ["outcome"],
+            registry=r,
+        )
         self.decisions = Counter(
             f"{PREFIX}_decisions_total",
             "Engine decisions per alert and policy by outcome (execute, dry_run, defer, skip, "
@@ -162,12 +174,6 @@ class Metrics:
             f"{PREFIX}_decision_batch_seconds",
             "Time to decide one batch, from taking it from the store to its commit.",
             buckets=BATCH_BUCKETS,
-            registry=r,
-        )
-        self.breaker_open = Gauge(
-            f"{PREFIX}_breaker_open",
-            "1 while the blast-radius breaker (automation.max_actions) is open and every "
-            "further decision is skipped.",
             registry=r,
         )
         # Scheduled jobs.

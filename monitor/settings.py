@@ -9,6 +9,7 @@ the environment) and ``monitor.auth`` reads them.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,11 +21,13 @@ from pydantic import (
     IPvAnyNetwork,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from monitor import scope, targets, yamlfile
+from monitor import durations, scope, targets, yamlfile
 from monitor.errors import ConfigError
 from monitor.jobs.config import JobConfig
 
@@ -110,6 +113,30 @@ NamespacePatterns = Annotated[
 ]
 
 
+MAX_BREAKER_WINDOW = timedelta(days=7)
+
+
+class MaxActions(Section):
+    """The blast-radius breaker (docs/policy.md): at most ``count`` live actions, across
+    all targets, in ``window``; past it every decision is skipped until it closes."""
+
+    count: int = Field(ge=1, le=100_000)
+    window: durations.Duration
+    # auto: closes by itself once the window holds fewer than ``count`` live actions;
+    # manual: only resume (API or command line) closes it.
+    reset: Literal["auto", "manual"] = "auto"
+    notifier: str | None = None  # a name in ``notifiers``, told once when it opens
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        if value > MAX_BREAKER_WINDOW:
+            raise ValueError(f"must be at most {durations.format(MAX_BREAKER_WINDOW)} (7 days)")
+        return value
+
+
 class AutomationSettings(Section):
     paused: bool = False
     # None: dry-run while no Kubernetes credentials are configured.
@@ -122,6 +149,7 @@ class AutomationSettings(Section):
     # generated once in <data_dir>/admin-token (mode 0600) and reused.
     api_token: Credential | None = None
     api_token_file: Path | None = None
+    max_actions: MaxActions | None = None
 
     @model_validator(mode="after")
     def _one_api_token(self) -> AutomationSettings:
@@ -134,6 +162,10 @@ class ServerSettings(Section):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed. Empty: none, the
     # client is the TCP peer.
     trusted_proxies: list[IPvAnyNetwork] = Field([], max_length=100)
+
+
+# Where an error found across sections points (a PydanticCustomError's ``at``).
+_NOTIFIER_AT = ("automation", "max_actions", "notifier")
 
 
 class Settings(BaseSettings):
@@ -160,6 +192,22 @@ class Settings(BaseSettings):
     jobs: list[JobConfig] = []
     verify_sweep_seconds: float = Field(10.0, gt=0)
     config_file: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _known_notifier(self) -> Settings:
+        limit = self.automation.max_actions
+        if (
+            limit is not None
+            and limit.notifier is not None
+            and limit.notifier not in self.notifiers
+        ):
+            known = ", ".join(sorted(self.notifiers)) or "none configured"
+            raise PydanticCustomError(
+                "unknown_notifier",
+                "unknown notifier {name} (known: {known}); notifiers are defined under notifiers",
+                {"name": repr(limit.notifier), "known": known, "at": _NOTIFIER_AT},
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -219,7 +267,7 @@ def _describe(
 ) -> str:
     lines = []
     for error in exc.errors():
-        loc = tuple(error["loc"])
+        loc = tuple(error.get("ctx", {}).get("at", ())) or tuple(error["loc"])
         field = yamlfile.dotted(loc)
         reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         if locator is not None and loc and loc[0] in data:

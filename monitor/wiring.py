@@ -98,6 +98,7 @@ async def start(rt: Runtime) -> None:
     rt.owner = engine.parts.owner
     rt.matcher = lambda labels: engine.policies.match(labels)
     rt.extras["engine"] = engine
+    rt.extras["breaker"] = engine.breaker
     _loaded(rt, policies)
     if kube is None:
         log.warning("no Kubernetes credentials: Kubernetes actions cannot run")

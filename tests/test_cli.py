@@ -266,3 +266,24 @@ def test_a_trusted_proxy_that_is_not_a_network_is_a_config_error(tmp_path: Path)
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_resume_from_the_cli_closes_an_open_breaker(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from monitor import settings
+    from monitor.store import breaker, database
+
+    config = svc.write_config(tmp_path, automation={"max_actions": {"count": 5, "window": "10m"}})
+    db = database.connect(settings.load(config).database_url)
+    try:
+        database.migrate(db)
+        breaker.open_breaker(db, datetime.now(UTC), "breaker open: 5 live actions")
+        resumed = cli("resume", "--config", str(config))
+        assert resumed.stdout == "automation resumed\nbreaker closed\n", resumed.stderr
+        state = breaker.breaker_state(db)
+        assert not state.open and str(state.closed_by).startswith("cli (")
+        again = cli("resume", "--config", str(config))
+        assert again.stdout == "automation resumed\n"
+    finally:
+        db.dispose()

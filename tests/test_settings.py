@@ -106,3 +106,67 @@ def test_job_durations_in_the_file_read_the_one_grammar(tmp_path: Path) -> None:
         f"{path}:3:15: jobs[0].interval: Value error, not a valid duration '1h 30m'"
         " (use e.g. '30s', '5m', '1h30m')"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "automation:\n  max_actions:\n    count: 5\n    window: 0s\n",
+            "{f}:4:13: automation.max_actions.window: Value error, must be longer than 0s",
+        ),
+        (
+            "automation:\n  max_actions:\n    count: 5\n    window: 8d\n",
+            "{f}:4:13: automation.max_actions.window: Value error, must be at most 1w (7 days)",
+        ),
+        (
+            "automation:\n  max_actions:\n    count: 5\n    window: '10'\n",
+            "{f}:4:13: automation.max_actions.window: Value error, not a valid duration '10' "
+            "(use e.g. '30s', '5m', '1h30m')",
+        ),
+        (
+            "automation:\n  max_actions:\n    count: 0\n    window: 10m\n",
+            "{f}:3:12: automation.max_actions.count: Input should be greater than or equal to 1",
+        ),
+        (
+            "automation:\n  max_actions:\n    count: 100001\n    window: 10m\n",
+            "{f}:3:12: automation.max_actions.count: Input should be less than or equal to 100000",
+        ),
+        (
+            "automation:\n  max_actions:\n    count: 5\n    window: 10m\n    reset: never\n",
+            "{f}:5:12: automation.max_actions.reset: Input should be 'auto' or 'manual'",
+        ),
+        (
+            "automation:\n  max_actions: {count: 5}\n",
+            "{f}:2:16: automation.max_actions.window: Field required",
+        ),
+        (
+            "notifiers:\n  oncall: {kind: slack, url: 'https://hooks.example/x'}\n"
+            "automation:\n  max_actions:\n    count: 5\n    window: 10m\n    notifier: on-call\n",
+            "{f}:7:15: automation.max_actions.notifier: unknown notifier 'on-call' (known: "
+            "oncall); notifiers are defined under notifiers",
+        ),
+        (
+            "automation:\n  max_actions:\n    count: 5\n    window: 10m\n    notifier: oncall\n",
+            "{f}:5:15: automation.max_actions.notifier: unknown notifier 'oncall' (known: "
+            "none configured); notifiers are defined under notifiers",
+        ),
+    ],
+)
+def test_a_bad_breaker_names_its_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        settings.load(path)
+    assert str(caught.value) == message.format(f=path)
+
+
+def test_the_breaker_reads_the_one_duration_grammar(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "notifiers:\n  oncall: {kind: slack, url: 'https://hooks.example/x'}\n"
+        "automation:\n  max_actions: {count: 20, window: 1h30m, notifier: oncall}\n",
+    )
+    limit = settings.load(path).automation.max_actions
+    assert limit is not None
+    assert (limit.count, limit.window, limit.reset) == (20, timedelta(minutes=90), "auto")
+    assert settings.load(write(tmp_path, "data_dir: x\n")).automation.max_actions is None

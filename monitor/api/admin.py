@@ -1,4 +1,5 @@
-"""Admin routes: the kill switch (``/api/v1/pause``, ``/api/v1/resume``) and ``/-/reload``.
+"""Admin routes: the kill switch (``/api/v1/pause``, ``/api/v1/resume``, which also closes
+the blast-radius breaker), ``/api/v1/status`` and ``/-/reload``.
 
 They change what the service does, so they need the operator token (``monitor.auth``)
 from every address, loopback included; every use is an audit record. Bodies are bounded
@@ -8,14 +9,17 @@ from every address, loopback included; every use is an audit record. Bodies are 
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from monitor import wiring
+from monitor import durations, wiring
 from monitor.api.errors import JSONResponse, problem
+from monitor.engine.breaker import Breaker
 from monitor.runtime import Runtime
+from monitor.store.breaker import BreakerState
 
 router = APIRouter()
 
@@ -100,8 +104,37 @@ async def _switch(request: Request, paused: bool) -> Response:
     if engine is None:
         return problem(503, "the engine is not running")
     client = request.client.host if request.client else "unknown"
-    await engine.set_paused(paused, f"api ({client})", reason)
-    return JSONResponse({"paused": await engine.is_paused()})
+    by = f"api ({client})"
+    await engine.set_paused(paused, by, reason)
+    answer: dict[str, Any] = {"paused": await engine.is_paused()}
+    if not paused and await _close_breaker(rt, engine.clock.now(), by):
+        answer["breaker"] = "closed"
+    return JSONResponse(answer)
+
+
+async def _close_breaker(rt: Runtime, now: datetime, by: str) -> bool:
+    """Resume closes the blast-radius breaker too: through the engine's breaker when one
+    runs here (its metric and its count follow at once), else in the store."""
+    breaker = rt.extras.get("breaker")
+    if isinstance(breaker, Breaker):
+        return await breaker.close(now, by)
+    closed = await rt.store.close_breaker(now, by)
+    rt.metrics.breaker_open.set(0)
+    return closed
+
+
+def _breaker_status(rt: Runtime, state: BreakerState) -> dict[str, Any]:
+    limit = rt.settings.automation.max_actions
+    return {
+        "open": state.open,
+        "opened_at": state.opened_at.isoformat() if state.opened_at else None,
+        "reason": state.reason or None,
+        "closed_at": state.closed_at.isoformat() if state.closed_at else None,
+        "closed_by": state.closed_by,
+        "count": limit.count if limit else None,
+        "window": durations.format(limit.window) if limit else None,
+        "reset": limit.reset if limit else None,
+    }
 
 
 @router.post("/api/v1/pause", response_class=JSONResponse)
@@ -126,6 +159,7 @@ async def status(request: Request) -> Response:
             "dry_run": engine.dry_run,
             "policies": [p.name for p in engine.policies],
             "timers": len(engine.timers.pending()),
+            "breaker": _breaker_status(rt, await rt.store.breaker_state()),
         }
     )
 

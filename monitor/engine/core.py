@@ -27,13 +27,14 @@ from collections.abc import Sequence
 
 from monitor import policy as policy_mod
 from monitor import scope as scope_mod
-from monitor.actions.registry import Registry, Services
+from monitor.actions.registry import ActionContext, Registry, Services
 from monitor.actions.runner import ActionRunner, RetryPolicy
 from monitor.alerts.context import AlertContext
 from monitor.engine.attempt import Attempt
 from monitor.engine.batch import BatchDecider, Busy
+from monitor.engine.breaker import Breaker
 from monitor.engine.clock import Clock, SystemClock
-from monitor.engine.deciding import LOCK_TTL, Decider, Gate, NoGate
+from monitor.engine.deciding import LOCK_TTL, Decider, Gate
 from monitor.engine.executing import Executor
 from monitor.engine.firing import FiringCheck
 from monitor.engine.ledger import Ledger
@@ -105,7 +106,14 @@ class Engine:
         self.executor = Executor(
             parts, verify=self.verification.verify, escalate=self.verification.escalate
         )
-        self.gate: Gate = gate or NoGate()
+        max_actions = automation.max_actions
+        self.breaker = Breaker(
+            max_actions,
+            store,
+            metrics,
+            notify=self._tell if max_actions is not None and max_actions.notifier else None,
+        )
+        self.gate: Gate = gate or self.breaker
         self.decider = Decider(
             parts,
             run=self.executor.run,
@@ -171,6 +179,24 @@ class Engine:
         """The kill switch as last read (config or store), without a store read."""
         return self.decider.paused_cached
 
+    async def _tell(self, message: str) -> None:
+        """Tell the breaker's notifier (through the action runner: its timeout and
+        retries bound the wait)."""
+        settings = self.parts.automation.max_actions
+        assert settings is not None and settings.notifier is not None
+        action = self.registry.get("notify")
+        params = action.Params.model_validate({"notifier": settings.notifier, "message": message})
+        ctx = ActionContext(
+            alert=None,
+            target={"kind": "Breaker", "name": "max_actions"},
+            services=self.services,
+            policy="automation.max_actions",
+            now=self.clock.now,
+        )
+        retry = action.retry_policy(params, ctx)
+        plan = await self.runner.plan(action, params, ctx, retry=retry)
+        await self.runner.apply(action, params, ctx, plan, retry=retry)
+
     # Life cycle -------------------------------------------------------------------------
 
     async def start(self, sweep_seconds: float = 10.0) -> None:
@@ -194,6 +220,7 @@ class Engine:
     async def sweep(self) -> None:
         """(Re)schedule every timer the store holds: after a restart, or another replica's;
         and fail the steps a stopped replica left running (their lock expired)."""
+        await self.breaker.refresh(self.clock.now())  # an idle replica's metric follows too
         for stale in await self.store.abandoned(self.clock.now(), LOCK_TTL):
             await self.executor.reap(stale)
         for row in await self.store.due():

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.errors import StoreError
 from monitor.store import (
     batches,
+    breaker,
     control,
     database,
     executions,
@@ -190,6 +191,29 @@ class Store:
         return await self._call(
             "set_paused", control.set_paused, self.handle, paused, by, reason, at
         )
+
+    # The blast-radius breaker ----------------------------------------------------------------
+
+    async def live_actions(self, since: datetime) -> int:
+        """Executions created since ``since`` that acted for real (not dry-run)."""
+        return await self._call("live_actions", breaker.live_actions, self.handle, since)
+
+    async def breaker_reading(
+        self, now: datetime, window: timedelta
+    ) -> tuple[breaker.BreakerState, int]:
+        """The breaker's state and the live actions it counts at ``now``: one read."""
+        return await self._call("breaker_reading", breaker.reading, self.handle, now, window)
+
+    async def breaker_state(self) -> breaker.BreakerState:
+        return await self._call("breaker_state", breaker.breaker_state, self.handle)
+
+    async def open_breaker(self, at: datetime, reason: str) -> bool:
+        """Open it, with its audit record; True only for the call that opened it."""
+        return await self._call("open_breaker", breaker.open_breaker, self.handle, at, reason)
+
+    async def close_breaker(self, at: datetime, by: str) -> bool:
+        """Close it, with its audit record; True if it was open."""
+        return await self._call("close_breaker", breaker.close_breaker, self.handle, at, by)
 
     # Notifications the runtime takes up ------------------------------------------------------
 

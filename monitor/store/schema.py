@@ -153,6 +153,7 @@ executions = Table(
     Index(None, "verify_state", "verify_at"),
     Index(None, "revert_state", "revert_at"),
     Index(None, "state", "due_at"),
+    Index(None, "created_at"),  # the breaker's live actions of a window, across targets
     # At most one deferred first step per (policy, target): alerts that arrive while it
     # waits are coalesced into it (table ``coalesced``), not deferred each on their own.
     Index(

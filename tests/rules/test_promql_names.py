@@ -58,6 +58,7 @@ def test_catalogue_exercises_every_service_metric() -> None:
         "conea_monitor_time_to_recover_seconds_bucket",
         "conea_monitor_build_info",
         "conea_monitor_paused",
+        "conea_monitor_breaker_open",
     } <= names
 
 

@@ -1,4 +1,5 @@
-"""the engine's queue lease, coalesced alerts, one deferred first step per target
+"""the engine's queue lease, coalesced alerts, one deferred first step per target,
+an index for the breaker's window
 
 Revision ID: 0003
 Revises: 0002
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sqlite_where=sa.text(DEFERRED_FIRST_STEP),
         postgresql_where=sa.text(DEFERRED_FIRST_STEP),
     )
+    op.create_index("ix_executions_created_at", "executions", ["created_at"], unique=False)
     op.create_table(
         "coalesced",
         sa.Column("id", Id, autoincrement=True, nullable=False),
@@ -75,6 +77,7 @@ def downgrade() -> None:
     op.drop_index("ix_coalesced_fingerprint", table_name="coalesced")
     op.drop_index("ix_coalesced_execution_id", table_name="coalesced")
     op.drop_table("coalesced")
+    op.drop_index("ix_executions_created_at", table_name="executions")
     op.drop_index(
         "uq_executions_deferred_target",
         table_name="executions",
