@@ -53,6 +53,7 @@ BATCH_ALERTS = 1000  # alerts decided per batch (at least one notification)
 LEASE = timedelta(minutes=2)  # other replicas keep off a leased batch this long
 IDLE_POLL = 1.0  # seconds between looks at the store when nothing woke the consumer
 PREFERRED = 10_000  # notification ids remembered as "ahead of the queue"
+BACKLOG_READ = 2.0  # seconds between readings of the queue's length while busy
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Runtime:
         is a backlog, one about a target nothing works on is put ahead of it."""
         if not stored.needs_processing:
             return
+        self._backlog += len(stored.alerts)
         if self.prefer is not None and self._backlog > self.batch_alerts and self.prefer(stored):
             self._preferred.append(stored.id)
         self._wake.set()
@@ -112,7 +114,9 @@ class Runtime:
             self._consumer = asyncio.get_running_loop().create_task(self._consume())
 
     async def _consume(self) -> None:
+        loop = asyncio.get_running_loop()
         waiting = await self._read_backlog()
+        read_at = loop.time()
         if waiting:
             log.info("%d notification(s) waiting to be decided", waiting)
         resumed = 0
@@ -125,6 +129,9 @@ class Runtime:
                 done = 0
             if done:
                 resumed += done
+                if loop.time() - read_at > BACKLOG_READ:  # the other replicas' intake too
+                    read_at = loop.time()
+                    await self._read_backlog()
                 continue
             if waiting and resumed:
                 log.info("resumed %d notification(s) stored before the last stop", resumed)
@@ -162,6 +169,10 @@ class Runtime:
         self._busy = ([item.id for item in leased], started)
         try:
             notes, failures = await self._read(leased)
+            if failures:  # bodies that no longer parse are parked before the rest is decided
+                await self._failed({i.id: i.attempts for i in leased}, failures)
+                leased = [item for item in leased if item.id not in failures]
+                failures = {}
             if notes and self.handler is not None:
                 try:
                     failures.update(await self.handler(notes))

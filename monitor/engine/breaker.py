@@ -102,13 +102,24 @@ class Breaker:
             return
         state, live = await self._store.breaker_reading(now, settings.window)
         self._state, self._live, self._admitted = state, live, 0
-        if state.open:
-            self._tripped = False  # the store holds it now
-            if settings.reset == "auto" and live < settings.count:
-                await self.close(now, CLOSED_BY_WINDOW)
-                return
-        elif self._tripped and settings.reset == "auto" and live < settings.count:
-            self._tripped = False  # tripped, never stored, and the window has room again
+        if state.open and settings.reset == "auto" and live < settings.count:
+            await self.close(now, CLOSED_BY_WINDOW)
+            return
+        self._metrics.breaker_open.set(1 if self.is_open else 0)
+
+    async def watch(self, now: datetime) -> None:
+        """Between batches (the engine's sweep): follow the stored state, so an idle
+        replica's metric shows what another replica opened or closed, and close it by
+        itself when its window has room (``reset: auto``). Leaves the batch's count and a
+        trip not yet settled alone."""
+        settings = self.settings
+        if settings is None or self._tripped:
+            return
+        state, live = await self._store.breaker_reading(now, settings.window)
+        self._state = state
+        if state.open and settings.reset == "auto" and live < settings.count:
+            await self.close(now, CLOSED_BY_WINDOW)
+            return
         self._metrics.breaker_open.set(1 if self.is_open else 0)
 
     def admit(self) -> bool:

@@ -220,7 +220,7 @@ class Engine:
     async def sweep(self) -> None:
         """(Re)schedule every timer the store holds: after a restart, or another replica's;
         and fail the steps a stopped replica left running (their lock expired)."""
-        await self.breaker.refresh(self.clock.now())  # an idle replica's metric follows too
+        await self.breaker.watch(self.clock.now())  # an idle replica's metric follows too
         for stale in await self.store.abandoned(self.clock.now(), LOCK_TTL):
             await self.executor.reap(stale)
         for row in await self.store.due():
