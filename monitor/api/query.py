@@ -159,6 +159,7 @@ async def get_execution(
         queries.list_audit, rt.db, queries.Filters(limit=1000), execution_id
     )
     row["audit"] = events.items
+    row["coalesced"] = await run_in_threadpool(queries.coalesced_into, rt.db, execution_id)
     return JSONResponse(row)
 
 

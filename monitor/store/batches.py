@@ -12,6 +12,7 @@ another replica created for the same policy and target a moment before).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from monitor.store import locks as locks_mod
 from monitor.store.control import PAUSE_KEY
 from monitor.store.executions import _birth, _moved
+from monitor.store.notifications import _Driver
 from monitor.store.records import Audit, ExecutionKey, Lock
-from monitor.store.schema import alerts, audit, coalesced, control, executions, locks, notifications
+from monitor.store.schema import alerts, coalesced, control, executions, locks, notifications
 from monitor.store.states import ACTED, RevertState, State, VerifyState
 
 CHUNK = 500  # values per IN list
@@ -329,39 +331,98 @@ def commit(
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     fates: list[Born] = []
     with engine.begin() as conn:
-        audits: list[dict[str, Any]] = [r.row(None) for r in records]
+        audits: list[Audit | tuple[Audit, int | None]] = list(records)
         members: list[tuple[int, Member]] = [(eid, m) for eid, many in joins.items() for m in many]
         for birth in births:
             fate = _born(conn, dialect, birth, audits)
             fates.append(fate)
             if fate.execution_id is not None and fate.fate != "duplicate":
                 members.extend((fate.execution_id, m) for m in birth.members)
+        _write(conn, members, audits)
+    return fates
+
+
+# A storm writes thousands of these rows a second: straight to the DB-API cursor, as the
+# webhook's writer does (SQLAlchemy's per-row parameter processing costs more).
+_COALESCED = (
+    "INSERT INTO coalesced (execution_id, policy, step, fingerprint, starts_at, labels, "
+    "reason, at) VALUES ({}) ON CONFLICT DO NOTHING"
+)
+_AUDIT = (
+    "INSERT INTO audit (at, kind, message, policy, fingerprint, target_key, execution_id, "
+    "outcome, details) VALUES ({})"
+)
+LISTED = 100  # fingerprints named in one "coalesced" audit record
+
+
+def _write(
+    conn: Connection,
+    members: Sequence[tuple[int, Member]],
+    audits: list[Audit | tuple[Audit, int | None]],
+) -> None:
+    """The coalesced alerts (one row each) and the audit records: one record per
+    execution and reason for the alerts coalesced into it by this batch."""
+    d = _Driver(conn.dialect.name)
+    groups: dict[tuple[int, str], list[Member]] = {}
+    for eid, member in members:
+        groups.setdefault((eid, member.reason), []).append(member)
+    for (eid, reason), many in groups.items():
+        first = many[0]
+        said = f"{len(many)} alerts coalesced" if len(many) > 1 else "coalesced"
+        record = Audit(
+            first.record.at,
+            "coalesce",
+            f"{said} into #{eid}: {reason}",
+            first.record.policy,
+            first.record.fingerprint,
+            first.record.target_key,
+            "coalesced",
+            {
+                "coalesced_into": eid,
+                "alerts": len(many),
+                "fingerprints": [m.key.fingerprint for m in many[:LISTED]],
+            },
+        )
+        audits.append((record, eid))
+    cur = conn.connection.cursor()
+    try:
         if members:
-            conn.execute(
-                dialect.insert(coalesced).on_conflict_do_nothing(),
+            cur.executemany(
+                _COALESCED.format(", ".join([d.ph] * 8)),
                 [
-                    {
-                        "execution_id": eid,
-                        "policy": m.key.policy,
-                        "step": m.key.step,
-                        "fingerprint": m.key.fingerprint,
-                        "starts_at": m.key.starts_at,
-                        "labels": dict(m.labels),
-                        "reason": m.reason,
-                        "at": m.record.at,
-                    }
+                    (
+                        eid,
+                        m.key.policy,
+                        m.key.step,
+                        m.key.fingerprint,
+                        d.ts(m.key.starts_at),
+                        d.json(dict(m.labels)),
+                        m.reason,
+                        d.ts(m.record.at),
+                    )
                     for eid, m in members
                 ],
             )
-            for eid, m in members:
-                row = m.record.row(
-                    eid, {"coalesced_into": eid, "starts_at": m.key.starts_at.isoformat()}
-                )
-                row["message"] = f"coalesced into #{eid}: {m.reason}"
-                audits.append(row)
         if audits:
-            conn.execute(audit.insert(), audits)
-    return fates
+            rows = []
+            for item in audits:
+                record, owner = item if isinstance(item, tuple) else (item, None)
+                rows.append(
+                    (
+                        d.ts(record.at),
+                        record.kind,
+                        record.message,
+                        record.policy,
+                        record.fingerprint,
+                        record.target_key,
+                        owner,
+                        record.outcome,
+                        None if record.details is None else d.json(record.details),
+                    )
+                )
+            cur.executemany(_AUDIT.format(", ".join([d.ph] * 9)), rows)
+    finally:
+        cur.close()
 
 
 def _insert(conn: Connection, dialect: Any, values: Mapping[str, Any]) -> int | None:
@@ -374,14 +435,20 @@ def _insert(conn: Connection, dialect: Any, values: Mapping[str, Any]) -> int | 
     return int(row[0]) if row is not None else None
 
 
-def _born(conn: Connection, dialect: Any, birth: Birth, audits: list[dict[str, Any]]) -> Born:
+def _with(record: Audit, extra: Mapping[str, Any]) -> Audit:
+    return dataclasses.replace(record, details={**(record.details or {}), **extra})
+
+
+def _born(
+    conn: Connection, dialect: Any, birth: Birth, audits: list[Audit | tuple[Audit, int | None]]
+) -> Born:
     key = birth.key
     if birth.lock is not None and locks_mod.take_in(conn, birth.lock):
         new = _insert(conn, dialect, _birth(key, {**birth.row, "state": State.RUNNING}))
         if new is None:
             locks_mod.release_in(conn, birth.lock)
             return Born("duplicate", None)
-        audits.append(birth.record.row(new, _moved("state", None, State.RUNNING)))
+        audits.append((_with(birth.record, _moved("state", None, State.RUNNING)), new))
         return Born("claimed", new)
     if birth.lock is not None:  # the target is busy: born deferred, decided again later
         assert birth.busy_due is not None and birth.busy_record is not None
@@ -391,7 +458,7 @@ def _born(conn: Connection, dialect: Any, birth: Birth, audits: list[dict[str, A
         row, record, fate = birth.row, birth.record, "deferred"
     new = _insert(conn, dialect, _birth(key, {**row, "state": State.DEFERRED}))
     if new is not None:
-        audits.append(record.row(new, _moved("state", None, State.DEFERRED)))
+        audits.append((_with(record, _moved("state", None, State.DEFERRED)), new))
         return Born(fate, new)  # type: ignore[arg-type]
     ex = executions.c
     exists = conn.execute(

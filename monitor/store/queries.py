@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Select, Table, case, literal, select, type_coerce
 
-from monitor.store.schema import UTCDateTime, alerts, audit, executions, notifications
+from monitor.store.schema import UTCDateTime, alerts, audit, coalesced, executions, notifications
 
 # A day inside Python's range, so that no session time zone can push them out of it.
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
@@ -138,6 +138,36 @@ def get_execution(engine: Engine, execution_id: int) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
+def coalesced_into(engine: Engine, execution_id: int, limit: int = 100) -> dict[str, Any]:
+    """The alerts coalesced into an execution: how many, and the first ``limit``."""
+    from sqlalchemy import func
+
+    c = coalesced.c
+    with engine.connect() as conn:
+        total = conn.execute(
+            select(func.count()).select_from(coalesced).where(c.execution_id == execution_id)
+        ).scalar_one()
+        rows = conn.execute(
+            select(c.fingerprint, c.starts_at, c.labels, c.reason, c.at)
+            .where(c.execution_id == execution_id)
+            .order_by(c.id)
+            .limit(limit)
+        ).all()
+    return {
+        "count": int(total),
+        "alerts": [
+            {
+                "fingerprint": fp,
+                "starts_at": starts.isoformat(),
+                "labels": labels,
+                "reason": reason,
+                "at": at.isoformat(),
+            }
+            for fp, starts, labels, reason, at in rows
+        ],
+    }
+
+
 def count(engine: Engine, table_name: str) -> int:
     from sqlalchemy import func
 
@@ -146,6 +176,7 @@ def count(engine: Engine, table_name: str) -> int:
         "notifications": notifications,
         "executions": executions,
         "audit": audit,
+        "coalesced": coalesced,
     }[table_name]
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())

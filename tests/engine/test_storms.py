@@ -26,7 +26,7 @@ from monitor.engine.firing import FiringCheck
 from monitor.metrics import Metrics
 from monitor.runtime import Runtime
 from monitor.settings import AutomationSettings, Settings
-from monitor.store import database
+from monitor.store import database, queries
 from monitor.store import notifications as store_notifications
 from monitor.store.facade import Store
 from monitor.store.notifications import NotificationWriter, StoredNotification
@@ -122,21 +122,23 @@ async def test_fifty_alerts_waiting_on_one_target_are_one_decision_and_one_timer
     members = rig.rows(coalesced)
     assert len(members) == 49 and {m.execution_id for m in members} == {row.id}
     assert rig.decide_timers() == [f"decide-{row.id}"]
-    records = [(a.kind, a.message) for a in rig.rows(audit)]
-    assert [k for k, _ in records].count("defer") == 1
-    joined = [m for k, m in records if k == "coalesce"]
-    assert len(joined) == 49
-    assert all(m.startswith(f"coalesced into #{row.id}: for_at_least: ") for m in joined)
+    records = [(a.kind, a.message, a.details) for a in rig.rows(audit)]
+    assert [k for k, _, _ in records].count("defer") == 1
+    [(_, joined, details)] = [r for r in records if r[0] == "coalesce"]
+    assert joined.startswith(f"49 alerts coalesced into #{row.id}: for_at_least: ")
+    assert details["alerts"] == 49 and len(details["fingerprints"]) == 49
+    assert all(m.reason.startswith("for_at_least: alert has fired") for m in members)
 
     # More alerts while it waits join it: still one row and one timer.
     [more] = rig.store(storm("Storm", 50, 10))
     await rig.engine.handle(more)
     assert len(rig.rows(executions)) == 1 and len(rig.rows(coalesced)) == 59
     late = [a.message for a in rig.rows(audit) if a.kind == "coalesce"][-1]
-    assert (
-        late
-        == f"coalesced into #{row.id}: a decision on this target is already waiting (#{row.id})"
-    )
+    waiting = f"a decision on this target is already waiting (#{row.id})"
+    assert late == f"10 alerts coalesced into #{row.id}: {waiting}"
+    shown = queries.coalesced_into(rig.db, row.id, limit=5)  # GET /api/v1/executions/{id}
+    assert shown["count"] == 59 and len(shown["alerts"]) == 5
+    assert shown["alerts"][0]["labels"]["pod"] == "api-1"
     assert rig.decide_timers() == [f"decide-{row.id}"]
 
     # The first alert resolves: the decision stays for the others, and when it comes due
