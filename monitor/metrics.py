@@ -165,6 +165,13 @@ class Metrics:
             "Alerts in the notifications stored but not yet decided.",
             registry=r,
         )
+        self.webhook_held = Histogram(
+            f"{PREFIX}_webhook_held_seconds",
+            "Time webhook answers were held for backpressure (the backlog was over "
+            "webhook.backpressure_alerts); only held answers are observed.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.decision_batches = Counter(
             f"{PREFIX}_decision_batches_total",
             "Batches of notifications the engine took from the store and decided.",

@@ -82,6 +82,7 @@ class Runtime:
     _preferred: deque[int] = field(default_factory=lambda: deque(maxlen=PREFERRED))
     _backlog: int = 0  # alerts waiting, as last read
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _decided: asyncio.Event = field(default_factory=asyncio.Event)  # set after each batch
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -105,6 +106,27 @@ class Runtime:
         if self.prefer is not None and self._backlog > self.batch_alerts and self.prefer(stored):
             self._preferred.append(stored.id)
         self._wake.set()
+
+    async def hold(self) -> float:
+        """Backpressure for the webhook: while more alerts than
+        ``webhook.backpressure_alerts`` wait to be decided, wait for batches to be
+        decided (at most ``backpressure_hold_seconds``) before answering. Returns the
+        seconds held."""
+        limit = self.settings.webhook.backpressure_alerts
+        if not limit or self._backlog <= limit or self._consumer is None:
+            return 0.0
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + self.settings.webhook.backpressure_hold_seconds
+        while self._backlog > limit and not self._stopping.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._decided.wait(), left)
+        held = loop.time() - began
+        self.metrics.webhook_held.observe(held)
+        return held
 
     def start(self) -> None:
         """Start the consumer: it takes up what the store holds (notifications answered
@@ -187,6 +209,8 @@ class Runtime:
                 self.writer.mark_processed(item.id, at)
         if failures:
             await self._failed({i.id: i.attempts for i in leased}, failures)
+        decided, self._decided = self._decided, asyncio.Event()
+        decided.set()  # webhooks held for backpressure look again
         self.metrics.decision_batches.inc()
         self.metrics.decision_batch_seconds.observe(loop.time() - started)
         self._backlog = max(0, self._backlog - sum(len(n.alerts) for n in notes))

@@ -143,6 +143,7 @@ class WebhookEndpoint:
         new = counts.get(("firing", "false"), 0) + counts.get(("resolved", "false"), 0)
         metrics.webhooks.labels("accepted").inc()
         rt.dispatch(stored)
+        await rt.hold()  # backpressure: a storm cannot outrun deciding
         metrics.webhook_duration.observe(time.perf_counter() - started)
         await _answer(
             send,

@@ -170,6 +170,7 @@ def service_metrics() -> metrics.Metrics:
     m.backlog_alerts.set(30)
     m.decision_batches.inc(2)
     m.decision_batch_seconds.observe(0.04)
+    m.webhook_held.observe(0.2)
     m.job_last_run.labels(name="vacuum-analyze").set(1.7e9)
     m.job_last_success.labels(name="vacuum-analyze").set(1)
     m.job_duration.labels(name="vacuum-analyze").set(12)
