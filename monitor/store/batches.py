@@ -31,11 +31,16 @@ from monitor.store.schema import alerts, coalesced, control, executions, locks, 
 from monitor.store.states import ACTED, RevertState, State, VerifyState
 
 CHUNK = 500  # values per IN list
+# An IN list is padded (its last value repeated) to one of these lengths: every distinct
+# length is another statement the driver prepares and caches on each connection.
+PADDED = (10, 50, 100, CHUNK)
 
 
 def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
-        yield values[start : start + size]
+        chunk = list(values[start : start + size])
+        length = next((n for n in PADDED if n >= len(chunk)), len(chunk))
+        yield chunk + [chunk[-1]] * (length - len(chunk))
 
 
 # The queue -------------------------------------------------------------------------------

@@ -77,7 +77,11 @@ _ALERT_CONFLICT = (
     " annotations = excluded.annotations, ends_at = excluded.ends_at"
     " RETURNING id, deliveries, fingerprint, starts_at, status"
 )
-_ROWS_PER_STATEMENT = 1000
+# Rows per INSERT: a few fixed sizes only. Every distinct statement is prepared and
+# cached by the driver (sqlite3 keeps 128 per connection), and one of 1,000 rows of 13
+# values is megabytes: with one size per batch remainder the cache grew the service by
+# hundreds of MB in a storm.
+_STATEMENT_SIZES = (1000, 200, 50, 10, 1)
 
 Key = tuple[str, datetime, str]
 
@@ -221,6 +225,17 @@ def _aggregate(
     return by_key
 
 
+def _chunks(keys: list[Key]) -> list[list[Key]]:
+    """``keys`` cut into chunks of the fixed statement sizes, largest first."""
+    out = []
+    start = 0
+    for size in _STATEMENT_SIZES:
+        while len(keys) - start >= size:
+            out.append(keys[start : start + size])
+            start += size
+    return out
+
+
 def _upsert_alerts(
     cur: Any, d: _Driver, by_key: dict[Key, list[Any]]
 ) -> dict[Key, tuple[int, int]]:
@@ -228,8 +243,7 @@ def _upsert_alerts(
     keys = list(by_key)
     bound = {(r[0], r[1], r[2]): k for k, r in by_key.items()}
     out: dict[Key, tuple[int, int]] = {}
-    for start in range(0, len(keys), _ROWS_PER_STATEMENT):
-        chunk = keys[start : start + _ROWS_PER_STATEMENT]
+    for chunk in _chunks(keys):
         sql = (
             f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES {d.values(13, len(chunk))}"
             + _ALERT_CONFLICT
