@@ -230,7 +230,7 @@ class Runtime:
                 failures[item.id] = _Unreadable(f"{type(exc).__name__}: {exc}")
         fingerprints = [a.fingerprint for _, n in parsed for a in n.alerts]
         first = await self.store.first_deliveries(fingerprints) if fingerprints else {}
-        notes = []
+        made: dict[int, StoredNotification] = {}
         for item, notification in parsed:
             alerts = [
                 StoredAlert(
@@ -240,7 +240,8 @@ class Runtime:
                 )
                 for a in notification.alerts
             ]
-            notes.append(StoredNotification(item.id, notification, item.received_at, alerts))
+            made[item.id] = StoredNotification(item.id, notification, item.received_at, alerts)
+        notes = [made[i.id] for i in leased if i.id not in failures]
         return notes, failures
 
     async def _failed(

@@ -229,11 +229,13 @@ class BatchDecider:
                 continue
             ctx: AlertContext | None = None
             for policy in parts.policies.match(item.alert.labels):
-                ctx = ctx or alert_context(item.alert)
-                try:
-                    key = policy_mod.target_key(self.targets.render(policy, ctx))
-                except PolicyError:
-                    continue
+                key = self.targets.key_for(policy, item.alert.labels)
+                if key is None:
+                    ctx = ctx or alert_context(item.alert)
+                    try:
+                        key = policy_mod.target_key(self.targets.render(policy, ctx))
+                    except PolicyError:
+                        continue
                 if (policy.name, key) not in self.busy:
                     return True
         return False
@@ -486,23 +488,8 @@ class BatchDecider:
         return Attempt(pair.policy, pair.ctx, 0, target=pair.target, target_key=pair.target_key)
 
     def _members(self, pairs: Sequence[_Pair], why: str) -> list[Member]:
-        parts = self.parts
-        return [
-            Member(
-                pair.key,
-                pair.ctx.labels,
-                why,
-                parts.ledger.note(
-                    "coalesce",
-                    why,
-                    policy=pair.policy.name,
-                    ctx=pair.ctx,
-                    target_key=pair.target_key,
-                    outcome="coalesced",
-                ),
-            )
-            for pair in pairs
-        ]
+        at = self.parts.clock.now()
+        return [Member(pair.key, pair.ctx.labels, why, pair.target_key, at) for pair in pairs]
 
     def _skip(
         self,

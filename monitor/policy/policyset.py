@@ -192,7 +192,7 @@ class Targets:
         )
         self._keys: dict[int, tuple[Policy, tuple[str, ...] | None]] = {}
 
-    def render(self, policy: Policy, alert: AlertContext) -> dict[str, str]:
+    def render(self, policy: Policy, alert: AlertContext) -> Mapping[str, str]:
         known = self._keys.get(id(policy))
         if known is None or known[0] is not policy:
             known = (policy, target_labels(policy))
@@ -215,7 +215,18 @@ class Targets:
                 self._memo.popitem(last=False)
         if isinstance(hit[1], str):
             raise PolicyError(hit[1])
-        return dict(hit[1])
+        return hit[1]  # shared: callers copy before changing
+
+    def key_for(self, policy: Policy, labels: Mapping[str, str]) -> str | None:
+        """The target key for an alert with ``labels`` when it is already known (a target
+        made of labels alone, rendered before); None when it must be rendered."""
+        known = self._keys.get(id(policy))
+        if known is None or known[0] is not policy or known[1] is None:
+            return None
+        hit = self._memo.get((id(policy), tuple(labels.get(k) for k in known[1])))
+        if hit is None or hit[0] is not policy or isinstance(hit[1], str):
+            return None
+        return target_key(hit[1])
 
 
 def render_target(policy: Policy, alert: AlertContext) -> dict[str, str]:

@@ -85,15 +85,21 @@ def lease(
             q = select(c.id, c.alert_count).where(available, c.id.in_(chunk)).order_by(c.id)
             picked.update(_rows(conn, q))
         total = sum(picked.values())
-        if total < limit_alerts:
-            q = select(c.id, c.alert_count).where(available).order_by(c.id).limit(500)
-            for nid, count in _rows(conn, q).items():
+        after, full = 0, False
+        while total < limit_alerts and not full:
+            page = min(500, max(10, (limit_alerts - total) // 4))  # notifications hold alerts
+            q = select(c.id, c.alert_count).where(available, c.id > after)
+            found = _rows(conn, q.order_by(c.id).limit(page))
+            for nid, count in found.items():
+                after = nid
                 if nid in picked:
                     continue
                 if picked and total + count > limit_alerts:
+                    full = True
                     break
                 picked[nid] = count
                 total += count
+            full = full or len(found) < page
         if not picked:
             return []
         ids = list(picked)
@@ -296,7 +302,8 @@ class Member:
     key: ExecutionKey
     labels: Mapping[str, str]
     reason: str
-    record: Audit
+    target_key: str
+    at: datetime
 
 
 @dataclass
@@ -375,12 +382,12 @@ def _write(
         first = many[0]
         said = f"{len(many)} alerts coalesced" if len(many) > 1 else "coalesced"
         record = Audit(
-            first.record.at,
+            first.at,
             "coalesce",
             f"{said} into #{eid}: {reason}",
-            first.record.policy,
-            first.record.fingerprint,
-            first.record.target_key,
+            first.key.policy,
+            first.key.fingerprint,
+            first.target_key,
             "coalesced",
             {
                 "coalesced_into": eid,
@@ -403,7 +410,7 @@ def _write(
                         d.ts(m.key.starts_at),
                         d.json(dict(m.labels)),
                         m.reason,
-                        d.ts(m.record.at),
+                        d.ts(m.at),
                     )
                     for eid, m in members
                 ],
