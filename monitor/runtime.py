@@ -49,7 +49,7 @@ Handler = Callable[[list[StoredNotification]], Awaitable[Mapping[int, BaseExcept
 MAX_ATTEMPTS = 3
 RETRY_BACKOFF = 5.0  # seconds before the second attempt; doubled before each next one
 STALL_AFTER = 300.0  # seconds one batch may run before the consumer counts as stuck
-BATCH_ALERTS = 1000  # alerts decided per batch (at least one notification)
+BATCH_ALERTS = 500  # alerts decided per batch (at least one notification)
 LEASE = timedelta(minutes=2)  # other replicas keep off a leased batch this long
 IDLE_POLL = 1.0  # seconds between looks at the store when nothing woke the consumer
 PREFERRED = 10_000  # notification ids remembered as "ahead of the queue"

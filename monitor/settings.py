@@ -74,7 +74,7 @@ class WebhookSettings(Section):
     # Backpressure: while more alerts than this wait to be decided, a webhook's answer is
     # held (up to backpressure_hold_seconds) until a batch is decided, so a storm cannot
     # outrun deciding. Nothing is refused. 0: never held.
-    backpressure_alerts: int = Field(20_000, ge=0, le=10_000_000)
+    backpressure_alerts: int = Field(5_000, ge=0, le=10_000_000)
     backpressure_hold_seconds: float = Field(2.0, gt=0, le=30)
     bearer_token: Credential | None = None
     bearer_token_file: Path | None = None
