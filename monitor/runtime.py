@@ -53,6 +53,7 @@ BATCH_ALERTS = 500  # alerts decided per batch (at least one notification)
 LEASE = timedelta(minutes=2)  # other replicas keep off a leased batch this long
 IDLE_POLL = 1.0  # seconds between looks at the store when nothing woke the consumer
 PREFERRED = 10_000  # notification ids remembered as "ahead of the queue"
+HANDED_BATCHES = 2  # batches' worth of handed-over notifications kept parsed
 BACKLOG_READ = 2.0  # seconds between readings of the queue's length while busy
 
 
@@ -83,6 +84,10 @@ class Runtime:
     _backlog: int = 0  # alerts waiting, as last read
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _decided: asyncio.Event = field(default_factory=asyncio.Event)  # set after each batch
+    # The last notifications the webhook handed over, parsed and with their repeats marked
+    # (a few batches' worth: when deciding keeps up it needs no parse and no store read).
+    _handed: dict[int, StoredNotification] = field(default_factory=dict)
+    _handed_alerts: int = 0
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -103,6 +108,11 @@ class Runtime:
         if not stored.needs_processing:
             return
         self._backlog += len(stored.alerts)
+        self._handed[stored.id] = stored  # decided as it is if this replica takes it soon
+        self._handed_alerts += len(stored.alerts)
+        while self._handed_alerts > self.batch_alerts * HANDED_BATCHES:  # oldest out
+            oldest = self._handed.pop(next(iter(self._handed)))
+            self._handed_alerts -= len(oldest.alerts)
         if self.prefer is not None and self._backlog > self.batch_alerts and self.prefer(stored):
             self._preferred.append(stored.id)
         self._wake.set()
@@ -223,7 +233,13 @@ class Runtime:
         notification delivered it first."""
         parsed: list[tuple[Leased, Notification]] = []
         failures: dict[int, BaseException] = {}
+        handed: dict[int, StoredNotification] = {}
         for item in leased:
+            note = self._handed.pop(item.id, None)
+            if note is not None:
+                self._handed_alerts -= len(note.alerts)
+                handed[item.id] = note
+                continue
             try:
                 parsed.append((item, payload.parse(item.body.encode("utf-8"))))
             except Exception as exc:  # stored bodies were valid; park it at once
@@ -241,7 +257,7 @@ class Runtime:
                 for a in notification.alerts
             ]
             made[item.id] = StoredNotification(item.id, notification, item.received_at, alerts)
-        notes = [made[i.id] for i in leased if i.id not in failures]
+        notes = [handed.get(i.id) or made[i.id] for i in leased if i.id not in failures]
         return notes, failures
 
     async def _failed(

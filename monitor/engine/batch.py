@@ -115,6 +115,8 @@ class _Plan:
     records: list[Audit] = field(default_factory=list)
     reverts: list[tuple[Attempt, list[int]]] = field(default_factory=list)
     acting: list[tuple[list[_Pair], guardrails.Decision]] = field(default_factory=list)
+    processed: list[int] = field(default_factory=list)  # notifications marked in the commit
+    seen_at: datetime | None = None  # when the store was read for this batch
 
 
 class BatchDecider:
@@ -138,9 +140,10 @@ class BatchDecider:
         self.redecide = redecide
         self.targets = policy_mod.Targets()
 
-    async def decide(self, notes: Sequence[StoredNotification]) -> Outcome:
+    async def decide(self, notes: Sequence[StoredNotification], mark: bool = False) -> Outcome:
         """Decide the first step of every new alert of ``notes`` (and take their
-        resolutions), in one read and one commit; see the module's description."""
+        resolutions), in one read and one commit; see the module's description. With
+        ``mark``, the notifications decided are marked processed in that commit."""
         parts = self.parts
         outcome = Outcome()
         plan = _Plan()
@@ -156,17 +159,21 @@ class BatchDecider:
             pairs.extend(found)
             resolved.extend(gone)
             plan.records.extend(skipped)
+        if mark:
+            plan.processed = [n.id for n in notes if n.id not in outcome.failures]
         if resolved:
             await self.resolved(resolved)
         if not pairs:
-            if plan.records:
-                await parts.store.commit_batch([], {}, plan.records)
+            if plan.records or plan.processed:
+                at = parts.clock.now()
+                await parts.store.commit_batch([], {}, plan.records, plan.processed, at)
             return outcome
         now = parts.clock.now()
         groups: dict[tuple[str, str], list[_Pair]] = {}
         for pair in pairs:
             groups.setdefault((pair.policy.name, pair.target_key), []).append(pair)
         since = now - max(group[0].policy.budget.window for group in groups.values())
+        plan.seen_at = now
         inputs = await parts.store.batch_inputs(
             now=now,
             since=since,
@@ -405,6 +412,7 @@ class BatchDecider:
                 lock=lock,
                 busy_due=due,
                 busy_record=busy,
+                seen_at=plan.seen_at,
             )
         )
         plan.born.append((attempt, [chosen]))
@@ -428,7 +436,9 @@ class BatchDecider:
 
     async def _commit(self, plan: _Plan, now: datetime, outcome: Outcome) -> Outcome:
         parts = self.parts
-        fates = await parts.store.commit_batch(plan.births, plan.joins, plan.records)
+        fates = await parts.store.commit_batch(
+            plan.births, plan.joins, plan.records, plan.processed, now
+        )
         await self.gate.settle(now)
         for into, members in plan.joins.items():
             for member in members:

@@ -264,7 +264,7 @@ class Engine:
     async def decide_batch(self, notes: Sequence[StoredNotification]) -> dict[int, BaseException]:
         """Decide a batch of notifications (one read, one commit) and start running what
         was claimed in the background; returns the notifications whose deciding raised."""
-        outcome = await self.batch.decide(notes)
+        outcome = await self.batch.decide(notes, mark=True)
         for attempt in outcome.claimed:
             task = asyncio.get_running_loop().create_task(self._run(attempt))
             self._runs.add(task)

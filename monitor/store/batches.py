@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import psycopg
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from monitor.store import locks as locks_mod
 from monitor.store.control import PAUSE_KEY
@@ -103,19 +105,20 @@ def lease(
         if not picked:
             return []
         ids = list(picked)
-        for chunk in _chunks(ids):
-            conn.execute(
-                update(notifications)
-                .where(c.id.in_(chunk), available)
-                .values(lease_owner=owner, lease_until=until)
-            )
+        shared = conn.dialect.name != "sqlite"
+        if shared:  # SQLite has one replica: its one consumer needs no lease (nor its fsync)
+            for chunk in _chunks(ids):
+                conn.execute(
+                    update(notifications)
+                    .where(c.id.in_(chunk), available)
+                    .values(lease_owner=owner, lease_until=until)
+                )
         rows: list[Any] = []
         for chunk in _chunks(ids):
+            mine = [c.lease_owner == owner, c.lease_until == until] if shared else []
             rows.extend(
                 conn.execute(
-                    select(c.id, c.payload, c.received_at, c.attempts).where(
-                        c.id.in_(chunk), c.lease_owner == owner, c.lease_until == until
-                    )
+                    select(c.id, c.payload, c.received_at, c.attempts).where(c.id.in_(chunk), *mine)
                 ).all()
             )
     position = {nid: i for i, nid in enumerate(ids)}  # the preferred first, then the oldest
@@ -319,6 +322,10 @@ class Birth:
     lock: Lock | None = None
     busy_due: datetime | None = None
     busy_record: Audit | None = None
+    # When the batch read the target's history: an execution that acted on the target
+    # after that (another replica's) makes this claim wait as if the target were busy,
+    # so that its cooldown is judged again with what the read did not see.
+    seen_at: datetime | None = None
 
 
 Fate = Literal["claimed", "deferred", "busy", "duplicate", "coalesced"]
@@ -336,10 +343,52 @@ def commit(
     births: Sequence[Birth],
     joins: Mapping[int, Sequence[Member]],
     records: Iterable[Audit],
+    processed: Sequence[int] = (),
+    at: datetime | None = None,
 ) -> list[Born]:
     """Write a batch's decisions in one transaction: the ``births`` (claims with their
     lock, or deferrals), the alerts coalesced into existing executions (``joins``: id ->
-    members) and the standalone ``records`` (skips). Returns each birth's fate."""
+    members), the standalone ``records`` (skips), and the notifications decided
+    (``processed``, marked at ``at``). Returns each birth's fate.
+
+    Locks and rows are taken in one order (by target, then policy) so that two replicas'
+    batches cannot deadlock on each other; a deadlock the database reports anyway (or a
+    serialization failure) is retried, up to ``RETRIES`` times."""
+    records = list(records)
+    order = sorted(
+        range(len(births)),
+        key=lambda i: (
+            births[i].row["target_key"],
+            births[i].key.policy,
+            births[i].key.fingerprint,
+        ),
+    )
+    for attempt in range(RETRIES + 1):
+        try:
+            fates = _commit(engine, [births[i] for i in order], joins, records, processed, at)
+        except DBAPIError as exc:
+            if attempt == RETRIES or not isinstance(exc.orig, _CONTENTION):
+                raise
+            continue
+        out: list[Born | None] = [None] * len(births)
+        for position, fate in zip(order, fates, strict=True):
+            out[position] = fate
+        return [fate for fate in out if fate is not None]
+    raise AssertionError("unreachable")
+
+
+RETRIES = 3
+_CONTENTION = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+def _commit(
+    engine: Engine,
+    births: Sequence[Birth],
+    joins: Mapping[int, Sequence[Member]],
+    records: Sequence[Audit],
+    processed: Sequence[int],
+    at: datetime | None,
+) -> list[Born]:
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     fates: list[Born] = []
     with engine.begin() as conn:
@@ -351,6 +400,12 @@ def commit(
             if fate.execution_id is not None and fate.fate != "duplicate":
                 members.extend((fate.execution_id, m) for m in birth.members)
         _write(conn, members, audits)
+        for chunk in _chunks(sorted(set(processed))):
+            conn.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(chunk), notifications.c.processed_at.is_(None))
+                .values(processed_at=at)
+            )
     return fates
 
 
@@ -396,6 +451,7 @@ def _write(
             },
         )
         audits.append((record, eid))
+    members = sorted(members, key=lambda em: (em[1].key.policy, em[1].key.fingerprint))
     cur = conn.connection.cursor()
     try:
         if members:
@@ -451,11 +507,31 @@ def _with(record: Audit, extra: Mapping[str, Any]) -> Audit:
     return dataclasses.replace(record, details={**(record.details or {}), **extra})
 
 
+def _acted_since(conn: Connection, birth: Birth) -> bool:
+    if birth.seen_at is None:
+        return False
+    ex = executions.c
+    found = conn.execute(
+        select(ex.id)
+        .where(
+            ex.target_key == birth.row["target_key"],
+            ex.state.in_(sorted(s.value for s in ACTED)),
+            ex.created_at > birth.seen_at,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def _born(
     conn: Connection, dialect: Any, birth: Birth, audits: list[Audit | tuple[Audit, int | None]]
 ) -> Born:
     key = birth.key
-    if birth.lock is not None and locks_mod.take_in(conn, birth.lock):
+    claimed = birth.lock is not None and locks_mod.take_in(conn, birth.lock)
+    if claimed and birth.lock is not None and _acted_since(conn, birth):
+        locks_mod.release_in(conn, birth.lock)
+        claimed = False
+    if claimed and birth.lock is not None:
         new = _insert(conn, dialect, _birth(key, {**birth.row, "state": State.RUNNING}))
         if new is None:
             locks_mod.release_in(conn, birth.lock)

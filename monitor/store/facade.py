@@ -289,10 +289,19 @@ class Store:
         births: Sequence[batches.Birth],
         joins: Mapping[int, Sequence[batches.Member]],
         audits: Sequence[records.Audit],
+        processed: Sequence[int] = (),
+        at: datetime | None = None,
     ) -> list[batches.Born]:
         return await self._call(
             "commit_batch",
-            functools.partial(batches.commit, births=births, joins=joins, records=audits),
+            functools.partial(
+                batches.commit,
+                births=births,
+                joins=joins,
+                records=audits,
+                processed=processed,
+                at=at,
+            ),
             self.handle,
         )
 

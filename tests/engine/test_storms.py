@@ -298,7 +298,8 @@ async def test_two_replicas_share_the_queue_and_run_no_key_twice(
     decided = [r[0] for r in owned] + [r[0] for r in joined]
     assert sorted(decided) == sorted(f"{n:016x}" for n in range(4000)), "each alert once"
     assert len(owned) == 40  # per target: one that acted and one waiting for the cooldown
-    assert {r[0] for r in owners} == {"replica-0", "replica-1"}, "both took a share"
+    if shared_url.startswith("postgresql"):  # SQLite's one replica takes no lease
+        assert {r[0] for r in owners} == {"replica-0", "replica-1"}, "both took a share"
 
 
 def test_sigterm_with_a_backlog_exits_promptly_and_loses_nothing(tmp_path: Path) -> None:
