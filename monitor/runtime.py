@@ -36,9 +36,9 @@ from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import database
 from monitor.store import notifications as store_notifications
-from monitor.store.batches import Leased
 from monitor.store.facade import Store
 from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
+from monitor.store.queue import Leased
 from monitor.store.records import Audit
 
 log = logging.getLogger(__name__)

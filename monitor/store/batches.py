@@ -1,26 +1,25 @@
-"""The engine's queue and its batches: what a batch of decisions reads and writes at once.
+"""A batch of decisions: what it reads and writes at once.
 
-The unprocessed notifications are the queue. A replica *leases* a batch of them (the
-lease keeps other replicas off while it decides; on PostgreSQL the rows are picked with
-``FOR UPDATE SKIP LOCKED``), reads what deciding them needs in one go
-(:func:`inputs`), and writes the claims, deferrals, coalesced alerts and audit records
-in one transaction (:func:`commit`). Exactly-once per execution key still comes from
-the uniqueness constraints: every insert here is ``ON CONFLICT DO NOTHING`` and a
-conflict is reported back as a duplicate (or as "coalesced into" the deferred execution
-another replica created for the same policy and target a moment before).
+A consumer takes a batch of notifications from the queue (:mod:`.queue`), reads what
+deciding them needs in one go (:func:`inputs`), and writes the claims, deferrals,
+coalesced alerts and audit records in one transaction (:func:`commit`). Exactly-once
+per execution key still comes from the uniqueness constraints: every insert here is
+``ON CONFLICT DO NOTHING`` and a conflict is reported back as a duplicate (or as
+"coalesced into" the deferred execution another replica created for the same policy
+and target a moment before).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -28,165 +27,10 @@ from monitor.store import locks as locks_mod
 from monitor.store.control import PAUSE_KEY
 from monitor.store.executions import _birth, _moved
 from monitor.store.notifications import _Driver
+from monitor.store.queue import aware, in_chunks
 from monitor.store.records import Audit, ExecutionKey, Lock
 from monitor.store.schema import alerts, coalesced, control, executions, locks, notifications
 from monitor.store.states import ACTED, RevertState, State, VerifyState
-
-CHUNK = 500  # values per IN list
-# An IN list is padded (its last value repeated) to one of these lengths: every distinct
-# length is another statement the driver prepares and caches on each connection.
-PADDED = (10, 50, 100, CHUNK)
-
-
-def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        chunk = list(values[start : start + size])
-        length = next((n for n in PADDED if n >= len(chunk)), len(chunk))
-        yield chunk + [chunk[-1]] * (length - len(chunk))
-
-
-# The queue -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Leased:
-    """A notification taken from the queue: its body as received, and its history."""
-
-    id: int
-    body: str
-    received_at: datetime
-    attempts: int
-
-
-def _available(now: datetime) -> Any:
-    c = notifications.c
-    return and_(
-        c.processed_at.is_(None),
-        c.poisoned_at.is_(None),
-        c.payload.is_not(None),
-        or_(c.lease_until.is_(None), c.lease_until < now),
-    )
-
-
-def lease(
-    engine: Engine,
-    owner: str,
-    now: datetime,
-    until: datetime,
-    *,
-    limit_alerts: int,
-    prefer: Sequence[int] = (),
-) -> list[Leased]:
-    """Lease up to ``limit_alerts`` alerts' worth of notifications (at least one): the
-    ``prefer``red ids first (alerts for targets nothing works on), then the oldest."""
-    c = notifications.c
-    available = _available(now)
-    with engine.begin() as conn:
-        picked: dict[int, int] = {}
-        for chunk in _chunks(list(dict.fromkeys(prefer))):
-            q = select(c.id, c.alert_count).where(available, c.id.in_(chunk)).order_by(c.id)
-            picked.update(_rows(conn, q))
-        total = sum(picked.values())
-        after, full = 0, False
-        while total < limit_alerts and not full:
-            page = min(500, max(10, (limit_alerts - total) // 4))  # notifications hold alerts
-            q = select(c.id, c.alert_count).where(available, c.id > after)
-            found = _rows(conn, q.order_by(c.id).limit(page))
-            for nid, count in found.items():
-                after = nid
-                if nid in picked:
-                    continue
-                if picked and total + count > limit_alerts:
-                    full = True
-                    break
-                picked[nid] = count
-                total += count
-            full = full or len(found) < page
-        if not picked:
-            return []
-        ids = list(picked)
-        shared = conn.dialect.name != "sqlite"
-        if shared:  # SQLite has one replica: its one consumer needs no lease (nor its fsync)
-            for chunk in _chunks(ids):
-                conn.execute(
-                    update(notifications)
-                    .where(c.id.in_(chunk), available)
-                    .values(lease_owner=owner, lease_until=until)
-                )
-        rows: list[Any] = []
-        for chunk in _chunks(ids):
-            mine = [c.lease_owner == owner, c.lease_until == until] if shared else []
-            rows.extend(
-                conn.execute(
-                    select(c.id, c.payload, c.received_at, c.attempts).where(c.id.in_(chunk), *mine)
-                ).all()
-            )
-    position = {nid: i for i, nid in enumerate(ids)}  # the preferred first, then the oldest
-    rows.sort(key=lambda r: position[int(r[0])])
-    return [Leased(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
-
-
-def _rows(conn: Connection, q: Any) -> dict[int, int]:
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    return {int(r[0]): int(r[1]) for r in conn.execute(q)}
-
-
-def backlog(engine: Engine) -> tuple[int, int]:
-    """Notifications waiting to be decided (not processed, not parked), and their alerts."""
-    c = notifications.c
-    with engine.connect() as conn:
-        count, total = conn.execute(
-            select(func.count(), func.coalesce(func.sum(c.alert_count), 0)).where(
-                c.processed_at.is_(None), c.poisoned_at.is_(None), c.payload.is_not(None)
-            )
-        ).one()
-    return int(count), int(total)
-
-
-def retry_later(
-    engine: Engine,
-    failures: Mapping[int, tuple[int, str, datetime | None]],
-    retry_at: datetime,
-) -> None:
-    """Record failed attempts ``{id: (attempts, error, poisoned_at)}``; a notification not
-    parked is leased to no one until ``retry_at``."""
-    with engine.begin() as conn:
-        for nid, (attempts, error, poisoned_at) in failures.items():
-            conn.execute(
-                update(notifications)
-                .where(notifications.c.id == nid)
-                .values(
-                    attempts=attempts,
-                    last_error=error[:2000],
-                    poisoned_at=poisoned_at,
-                    lease_owner=None,
-                    lease_until=retry_at,
-                )
-            )
-
-
-def first_deliveries(
-    engine: Engine, fingerprints: Sequence[str]
-) -> dict[tuple[str, datetime, str], int]:
-    """The notification that first delivered each (fingerprint, startsAt, status): an
-    alert in a later notification is a repeat (Alertmanager re-sends whole groups)."""
-    out: dict[tuple[str, datetime, str], int] = {}
-    c = alerts.c
-    with engine.connect() as conn:
-        for chunk in _chunks(list(dict.fromkeys(fingerprints))):
-            for fp, starts, status, first in conn.execute(
-                select(c.fingerprint, c.starts_at, c.status, c.first_notification_id).where(
-                    c.fingerprint.in_(chunk)
-                )
-            ):
-                out[(fp, _utc(starts), status)] = int(first)
-    return out
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
 
 # What deciding a batch reads -------------------------------------------------------------
 
@@ -235,20 +79,20 @@ def inputs(
     with engine.connect() as conn:
         switch = conn.execute(select(control.c.value).where(control.c.key == PAUSE_KEY)).first()
         out.paused = bool(switch and isinstance(switch[0], dict) and switch[0].get("paused"))
-        for chunk in _chunks(targets):
+        for chunk in in_chunks(targets):
             for key, last in conn.execute(
                 select(ex.target_key, func.max(ex.created_at))
                 .where(ex.target_key.in_(chunk), ex.state.in_(acted))
                 .group_by(ex.target_key)
             ):
-                out.last_started[key] = _utc(last)
+                out.last_started[key] = aware(last)
             started: dict[str, list[datetime]] = defaultdict(list)
             for key, at in conn.execute(
                 select(ex.target_key, ex.created_at)
                 .where(ex.target_key.in_(chunk), ex.state.in_(acted), ex.created_at >= since)
                 .order_by(ex.created_at.desc())
             ):
-                started[key].append(_utc(at))
+                started[key].append(aware(at))
             out.started.update(started)
             for row in conn.execute(
                 select(
@@ -278,20 +122,20 @@ def inputs(
                 )
             ):
                 out.locked[key] = owner
-        for chunk in _chunks(fingerprints):
+        for chunk in in_chunks(fingerprints):
             for table in (executions, coalesced):
                 for policy, fp, starts in conn.execute(
                     select(table.c.policy, table.c.fingerprint, table.c.starts_at).where(
                         table.c.step == 0, table.c.fingerprint.in_(chunk)
                     )
                 ):
-                    out.decided.add((policy, fp, _utc(starts)))
+                    out.decided.add((policy, fp, aware(starts)))
             for fp, starts in conn.execute(
                 select(alerts.c.fingerprint, alerts.c.starts_at).where(
                     alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
                 )
             ):
-                out.resolved.add((fp, _utc(starts)))
+                out.resolved.add((fp, aware(starts)))
     return out
 
 
@@ -400,7 +244,7 @@ def _commit(
             if fate.execution_id is not None and fate.fate != "duplicate":
                 members.extend((fate.execution_id, m) for m in birth.members)
         _write(conn, members, audits)
-        for chunk in _chunks(sorted(set(processed))):
+        for chunk in in_chunks(sorted(set(processed))):
             conn.execute(
                 update(notifications)
                 .where(notifications.c.id.in_(chunk), notifications.c.processed_at.is_(None))
@@ -589,7 +433,7 @@ def members(engine: Engine, execution_ids: Sequence[int]) -> dict[int, list[Coal
     c = coalesced.c
     out: dict[int, list[Coalesced]] = {}
     with engine.connect() as conn:
-        for chunk in _chunks(list(execution_ids)):
+        for chunk in in_chunks(list(execution_ids)):
             for eid, fp, starts, labels, reason, at in conn.execute(
                 select(c.execution_id, c.fingerprint, c.starts_at, c.labels, c.reason, c.at)
                 .where(c.execution_id.in_(chunk))
@@ -598,10 +442,10 @@ def members(engine: Engine, execution_ids: Sequence[int]) -> dict[int, list[Coal
                 out.setdefault(int(eid), []).append(
                     Coalesced(
                         fp,
-                        _utc(starts),
+                        aware(starts),
                         {str(k): str(v) for k, v in (labels or {}).items()},
                         reason,
-                        _utc(at),
+                        aware(at),
                     )
                 )
     return out
@@ -614,14 +458,14 @@ def resolved_among(
     wanted = set(keys)
     out: set[tuple[str, datetime]] = set()
     with engine.connect() as conn:
-        for chunk in _chunks(sorted({fp for fp, _ in keys})):
+        for chunk in in_chunks(sorted({fp for fp, _ in keys})):
             for fp, starts in conn.execute(
                 select(alerts.c.fingerprint, alerts.c.starts_at).where(
                     alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
                 )
             ):
-                if (fp, _utc(starts)) in wanted:
-                    out.add((fp, _utc(starts)))
+                if (fp, aware(starts)) in wanted:
+                    out.add((fp, aware(starts)))
     return out
 
 
@@ -634,12 +478,12 @@ def for_alerts(
     out: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
     ex = executions.c
     with engine.connect() as conn:
-        for chunk in _chunks(sorted({fp for fp, _ in keys})):
+        for chunk in in_chunks(sorted({fp for fp, _ in keys})):
             for row in conn.execute(
                 select(executions).where(ex.fingerprint.in_(chunk)).order_by(ex.step, ex.id)
             ):
                 mapping = dict(row._mapping)
-                key = (mapping["fingerprint"], _utc(mapping["starts_at"]))
+                key = (mapping["fingerprint"], aware(mapping["starts_at"]))
                 if key in wanted:
                     out.setdefault(key, []).append(mapping)
     return out

@@ -29,6 +29,7 @@ from monitor.store import (
     executions,
     locks,
     notifications,
+    queue,
     records,
     states,
 )
@@ -247,10 +248,10 @@ class Store:
         *,
         limit_alerts: int,
         prefer: Sequence[int] = (),
-    ) -> list[batches.Leased]:
+    ) -> list[queue.Leased]:
         return await self._call(
             "lease",
-            functools.partial(batches.lease, limit_alerts=limit_alerts, prefer=prefer),
+            functools.partial(queue.lease, limit_alerts=limit_alerts, prefer=prefer),
             self.handle,
             owner,
             now,
@@ -259,18 +260,18 @@ class Store:
 
     async def backlog(self) -> tuple[int, int]:
         """Notifications waiting to be decided, and their alerts."""
-        return await self._call("backlog", batches.backlog, self.handle)
+        return await self._call("backlog", queue.backlog, self.handle)
 
     async def retry_later(
         self, failures: Mapping[int, tuple[int, str, datetime | None]], retry_at: datetime
     ) -> None:
-        await self._call("retry_later", batches.retry_later, self.handle, failures, retry_at)
+        await self._call("retry_later", queue.retry_later, self.handle, failures, retry_at)
 
     async def first_deliveries(
         self, fingerprints: Sequence[str]
     ) -> dict[tuple[str, datetime, str], int]:
         return await self._call(
-            "first_deliveries", batches.first_deliveries, self.handle, fingerprints
+            "first_deliveries", queue.first_deliveries, self.handle, fingerprints
         )
 
     async def batch_inputs(

@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from monitor.alerts import payload
-from monitor.store import batches, database
+from monitor.store import batches, database, queue
 from monitor.store import notifications as store_notifications
 from tests.engine.conftest import alert, notification
 from tests.support import service
@@ -34,34 +34,34 @@ def test_a_lease_takes_the_preferred_first_then_the_oldest_and_keeps_others_off(
     ids = store(db, 40, 40, 40, 40, 1)
     now = datetime.now(UTC)
     until = now + timedelta(minutes=2)
-    taken = batches.lease(db, "a", now, until, limit_alerts=100, prefer=[ids[4]])
+    taken = queue.lease(db, "a", now, until, limit_alerts=100, prefer=[ids[4]])
     assert [t.id for t in taken] == [ids[4], ids[0], ids[1]]  # 81 alerts; a third is over
-    assert batches.backlog(db) == (5, 161)
+    assert queue.backlog(db) == (5, 161)
     if db.dialect.name == "sqlite":
         # One replica, one consumer: no lease (and no commit for one); what it decides
         # is marked processed in the batch's own commit.
-        again = batches.lease(db, "a", now, until, limit_alerts=1000)
+        again = queue.lease(db, "a", now, until, limit_alerts=1000)
         assert [t.id for t in again] == ids
         batches.commit(db, births=[], joins={}, records=[], processed=ids[:3], at=now)
-        rest = batches.lease(db, "a", now, until, limit_alerts=1000)
+        rest = queue.lease(db, "a", now, until, limit_alerts=1000)
         assert [t.id for t in rest] == ids[3:]
         return
-    other = batches.lease(db, "b", now, until, limit_alerts=1000)
+    other = queue.lease(db, "b", now, until, limit_alerts=1000)
     assert [t.id for t in other] == [ids[2], ids[3]], "leased ones are kept off"
-    assert batches.lease(db, "c", now, until, limit_alerts=1000) == []
+    assert queue.lease(db, "c", now, until, limit_alerts=1000) == []
     # A lease that ran out (its holder died) is taken by the next one.
     later = until + timedelta(seconds=1)
-    again = batches.lease(db, "c", later, later + timedelta(minutes=2), limit_alerts=1)
+    again = queue.lease(db, "c", later, later + timedelta(minutes=2), limit_alerts=1)
     assert [t.id for t in again] == [ids[0]], "at least one notification, however big"
 
 
 def test_a_failed_notification_waits_for_its_retry_time(db: database.Handle) -> None:
     [nid] = store(db, 3)
     now = datetime.now(UTC)
-    batches.retry_later(db, {nid: (1, "RuntimeError: boom", None)}, now + timedelta(seconds=30))
-    assert batches.lease(db, "a", now, now + timedelta(minutes=2), limit_alerts=10) == []
+    queue.retry_later(db, {nid: (1, "RuntimeError: boom", None)}, now + timedelta(seconds=30))
+    assert queue.lease(db, "a", now, now + timedelta(minutes=2), limit_alerts=10) == []
     after = now + timedelta(seconds=31)
-    [item] = batches.lease(db, "a", after, after + timedelta(minutes=2), limit_alerts=10)
+    [item] = queue.lease(db, "a", after, after + timedelta(minutes=2), limit_alerts=10)
     assert (item.id, item.attempts) == (nid, 1)
 
 
