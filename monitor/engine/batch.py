@@ -172,7 +172,10 @@ class BatchDecider:
         groups: dict[tuple[str, str], list[_Pair]] = {}
         for pair in pairs:
             groups.setdefault((pair.policy.name, pair.target_key), []).append(pair)
-        since = now - max(group[0].policy.budget.window for group in groups.values())
+        since = now - max(
+            max(group[0].policy.budget.window, group[0].policy.cooldown)
+            for group in groups.values()
+        )
         plan.seen_at = now
         inputs = await parts.store.batch_inputs(
             now=now,

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -29,7 +29,7 @@ from monitor.store.executions import _birth, _moved
 from monitor.store.notifications import _Driver
 from monitor.store.queue import aware, in_chunks
 from monitor.store.records import Audit, ExecutionKey, Lock
-from monitor.store.schema import alerts, coalesced, control, executions, locks, notifications
+from monitor.store.schema import alerts, coalesced, control, executions, notifications
 from monitor.store.states import ACTED, RevertState, State, VerifyState
 
 # What deciding a batch reads -------------------------------------------------------------
@@ -50,14 +50,13 @@ class Open:
 @dataclass
 class Inputs:
     paused: bool
-    # target_key -> start times of the executions that acted on it (newest first),
-    # within the longest budget window asked, and the latest one whatever its age.
+    # target_key -> start times of the executions that acted on it since ``since`` (the
+    # longest budget window or cooldown of the batch's policies), newest first.
     started: dict[str, list[datetime]] = field(default_factory=dict)
     last_started: dict[str, datetime] = field(default_factory=dict)
     # (policy, target_key) -> executions not finished with (deferred, running, verifying)
     # and reverts waiting for their delay.
     open: dict[tuple[str, str], list[Open]] = field(default_factory=dict)
-    locked: dict[str, str] = field(default_factory=dict)  # target_key -> owner
     decided: set[tuple[str, str, datetime]] = field(default_factory=set)  # policy, fp, starts
     resolved: set[tuple[str, datetime]] = field(default_factory=set)
 
@@ -70,7 +69,8 @@ def inputs(
     targets: Sequence[str],
     fingerprints: Sequence[str],
 ) -> Inputs:
-    """Everything a batch's first-step decisions need from the store, in one read."""
+    """Everything a batch's first-step decisions need from the store, in one read.
+    ``since`` must reach back the longest budget window and cooldown asked about."""
     ex = executions.c
     out = Inputs(paused=False)
     targets = list(dict.fromkeys(targets))
@@ -80,12 +80,6 @@ def inputs(
         switch = conn.execute(select(control.c.value).where(control.c.key == PAUSE_KEY)).first()
         out.paused = bool(switch and isinstance(switch[0], dict) and switch[0].get("paused"))
         for chunk in in_chunks(targets):
-            for key, last in conn.execute(
-                select(ex.target_key, func.max(ex.created_at))
-                .where(ex.target_key.in_(chunk), ex.state.in_(acted))
-                .group_by(ex.target_key)
-            ):
-                out.last_started[key] = aware(last)
             started: dict[str, list[datetime]] = defaultdict(list)
             for key, at in conn.execute(
                 select(ex.target_key, ex.created_at)
@@ -94,6 +88,7 @@ def inputs(
             ):
                 started[key].append(aware(at))
             out.started.update(started)
+            out.last_started.update((key, times[0]) for key, times in started.items())
             for row in conn.execute(
                 select(
                     ex.id,
@@ -116,20 +111,17 @@ def inputs(
             ):
                 one = Open(int(row[0]), row[1], int(row[2]), row[4], row[5], row[6])
                 out.open.setdefault((row[1], row[3]), []).append(one)
-            for key, owner in conn.execute(
-                select(locks.c.key, locks.c.owner).where(
-                    locks.c.key.in_(chunk), locks.c.expires_at >= now
-                )
-            ):
-                out.locked[key] = owner
         for chunk in in_chunks(fingerprints):
-            for table in (executions, coalesced):
-                for policy, fp, starts in conn.execute(
-                    select(table.c.policy, table.c.fingerprint, table.c.starts_at).where(
-                        table.c.step == 0, table.c.fingerprint.in_(chunk)
+            decided = union_all(
+                *(
+                    select(t.c.policy, t.c.fingerprint, t.c.starts_at).where(
+                        t.c.step == 0, t.c.fingerprint.in_(chunk)
                     )
-                ):
-                    out.decided.add((policy, fp, aware(starts)))
+                    for t in (executions, coalesced)
+                )
+            )
+            for policy, fp, starts in conn.execute(decided):
+                out.decided.add((policy, fp, aware(_datetime(starts))))
             for fp, starts in conn.execute(
                 select(alerts.c.fingerprint, alerts.c.starts_at).where(
                     alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
@@ -345,6 +337,13 @@ def _insert(conn: Connection, dialect: Any, values: Mapping[str, Any]) -> int | 
         .returning(executions.c.id)
     ).first()
     return int(row[0]) if row is not None else None
+
+
+def _datetime(value: Any) -> datetime:
+    """A time read through a UNION (SQLite hands it back as text there)."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def _with(record: Audit, extra: Mapping[str, Any]) -> Audit:
