@@ -34,7 +34,7 @@ from monitor.auth import Authenticator
 from monitor.heartbeat import Heartbeat
 from monitor.metrics import Metrics
 from monitor.settings import Settings
-from monitor.store import database
+from monitor.store import database, queue
 from monitor.store import notifications as store_notifications
 from monitor.store.facade import Store
 from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
@@ -65,6 +65,7 @@ class Runtime:
     writer: NotificationWriter
     auth: Authenticator
     handler: Handler | None = None
+    handler_marks: bool = False  # the handler marks what it decided processed, in its commit
     matcher: Callable[[Mapping[str, str]], Any] | None = None
     # Is this notification about a target nothing works on? Then it goes ahead.
     prefer: Callable[[StoredNotification], bool] | None = None
@@ -82,6 +83,7 @@ class Runtime:
     _busy: tuple[list[int], float] | None = None  # the batch in hand, and since when
     _preferred: deque[int] = field(default_factory=lambda: deque(maxlen=PREFERRED))
     _backlog: int = 0  # alerts waiting, as last read
+    _full: bool = False  # the last batch was full: more may be waiting
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _decided: asyncio.Event = field(default_factory=asyncio.Event)  # set after each batch
     # The last notifications the webhook handed over, parsed and with their repeats marked
@@ -164,11 +166,15 @@ class Runtime:
                 if loop.time() - read_at > BACKLOG_READ:  # the other replicas' intake too
                     read_at = loop.time()
                     await self._read_backlog()
-                continue
+                if self._full:
+                    continue
+                # A partial batch: the queue was empty behind it. Wait for the webhook
+                # (or another replica's intake, at the next look) instead of asking now.
             if waiting and resumed:
                 log.info("resumed %d notification(s) stored before the last stop", resumed)
                 waiting = 0
-            await self._read_backlog()
+            if not done:
+                await self._read_backlog()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_poll)
             self._wake.clear()
@@ -194,6 +200,7 @@ class Runtime:
         leased = await self.store.lease(
             self.owner, now, now + LEASE, limit_alerts=self.batch_alerts, prefer=preferred
         )
+        self._full = False
         if not leased:
             return 0
         loop = asyncio.get_running_loop()
@@ -203,7 +210,7 @@ class Runtime:
             notes, failures = await self._read(leased)
             if failures:  # bodies that no longer parse are parked before the rest is decided
                 await self._failed({i.id: i.attempts for i in leased}, failures)
-                leased = [item for item in leased if item.id not in failures]
+                leased = queue.Taken(item for item in leased if item.id not in failures)
                 failures = {}
             if notes and self.handler is not None:
                 try:
@@ -214,7 +221,7 @@ class Runtime:
         finally:
             self._busy = None
         at = datetime.now(UTC)
-        for item in leased:
+        for item in () if self.handler_marks else leased:
             if item.id not in failures:
                 self.writer.mark_processed(item.id, at)
         if failures:
@@ -223,7 +230,9 @@ class Runtime:
         decided.set()  # webhooks held for backpressure look again
         self.metrics.decision_batches.inc()
         self.metrics.decision_batch_seconds.observe(loop.time() - started)
-        self._backlog = max(0, self._backlog - sum(len(n.alerts) for n in notes))
+        alerts = sum(len(n.alerts) for n in notes)
+        self._full = leased.more
+        self._backlog = max(0, self._backlog - alerts)
         return len(leased)
 
     async def _read(

@@ -94,6 +94,7 @@ async def start(rt: Runtime) -> None:
     registry, services, policies = engine.registry, engine.services, engine.policies
     kube, dry_run = services.kube, engine.dry_run
     rt.handler = engine.decide_batch
+    rt.handler_marks = True  # a batch's commit marks its notifications processed
     rt.prefer = engine.urgent
     rt.owner = engine.parts.owner
     rt.matcher = lambda labels: engine.policies.match(labels)

@@ -248,7 +248,7 @@ class Store:
         *,
         limit_alerts: int,
         prefer: Sequence[int] = (),
-    ) -> list[queue.Leased]:
+    ) -> queue.Taken:
         return await self._call(
             "lease",
             functools.partial(queue.lease, limit_alerts=limit_alerts, prefer=prefer),

@@ -46,6 +46,13 @@ class Leased:
     attempts: int
 
 
+class Taken(list[Leased]):
+    """A lease's notifications, in the order to decide them; ``more``: it stopped at its
+    limit, so more are waiting."""
+
+    more: bool = False
+
+
 def _available(now: datetime) -> Any:
     c = notifications.c
     return and_(
@@ -64,7 +71,7 @@ def lease(
     *,
     limit_alerts: int,
     prefer: Sequence[int] = (),
-) -> list[Leased]:
+) -> Taken:
     """Lease up to ``limit_alerts`` alerts' worth of notifications (at least one): the
     ``prefer``red ids first (alerts for targets nothing works on), then the oldest."""
     c = notifications.c
@@ -75,7 +82,7 @@ def lease(
             q = select(c.id, c.alert_count).where(available, c.id.in_(chunk)).order_by(c.id)
             picked.update(_rows(conn, q))
         total = sum(picked.values())
-        after, full = 0, False
+        after, full, more = 0, False, total >= limit_alerts
         while total < limit_alerts and not full:
             page = min(500, max(10, (limit_alerts - total) // 4))  # notifications hold alerts
             q = select(c.id, c.alert_count).where(available, c.id > after)
@@ -85,13 +92,14 @@ def lease(
                 if nid in picked:
                     continue
                 if picked and total + count > limit_alerts:
-                    full = True
+                    full = more = True
                     break
                 picked[nid] = count
                 total += count
             full = full or len(found) < page
+            more = more or (total >= limit_alerts and len(found) == page)
         if not picked:
-            return []
+            return Taken()
         ids = list(picked)
         shared = conn.dialect.name != "sqlite"
         if shared:  # SQLite has one replica: its one consumer needs no lease (nor its fsync)
@@ -111,7 +119,9 @@ def lease(
             )
     position = {nid: i for i, nid in enumerate(ids)}  # the preferred first, then the oldest
     rows.sort(key=lambda r: position[int(r[0])])
-    return [Leased(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
+    taken = Taken(Leased(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows)
+    taken.more = more
+    return taken
 
 
 def _rows(conn: Connection, q: Any) -> dict[int, int]:
