@@ -35,7 +35,6 @@ from monitor.heartbeat import Heartbeat
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 from monitor.store import database, queue
-from monitor.store import notifications as store_notifications
 from monitor.store.facade import Store
 from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
 from monitor.store.queue import Leased
@@ -297,7 +296,7 @@ class Runtime:
                         details={
                             "notification_id": nid,
                             "attempts": tries,
-                            "error": error[: store_notifications.MAX_ERROR_CHARS],
+                            "error": error[: queue.MAX_ERROR_CHARS],
                         },
                     )
                 )

@@ -97,26 +97,23 @@ class Breaker:
 
     async def refresh(self, now: datetime) -> None:
         """Read the stored state and the window's live actions (one read per batch)."""
-        settings = self.settings
-        if settings is None:
-            return
-        state, live = await self._store.breaker_reading(now, settings.window)
-        self._state, self._live, self._admitted = state, live, 0
-        if state.open and settings.reset == "auto" and live < settings.count:
-            await self.close(now, CLOSED_BY_WINDOW)
-            return
-        self._metrics.breaker_open.set(1 if self.is_open else 0)
+        if self.settings is not None:
+            self._admitted = 0
+            await self._follow(now)
 
     async def watch(self, now: datetime) -> None:
         """Between batches (the engine's sweep): follow the stored state, so an idle
         replica's metric shows what another replica opened or closed, and close it by
         itself when its window has room (``reset: auto``). Leaves the batch's count and a
         trip not yet settled alone."""
+        if self.settings is not None and not self._tripped:
+            await self._follow(now)
+
+    async def _follow(self, now: datetime) -> None:
         settings = self.settings
-        if settings is None or self._tripped:
-            return
+        assert settings is not None
         state, live = await self._store.breaker_reading(now, settings.window)
-        self._state = state
+        self._state, self._live = state, live
         if state.open and settings.reset == "auto" and live < settings.count:
             await self.close(now, CLOSED_BY_WINDOW)
             return

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Connection, Engine, or_, select, union_all, update
+from sqlalchemy import Connection, Engine, and_, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -30,20 +30,20 @@ from monitor.store.notifications import _Driver
 from monitor.store.queue import aware, in_chunks
 from monitor.store.records import Audit, ExecutionKey, Lock
 from monitor.store.schema import alerts, coalesced, control, executions, notifications
-from monitor.store.states import ACTED, RevertState, State, VerifyState
+from monitor.store.states import ACTED, RevertState, State
 
 # What deciding a batch reads -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Open:
-    """An execution of a (policy, target) that new alerts are coalesced into."""
+    """An execution of a (policy, target) a batch must know of: its first step waiting
+    (new alerts are coalesced into it), or a revert waiting for its delay."""
 
     id: int
     policy: str
     step: int
     state: str
-    verify_state: str
     revert_state: str
 
 
@@ -96,20 +96,18 @@ def inputs(
                     ex.step,
                     ex.target_key,
                     ex.state,
-                    ex.verify_state,
                     ex.revert_state,
                 )
                 .where(
                     ex.target_key.in_(chunk),
                     or_(
-                        ex.state.in_([State.DEFERRED.value, State.RUNNING.value]),
-                        ex.verify_state == VerifyState.PENDING.value,
+                        and_(ex.state == State.DEFERRED.value, ex.step == 0),
                         ex.revert_state == RevertState.SCHEDULED.value,
                     ),
                 )
                 .order_by(ex.id)
             ):
-                one = Open(int(row[0]), row[1], int(row[2]), row[4], row[5], row[6])
+                one = Open(int(row[0]), row[1], int(row[2]), row[4], row[5])
                 out.open.setdefault((row[1], row[3]), []).append(one)
         for chunk in in_chunks(fingerprints):
             decided = union_all(
@@ -121,7 +119,7 @@ def inputs(
                 )
             )
             for policy, fp, starts in conn.execute(decided):
-                out.decided.add((policy, fp, aware(_datetime(starts))))
+                out.decided.add((policy, fp, aware(starts)))
             for fp, starts in conn.execute(
                 select(alerts.c.fingerprint, alerts.c.starts_at).where(
                     alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
@@ -337,13 +335,6 @@ def _insert(conn: Connection, dialect: Any, values: Mapping[str, Any]) -> int | 
         .returning(executions.c.id)
     ).first()
     return int(row[0]) if row is not None else None
-
-
-def _datetime(value: Any) -> datetime:
-    """A time read through a UNION (SQLite hands it back as text there)."""
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 def _with(record: Audit, extra: Mapping[str, Any]) -> Audit:

@@ -28,7 +28,6 @@ from monitor.store import (
     database,
     executions,
     locks,
-    notifications,
     queue,
     records,
     states,
@@ -217,26 +216,6 @@ class Store:
         return await self._call("close_breaker", breaker.close_breaker, self.handle, at, by)
 
     # Notifications the runtime takes up ------------------------------------------------------
-
-    async def unprocessed(self, after: int = 0, limit: int = 500) -> list[notifications.Pending]:
-        return await self._call("unprocessed", notifications.unprocessed, self.handle, after, limit)
-
-    async def record_failure(
-        self,
-        notification_id: int,
-        attempts: int,
-        error: str,
-        poisoned_at: datetime | None = None,
-    ) -> None:
-        await self._call(
-            "record_failure",
-            notifications.record_failure,
-            self.handle,
-            notification_id,
-            attempts,
-            error,
-            poisoned_at,
-        )
 
     # The engine's queue and its batches (:mod:`monitor.store.batches`) ----------------------
 

@@ -21,12 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 
 from monitor.alerts.payload import Alert, Notification
 from monitor.errors import StoreError
 from monitor.heartbeat import Heartbeat
-from monitor.store.schema import notifications
 
 log = logging.getLogger(__name__)
 
@@ -253,49 +252,6 @@ def _upsert_alerts(
             key = bound[(fingerprint, starts_at, status)]
             out[key] = (int(aid), int(deliveries) - by_key[key][8])
     return out
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A notification stored but not processed, as recovery at start-up takes it up."""
-
-    id: int
-    body: str
-    received_at: datetime
-    attempts: int
-
-
-MAX_ERROR_CHARS = 2000
-
-
-def unprocessed(engine: Engine, after: int = 0, limit: int = 500) -> list[Pending]:
-    """One page (ids above ``after``, oldest first) of notifications stored but not yet
-    processed (e.g. before a crash), leaving out poisoned ones. Page with the last id."""
-    c = notifications.c
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(c.id, c.payload, c.received_at, c.attempts)
-            .where(c.processed_at.is_(None), c.poisoned_at.is_(None), c.id > after)
-            .order_by(c.id)
-            .limit(limit)
-        ).all()
-    return [Pending(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
-
-
-def record_failure(
-    engine: Engine,
-    notification_id: int,
-    attempts: int,
-    error: str,
-    poisoned_at: datetime | None = None,
-) -> None:
-    """Record a processing attempt that raised; ``poisoned_at`` parks the notification."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(notifications)
-            .where(notifications.c.id == notification_id)
-            .values(attempts=attempts, last_error=error[:MAX_ERROR_CHARS], poisoned_at=poisoned_at)
-        )
 
 
 class NotificationWriter:

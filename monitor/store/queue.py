@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from monitor.store.schema import alerts, notifications
 
+MAX_ERROR_CHARS = 2000  # of a failed attempt's error, kept with the notification
 CHUNK = 500  # values per IN list
 # An IN list is padded (its last value repeated) to one of these lengths: every distinct
 # length is another statement the driver prepares and caches on each connection.
@@ -156,7 +157,7 @@ def retry_later(
                 .where(notifications.c.id == nid)
                 .values(
                     attempts=attempts,
-                    last_error=error[:2000],
+                    last_error=error[:MAX_ERROR_CHARS],
                     poisoned_at=poisoned_at,
                     lease_owner=None,
                     lease_until=retry_at,

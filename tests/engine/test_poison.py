@@ -22,7 +22,7 @@ from monitor.auth import Authenticator
 from monitor.metrics import Metrics
 from monitor.runtime import Runtime
 from monitor.settings import Settings
-from monitor.store import database
+from monitor.store import database, queue
 from monitor.store import notifications as store_notifications
 from monitor.store.notifications import NotificationWriter, StoredNotification
 from monitor.store.schema import audit, notifications
@@ -61,10 +61,11 @@ def test_the_migration_keeps_unprocessed_notifications_and_goes_back(db_url: str
             {"at": datetime(2026, 11, 28, tzinfo=UTC), "body": body.decode()},
         )
     database.migrate(db)
-    [pending] = store_notifications.unprocessed(db)
+    now = datetime.now(UTC)
+    [pending] = queue.lease(db, "r", now, now, limit_alerts=10)
     assert (pending.body, pending.attempts) == (body.decode(), 0)
-    store_notifications.record_failure(db, pending.id, 3, "boom", datetime.now(UTC))
-    assert store_notifications.unprocessed(db) == []
+    queue.retry_later(db, {pending.id: (3, "boom", now)}, now)
+    assert queue.lease(db, "r", now, now, limit_alerts=10) == []
     to("0001", down=True)
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM notifications")).scalar() == 1

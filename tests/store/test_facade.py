@@ -127,7 +127,7 @@ async def test_audit_locks_and_the_kill_switch(db: database.Handle) -> None:
     assert await s.renew(LOCK, NOW + timedelta(minutes=5))
     await s.release(LOCK)
     assert not await s.renew(LOCK, NOW + timedelta(minutes=6))
-    assert await s.unprocessed(0, 10) == []
+    assert await s.backlog() == (0, 0)
 
 
 async def test_a_postgres_that_does_not_answer_is_a_store_error_naming_the_operation() -> None:
