@@ -97,7 +97,7 @@ def decide_one(policies: policy.PolicySet, labels: dict[str, str]) -> int:
             starts_at=ctx.starts_at,
             now=now,
             paused=False,
-            dry_run=False,
+            rehearsal=False,
             scope=scope,
             history=history,
         )

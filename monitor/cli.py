@@ -118,7 +118,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                 "alertname",
                 "target_key",
                 "state",
-                "dry_run",
+                "mode",
                 "verify_state",
                 "revert_state",
             ]

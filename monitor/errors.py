@@ -52,3 +52,8 @@ class TemporaryActionError(ActionError):
 
 class PermanentActionError(ActionError):
     """A failure that retrying will not fix (missing object, forbidden, refused)."""
+
+
+class NotConfigured(PermanentActionError):
+    """A client the action needs is not configured (no credentials, no URL): a live step
+    fails; a rehearsal records what it would have done without reading live state."""

@@ -144,7 +144,11 @@ class MaxActions(Section):
 
 class AutomationSettings(Section):
     paused: bool = False
-    # None: dry-run while no Kubernetes credentials are configured.
+    # live: act within the guardrails; rehearsal: plan, verify and walk the ladder,
+    # apply nothing (docs/policy.md#rehearsal). None: rehearsal while no Kubernetes
+    # credentials are configured, else live.
+    mode: Literal["live", "rehearsal"] | None = None
+    # The older switch: true is mode rehearsal, false is mode live.
     dry_run: bool | None = None
     # Namespace names or shell-style patterns (monitor/scope.py); empty allow: any.
     namespaces_allow: NamespacePatterns = []
@@ -160,7 +164,24 @@ class AutomationSettings(Section):
     def _one_api_token(self) -> AutomationSettings:
         if self.api_token is not None and self.api_token_file is not None:
             raise ValueError("set at most one of api_token, api_token_file")
+        if (
+            self.mode is not None
+            and self.dry_run is not None
+            and self.dry_run != (self.mode == "rehearsal")
+        ):
+            raise ValueError(
+                f"mode {self.mode!r} and dry_run {str(self.dry_run).lower()} disagree: "
+                "set mode only (dry_run: true is mode: rehearsal)"
+            )
         return self
+
+    def rehearsal(self, kube_configured: bool) -> bool:
+        """Is automation in rehearsal (plans recorded, nothing applied)?"""
+        if self.mode is not None:
+            return self.mode == "rehearsal"
+        if self.dry_run is not None:
+            return self.dry_run
+        return not kube_configured
 
 
 class ServerSettings(Section):

@@ -74,7 +74,6 @@ def build_engine(settings: Settings, db: Any, metrics: Metrics) -> Engine:
         notifiers=settings.notifiers,
         public_url=settings.public_url.rstrip("/"),
     )
-    dry_run = settings.automation.dry_run
     return Engine(
         store=Store(db),
         policies=policies,
@@ -84,7 +83,7 @@ def build_engine(settings: Settings, db: Any, metrics: Metrics) -> Engine:
         automation=settings.automation,
         firing=FiringCheck(settings.alertmanager_url, verifier, http),
         verifier=verifier,
-        dry_run=kube is None if dry_run is None else dry_run,
+        dry_run=settings.automation.rehearsal(kube is not None),
     )
 
 
@@ -104,7 +103,10 @@ async def start(rt: Runtime) -> None:
     if kube is None:
         log.warning("no Kubernetes credentials: Kubernetes actions cannot run")
     if dry_run:
-        log.warning("dry-run: remediations are planned and recorded, never applied")
+        log.warning(
+            "rehearsal mode: remediations are planned, verified and recorded, never applied "
+            "(automation.mode: live to act)"
+        )
     await engine.start(settings.verify_sweep_seconds)
     if settings.jobs:
         url = settings.database_url

@@ -170,3 +170,25 @@ def test_the_breaker_reads_the_one_duration_grammar(tmp_path: Path) -> None:
     assert limit is not None
     assert (limit.count, limit.window, limit.reset) == (20, timedelta(minutes=90), "auto")
     assert settings.load(write(tmp_path, "data_dir: x\n")).automation.max_actions is None
+
+
+@pytest.mark.parametrize(
+    ("text", "kube", "rehearsal"),
+    [
+        ("{}", False, True),  # no credentials: rehearsal
+        ("{}", True, False),
+        ("{mode: rehearsal}", True, True),
+        ("{mode: live}", False, False),
+        ("{dry_run: true}", True, True),
+        ("{dry_run: false, mode: live}", False, False),
+    ],
+)
+def test_automation_mode(tmp_path: Path, text: str, kube: bool, rehearsal: bool) -> None:
+    loaded = settings.load(write(tmp_path, f"automation: {text}\n"))
+    assert loaded.automation.rehearsal(kube_configured=kube) is rehearsal
+
+
+def test_mode_and_dry_run_that_disagree_are_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "automation:\n  mode: live\n  dry_run: true\n")
+    with pytest.raises(ConfigError, match="mode 'live' and dry_run true disagree"):
+        settings.load(path)

@@ -39,7 +39,7 @@ from monitor.actions.retries import RetryPolicy
 from monitor.alerts.context import AlertContext
 
 P = TypeVar("P", bound=BaseModel)
-StepStatus = Literal["planned", "dry_run", "succeeded", "failed", "skipped", "reverted"]
+StepStatus = Literal["planned", "rehearsed", "succeeded", "failed", "skipped", "reverted"]
 Verification = Literal["pending", "recovered", "not_recovered", "error"]
 
 

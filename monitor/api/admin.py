@@ -156,6 +156,7 @@ async def status(request: Request) -> Response:
     return JSONResponse(
         {
             "paused": await engine.is_paused(),
+            "mode": "rehearsal" if engine.dry_run else "live",
             "dry_run": engine.dry_run,
             "policies": [p.name for p in engine.policies],
             "timers": len(engine.timers.pending()),

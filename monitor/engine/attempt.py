@@ -29,7 +29,8 @@ class Attempt:
 
     @property
     def dry_run(self) -> bool:
-        return self.decision is not None and self.decision.outcome == "dry_run"
+        """Is this a rehearsal (planned and recorded, nothing applied)?"""
+        return self.decision is not None and self.decision.outcome == "rehearse"
 
     @property
     def key(self) -> ExecutionKey:

@@ -45,8 +45,8 @@ from monitor.engine.parts import Parts
 from monitor.errors import PolicyError
 from monitor.store.batches import Birth, Born, Inputs, Member
 from monitor.store.notifications import StoredNotification
-from monitor.store.records import Audit, ExecutionKey, Lock, TargetHistory
-from monitor.store.states import RevertState, State
+from monitor.store.records import Audit, ExecutionKey, Lock
+from monitor.store.states import RevertState, State, lock_key
 
 log = logging.getLogger("monitor.engine")
 
@@ -291,19 +291,16 @@ class BatchDecider:
             plan.joins.setdefault(waiting.id, []).extend(self._members(fresh, why))
             self.busy.mark(policy.name, target_key)
             return
-        history = TargetHistory(
-            inputs.last_started.get(target_key),
-            sum(1 for at in inputs.started.get(target_key, ()) if at >= now - policy.budget.window),
-        )
+        rehearsal = parts.rehearsal(policy, 0)
         decision = guardrails.decide(
             policy,
             target=first.target,
             starts_at=first.ctx.starts_at,
             now=now,
             paused=paused,
-            dry_run=parts.dry_run,
+            rehearsal=rehearsal,
             scope=parts.scope,
-            history=history,
+            history=inputs.history(target_key, rehearsal, now - policy.budget.window),
         )
         if decision.outcome == "skip":
             for pair in fresh:
@@ -330,7 +327,7 @@ class BatchDecider:
         )
         fields = {
             "state": State.DEFERRED,
-            "dry_run": parts.dry_run,
+            "dry_run": parts.rehearsal(first.policy, 0),
             "reason": decision.reason,
             "due_at": decision.due_at,
             "created_at": now,
@@ -383,10 +380,11 @@ class BatchDecider:
     ) -> None:
         parts = self.parts
         now = parts.clock.now()
-        lock = Lock(chosen.target_key, parts.owner, now, LOCK_TTL)
+        rehearsal = decision.outcome == "rehearse"
+        lock = Lock(lock_key(chosen.target_key, rehearsal), parts.owner, now, LOCK_TTL)
         attempt = self._attempt(chosen).but(decision=decision, lock=lock)
         fields: dict[str, Any] = {
-            "dry_run": decision.outcome == "dry_run",
+            "dry_run": rehearsal,
             "reason": decision.reason or None,
             "due_at": None,
             "updated_at": now,

@@ -22,7 +22,7 @@ from monitor.engine.attempt import Attempt
 from monitor.engine.parts import Parts
 from monitor.errors import PolicyError
 from monitor.store.records import AlreadyClaimed, Execution, Lock
-from monitor.store.states import State
+from monitor.store.states import State, lock_key
 
 log = logging.getLogger("monitor.engine")
 
@@ -93,11 +93,13 @@ class Decider:
         attempt = attempt.but(target=target, target_key=policy_mod.target_key(target))
         now = parts.clock.now()
         first = attempt.step == 0 and attempt.existing is None
+        rehearsal = parts.rehearsal(policy, attempt.step)
         inputs = await parts.store.decision_inputs(
             attempt.target_key,
             now - policy.budget.window,
             (ctx.fingerprint, ctx.starts_at),
             policy.name if first else None,
+            rehearsal,
         )
         if inputs.scheduled_reverts:
             await self.cancel_reverts(attempt, inputs.scheduled_reverts)
@@ -108,7 +110,7 @@ class Decider:
             starts_at=ctx.starts_at,
             now=now,
             paused=self.paused_cached,
-            dry_run=parts.dry_run,
+            rehearsal=rehearsal,
             scope=parts.scope,
             history=inputs.history,
         )
@@ -133,7 +135,8 @@ class Decider:
                 await self.gate.settle(now)
                 return None
         decision.verdicts.append(guardrails.Verdict("stale", True, evidence))
-        attempt = attempt.but(lock=Lock(attempt.target_key, parts.owner, now, LOCK_TTL))
+        key = lock_key(attempt.target_key, rehearsal)
+        attempt = attempt.but(lock=Lock(key, parts.owner, now, LOCK_TTL))
         claimed = await self._claim(attempt)
         await self.gate.settle(now)
         if claimed is None:
@@ -206,7 +209,7 @@ class Decider:
         now = parts.clock.now()
         fields: dict[str, Any] = {
             "state": State.RUNNING,
-            "dry_run": decision.outcome == "dry_run",
+            "dry_run": decision.outcome == "rehearse",
             "reason": decision.reason or None,
             "due_at": None,
             "updated_at": now,
@@ -345,7 +348,7 @@ class Decider:
         else:
             fields = {
                 "state": State.DEFERRED,
-                "dry_run": parts.dry_run,
+                "dry_run": parts.rehearsal(attempt.policy, attempt.step),
                 "reason": decision.reason,
                 "due_at": due,
                 "created_at": now,

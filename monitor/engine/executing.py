@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,11 +20,11 @@ from typing import Any
 import pydantic
 
 from monitor import policy as policy_mod
-from monitor.actions.registry import ActionContext, HistoryEntry
+from monitor.actions.registry import ActionContext, HistoryEntry, Plan
 from monitor.actions.runner import AttemptReport
 from monitor.engine.attempt import Attempt, context_of
 from monitor.engine.parts import Parts
-from monitor.errors import ActionError, PolicyError
+from monitor.errors import ActionError, NotConfigured, PolicyError
 from monitor.store.facade import Store
 from monitor.store.records import ActionEntry, Audit, Execution, Lock
 from monitor.store.states import State, VerifyState
@@ -32,7 +33,7 @@ log = logging.getLogger("monitor.engine")
 
 Escalate = Callable[[Attempt, str], Awaitable[None]]
 Verify = Callable[[int], Awaitable[None]]
-REPORTED = (State.SUCCEEDED, State.FAILED, State.DRY_RUN, State.SKIPPED)
+REPORTED = (State.SUCCEEDED, State.FAILED, State.REHEARSED, State.SKIPPED)
 VERIFIED = (
     VerifyState.PENDING,
     VerifyState.RECOVERED,
@@ -86,8 +87,9 @@ class Executor:
                 # Cancelled or broken mid-action: never leave the row running and the
                 # target locked behind us.
                 await asyncio.shield(self._abandon(attempt, entries, results))
-        if state == State.FAILED:
-            await self.escalate(attempt, f"step failed: {failed}")
+        if failed and state in (State.FAILED, State.REHEARSED):
+            why = "rehearsal: the step would fail" if attempt.dry_run else "step failed"
+            await self.escalate(attempt, f"{why}: {failed}")
 
     async def _one_action(
         self, attempt: Attempt, compiled: policy_mod.CompiledAction, lease: TargetLease
@@ -139,7 +141,17 @@ class Executor:
                 "lease": lease,
                 "on_attempt": retrying,
             }
-            plan = await parts.runner.plan(action, params, actx, **how)
+            try:
+                plan = await parts.runner.plan(action, params, actx, **how)
+            except NotConfigured as exc:
+                if not attempt.dry_run:
+                    raise
+                plan = Plan(
+                    action=name,
+                    summary=f"would run {name} with {json.dumps(entry.params, sort_keys=True)} "
+                    f"(not planned against live state: {exc})",
+                    details={"unplanned": str(exc)},
+                )
             entry.plan = plan.model_dump(mode="json")
             await parts.ledger.audit(
                 parts.ledger.note(
@@ -148,7 +160,7 @@ class Executor:
                 attempt.execution_id,
             )
             if attempt.dry_run:
-                parts.metrics.executions.labels(policy.name, name, "dry_run").inc()
+                parts.metrics.executions.labels(policy.name, name, "rehearsed").inc()
                 return entry, None, None
             tries["count"] = 0
             outcome = await parts.runner.apply(action, params, actx, plan, **how)
@@ -170,6 +182,12 @@ class Executor:
             message = f"{type(exc).__name__}: {exc}"
         entry.error = message
         entry.attempts = tries["count"]
+        if attempt.dry_run:  # a rehearsal that could not plan: it would have failed
+            parts.metrics.executions.labels(policy.name, name, "rehearsed").inc()
+            failure = parts.ledger.note(
+                "plan", f"rehearsal: {name} would fail: {message}", attempt=attempt, outcome=name
+            )
+            return entry, f"{name}: {message}", failure
         parts.metrics.executions.labels(policy.name, name, "failed").inc()
         failure = parts.ledger.note(
             "execute", f"{name} failed: {message}", attempt=attempt, outcome="failed"
@@ -186,7 +204,8 @@ class Executor:
         parts, policy = self.parts, attempt.policy
         assert attempt.execution_id is not None
         now = parts.clock.now()
-        state = State.FAILED if failed else (State.DRY_RUN if attempt.dry_run else State.SUCCEEDED)
+        live = State.FAILED if failed else State.SUCCEEDED
+        state = State.REHEARSED if attempt.dry_run else live
         fields: dict[str, Any] = {
             "actions": [e.model_dump(mode="json", exclude_none=True) for e in entries],
             "finished_at": now,
@@ -194,13 +213,16 @@ class Executor:
             "error": failed,
         }
         message = f"{attempt.where}: {state}"
+        verifying = state == State.SUCCEEDED or (state == State.REHEARSED and not failed)
         if state == State.SUCCEEDED:
             # Counted once applied: a target named by an alert but not there adds no series.
             parts.metrics.target_remediated(policy.name, attempt.target_key)
+        if verifying:
+            # A rehearsal is verified too: it says whether the step would have been enough.
             fields.update(verify_state=VerifyState.PENDING, verify_at=now + policy.verify.interval)
             message += f"; verifying from {fields['verify_at'].isoformat()}"
         elif failed:
-            message += f": {failed}"
+            message += f": {'would fail: ' if attempt.dry_run else ''}{failed}"
         moved = await parts.ledger.move(
             attempt.execution_id,
             "state",
@@ -215,7 +237,7 @@ class Executor:
             for result in results:
                 await parts.ledger.audit(result, attempt.execution_id)
             return State.RUNNING
-        if state == State.SUCCEEDED:
+        if verifying:
             parts.timers.at(
                 f"verify-{attempt.execution_id}",
                 fields["verify_at"],

@@ -60,11 +60,14 @@ async def explain(engine: Engine, notification: Notification) -> list[dict[str, 
             if done:
                 item["recorded"] = [f"step {r.step + 1}: {r.state}" for r in done]
                 step = min(max(r.step for r in done) + 1, len(policy.steps) - 1)
-            item.update(target=tkey, step=step + 1, of_steps=len(policy.steps))
+            rehearsal = engine.parts.rehearsal(policy, step)
+            mode = "rehearsal" if rehearsal else "live"
+            item.update(target=tkey, step=step + 1, of_steps=len(policy.steps), mode=mode)
             history = await engine.store.target_history(
                 tkey,
                 now - policy.budget.window,
                 (ctx.fingerprint, ctx.starts_at),
+                rehearsal,
             )
             decision = guardrails.decide(
                 policy,
@@ -72,7 +75,7 @@ async def explain(engine: Engine, notification: Notification) -> list[dict[str, 
                 starts_at=ctx.starts_at,
                 now=now,
                 paused=paused,
-                dry_run=engine.dry_run,
+                rehearsal=rehearsal,
                 scope=engine.scope,
                 history=history,
             )
@@ -130,7 +133,10 @@ def render(report: list[dict[str, Any]]) -> str:
                     lines.append(f"    {item[key]}")
             if "decision" not in item:
                 continue
-            lines.append(f"    target {item['target']}, step {item['step']} of {item['of_steps']}")
+            lines.append(
+                f"    target {item['target']}, step {item['step']} of {item['of_steps']} "
+                f"({item['mode']})"
+            )
             for recorded in item.get("recorded", []):
                 lines.append(f"    already recorded: {recorded}")
             decision = item["decision"]

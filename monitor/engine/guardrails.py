@@ -12,8 +12,9 @@ budget          the target's attempts budget for the window is spent
 =============== ===========================================================
 
 The "still firing?" re-check and the per-target lock need I/O and are applied by the
-engine right before acting (``stale`` and ``concurrency``). Dry-run is not a stop: the
-plan is made and recorded, nothing is applied.
+engine right before acting (``stale`` and ``concurrency``). Rehearsal is not a stop: the
+step is planned, recorded and verified, nothing is applied; its cooldown and budget are
+the rehearsal's own (``history`` holds rehearsed executions only), never live mode's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from monitor import policy as policy_mod
 from monitor import scope as scope_mod
 from monitor.store.records import TargetHistory
 
-Outcome = Literal["execute", "dry_run", "defer", "skip"]
+Outcome = Literal["execute", "rehearse", "defer", "skip"]
 TIME_INTERVAL_RECHECK = timedelta(minutes=5)
 
 
@@ -78,12 +79,13 @@ def decide(
     starts_at: datetime,
     now: datetime,
     paused: bool,
-    dry_run: bool,
+    rehearsal: bool,
     scope: scope_mod.Scope,
     history: TargetHistory,
 ) -> Decision:
     """The guardrails' verdicts for acting now on ``target`` for an alert that started at
-    ``starts_at``; ``history`` is the target's past executions (cooldown and budget)."""
+    ``starts_at``; ``history`` is the target's past executions (cooldown and budget), of
+    the same mode: rehearsed ones when ``rehearsal``, live ones otherwise."""
     d = Decision("execute")
 
     def stop(
@@ -143,8 +145,8 @@ def decide(
             f"on this target in the last {budget.window.total_seconds():.0f}s",
         )
     ok("budget", f"{history.attempts_in_window} of {budget.attempts} attempts used")
-    if dry_run or policy.dry_run:
-        d.outcome = "dry_run"
-        d.reason = "dry-run: the plan is recorded, nothing is applied"
-        ok("dry_run", d.reason)
+    if rehearsal:
+        d.outcome = "rehearse"
+        d.reason = "rehearsal: the step is planned, recorded and verified; nothing is applied"
+        ok("rehearsal", d.reason)
     return d

@@ -35,4 +35,8 @@ class Parts:
     timers: Timers
     owner: str
     scope: scope_mod.Scope
-    dry_run: bool
+    dry_run: bool  # automation is in rehearsal mode (every step is rehearsed)
+
+    def rehearsal(self, policy: policy_mod.Policy, step: int) -> bool:
+        """Is this step of this policy rehearsed (mode, policy or step ``dry_run``)?"""
+        return self.dry_run or policy.rehearsed(step)

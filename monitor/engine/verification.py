@@ -124,7 +124,7 @@ class Verification:
             verify_detail=evidence,
             verify_at=None,
         )
-        if not moved:
+        if not moved or row.dry_run:  # a rehearsal's verdict is recorded, not counted
             return
         parts.metrics.verifications.labels(policy.name, result).inc()
         if result == VerifyState.RECOVERED:
@@ -136,12 +136,14 @@ class Verification:
         """The step failed or did not help: the ladder's next step, or a person."""
         parts, policy = self.parts, attempt.policy
         following = attempt.step + 1
+        rehearsal = parts.rehearsal(policy, attempt.step)
         if following >= len(policy.steps):
+            person = "a person would have to" if rehearsal else "a person must"
             await parts.ledger.audit(
                 parts.ledger.note(
                     "escalate",
                     f"{why}; no step left after step {attempt.step + 1} of "
-                    f"{policy.name!r}: a person must take over",
+                    f"{policy.name!r}: {person} take over",
                     policy=policy.name,
                     ctx=attempt.ctx,
                     outcome="exhausted",
@@ -149,11 +151,13 @@ class Verification:
                 attempt.execution_id,
             )
             return
-        parts.metrics.escalations.labels(policy.name).inc()
+        if not rehearsal:
+            parts.metrics.escalations.labels(policy.name).inc()
+        verb = "would escalate" if rehearsal else "escalating"
         await parts.ledger.audit(
             parts.ledger.note(
                 "escalate",
-                f"{why}; escalating to step {following + 1} of {policy.name!r}",
+                f"{why}; {verb} to step {following + 1} of {policy.name!r}",
                 policy=policy.name,
                 ctx=attempt.ctx,
                 outcome=f"step {following + 1}",

@@ -108,10 +108,11 @@ class Compiler:
         }
         steps = tuple(
             tuple(
-                self.action(action, spec, locator, (*loc, "steps", s, a))
-                for a, action in enumerate(step)
+                self.action(action, spec, locator, (*loc, "steps", s, *inner, a))
+                for a, action in enumerate(spec.step_actions(s))
             )
             for s, step in enumerate(spec.steps)
+            for inner in [("actions",) if isinstance(step, models.StepSpec) else ()]
         )
         promql = None
         if spec.verify.promql is not None:

@@ -115,11 +115,14 @@ def _validate(
     try:
         return model.model_validate(data), []
     except pydantic.ValidationError as exc:
+        locs = []
         for error in exc.errors():
+            error["loc"] = tuple(p for p in error["loc"] if p not in models.STEP_FORMS)
             reason = locating.describe(error, model)
             at_key = error["type"] == "extra_forbidden"
             issues.append(locator.issue((*prefix, *error["loc"]), reason, at_key=at_key))
-        return None, [tuple(error["loc"]) for error in exc.errors()]
+            locs.append(error["loc"])
+        return None, locs
 
 
 # Stand-ins for the required fields of a policy that failed its model checks; compiled

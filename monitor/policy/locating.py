@@ -217,7 +217,9 @@ def _unwrap(annotation: Any) -> Any:
         if origin is typing.Annotated:
             annotation = typing.get_args(annotation)[0]
         elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = args[0]
+            args = [_unwrap(a) for a in typing.get_args(annotation) if a is not type(None)]
+            # Of a model and another form (a step: a list or a mapping), the model's keys.
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = models[0] if models else args[0]
         else:
             return annotation

@@ -15,7 +15,9 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     field_validator,
 )
 
@@ -129,6 +131,30 @@ def _step_has_actions(step: list[ActionSpec]) -> list[ActionSpec]:
 Step = Annotated[list[ActionSpec], AfterValidator(_step_has_actions)]
 
 
+class StepSpec(Strict):
+    """A step written as a mapping: its actions and the step's own settings."""
+
+    actions: Step = Field(description="the step's actions, in order")
+    dry_run: bool = Field(
+        False, description="rehearse this step (plan and record it, apply nothing)"
+    )
+
+
+STEP_FORMS = ("step-list", "step-mapping")
+"""The tags pydantic puts in an error's location for the two ways to write a step (the
+loader leaves them out of the field path it reports)."""
+
+
+def _step_form(value: Any) -> str:
+    return STEP_FORMS[1] if isinstance(value, dict | StepSpec) else STEP_FORMS[0]
+
+
+AnyStep = Annotated[
+    Annotated[Step, Tag(STEP_FORMS[0])] | Annotated[StepSpec, Tag(STEP_FORMS[1])],
+    Discriminator(_step_form),
+]
+
+
 class PolicySpec(Strict):
     """One remediation policy."""
 
@@ -141,15 +167,17 @@ class PolicySpec(Strict):
     target: dict[str, TemplateText] = Field(
         description="kind, namespace, name (templated): what the actions act on"
     )
-    steps: list[Step] = Field(
-        min_length=1, description="the escalation ladder: each step a list of actions"
+    steps: list[AnyStep] = Field(
+        min_length=1,
+        description="the escalation ladder: each step a list of actions, or a mapping "
+        "with 'actions' and the step's own 'dry_run'",
     )
     for_at_least: Duration | None = Field(
         None, description="act only once the alert has fired this long"
     )
     cooldown: Duration = _duration_field("5m", "per target, after an action")
     budget: Budget = Budget()
-    dry_run: bool = False
+    dry_run: bool = Field(False, description="rehearse every step of this policy")
     active_time_intervals: list[str] | None = Field(
         None, description="act only inside one of these named time intervals"
     )
@@ -166,6 +194,14 @@ class PolicySpec(Strict):
         if missing:
             raise ValueError(f"target needs {' and '.join(missing)}")
         return value
+
+    def step_actions(self, step: int) -> list[ActionSpec]:
+        item = self.steps[step]
+        return item.actions if isinstance(item, StepSpec) else item
+
+    def step_rehearsed(self, step: int) -> bool:
+        item = self.steps[step]
+        return self.dry_run or (isinstance(item, StepSpec) and item.dry_run)
 
     def effective_for_at_least(self) -> timedelta:
         if self.for_at_least is not None:

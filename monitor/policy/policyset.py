@@ -77,7 +77,12 @@ class Policy:
 
     @property
     def dry_run(self) -> bool:
+        """Is every step rehearsed (the policy's own ``dry_run``)?"""
         return self.spec.dry_run
+
+    def rehearsed(self, step: int) -> bool:
+        """Is this step rehearsed by the policy (its ``dry_run``, or the step's own)?"""
+        return 0 <= step < len(self.spec.steps) and self.spec.step_rehearsed(step)
 
     @property
     def verify(self) -> models.Verify:

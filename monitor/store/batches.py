@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Connection, Engine, and_, or_, select, union_all, update
+from sqlalchemy import Connection, Engine, and_, false, or_, select, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -28,9 +28,9 @@ from monitor.store.control import PAUSE_KEY
 from monitor.store.executions import _birth, _moved
 from monitor.store.notifications import _Driver
 from monitor.store.queue import aware, in_chunks
-from monitor.store.records import Audit, ExecutionKey, Lock
+from monitor.store.records import Audit, ExecutionKey, Lock, TargetHistory
 from monitor.store.schema import alerts, coalesced, control, executions, notifications
-from monitor.store.states import ACTED, RevertState, State
+from monitor.store.states import ACTED, REHEARSAL_ACTED, RevertState, State
 
 # What deciding a batch reads -------------------------------------------------------------
 
@@ -50,15 +50,30 @@ class Open:
 @dataclass
 class Inputs:
     paused: bool
-    # target_key -> start times of the executions that acted on it since ``since`` (the
-    # longest budget window or cooldown of the batch's policies), newest first.
-    started: dict[str, list[datetime]] = field(default_factory=dict)
-    last_started: dict[str, datetime] = field(default_factory=dict)
+    # (target_key, rehearsal) -> start times of the executions that acted on it since
+    # ``since`` (the longest budget window or cooldown of the batch's policies), newest
+    # first: live ones (rehearsal False) and rehearsed ones (True) apart.
+    started: dict[tuple[str, bool], list[datetime]] = field(default_factory=dict)
     # (policy, target_key) -> executions not finished with (deferred, running, verifying)
     # and reverts waiting for their delay.
     open: dict[tuple[str, str], list[Open]] = field(default_factory=dict)
     decided: set[tuple[str, str, datetime]] = field(default_factory=set)  # policy, fp, starts
     resolved: set[tuple[str, datetime]] = field(default_factory=set)
+
+    def history(self, target_key: str, rehearsal: bool, window_start: datetime) -> TargetHistory:
+        """What cooldown and budget know of a target, in live mode or in rehearsal."""
+        times = self.started.get((target_key, rehearsal), [])
+        return TargetHistory(
+            times[0] if times else None, sum(1 for at in times if at >= window_start)
+        )
+
+
+def _acted(rehearsal: bool) -> Any:
+    """Executions that acted (live) or would have (rehearsal) on their target."""
+    ex = executions.c
+    if rehearsal:
+        return and_(ex.dry_run == true(), ex.state.in_(sorted(s.value for s in REHEARSAL_ACTED)))
+    return and_(ex.dry_run == false(), ex.state.in_(sorted(s.value for s in ACTED)))
 
 
 def inputs(
@@ -75,20 +90,22 @@ def inputs(
     out = Inputs(paused=False)
     targets = list(dict.fromkeys(targets))
     fingerprints = list(dict.fromkeys(fingerprints))
-    acted = sorted(s.value for s in ACTED)
     with engine.connect() as conn:
         switch = conn.execute(select(control.c.value).where(control.c.key == PAUSE_KEY)).first()
         out.paused = bool(switch and isinstance(switch[0], dict) and switch[0].get("paused"))
         for chunk in in_chunks(targets):
-            started: dict[str, list[datetime]] = defaultdict(list)
-            for key, at in conn.execute(
-                select(ex.target_key, ex.created_at)
-                .where(ex.target_key.in_(chunk), ex.state.in_(acted), ex.created_at >= since)
+            started: dict[tuple[str, bool], list[datetime]] = defaultdict(list)
+            for key, rehearsed, at in conn.execute(
+                select(ex.target_key, ex.dry_run, ex.created_at)
+                .where(
+                    ex.target_key.in_(chunk),
+                    or_(_acted(False), _acted(True)),
+                    ex.created_at >= since,
+                )
                 .order_by(ex.created_at.desc())
             ):
-                started[key].append(aware(at))
+                started[(key, bool(rehearsed))].append(aware(at))
             out.started.update(started)
-            out.last_started.update((key, times[0]) for key, times in started.items())
             for row in conn.execute(
                 select(
                     ex.id,
@@ -349,7 +366,7 @@ def _acted_since(conn: Connection, birth: Birth) -> bool:
         select(ex.id)
         .where(
             ex.target_key == birth.row["target_key"],
-            ex.state.in_(sorted(s.value for s in ACTED)),
+            _acted(bool(birth.row.get("dry_run"))),
             ex.created_at > birth.seen_at,
         )
         .limit(1)

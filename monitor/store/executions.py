@@ -38,7 +38,15 @@ from monitor.store.records import ExecutionKey as ExecutionKey
 from monitor.store.records import Lock as Lock
 from monitor.store.records import TargetHistory as TargetHistory
 from monitor.store.schema import alerts, audit, control, executions
-from monitor.store.states import ACTED, IllegalTransition, Machine, RevertState, State, VerifyState
+from monitor.store.states import (
+    ACTED,
+    REHEARSAL_ACTED,
+    IllegalTransition,
+    Machine,
+    RevertState,
+    State,
+    VerifyState,
+)
 
 # Values as the columns hold them: enums as their strings, action entries as JSON.
 
@@ -261,14 +269,17 @@ def decision_inputs(
     since: datetime,
     alert: tuple[str, datetime],
     policy: str | None,
+    rehearsal: bool = False,
 ) -> DecisionInputs:
     """Cooldown and budget history (excluding the alert's own ladder), the pause switch,
     whether the alert was already resolved, and (when ``policy`` is given) the reverts
-    of that policy on the target still waiting for their delay."""
-    acted = executions.c.state.in_(sorted(s.value for s in ACTED))
+    of that policy on the target still waiting for their delay. The history is live
+    mode's, or with ``rehearsal`` the rehearsal's own (rehearsed rows only)."""
+    states = REHEARSAL_ACTED if rehearsal else ACTED
     cond = [
         executions.c.target_key == target_key,
-        acted,
+        executions.c.state.in_(sorted(s.value for s in states)),
+        executions.c.dry_run == rehearsal,
         or_(executions.c.fingerprint != alert[0], executions.c.starts_at != alert[1]),
     ]
     history = (
@@ -348,13 +359,19 @@ def for_alert(
 
 
 def target_history(
-    engine: Engine, target_key: str, since: datetime, exclude: tuple[str, datetime] | None = None
+    engine: Engine,
+    target_key: str,
+    since: datetime,
+    exclude: tuple[str, datetime] | None = None,
+    rehearsal: bool = False,
 ) -> TargetHistory:
-    """Executions that acted (or tried to) on ``target_key``; ``exclude`` leaves out one
-    alert's own ladder: its steps are neither each other's cooldown nor its budget (the
-    budget counts remediation attempts of other alerts; a ladder is bounded by its steps)."""
-    acted = executions.c.state.in_(sorted(s.value for s in ACTED))
-    cond = [executions.c.target_key == target_key, acted]
+    """Executions that acted (or tried to) on ``target_key`` (with ``rehearsal``, the
+    rehearsed ones that would have); ``exclude`` leaves out one alert's own ladder: its
+    steps are neither each other's cooldown nor its budget (the budget counts remediation
+    attempts of other alerts; a ladder is bounded by its steps)."""
+    states = REHEARSAL_ACTED if rehearsal else ACTED
+    acted = executions.c.state.in_(sorted(s.value for s in states))
+    cond = [executions.c.target_key == target_key, acted, executions.c.dry_run == rehearsal]
     if exclude is not None:
         cond.append(
             or_(executions.c.fingerprint != exclude[0], executions.c.starts_at != exclude[1])

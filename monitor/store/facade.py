@@ -59,6 +59,7 @@ class Store:
         since: datetime,
         alert: tuple[str, datetime],
         policy: str | None,
+        rehearsal: bool = False,
     ) -> records.DecisionInputs:
         return await self._call(
             "decision_inputs",
@@ -68,6 +69,7 @@ class Store:
             since,
             alert,
             policy,
+            rehearsal,
         )
 
     async def start(
@@ -152,10 +154,20 @@ class Store:
         return [records.Execution.from_row(row) for row in rows]
 
     async def target_history(
-        self, target_key: str, since: datetime, exclude: tuple[str, datetime] | None
+        self,
+        target_key: str,
+        since: datetime,
+        exclude: tuple[str, datetime] | None,
+        rehearsal: bool = False,
     ) -> records.TargetHistory:
         return await self._call(
-            "target_history", executions.target_history, self.handle, target_key, since, exclude
+            "target_history",
+            executions.target_history,
+            self.handle,
+            target_key,
+            since,
+            exclude,
+            rehearsal,
         )
 
     async def alert_resolved(self, fingerprint: str, starts_at: datetime) -> bool:

@@ -4,7 +4,8 @@ A lock is a row (key, owner, expires_at). Taking it removes an expired holder fi
 replica that died frees its targets after the lock's time to live; an owner working on
 renews it (:func:`renew`) and gives it back when done (:func:`release`). Renewing and
 releasing touch only the owner's own lock: one that expired and was taken by another
-owner is left alone.
+owner is left alone. A rehearsal locks the target under a key of its own
+(:func:`monitor.store.states.lock_key`), so it never holds up a live execution.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, case, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.records import Lock
 from monitor.store.schema import executions, locks
-from monitor.store.states import State
+from monitor.store.states import REHEARSAL_LOCK, State
 
 
 def take_in(conn: Connection, lock: Lock) -> bool:
@@ -71,7 +72,11 @@ def abandoned(engine: Engine, now: datetime, grace: timedelta) -> list[dict[str,
     held = (
         select(locks.c.key)
         .where(
-            locks.c.key == executions.c.target_key,
+            locks.c.key
+            == case(
+                (executions.c.dry_run, literal(REHEARSAL_LOCK) + executions.c.target_key),
+                else_=executions.c.target_key,
+            ),
             locks.c.owner == executions.c.owner,
             locks.c.expires_at >= now,
         )

@@ -54,6 +54,10 @@ def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[
             out.append(type_coerce(clamped, UTCDateTime()).label(column.name))
         else:
             out.append(column)
+    if table is executions:  # rehearsed or live, as every surface says it
+        out.append(
+            case((executions.c.dry_run, literal("rehearsal")), else_=literal("live")).label("mode")
+        )
     return out
 
 

@@ -29,7 +29,7 @@ class State(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    DRY_RUN = "dry_run"
+    REHEARSED = "rehearsed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
 
@@ -79,7 +79,7 @@ TRANSITIONS: Mapping[Machine, Mapping[StrEnum | None, frozenset[StrEnum]]] = {
             {
                 State.SUCCEEDED,
                 State.FAILED,
-                State.DRY_RUN,
+                State.REHEARSED,  # rehearsal: planned, nothing applied
                 State.DEFERRED,  # the target was busy with another execution
             }
         ),
@@ -100,7 +100,20 @@ TRANSITIONS: Mapping[Machine, Mapping[StrEnum | None, frozenset[StrEnum]]] = {
 }
 
 ACTED: frozenset[State] = frozenset({State.RUNNING, State.SUCCEEDED, State.FAILED})
-"""Executions that acted (or tried to) on their target: what cooldown and budget count."""
+"""Live executions that acted (or tried to) on their target: what cooldown and budget
+count (rows with ``dry_run`` false)."""
+
+REHEARSAL_ACTED: frozenset[State] = frozenset({State.RUNNING, State.REHEARSED})
+"""Rehearsed executions that would have acted: what a rehearsal's own cooldown and budget
+count (rows with ``dry_run`` true); they never count for live mode."""
+
+REHEARSAL_LOCK = "rehearsal:"
+
+
+def lock_key(target_key: str, rehearsal: bool) -> str:
+    """The key of a target's lock: a rehearsal holds its own, never the live one."""
+    return REHEARSAL_LOCK + target_key if rehearsal else target_key
+
 
 FINAL: Mapping[Machine, frozenset[StrEnum]] = {
     machine: frozenset(s for s in ENUMS[machine] if not TRANSITIONS[machine].get(s))

@@ -128,7 +128,9 @@ def harness(
     **settings: Any,
 ) -> Iterator[Harness]:
     folder = write_policies(directory, policies)
-    automation = {"dry_run": False, **settings.pop("automation", {})}
+    automation = settings.pop("automation", {})
+    if "mode" not in automation and "dry_run" not in automation:
+        automation = {"mode": "live", **automation}
     config = svc.write_config(
         directory,
         policies=[str(folder)],

@@ -94,18 +94,19 @@ def test_alert_firing_again_within_the_delay_cancels_the_revert(
         assert h.env()["RATE_LIMIT_PER_MINUTE"] == "100"
 
 
-def test_dry_run_plans_and_records_but_changes_nothing(
+def test_rehearsal_plans_records_and_verifies_but_changes_nothing(
     tmp_path: Path, emu: kube_thread.ThreadedEmulator
 ) -> None:
-    with harness(tmp_path, RATE_LIMIT, emulator=emu, automation={"dry_run": True}) as h:
+    with harness(tmp_path, RATE_LIMIT, emulator=emu, automation={"mode": "rehearsal"}) as h:
         h.post(alert("HighLoad", "f00d0003"))
-        execution = h.wait_execution("f00d0003", "dry_run")
-        assert execution["dry_run"] is True
+        execution = h.wait_execution("f00d0003", "rehearsed")
+        assert (execution["dry_run"], execution["mode"]) == (True, "rehearsal")
         assert "RATE_LIMIT_PER_MINUTE" not in h.env()
         assert execution["actions"][0]["plan"]["changes"][0]["after"] == "100"
-        assert h.audit_of("f00d0003") == [
-            ("decision", "dry_run"),
+        assert h.audit_of("f00d0003")[:3] == [
+            ("decision", "rehearse"),
             ("plan", "kubernetes.set_env"),
-            ("finish", "dry_run"),  # the move running -> dry_run, with its own record
+            ("finish", "rehearsed"),  # the move running -> rehearsed, with its own record
         ]
-        assert execution["verify_state"] == "none"
+        # A rehearsal is verified as a live step is: would this step have been enough?
+        assert execution["verify_state"] == "pending"

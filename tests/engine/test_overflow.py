@@ -39,7 +39,7 @@ def test_far_future_start_is_deferred_not_an_overflow(tmp_path: Path) -> None:
         starts_at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
         now=datetime(2026, 11, 29, tzinfo=UTC),
         paused=False,
-        dry_run=False,
+        rehearsal=False,
         scope=scope_mod.Scope(),
         history=TargetHistory(None, 0),
     )

@@ -373,3 +373,62 @@ def test_a_bad_timeout_or_retries_is_an_error_at_its_line(
     column = len("       ") + len(line.split(":")[0]) + len(": ") + 1  # where the value starts
     where = f"{tmp_path}/p.yaml:4:{column}: policies[0].steps[0][0]"
     assert report.errors == [f"{where}.{error}"]
+
+
+def test_a_step_may_be_a_mapping_with_its_own_dry_run(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n"
+        "  - name: p\n"
+        "    match: ['a=\"b\"']\n"
+        "    target: {kind: K, name: n}\n"
+        "    steps:\n"
+        "      - [{action: log}]\n"
+        "      - actions: [{action: log}, {action: log}]\n"
+        "        dry_run: true\n"
+        "      - actions: [{action: log}]\n"
+    )
+    policy = loader.load([tmp_path], registry).get("p")
+    assert policy is not None
+    assert [len(step) for step in policy.steps] == [1, 2, 1]
+    assert [policy.rehearsed(s) for s in range(3)] == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("step", "error"),
+    [
+        (
+            "{actions: [{action: log}], dry_runn: true}",
+            "1:57: policies[0].steps[0].dry_runn: unknown field (allowed: actions, dry_run)",
+        ),
+        ("{dry_run: true}", "1:30: policies[0].steps[0].actions: missing required field"),
+        (
+            "{actions: [{action: log, retries: -1}]}",
+            "1:64: policies[0].steps[0].actions[0].retries: input should be greater",
+        ),
+        (
+            "{actions: [], dry_run: true}",
+            "1:40: policies[0].steps[0].actions: a step needs at least one action",
+        ),
+        ("{actions: [{action: log}], dry_run: maybe}", "1:66: policies[0].steps[0].dry_run"),
+    ],
+)
+def test_a_bad_mapping_step_is_an_error_at_its_line(
+    tmp_path: Path, registry: Registry, step: str, error: str
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "policies: [{name: p, steps: ["
+        + step
+        + "], match: ['a=\"b\"'], target: {kind: K, name: n}}]\n"
+    )
+    report = loader.check([tmp_path], registry)
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith(f"{tmp_path}/p.yaml:{error}"), report.errors
+
+
+def test_a_policy_dry_run_rehearses_every_step(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n  - {name: p, dry_run: true, match: ['a=\"b\"'], target: {kind: K, name: n},\n"
+        "     steps: [[{action: log}], {actions: [{action: log}], dry_run: false}]}\n"
+    )
+    policy = loader.load([tmp_path], registry).get("p")
+    assert policy is not None and [policy.rehearsed(0), policy.rehearsed(1)] == [True, True]

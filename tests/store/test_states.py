@@ -28,13 +28,13 @@ def test_the_execution_machine_allows_what_the_engine_does() -> None:
         ("deferred", "cancelled"),
         ("running", "succeeded"),
         ("running", "failed"),
-        ("running", "dry_run"),
+        ("running", "rehearsed"),
         ("running", "deferred"),
     }
     assert states.FINAL["state"] == {
         State.SUCCEEDED,
         State.FAILED,
-        State.DRY_RUN,
+        State.REHEARSED,
         State.SKIPPED,
         State.CANCELLED,
     }

@@ -24,7 +24,7 @@ T = TypeVar("T")
 def kube(ctx: ActionContext) -> k8s_client.Kube:
     found = ctx.services.kube
     if not isinstance(found, k8s_client.Kube):
-        raise errors.PermanentActionError(
+        raise errors.NotConfigured(
             "no Kubernetes credentials: set a kubeconfig or run in a cluster"
         )
     return found
