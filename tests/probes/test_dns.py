@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import socket
 from collections.abc import Iterator
 
@@ -335,3 +336,17 @@ def test_a_dns_module_needs_its_section() -> None:
     assert error("modules:\n  m: {prober: dns}\n").endswith(
         "prober 'dns' needs a 'dns' section with query_name"
     )
+
+
+def docs_examples(heading: str) -> list[str]:
+    """The ```yaml blocks of docs/probes.md under ``heading`` (up to the next heading)."""
+    text = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "probes.md").read_text()
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```yaml\n")[1:]]
+
+
+@pytest.mark.parametrize("heading", ["### `dns` prober", "### `icmp` prober"])
+def test_the_docs_examples_load(heading: str) -> None:
+    (example,) = docs_examples(heading)
+    probes = config.parse(example, "docs/probes.md")
+    assert {module.prober for module in probes.modules.values()} == {heading.split("`")[1]}
