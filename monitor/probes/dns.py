@@ -145,7 +145,12 @@ async def _probe(p: context.Probe, phases: dict[str, float]) -> bool:
     )
     if cfg.query_type == "SOA":
         serial = next(
-            (rdata.serial for rrset in response.answer for rdata in rrset if rrset.rdtype == 6),
+            (
+                rdata.serial
+                for rrset in response.answer
+                for rdata in rrset
+                if rrset.rdtype == dns.rdatatype.SOA
+            ),
             0,
         )
         p.out.gauge("probe_dns_serial", "Returns the serial number of the zone", serial)

@@ -155,6 +155,9 @@ def _open(
             return socket.socket(family, kind, proto), raw
         except PermissionError as exc:
             p.trace(f"opening {'a raw' if raw else 'a ping'} socket failed: {exc}")
+        except OSError as exc:  # e.g. IPv6 disabled: not a matter of permissions
+            p.trace(f"opening {'a raw' if raw else 'a ping'} socket failed: {exc}")
+            return None
     reason = perms.refusal()
     p.trace(reason)
     if reason not in _logged:

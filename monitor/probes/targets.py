@@ -55,6 +55,11 @@ def parse(prober: str, raw: str) -> Target:
         return _url(raw, raw, schemes)
     if prober == "icmp":
         return _icmp(raw)
+    if prober == "dns" and raw.count(":") > 1 and not raw.startswith("["):
+        try:  # as blackbox reads it: a bare IPv6 address is the server, on port 53
+            return Target(raw=raw, host=str(ipaddress.IPv6Address(raw)), port=53)
+        except ValueError:
+            pass
     host, port = _host_port(raw, DEFAULT_PORTS.get(prober))
     return Target(raw=raw, host=host, port=port)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from monitor.errors import ConfigError
-from monitor.probes import config
+from monitor.probes import config, targets
 from tests.probes import direct, servers
 from tests.support import services
 
@@ -350,3 +350,9 @@ def test_the_docs_examples_load(heading: str) -> None:
     (example,) = docs_examples(heading)
     probes = config.parse(example, "docs/probes.md")
     assert {module.prober for module in probes.modules.values()} == {heading.split("`")[1]}
+
+
+def test_a_bare_ipv6_address_is_the_server_on_port_53() -> None:
+    parsed = targets.parse("dns", "::1")
+    assert (parsed.host, parsed.port) == ("::1", 53)
+    assert targets.parse("dns", "[::1]:5353").port == 5353
