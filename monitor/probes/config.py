@@ -25,6 +25,9 @@ import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
 import pydantic
 import re2
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitor import durations, yamlfile
 from monitor.errors import ConfigError
 
-PROBERS = ("http", "tcp", "postgres", "redis")
+PROBERS = ("http", "tcp", "postgres", "redis", "dns", "icmp")
 
 Duration = durations.Seconds
 
@@ -261,6 +264,96 @@ class RedisConfig(Credentials):
     tls_config: TLSConfig = TLSConfig()
 
 
+IPProtocol = Literal["ip4", "ip6"]
+
+
+def unsupported(name: str, value: Any, why: str = "") -> None:
+    """Reject an option of blackbox_exporter's that conea-monitor does not implement."""
+    if value:
+        raise ValueError(f"{name} is not supported by conea-monitor{why}")
+
+
+def _dns_name(kind: str, parse: Any, value: str) -> str:
+    try:
+        parse(value)
+    except Exception:
+        raise ValueError(f"unknown DNS {kind} {value!r}") from None
+    return value.upper()
+
+
+class RRValidator(Strict):
+    """Checks on one section of a DNS answer, each RR written as blackbox writes it
+    (``name<TAB>ttl<TAB>class<TAB>type<TAB>data``)."""
+
+    fail_if_matches_regexp: list[Regex] = []
+    fail_if_not_matches_regexp: list[Regex] = []
+    fail_if_all_match_regexp: list[Regex] = []
+    fail_if_none_matches_regexp: list[Regex] = []
+
+
+class DNSConfig(Strict):
+    """blackbox_exporter's ``dns`` section, key for key."""
+
+    query_name: Annotated[str, Field(min_length=1, max_length=253)]
+    query_type: str = "ANY"
+    query_class: str = "IN"
+    transport_protocol: Literal["udp", "tcp"] = "udp"
+    preferred_ip_protocol: IPProtocol = "ip6"
+    ip_protocol_fallback: bool = True
+    source_ip_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    recursion_desired: bool = True
+    dns_over_tls: bool = False
+    tls_config: dict[str, Any] | None = None
+    valid_rcodes: list[str] = ["NOERROR"]
+    validate_answer_rrs: RRValidator = RRValidator()
+    validate_authority_rrs: RRValidator = RRValidator()
+    validate_additional_rrs: RRValidator = RRValidator()
+
+    @pydantic.field_validator("query_type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return _dns_name("query_type", dns.rdatatype.from_text, value)
+
+    @pydantic.field_validator("query_class")
+    @classmethod
+    def _class(cls, value: str) -> str:
+        return _dns_name("query_class", dns.rdataclass.from_text, value)
+
+    @pydantic.field_validator("valid_rcodes")
+    @classmethod
+    def _rcodes(cls, value: list[str]) -> list[str]:
+        return [_dns_name("rcode", dns.rcode.from_text, rcode) for rcode in value]
+
+    @pydantic.field_validator("dns_over_tls")
+    @classmethod
+    def _no_tls(cls, value: bool) -> bool:
+        unsupported("dns_over_tls", value)
+        return value
+
+    @pydantic.field_validator("tls_config")
+    @classmethod
+    def _no_tls_config(cls, value: dict[str, Any] | None) -> None:
+        unsupported("tls_config", value is not None, " (it applies to dns_over_tls only)")
+        return None
+
+
+class ICMPConfig(Strict):
+    """blackbox_exporter's ``icmp`` section, key for key."""
+
+    preferred_ip_protocol: IPProtocol = "ip6"
+    ip_protocol_fallback: bool = True
+    source_ip_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    payload_size: Annotated[int, Field(ge=0, le=65000)] = 0
+    dont_fragment: bool = False
+    ttl: Annotated[int, Field(ge=0, le=255)] = 0
+
+    @pydantic.model_validator(mode="after")
+    def _ip4_only(self) -> ICMPConfig:
+        if self.dont_fragment and self.preferred_ip_protocol != "ip4":
+            raise ValueError("dont_fragment applies to ip4 only: set preferred_ip_protocol: ip4")
+        return self
+
+
 class Module(Strict):
     prober: str
     timeout: Duration | None = None
@@ -269,6 +362,8 @@ class Module(Strict):
     tcp: TCPConfig | None = None
     postgres: PostgresConfig | None = None
     redis: RedisConfig | None = None
+    dns: DNSConfig | None = None
+    icmp: ICMPConfig | None = None
 
     @pydantic.field_validator("prober")
     @classmethod
@@ -277,13 +372,19 @@ class Module(Strict):
             raise ValueError(f"unknown prober {value!r} (known: {', '.join(PROBERS)})")
         return value
 
-    @pydantic.field_validator("http", "tcp", "postgres", "redis")
+    @pydantic.field_validator("http", "tcp", "postgres", "redis", "dns", "icmp")
     @classmethod
     def _section_fits(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         prober = info.data.get("prober")
         if value is not None and prober is not None and info.field_name != prober:
             raise ValueError(f"section {info.field_name!r} does not apply to prober {prober!r}")
         return value
+
+    @pydantic.model_validator(mode="after")
+    def _dns_needs_query_name(self) -> Module:
+        if self.prober == "dns" and self.dns is None:
+            raise ValueError("prober 'dns' needs a 'dns' section with query_name")
+        return self
 
     def section(self) -> Any:
         """This module's prober settings, defaults filled in."""
@@ -295,6 +396,7 @@ _DEFAULTS: dict[str, BaseModel] = {
     "tcp": TCPConfig(),
     "postgres": PostgresConfig(),
     "redis": RedisConfig(),
+    "icmp": ICMPConfig(),
 }
 
 

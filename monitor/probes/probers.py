@@ -6,13 +6,15 @@ names here are the only ones a module may use (checked when the file loads).
 
 from __future__ import annotations
 
-from monitor.probes import config, context, http, postgres, redis, tcp
+from monitor.probes import config, context, dns, http, icmp, postgres, redis, tcp
 
 PROBERS: dict[str, context.Prober] = {
     "http": http.probe,
     "tcp": tcp.probe,
     "postgres": postgres.probe,
     "redis": redis.probe,
+    "dns": dns.probe,
+    "icmp": icmp.probe,
 }
 
 assert set(PROBERS) == set(config.PROBERS), "config.PROBERS and the registry disagree"

@@ -19,6 +19,7 @@ from monitor.probes import config
 
 _SPACE = re.compile(r"\s")
 DEFAULT_PORTS = {"http": 80, "https": 443, "postgres": 5432, "postgresql": 5432, "redis": 6379}
+DEFAULT_PORTS["dns"] = 53
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,28 @@ def parse(prober: str, raw: str) -> Target:
     if prober in ("postgres", "redis") and "://" in raw:
         schemes = ("postgres", "postgresql") if prober == "postgres" else ("redis",)
         return _url(raw, raw, schemes)
+    if prober == "icmp":
+        return _icmp(raw)
+    if prober == "dns" and raw.count(":") > 1 and not raw.startswith("["):
+        try:  # as blackbox reads it: a bare IPv6 address is the server, on port 53
+            return Target(raw=raw, host=str(ipaddress.IPv6Address(raw)), port=53)
+        except ValueError:
+            pass
     host, port = _host_port(raw, DEFAULT_PORTS.get(prober))
     return Target(raw=raw, host=host, port=port)
+
+
+def _icmp(raw: str) -> Target:
+    """An icmp target is a host name or an address (``::1`` or ``[::1]``), no port."""
+    host = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if ":" in host or "/" in host or not host.strip("."):
+            raise ProbeError(
+                f"target {raw!r}: an icmp target is a host name or an IP address, no port"
+            ) from None
+    return Target(raw=raw, host=host, port=0)
 
 
 def _url(raw: str, url: str, schemes: tuple[str, ...]) -> Target:

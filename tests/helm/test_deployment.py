@@ -242,3 +242,24 @@ def test_the_claim_follows_the_persistence_values(chart: helm.Chart) -> None:
     assert c.by_kind(mine, "PersistentVolumeClaim") == []
     volume = _volumes(c.one(mine, "Deployment"))["data"]
     assert volume == {"name": "data", "persistentVolumeClaim": {"claimName": "conea-data"}}
+
+
+def test_icmp_permission_sets_the_ping_sysctl_by_default(chart: helm.Chart) -> None:
+    pod = _deployment(chart)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["sysctls"] == [
+        {"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}
+    ]
+    assert _container(_deployment(chart))["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_icmp_permission_net_raw_adds_the_capability_instead(chart: helm.Chart) -> None:
+    deployment = _deployment(chart, {"icmpPermission": "netRaw"})
+    assert "sysctls" not in deployment["spec"]["template"]["spec"]["securityContext"]
+    capabilities = _container(deployment)["securityContext"]["capabilities"]
+    assert capabilities == {"drop": ["ALL"], "add": ["NET_RAW"]}
+
+
+def test_icmp_permission_none_grants_neither(chart: helm.Chart) -> None:
+    deployment = _deployment(chart, {"icmpPermission": "none"})
+    assert "sysctls" not in deployment["spec"]["template"]["spec"]["securityContext"]
+    assert _container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -81,9 +81,9 @@ modules:
             "probes.yml:4:5: modules.web.htp: unknown key",
         ),
         (
-            "modules:\n  web:\n    prober: icmp\n",
-            "probes.yml:3:13: modules.web.prober: unknown prober 'icmp' "
-            "(known: http, tcp, postgres, redis)",
+            "modules:\n  web:\n    prober: smtp\n",
+            "probes.yml:3:13: modules.web.prober: unknown prober 'smtp' "
+            "(known: http, tcp, postgres, redis, dns, icmp)",
         ),
         (
             "modules:\n  web:\n    prober: http\n    tcp: {tls: true}\n",
@@ -253,7 +253,7 @@ def test_reload_swaps_modules_and_keeps_them_on_error(tmp_path: pathlib.Path) ->
     path.write_text("modules:\n  one: {prober: tcp}\n  two: {prober: http}\n")
     probes.reload(path)
     assert set(probes.config.modules) == {"one", "two"}
-    path.write_text("modules:\n  three: {prober: icmp}\n")
+    path.write_text("modules:\n  three: {prober: smtp}\n")
     with pytest.raises(ConfigError, match=r"probes\.yml:2:19: modules\.three\.prober"):
         probes.reload(path)
     assert set(probes.config.modules) == {"one", "two"}

@@ -312,3 +312,65 @@ def alertmanager_server(config: str, files: dict[str, str] | None = None) -> Ite
         stop(proc)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class DNSServer:
+    """An authoritative DNS server (NSD) answering on 127.0.0.1 and ::1, udp and tcp."""
+
+    port: int
+    directory: Path
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def _nsd_answers(port: int, zone: str) -> bool:
+    import dns.message
+    import dns.query
+
+    query = dns.message.make_query(zone, "SOA")
+    return dns.query.tcp(query, "127.0.0.1", timeout=1, port=port).rcode() == 0
+
+
+@contextlib.contextmanager
+def dns_server(zones: dict[str, str]) -> Iterator[DNSServer]:
+    """NSD serving ``zones`` (zone name -> zone file text) on a free port."""
+    binary = need_binary("nsd", "/usr/sbin/nsd")
+    tmp = Path(tempfile.mkdtemp(prefix="conea-nsd-"))
+    port = free_port()
+    zone_config = ""
+    for name, text in zones.items():
+        (tmp / f"{name}.zone").write_text(text)
+        zone_config += f"zone:\n    name: {name}\n    zonefile: {tmp / f'{name}.zone'}\n"
+    (tmp / "nsd.conf").write_text(
+        "server:\n"
+        f"    ip-address: 127.0.0.1@{port}\n"
+        f"    ip-address: ::1@{port}\n"
+        '    username: ""\n'
+        '    chroot: ""\n'
+        f"    zonesdir: {tmp}\n"
+        f"    pidfile: {tmp / 'nsd.pid'}\n"
+        f"    xfrdfile: {tmp / 'xfrd.state'}\n"
+        f"    xfrdir: {tmp}\n"
+        f"    zonelistfile: {tmp / 'zone.list'}\n"
+        f"    logfile: {tmp / 'nsd.log'}\n"
+        '    database: ""\n'
+        "    server-count: 1\n"
+        "    hide-version: yes\n"
+        "remote-control:\n"
+        "    control-enable: no\n" + zone_config
+    )
+    proc = subprocess.Popen(
+        [binary, "-d", "-c", str(tmp / "nsd.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp,
+    )
+    try:
+        wait_for(lambda: _nsd_answers(port, next(iter(zones))), 20, "NSD")
+        yield DNSServer(port, tmp)
+    finally:
+        stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
