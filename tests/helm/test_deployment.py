@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import helm_python as helm
+import pytest
 
 from tests.helm import conftest as c
 
@@ -263,3 +264,18 @@ def test_icmp_permission_none_grants_neither(chart: helm.Chart) -> None:
     deployment = _deployment(chart, {"icmpPermission": "none"})
     assert "sysctls" not in deployment["spec"]["template"]["spec"]["securityContext"]
     assert _container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_chart_installs_in_rehearsal_and_going_live_is_explicit(chart: helm.Chart) -> None:
+    objects = c.render(chart, {})
+    assert c.service_config(objects)["automation"]["mode"] == "rehearsal"
+    notes = c.render_files(chart, {})["conea-monitor/templates/NOTES.txt"]
+    assert "MODE: REHEARSAL" in notes and "--set config.automation.mode=live" in notes
+    live = {"config": {"automation": {"mode": "live"}}}
+    assert c.service_config(c.render(chart, live))["automation"]["mode"] == "live"
+    assert "MODE: LIVE" in c.render_files(chart, live)["conea-monitor/templates/NOTES.txt"]
+
+
+def test_a_mode_the_service_does_not_know_is_refused_at_install(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmValuesError, match="at '/config/automation/mode'"):
+        c.render(chart, {"config": {"automation": {"mode": "yolo"}}})
