@@ -6,13 +6,14 @@ names here are the only ones a module may use (checked when the file loads).
 
 from __future__ import annotations
 
-from monitor.probes import config, context, http, postgres, redis, tcp
+from monitor.probes import config, context, grpc, http, postgres, redis, tcp
 
 PROBERS: dict[str, context.Prober] = {
     "http": http.probe,
     "tcp": tcp.probe,
     "postgres": postgres.probe,
     "redis": redis.probe,
+    "grpc": grpc.probe,
 }
 
 assert set(PROBERS) == set(config.PROBERS), "config.PROBERS and the registry disagree"

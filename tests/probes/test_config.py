@@ -81,9 +81,9 @@ modules:
             "probes.yml:4:5: modules.web.htp: unknown key",
         ),
         (
-            "modules:\n  web:\n    prober: icmp\n",
-            "probes.yml:3:13: modules.web.prober: unknown prober 'icmp' "
-            "(known: http, tcp, postgres, redis)",
+            "modules:\n  web:\n    prober: ftp\n",
+            "probes.yml:3:13: modules.web.prober: unknown prober 'ftp' "
+            "(known: http, tcp, postgres, redis, grpc",
         ),
         (
             "modules:\n  web:\n    prober: http\n    tcp: {tls: true}\n",
