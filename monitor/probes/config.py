@@ -378,13 +378,35 @@ class HTTPConfig(Strict):
         return method
 
 
+class ExpectLabel(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")]
+    value: str
+
+
 class QueryResponse(Strict):
-    """One step of a tcp conversation: wait for a line matching ``expect``, then
-    ``send`` a line (``${1}`` takes a group of the last match), or upgrade to TLS."""
+    """One step of a tcp conversation: wait for a line matching ``expect`` (or exactly
+    the bytes ``expect_bytes``), then ``send`` a line (``${1}`` takes a group of the
+    last match; YAML ``!!binary`` sends bytes), or upgrade to TLS. ``labels`` are
+    reported on ``probe_expect_info`` from ``expect``'s match."""
 
     expect: Regex | None = None
-    send: str | None = None
+    expect_bytes: Annotated[bytes, Field(min_length=1, max_length=65536)] | None = None
+    labels: list[ExpectLabel] = []
+    send: str | bytes | None = None
     starttls: bool = False
+
+    @pydantic.field_validator("expect_bytes", mode="before")
+    @classmethod
+    def _bytes(cls, value: Any) -> Any:
+        return value.encode() if isinstance(value, str) else value
+
+    @pydantic.model_validator(mode="after")
+    def _one_expectation(self) -> QueryResponse:
+        if self.expect is not None and self.expect_bytes is not None:
+            raise ValueError("expect and expect_bytes are mutually exclusive")
+        if self.labels and self.expect is None:
+            raise ValueError("labels take their values from expect's match; give expect")
+        return self
 
 
 class TCPConfig(Strict):

@@ -108,7 +108,20 @@ async def _converse(
             if match is None:
                 regex_failed = True
                 break
-        if step.send is not None:
+            if step.labels:
+                p.out.labelled(
+                    "probe_expect_info",
+                    "Explicit content matched",
+                    {label.name: _expand(label.value, match) for label in step.labels},
+                    1,
+                )
+        if step.expect_bytes is not None and not await _expect_bytes(p, reader, step.expect_bytes):
+            return False
+        if isinstance(step.send, bytes):
+            p.trace(f"sending {step.send!r}")
+            writer.write(step.send + b"\n")
+            await writer.drain()
+        elif step.send is not None:
             line = _expand(step.send, match)
             p.trace(f"sending {line!r}")
             writer.write(line.encode() + b"\n")
@@ -133,6 +146,21 @@ async def _expect(p: context.Probe, reader: asyncio.StreamReader, pattern: Any) 
         p.trace(f"read {line!r}" + (" (matched)" if match else ""))
         if match:
             return match
+
+
+async def _expect_bytes(p: context.Probe, reader: asyncio.StreamReader, expected: bytes) -> bool:
+    """Read as many bytes as ``expected`` has; probe_failed_due_to_bytes says whether
+    they differ."""
+    try:
+        data = await reader.readexactly(len(expected))
+    except asyncio.IncompleteReadError as exc:
+        p.trace(f"connection closed after {len(exc.partial)} of {len(expected)} expected bytes")
+        return False
+    p.trace(f"read {data!r}" + (" (matched)" if data == expected else f", expected {expected!r}"))
+    p.out.gauge(
+        "probe_failed_due_to_bytes", "Indicates if probe failed due to bytes", data != expected
+    )
+    return data == expected
 
 
 def _expand(template: str, match: Any) -> str:
