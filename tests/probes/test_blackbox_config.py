@@ -22,6 +22,7 @@ from aiohttp import web
 from monitor import metrics
 from monitor.errors import ConfigError, ProbeError
 from monitor.probes import ProbeService, blackbox, config
+from monitor.probes import targets as targets_module
 from tests.probes import servers
 
 EXAMPLE = """
@@ -465,6 +466,9 @@ def local() -> Iterator[Local]:
     async def redirect(_request: web.Request) -> web.Response:
         raise web.HTTPFound("/auth")
 
+    async def redirect_to(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["url"])
+
     async def postgres_like(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         seen.tcp.append(await reader.readexactly(9))  # the SSLRequest and a newline
         writer.write(b"N")  # no TLS here
@@ -475,6 +479,7 @@ def local() -> Iterator[Local]:
         app = web.Application()
         app.router.add_get("/auth", auth)
         app.router.add_get("/redirect", redirect)
+        app.router.add_get("/redirect-to", redirect_to)
         runner = web.AppRunner(app, shutdown_timeout=0.1)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", ports[0]).start()
@@ -494,12 +499,33 @@ def local() -> Iterator[Local]:
 
 
 @pytest.fixture(scope="module")
-def probes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Service]:
+def probes(
+    tmp_path_factory: pytest.TempPathFactory, targets: servers.Targets
+) -> Iterator[servers.Service]:
     token = tmp_path_factory.mktemp("secrets") / "token"
     token.write_text("t0ken-from-file\n")
     text = f"""
-allow: {{cidrs: [127.0.0.0/8]}}  # conea-monitor's allowlist, on top of blackbox's modules
+# conea-monitor's allowlist, on top of blackbox's modules
+allow: {{cidrs: [127.0.0.0/8], hosts: [localhost]}}
 modules:
+  tls12_at_most:
+    prober: tcp
+    tcp: {{tls: true, tls_config: {{ca_file: "{targets.ca_file}", max_version: TLS12}}}}
+  tls13_at_least:
+    prober: tcp
+    tcp: {{tls: true, tls_config: {{ca_file: "{targets.ca_file}", min_version: TLS13}}}}
+  from_loopback:
+    prober: tcp
+    tcp: {{source_ip_address: 127.0.0.1}}
+  from_elsewhere:
+    prober: tcp
+    tcp: {{source_ip_address: 192.0.2.1}}
+  ssh_labels:
+    prober: tcp
+    tcp:
+      query_response:
+        - expect: "^SSH-2.0-(.+)$"
+          labels: [{{name: software, value: "${{1}}"}}]
   basic:
     prober: http
     http:
@@ -548,6 +574,19 @@ def test_basic_auth_is_sent(probes: servers.Service, local: Local) -> None:
     )
 
 
+def test_credentials_stay_with_their_origin_on_redirect(
+    probes: servers.Service, local: Local
+) -> None:
+    same = f"http://127.0.0.1:{local.http_port}/auth"
+    other = f"http://localhost:{local.http_port}/auth"
+    base = f"http://127.0.0.1:{local.http_port}/redirect-to?url="
+    assert probes.probe("basic", base + same).success
+    assert local.seen.authorization[-1] is not None
+    result = probes.probe("basic", base + other)
+    assert result.success and result.value("probe_http_redirects") == 1
+    assert local.seen.authorization[-1] is None  # another host: not sent
+
+
 def test_bearer_token_file_is_sent(probes: servers.Service, local: Local) -> None:
     assert probes.probe("bearer_file", f"http://127.0.0.1:{local.http_port}/auth").success
     assert local.seen.authorization[-1] == "Bearer t0ken-from-file"
@@ -576,6 +615,35 @@ def test_no_follow_redirects_is_honoured(probes: servers.Service, local: Local) 
     followed = probes.probe("follow", url)
     assert followed.value("probe_http_status_code") == 200
     assert followed.value("probe_http_redirects") == 1
+
+
+def test_tls_versions_bound_the_handshake(
+    probes: servers.Service, targets: servers.Targets
+) -> None:
+    target = f"localhost:{targets.https_port}"
+    capped = probes.probe("tls12_at_most", target)
+    assert capped.success
+    assert capped.value("probe_tls_version_info", version="TLS 1.2") == 1
+    assert probes.probe("tls13_at_least", target).value("probe_tls_version_info", version="TLS 1.3")
+
+
+def test_source_ip_address_is_bound(probes: servers.Service, targets: servers.Targets) -> None:
+    target = f"127.0.0.1:{targets.http_port}"
+    assert probes.probe("from_loopback", target).success
+    response = probes.get("from_elsewhere", target, debug="true")
+    assert "probe_success 0.0" in response.text
+    assert "connect failed" in response.text  # 192.0.2.1 is not an address of this host
+
+
+def test_expect_labels_are_reported(probes: servers.Service, targets: servers.Targets) -> None:
+    result = probes.probe("ssh_labels", f"127.0.0.1:{targets.banner_port}")
+    assert result.success
+    assert result.value("probe_expect_info", software="conea-test") == 1
+
+
+def test_http_reports_the_address_hash(probes: servers.Service, local: Local) -> None:
+    result = probes.probe("http1_only", f"http://localhost:{local.http_port}/auth")
+    assert result.value("probe_ip_addr_hash") == targets_module.ip_hash("127.0.0.1")
 
 
 def test_binary_send_and_expect_bytes(probes: servers.Service, local: Local) -> None:
