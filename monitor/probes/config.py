@@ -9,6 +9,10 @@ module (or one at the top for every module) and the service-wide probe limits::
     modules:
       http_2xx: {prober: http, timeout: 5s}
 
+The file may be blackbox_exporter's own ``blackbox.yml``: its http, tcp and grpc
+options load under their names, and each option of blackbox_exporter that conea-monitor
+does not implement is an error naming it (:mod:`monitor.probes.blackbox`).
+
 Unknown keys, an unknown prober, a section for another prober, a bad regular
 expression, an unsafe HTTP method without ``allow_unsafe_methods`` or a missing
 certificate file are errors when the file loads, each naming ``file:line:column`` and
@@ -135,7 +139,7 @@ IPProtocol = Literal["ip4", "ip6"]
 
 
 class TLSConfig(Strict):
-    """TLS settings for the http, tcp and redis probers (blackbox's ``tls_config``)."""
+    """TLS settings for the http, tcp, redis and grpc probers (blackbox's ``tls_config``)."""
 
     insecure_skip_verify: bool = False
     ca_file: Path | None = None

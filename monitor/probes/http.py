@@ -43,6 +43,15 @@ async def probe(p: context.Probe) -> bool:
         return False
     if credentials is not None:
         headers["Authorization"] = credentials
+    if p.target.ip is not None and cfg.preferred_ip_protocol is not None:
+        literal = socket.AF_INET6 if p.target.ip.version == 6 else socket.AF_INET
+        try:  # an IP literal is resolved by nobody; the family rule still holds
+            targets.choose(
+                [(literal, p.target.host)], cfg.preferred_ip_protocol, cfg.ip_protocol_fallback
+            )
+        except ProbeError as exc:
+            p.trace(str(exc))
+            return False
     method, body, url = cfg.method, cfg.body, p.target.url
     phases = dict.fromkeys(PHASES, 0.0)
     redirects = 0

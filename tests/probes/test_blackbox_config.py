@@ -541,6 +541,12 @@ modules:
   http1_only:
     prober: http
     http: {{valid_http_versions: ["HTTP/1.1"]}}
+  http_ip4:
+    prober: http
+    http: {{preferred_ip_protocol: ip4}}
+  http_ip6_only:
+    prober: http
+    http: {{preferred_ip_protocol: ip6, ip_protocol_fallback: false}}
   http2_only:
     prober: http
     http: {{valid_http_versions: ["HTTP/2.0"]}}
@@ -639,6 +645,14 @@ def test_expect_labels_are_reported(probes: servers.Service, targets: servers.Ta
     result = probes.probe("ssh_labels", f"127.0.0.1:{targets.banner_port}")
     assert result.success
     assert result.value("probe_expect_info", software="conea-test") == 1
+
+
+def test_http_preferred_ip_protocol(probes: servers.Service, local: Local) -> None:
+    assert probes.probe("http_ip4", f"http://localhost:{local.http_port}/auth").success
+    # localhost has no IPv6 address here, or one nothing listens on: either way it fails
+    assert not probes.probe("http_ip6_only", f"http://localhost:{local.http_port}/auth").success
+    literal = probes.get("http_ip6_only", f"http://127.0.0.1:{local.http_port}/auth", debug="true")
+    assert "no address to dial over ip6 (ip_protocol_fallback is off)" in literal.text
 
 
 def test_http_reports_the_address_hash(probes: servers.Service, local: Local) -> None:

@@ -32,7 +32,8 @@ class Servicer(health.aio.HealthServicer):
         self.seen = seen
 
     async def Check(self, request: Any, context: Any) -> Any:
-        self.seen.append({key: value for key, value in context.invocation_metadata()})
+        call = {key: value for key, value in context.invocation_metadata()}
+        self.seen.append({**call, "peer": context.peer()})
         if request.service == "hang":
             await asyncio.Event().wait()
         return await super().Check(request, context)
@@ -243,10 +244,13 @@ def test_probes_leave_no_channel_or_connection_open(
     for _ in range(3):  # grpcio's own threads and pipes, made once
         assert service.probe("grpc", target).success
     before = _open_fds()
+    grpc_targets.seen.clear()
     for _ in range(40):
         assert service.probe("grpc", target).success
     # each probe's client socket and the server's end of it are closed again
     assert _open_fds() - before < 10
+    # and each probe had a connection of its own, as blackbox_exporter's do
+    assert len({call["peer"] for call in grpc_targets.seen}) == 40
 
 
 def _open_fds() -> int:
