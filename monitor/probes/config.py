@@ -193,6 +193,14 @@ class HeaderMatch(Strict):
     allow_missing: bool = False
 
 
+def _exist(**paths: Path | None) -> None:
+    """A secret file named in the module must exist when the file loads (it is read
+    again at each probe)."""
+    for name, path in paths.items():
+        if path is not None and not path.is_file():
+            raise ValueError(f"{name}: no such file {str(path)!r}")
+
+
 def _read_secret(path: Path, what: str) -> str:
     """A secret file's text, read now (a rotated secret is picked up); LookupError
     names the file, never the value."""
@@ -221,6 +229,7 @@ class BasicAuth(Strict):
             raise ValueError("give username or username_file, not both")
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
+        _exist(username_file=self.username_file, password_file=self.password_file)
         return self
 
     def header(self) -> str:
@@ -256,6 +265,7 @@ class Authorization(Strict):
     def _one_source(self) -> Authorization:
         if self.credentials is not None and self.credentials_file is not None:
             raise ValueError("give credentials or credentials_file, not both")
+        _exist(credentials_file=self.credentials_file)
         return self
 
     def header(self) -> str:
@@ -343,8 +353,7 @@ class HTTPConfig(Strict):
         ]
         if len(given) > 1:
             raise ValueError(f"give at most one of {', '.join(given)}")
-        if self.bearer_token_file is not None and not self.bearer_token_file.is_file():
-            raise ValueError(f"bearer_token_file: no such file {str(self.bearer_token_file)!r}")
+        _exist(bearer_token_file=self.bearer_token_file)
         return self
 
     def authorization_header(self) -> str | None:

@@ -504,6 +504,8 @@ def probes(
 ) -> Iterator[servers.Service]:
     token = tmp_path_factory.mktemp("secrets") / "token"
     token.write_text("t0ken-from-file\n")
+    password = token.parent / "password"
+    password.write_text("pa55-from-file\n")
     text = f"""
 # conea-monitor's allowlist, on top of blackbox's modules
 allow: {{cidrs: [127.0.0.0/8], hosts: [localhost]}}
@@ -530,6 +532,10 @@ modules:
     prober: http
     http:
       basic_auth: {{username: "username", password: "mysecret"}}
+  basic_file:
+    prober: http
+    http:
+      basic_auth: {{username: "monitor", password_file: "{password}"}}
   bearer_file:
     prober: http
     http:
@@ -591,6 +597,37 @@ def test_credentials_stay_with_their_origin_on_redirect(
     result = probes.probe("basic", base + other)
     assert result.success and result.value("probe_http_redirects") == 1
     assert local.seen.authorization[-1] is None  # another host: not sent
+
+
+def test_basic_auth_password_file_is_read_at_each_probe(
+    probes: servers.Service, local: Local
+) -> None:
+    module = probes.probes.config.modules["basic_file"].section()
+    password_file = module.basic_auth.password_file
+    url = f"http://127.0.0.1:{local.http_port}/auth"
+    assert probes.probe("basic_file", url).success
+    assert (
+        local.seen.authorization[-1]
+        == "Basic " + base64.b64encode(b"monitor:pa55-from-file").decode()
+    )
+    password_file.write_text("rotated\n")
+    assert probes.probe("basic_file", url).success
+    assert local.seen.authorization[-1] == "Basic " + base64.b64encode(b"monitor:rotated").decode()
+    password_file.unlink()
+    response = probes.get("basic_file", url, debug="true")
+    assert "probe_success 0.0" in response.text
+    assert f"no credentials: cannot read password_file {str(password_file)!r}" in response.text
+    password_file.write_text("pa55-from-file\n")
+
+
+def test_missing_secret_files_fail_the_load() -> None:
+    for section in (
+        "bearer_token_file: /nonexistent/token",
+        "basic_auth: {username: u, password_file: /nonexistent/token}",
+        "authorization: {credentials_file: /nonexistent/token}",
+    ):
+        with pytest.raises(ConfigError, match=r"_file: no such file '/nonexistent/token'"):
+            parse(f"modules:\n  a:\n    prober: http\n    http: {{{section}}}\n")
 
 
 def test_bearer_token_file_is_sent(probes: servers.Service, local: Local) -> None:
