@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import pathlib
 import socket
 import ssl
 import time
@@ -171,12 +173,21 @@ def _phase(out: output.Recorder, phase: str, seconds: float) -> None:
 @functools.cache
 def _credentials(settings: config.TLSConfig) -> grpc.ChannelCredentials:
     """grpcio's credentials for a module's ``tls_config`` (files read once, at first use;
-    the service's load already checked they are readable)."""
+    the service's load already checked they are readable); without ``ca_file``, the
+    system's CA bundle."""
+    roots = settings.ca_file or _system_roots()
     return grpc.ssl_channel_credentials(
-        root_certificates=settings.ca_file.read_bytes() if settings.ca_file else None,
+        root_certificates=roots.read_bytes() if roots else None,
         private_key=settings.key_file.read_bytes() if settings.key_file else None,
         certificate_chain=settings.cert_file.read_bytes() if settings.cert_file else None,
     )
+
+
+def _system_roots() -> pathlib.Path | None:
+    """The system's CA bundle, which the http and tcp probers trust too (grpcio would
+    otherwise use the roots it ships with)."""
+    cafile = ssl.get_default_verify_paths().cafile
+    return pathlib.Path(cafile) if cafile and os.path.isfile(cafile) else None
 
 
 @functools.cache

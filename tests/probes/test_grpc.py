@@ -17,6 +17,7 @@ import pytest
 import trustme
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from monitor.probes import grpc as grpc_prober
 from tests.probes import servers
 
 NOT_AFTER = datetime.datetime(2032, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
@@ -109,6 +110,10 @@ modules:
     prober: grpc
     timeout: 5s
     grpc: {{tls: true, tls_config: {{ca_file: "{t.other_ca_file}"}}}}
+  grpc_tls_system_ca:
+    prober: grpc
+    timeout: 5s
+    grpc: {{tls: true}}
   grpc_internal_only:
     prober: grpc
     allow: {{hosts: ["*.internal"]}}
@@ -200,6 +205,27 @@ def test_tls_with_a_wrong_ca_fails(service: servers.Service, grpc_targets: GRPCT
     assert result.value("probe_grpc_status_code") == grpc.StatusCode.UNAVAILABLE.value[0]
     assert result.value("probe_grpc_ssl") == 0
     assert "probe_ssl_earliest_cert_expiry" not in result.families
+
+
+def test_tls_without_ca_file_trusts_the_systems_ca_bundle(
+    service: servers.Service, grpc_targets: GRPCTargets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = f"localhost:{grpc_targets.tls_port}"
+    assert not service.probe("grpc_tls_system_ca", target).success  # trustme's CA: not trusted
+    monkeypatch.setenv("SSL_CERT_FILE", str(grpc_targets.ca_file))  # the system's bundle now
+    _clear_tls_caches()
+    try:
+        result = service.probe("grpc_tls_system_ca", target)
+        assert result.success
+        assert result.value("probe_ssl_earliest_cert_expiry") == NOT_AFTER.timestamp()
+    finally:
+        monkeypatch.undo()
+        _clear_tls_caches()
+
+
+def _clear_tls_caches() -> None:
+    grpc_prober._credentials.cache_clear()
+    grpc_prober._alpn_context.cache_clear()
 
 
 def test_plaintext_check_of_a_tls_port_fails(
