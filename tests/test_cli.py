@@ -179,7 +179,7 @@ def test_check_with_a_config_checks_its_probe_modules_too(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"conea-monitor: error: {probes}:3:13: modules.x.prober: unknown prober 'nope' "
-        "(known: http, tcp, postgres, redis)"
+        "(known: http, tcp, postgres, redis, dns, icmp, grpc)"
     )
 
 

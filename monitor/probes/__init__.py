@@ -8,7 +8,7 @@
     body = result.exposition()
     await service.aclose()
 
-Probers (http, tcp, postgres, redis, dns, icmp) live in a name -> function map
+Probers (http, tcp, postgres, redis, dns, icmp, grpc) live in a name -> function map
 (:mod:`monitor.probes.probers`); modules come from a strict YAML file
 (:mod:`monitor.probes.config`).
 """

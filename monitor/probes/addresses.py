@@ -15,7 +15,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from monitor.probes import context
+from monitor.probes import context, targets
 
 _FAMILY = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
 _NAME = {socket.AF_INET: "ip4", socket.AF_INET6: "ip6"}
@@ -30,15 +30,6 @@ class Chosen:
     @property
     def version(self) -> int:
         return 6 if self.family == socket.AF_INET6 else 4
-
-
-def addr_hash(address: str) -> int:
-    """FNV-1a (32 bits) of the address as text: blackbox's ``probe_ip_addr_hash``,
-    which changes when a name starts resolving elsewhere."""
-    value = 0x811C9DC5
-    for byte in address.encode():
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return value
 
 
 async def choose(p: context.Probe, preferred: str, fallback: bool) -> Chosen | None:
@@ -87,6 +78,6 @@ async def choose(p: context.Probe, preferred: str, fallback: bool) -> Chosen | N
     p.out.gauge(
         "probe_ip_addr_hash",
         "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
-        addr_hash(chosen.address),
+        targets.ip_hash(chosen.address),
     )
     return chosen

@@ -9,6 +9,10 @@ module (or one at the top for every module) and the service-wide probe limits::
     modules:
       http_2xx: {prober: http, timeout: 5s}
 
+The file may be blackbox_exporter's own ``blackbox.yml``: its http, tcp and grpc
+options load under their names, and each option of blackbox_exporter that conea-monitor
+does not implement is an error naming it (:mod:`monitor.probes.blackbox`).
+
 Unknown keys, an unknown prober, a section for another prober, a bad regular
 expression, an unsafe HTTP method without ``allow_unsafe_methods`` or a missing
 certificate file are errors when the file loads, each naming ``file:line:column`` and
@@ -18,10 +22,12 @@ time linear in the input whatever the pattern.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
 import ssl
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,12 +36,13 @@ import dns.rdataclass
 import dns.rdatatype
 import pydantic
 import re2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from monitor import durations, yamlfile
 from monitor.errors import ConfigError
+from monitor.probes import blackbox
 
-PROBERS = ("http", "tcp", "postgres", "redis", "dns", "icmp")
+PROBERS = ("http", "tcp", "postgres", "redis", "dns", "icmp", "grpc")
 
 Duration = durations.Seconds
 
@@ -123,15 +130,27 @@ class Allow(Strict):
         return not (self.hosts or self.cidrs or self.urls)
 
 
+TLSVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
+_TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+IPProtocol = Literal["ip4", "ip6"]
+"""blackbox_exporter's ``preferred_ip_protocol``; unset, the resolver's order."""
+
+
 class TLSConfig(Strict):
-    """TLS settings for the http, tcp and redis probers (blackbox's ``tls_config``)."""
+    """TLS settings for the http, tcp, redis and grpc probers (blackbox's ``tls_config``)."""
 
     insecure_skip_verify: bool = False
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
     server_name: str | None = None
-    min_version: Literal["TLS12", "TLS13"] | None = None
+    min_version: TLSVersion | None = None
+    max_version: TLSVersion | None = None
 
     @pydantic.field_validator("ca_file", "cert_file", "key_file")
     @classmethod
@@ -146,6 +165,10 @@ class TLSConfig(Strict):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 raise ValueError(f"{name}: no such file {str(path)!r}")
+        if self.min_version and self.max_version and self.min_version > self.max_version:
+            raise ValueError(
+                f"min_version {self.min_version} is above max_version {self.max_version}"
+            )
         return self
 
     def context(self) -> ssl.SSLContext:
@@ -156,10 +179,14 @@ class TLSConfig(Strict):
             ctx.verify_mode = ssl.CERT_NONE
         if self.cert_file is not None and self.key_file is not None:
             ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-        if self.min_version == "TLS13":
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        elif self.min_version == "TLS12":
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        with warnings.catch_warnings():
+            # TLS 1.0 and 1.1 are deprecated: a module that asks for them means it
+            # (to see whether a server still accepts them)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if self.min_version is not None:
+                ctx.minimum_version = _TLS_VERSIONS[self.min_version]
+            if self.max_version is not None:
+                ctx.maximum_version = _TLS_VERSIONS[self.max_version]
         return ctx
 
 
@@ -169,6 +196,92 @@ class HeaderMatch(Strict):
     allow_missing: bool = False
 
 
+def _exist(**paths: Path | None) -> None:
+    """A secret file named in the module must exist when the file loads (it is read
+    again at each probe)."""
+    for name, path in paths.items():
+        if path is not None and not path.is_file():
+            raise ValueError(f"{name}: no such file {str(path)!r}")
+
+
+def _read_secret(path: Path, what: str) -> str:
+    """A secret file's text, read now (a rotated secret is picked up); LookupError
+    names the file, never the value."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise LookupError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
+
+
+class BasicAuth(Strict):
+    """HTTP basic authentication (blackbox's ``basic_auth``); files are read at each probe."""
+
+    username: str = ""
+    username_file: Path | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @pydantic.field_validator("username_file", "password_file")
+    @classmethod
+    def _relative(cls, value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
+        return _against_base(value, info)
+
+    @pydantic.model_validator(mode="after")
+    def _one_each(self) -> BasicAuth:
+        if self.username and self.username_file is not None:
+            raise ValueError("give username or username_file, not both")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        _exist(username_file=self.username_file, password_file=self.password_file)
+        return self
+
+    def header(self) -> str:
+        user = self.username
+        if self.username_file is not None:
+            user = _read_secret(self.username_file, "username_file")
+        password = self.password.get_secret_value() if self.password is not None else ""
+        if self.password_file is not None:
+            password = _read_secret(self.password_file, "password_file")
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class Authorization(Strict):
+    """An ``Authorization: <type> <credentials>`` header (blackbox's ``authorization``)."""
+
+    type: Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")] = "Bearer"
+    credentials: SecretStr | None = None
+    credentials_file: Path | None = None
+
+    @pydantic.field_validator("credentials_file")
+    @classmethod
+    def _relative(cls, value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
+        return _against_base(value, info)
+
+    @pydantic.field_validator("type")
+    @classmethod
+    def _not_basic(cls, value: str) -> str:
+        if value.lower() == "basic":
+            raise ValueError("authorization type cannot be 'Basic'; use basic_auth")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _one_source(self) -> Authorization:
+        if self.credentials is not None and self.credentials_file is not None:
+            raise ValueError("give credentials or credentials_file, not both")
+        _exist(credentials_file=self.credentials_file)
+        return self
+
+    def header(self) -> str:
+        if self.credentials_file is not None:
+            secret = _read_secret(self.credentials_file, "credentials_file")
+        else:
+            secret = self.credentials.get_secret_value() if self.credentials else ""
+        return f"{self.type} {secret}"
+
+
+_HTTP_VERSION = re.compile(r"HTTP/(1\.0|1\.1|2|2\.0|3|3\.0)")
+
+
 class HTTPConfig(Strict):
     # before ``method``, whose validator reads it
     allow_unsafe_methods: bool = False
@@ -176,7 +289,16 @@ class HTTPConfig(Strict):
     headers: dict[str, str] = {}
     body: str | None = None
     valid_status_codes: list[Annotated[int, Field(ge=100, le=599)]] = []
+    valid_http_versions: list[str] = []
+    preferred_ip_protocol: IPProtocol | None = None
+    ip_protocol_fallback: bool = True
     follow_redirects: bool = True
+    no_follow_redirects: bool | None = None  # blackbox's older name, inverted
+    enable_http2: bool | None = None
+    basic_auth: BasicAuth | None = None
+    authorization: Authorization | None = None
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
     max_redirects: Annotated[int, Field(ge=0, le=50)] = 10
     fail_if_ssl: bool = False
     fail_if_not_ssl: bool = False
@@ -186,6 +308,76 @@ class HTTPConfig(Strict):
     fail_if_header_matches: list[HeaderMatch] = []
     fail_if_header_not_matches: list[HeaderMatch] = []
     tls_config: TLSConfig = TLSConfig()
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _old_redirect_flag(cls, data: Any) -> Any:
+        """``no_follow_redirects: true`` is ``follow_redirects: false`` (it wins, as in
+        blackbox_exporter)."""
+        if isinstance(data, dict) and isinstance(data.get("no_follow_redirects"), bool):
+            return {**data, "follow_redirects": not data["no_follow_redirects"]}
+        return data
+
+    @pydantic.field_validator("bearer_token_file")
+    @classmethod
+    def _relative(cls, value: Path | None, info: pydantic.ValidationInfo) -> Path | None:
+        return _against_base(value, info)
+
+    @pydantic.field_validator("valid_http_versions")
+    @classmethod
+    def _versions(cls, value: list[str]) -> list[str]:
+        for version in value:
+            if not _HTTP_VERSION.fullmatch(version):
+                raise ValueError(
+                    f"not an HTTP version: {version!r} (HTTP/1.0, HTTP/1.1, HTTP/2.0, HTTP/3.0)"
+                )
+            if version.startswith("HTTP/3"):
+                raise ValueError(
+                    f"{version!r}: HTTP/3 needs enable_http3, which conea-monitor does not support"
+                )
+        return value
+
+    @pydantic.field_validator("enable_http2")
+    @classmethod
+    def _http1_only(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError(
+                "conea-monitor's http prober speaks HTTP/1.1 only; "
+                "remove enable_http2 or set it to false"
+            )
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _one_credential(self) -> HTTPConfig:
+        given = [
+            name
+            for name in ("basic_auth", "authorization", "bearer_token", "bearer_token_file")
+            if getattr(self, name) is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of {', '.join(given)}")
+        _exist(bearer_token_file=self.bearer_token_file)
+        return self
+
+    def authorization_header(self) -> str | None:
+        """The Authorization header's value, files read now; LookupError names the
+        file, never the secret."""
+        if self.basic_auth is not None:
+            return self.basic_auth.header()
+        if self.authorization is not None:
+            return self.authorization.header()
+        if self.bearer_token is not None:
+            return f"Bearer {self.bearer_token.get_secret_value()}"
+        if self.bearer_token_file is not None:
+            return f"Bearer {_read_secret(self.bearer_token_file, 'bearer_token_file')}"
+        return None
+
+    def accepts_version(self, major: int, minor: int) -> bool:
+        """Whether ``valid_http_versions`` (any, when empty) admits HTTP/major.minor."""
+        if not self.valid_http_versions:
+            return True
+        wanted = {v if "." in v else f"{v}.0" for v in self.valid_http_versions}
+        return f"HTTP/{major}.{minor}" in wanted
 
     @pydantic.field_validator("method")
     @classmethod
@@ -202,19 +394,80 @@ class HTTPConfig(Strict):
         return method
 
 
+class ExpectLabel(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")]
+    value: str
+
+
 class QueryResponse(Strict):
-    """One step of a tcp conversation: wait for a line matching ``expect``, then
-    ``send`` a line (``${1}`` takes a group of the last match), or upgrade to TLS."""
+    """One step of a tcp conversation: wait for a line matching ``expect`` (or exactly
+    the bytes ``expect_bytes``), then ``send`` a line (``${1}`` takes a group of the
+    last match; YAML ``!!binary`` sends bytes), or upgrade to TLS. ``labels`` are
+    reported on ``probe_expect_info`` from ``expect``'s match."""
 
     expect: Regex | None = None
-    send: str | None = None
+    expect_bytes: Annotated[bytes, Field(min_length=1, max_length=65536)] | None = None
+    labels: list[ExpectLabel] = []
+    send: str | bytes | None = None
     starttls: bool = False
+
+    @pydantic.field_validator("expect_bytes", mode="before")
+    @classmethod
+    def _bytes(cls, value: Any) -> Any:
+        return value.encode() if isinstance(value, str) else value
+
+    @pydantic.model_validator(mode="after")
+    def _one_expectation(self) -> QueryResponse:
+        if self.expect is not None and self.expect_bytes is not None:
+            raise ValueError("expect and expect_bytes are mutually exclusive")
+        if self.labels and self.expect is None:
+            raise ValueError("labels take their values from expect's match; give expect")
+        return self
 
 
 class TCPConfig(Strict):
     tls: bool = False
     tls_config: TLSConfig = TLSConfig()
     query_response: list[QueryResponse] = []
+    preferred_ip_protocol: IPProtocol | None = None
+    ip_protocol_fallback: bool = True
+    source_ip_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+
+
+_METADATA_KEY = re.compile(r"[0-9a-z_.-]{1,100}")
+
+
+class GRPCConfig(Strict):
+    """blackbox's ``grpc`` section: a ``grpc.health.v1.Health/Check`` of ``service``."""
+
+    service: Annotated[str, Field(max_length=1000)] = ""
+    tls: bool = False
+    tls_config: TLSConfig = TLSConfig()
+    preferred_ip_protocol: IPProtocol | None = None
+    ip_protocol_fallback: bool = True
+    # gRPC metadata sent with the check; values are kept secret (they often carry a token)
+    metadata: dict[str, list[SecretStr]] = {}
+
+    @pydantic.field_validator("tls_config")
+    @classmethod
+    def _grpc_tls(cls, value: TLSConfig) -> TLSConfig:
+        # grpcio's TLS takes roots, a key pair and a name to verify, nothing more
+        for name in ("insecure_skip_verify", "min_version", "max_version"):
+            if getattr(value, name):
+                raise ValueError(f"{name} is not supported by the grpc prober")
+        return value
+
+    @pydantic.field_validator("metadata")
+    @classmethod
+    def _keys(cls, value: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
+        for key in value:
+            low = key.lower()
+            if not _METADATA_KEY.fullmatch(low) or low.startswith("grpc-") or low.endswith("-bin"):
+                raise ValueError(
+                    f"metadata key {key!r}: use letters, digits, '-', '_' or '.' "
+                    "(not grpc-*, not *-bin)"
+                )
+        return {key.lower(): values for key, values in value.items()}
 
 
 class Credentials(Strict):
@@ -262,9 +515,6 @@ class RedisConfig(Credentials):
     username: str | None = None
     tls: bool = False
     tls_config: TLSConfig = TLSConfig()
-
-
-IPProtocol = Literal["ip4", "ip6"]
 
 
 def unsupported(name: str, value: Any, why: str = "") -> None:
@@ -364,15 +614,20 @@ class Module(Strict):
     redis: RedisConfig | None = None
     dns: DNSConfig | None = None
     icmp: ICMPConfig | None = None
+    grpc: GRPCConfig | None = None
 
     @pydantic.field_validator("prober")
     @classmethod
     def _known(cls, value: str) -> str:
+        if value not in PROBERS and value in blackbox.PROBERS:
+            raise ValueError(
+                f"blackbox_exporter prober {value!r} is not supported by conea-monitor"
+            )
         if value not in PROBERS:
             raise ValueError(f"unknown prober {value!r} (known: {', '.join(PROBERS)})")
         return value
 
-    @pydantic.field_validator("http", "tcp", "postgres", "redis", "dns", "icmp")
+    @pydantic.field_validator("http", "tcp", "postgres", "redis", "dns", "icmp", "grpc")
     @classmethod
     def _section_fits(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         prober = info.data.get("prober")
@@ -397,6 +652,7 @@ _DEFAULTS: dict[str, BaseModel] = {
     "postgres": PostgresConfig(),
     "redis": RedisConfig(),
     "icmp": ICMPConfig(),
+    "grpc": GRPCConfig(),
 }
 
 
@@ -427,7 +683,7 @@ def parse(text: str, filename: str, base: Path | None = None) -> ProbesFile:
             message = error["msg"].removeprefix("Value error, ")
             at_key = error["type"] == "extra_forbidden" or message.startswith("section ")
             if error["type"] == "extra_forbidden":
-                message = "unknown key"
+                message = blackbox.unsupported(loc) or "unknown key"
             where = locator.where(loc, key=at_key)
             problems.append(f"{where}: {yamlfile.dotted(loc)}: {message}")
         raise ConfigError("\n".join(problems)) from None

@@ -36,12 +36,32 @@ async def probe(p: context.Probe) -> bool:
     session = p.clients.http()
     ssl_context = tls.context(cfg.tls_config)
     headers = {"User-Agent": USER_AGENT, **cfg.headers}
+    try:
+        credentials = cfg.authorization_header()
+    except LookupError as exc:
+        p.trace(f"no credentials: {exc}")
+        return False
+    if credentials is not None:
+        headers["Authorization"] = credentials
+    if p.target.ip is not None and cfg.preferred_ip_protocol is not None:
+        literal = socket.AF_INET6 if p.target.ip.version == 6 else socket.AF_INET
+        try:  # an IP literal is resolved by nobody; the family rule still holds
+            targets.choose(
+                [(literal, p.target.host)], cfg.preferred_ip_protocol, cfg.ip_protocol_fallback
+            )
+        except ProbeError as exc:
+            p.trace(str(exc))
+            return False
     method, body, url = cfg.method, cfg.body, p.target.url
     phases = dict.fromkeys(PHASES, 0.0)
     redirects = 0
     try:
         while True:
-            timings = sessions.Timings(own=p.own)
+            timings = sessions.Timings(
+                own=p.own,
+                ip_protocol=cfg.preferred_ip_protocol,
+                ip_fallback=cfg.ip_protocol_fallback,
+            )
             sessions.CURRENT.set(timings)
             p.trace(f"{method} {url}")
             start = time.perf_counter()
@@ -57,7 +77,7 @@ async def probe(p: context.Probe) -> bool:
                 headers_end = time.perf_counter()
                 length, content, over = await _read_body(p, cfg, resp)
             _add_phases(phases, timings, start, headers_end, time.perf_counter())
-            ssl_object, family = timings.ssl_object, timings.family
+            ssl_object, family, address = timings.ssl_object, timings.family, timings.address
             p.trace(f"received HTTP {resp.status}, {length} body bytes")
             if over:
                 break
@@ -70,6 +90,8 @@ async def probe(p: context.Probe) -> bool:
                 return False
             url = urllib.parse.urljoin(url, location)
             p.check(targets.parse("http", url))
+            if credentials is not None and _origin(url) != _origin(p.target.url):
+                headers.pop("Authorization", None)  # credentials stay with their origin
             redirects += 1
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
@@ -112,6 +134,12 @@ async def probe(p: context.Probe) -> bool:
             "Specifies whether probe ip protocol is IP4 or IP6",
             6 if family == socket.AF_INET6 else 4,
         )
+    if address is not None:
+        out.gauge(
+            "probe_ip_addr_hash",
+            "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+            targets.ip_hash(address),
+        )
     tls.record(out, ssl_object)
     if over:
         return False
@@ -146,6 +174,11 @@ async def _read_body(
         if keep:
             parts.append(chunk)
     return length, b"".join(parts), False
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
 
 
 def _add_phases(
@@ -184,6 +217,10 @@ def _judge(
     valid = cfg.valid_status_codes
     if (resp.status not in valid) if valid else not 200 <= resp.status < 300:
         p.trace(f"invalid HTTP response status code {resp.status}")
+        ok = False
+    version = resp.version
+    if version is not None and not cfg.accepts_version(version.major, version.minor):
+        p.trace(f"HTTP/{version.major}.{version.minor} is not in valid_http_versions")
         ok = False
     if cfg.fail_if_ssl and is_ssl:
         p.trace("final request was over TLS and fail_if_ssl is set")

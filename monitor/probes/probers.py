@@ -6,7 +6,7 @@ names here are the only ones a module may use (checked when the file loads).
 
 from __future__ import annotations
 
-from monitor.probes import config, context, dns, http, icmp, postgres, redis, tcp
+from monitor.probes import config, context, dns, grpc, http, icmp, postgres, redis, tcp
 
 PROBERS: dict[str, context.Prober] = {
     "http": http.probe,
@@ -15,6 +15,7 @@ PROBERS: dict[str, context.Prober] = {
     "redis": redis.probe,
     "dns": dns.probe,
     "icmp": icmp.probe,
+    "grpc": grpc.probe,
 }
 
 assert set(PROBERS) == set(config.PROBERS), "config.PROBERS and the registry disagree"

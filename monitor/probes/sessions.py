@@ -22,7 +22,8 @@ import aiohttp
 import aiohttp.abc
 import aiohttp.connector
 
-from monitor.probes import guard
+from monitor.errors import ProbeError
+from monitor.probes import guard, targets
 
 
 @dataclass
@@ -34,7 +35,10 @@ class Timings:
     connect_end: float = 0.0
     ssl_object: ssl.SSLObject | None = None
     family: int | None = None
+    address: str | None = None  # the address connected to
     own: guard.Own | None = None  # this service, which the request must not reach
+    ip_protocol: str | None = None  # the module's preferred_ip_protocol
+    ip_fallback: bool = True  # and its ip_protocol_fallback
 
 
 CURRENT: contextvars.ContextVar[Timings] = contextvars.ContextVar("CURRENT")
@@ -50,12 +54,23 @@ class _Resolver(aiohttp.abc.AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[aiohttp.abc.ResolveResult]:
         start = time.perf_counter()
+        timings = CURRENT.get(None)
         try:
-            return await self._inner.resolve(host, port, family)
+            results = await self._inner.resolve(host, port, family)
         finally:
-            timings = CURRENT.get(None)
             if timings is not None:
                 timings.resolve += time.perf_counter() - start
+        if timings is None or timings.ip_protocol is None:
+            return results
+        try:  # one address, of the module's preferred family (blackbox's rule)
+            _, address = targets.choose(
+                ((r["family"], r["host"]) for r in results),
+                timings.ip_protocol,
+                timings.ip_fallback,
+            )
+        except ProbeError as exc:
+            raise OSError(f"{host}: {exc}") from None
+        return [r for r in results if r["host"] == address][:1]
 
     async def close(self) -> None:
         await self._inner.close()
@@ -83,6 +98,7 @@ class _Connector(aiohttp.TCPConnector):
                 timings.ssl_object = transport.get_extra_info("ssl_object")
                 peer = transport.get_extra_info("peername")
                 timings.family = socket.AF_INET6 if peer and len(peer) == 4 else socket.AF_INET
+                timings.address = str(peer[0]) if peer else None
                 if timings.own is not None and peer:
                     try:
                         timings.own.refuse(str(req.url), str(peer[0]), int(peer[1]))

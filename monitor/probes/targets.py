@@ -8,10 +8,13 @@ written; IP literals only by ``cidrs`` (or a host pattern that is exactly ``*``)
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import ipaddress
 import re
+import socket
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from monitor.errors import ProbeError
@@ -50,6 +53,8 @@ def parse(prober: str, raw: str) -> Target:
     if prober == "http":
         url = raw if "://" in raw else f"http://{raw}"
         return _url(raw, url, ("http", "https"))
+    if prober == "grpc" and "://" in raw:  # blackbox takes http(s)://host:port too
+        return _url(raw, raw, ("http", "https"))
     if prober in ("postgres", "redis") and "://" in raw:
         schemes = ("postgres", "postgresql") if prober == "postgres" else ("redis",)
         return _url(raw, raw, schemes)
@@ -151,3 +156,57 @@ def check(allow: config.Allow, module_name: str, target: Target) -> None:
         f"target {target.raw!r} is not allowed for module {module_name!r}: "
         f"{kind} {host!r} matches nothing in {lists} or allow.urls"
     )
+
+
+_FAMILY = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}
+
+
+def choose(
+    addresses: Iterable[tuple[int, str]], preferred: str | None, fallback: bool = True
+) -> tuple[int, str]:
+    """Pick one (family, address) to dial, as blackbox_exporter does: the first of the
+    ``preferred`` family ("ip4"/"ip6"), else, with ``fallback``, the first of the other;
+    without a preference, the first (the resolver's order). ProbeError when none fits."""
+    found = list(addresses)
+    if preferred is None:
+        if found:
+            return found[0]
+    else:
+        want = _FAMILY[preferred]
+        for family, address in found:
+            if family == want:
+                return family, address
+        if fallback and found:
+            return found[0]
+    only = f" over {preferred} (ip_protocol_fallback is off)" if preferred and not fallback else ""
+    raise ProbeError(f"no address to dial{only}")
+
+
+async def resolve(
+    host: str, port: int, preferred: str | None = None, fallback: bool = True
+) -> tuple[int, str]:
+    """The (family, address) to dial for ``host``, resolved now and picked by
+    :func:`choose`; an IP literal is its own answer. ProbeError says why none."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        literal = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        return choose([(literal, host)], preferred, fallback)
+    family = 0 if preferred is None or fallback else _FAMILY[preferred]
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ProbeError(f"resolving {host!r} failed: {exc}") from None
+    return choose(((info[0], str(info[4][0])) for info in infos), preferred, fallback)
+
+
+def ip_hash(address: str) -> int:
+    """blackbox_exporter's ``probe_ip_addr_hash``: FNV-1a (32 bits) of the address's
+    bytes (4 for IPv4, 16 for IPv6), so a changed address shows as a changed value."""
+    value = 0x811C9DC5
+    for byte in ipaddress.ip_address(address.partition("%")[0]).packed:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value

@@ -17,6 +17,7 @@ import ssl
 import time
 from typing import Any
 
+from monitor.errors import ProbeError
 from monitor.probes import config, context, targets, tls
 
 REGEX_FAILED = "probe_failed_due_to_regex"
@@ -24,19 +25,17 @@ REGEX_HELP = "Indicates if probe failed due to regex"
 _GROUP = re.compile(r"\$\{(\d+)\}")
 
 
-async def resolve(p: context.Probe, target: targets.Target) -> tuple[str, int] | None:
-    """The IP address to dial, and its family; writes probe_dns_lookup_time_seconds."""
-    loop = asyncio.get_running_loop()
+async def resolve(
+    p: context.Probe, target: targets.Target, preferred: str | None = None, fallback: bool = True
+) -> tuple[str, int] | None:
+    """The IP address to dial, and its family (:func:`targets.resolve`); writes
+    probe_dns_lookup_time_seconds, probe_ip_protocol and probe_ip_addr_hash."""
     start = time.perf_counter()
-    if target.ip is not None:
-        address, family = target.host, socket.AF_INET6 if target.ip.version == 6 else 0
-    else:
-        try:
-            infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            p.trace(f"resolving {target.host!r} failed: {exc}")
-            return None
-        family, address = infos[0][0], str(infos[0][4][0])
+    try:
+        family, address = await targets.resolve(target.host, target.port, preferred, fallback)
+    except ProbeError as exc:
+        p.trace(str(exc))
+        return None
     p.out.gauge(
         "probe_dns_lookup_time_seconds",
         "Returns the time taken for probe dns lookup in seconds",
@@ -47,12 +46,17 @@ async def resolve(p: context.Probe, target: targets.Target) -> tuple[str, int] |
         "Specifies whether probe ip protocol is IP4 or IP6",
         6 if family == socket.AF_INET6 else 4,
     )
+    p.out.gauge(
+        "probe_ip_addr_hash",
+        "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
+        targets.ip_hash(address),
+    )
     return address, family
 
 
 async def probe(p: context.Probe) -> bool:
     cfg: config.TCPConfig = p.module.section()
-    resolved = await resolve(p, p.target)
+    resolved = await resolve(p, p.target, cfg.preferred_ip_protocol, cfg.ip_protocol_fallback)
     if resolved is None:
         return False
     address = resolved[0]
@@ -67,6 +71,7 @@ async def probe(p: context.Probe) -> bool:
             p.target.port,
             ssl=ssl_context if cfg.tls else None,
             server_hostname=server_name if cfg.tls else None,
+            local_addr=(str(cfg.source_ip_address), 0) if cfg.source_ip_address else None,
         )
     except (OSError, ssl.SSLError) as exc:
         p.trace(f"connect failed: {type(exc).__name__}: {exc}")
@@ -103,7 +108,20 @@ async def _converse(
             if match is None:
                 regex_failed = True
                 break
-        if step.send is not None:
+            if step.labels:
+                p.out.labelled(
+                    "probe_expect_info",
+                    "Explicit content matched",
+                    {label.name: _expand(label.value, match) for label in step.labels},
+                    1,
+                )
+        if step.expect_bytes is not None and not await _expect_bytes(p, reader, step.expect_bytes):
+            return False
+        if isinstance(step.send, bytes):
+            p.trace(f"sending {step.send!r}")
+            writer.write(step.send + b"\n")
+            await writer.drain()
+        elif step.send is not None:
             line = _expand(step.send, match)
             p.trace(f"sending {line!r}")
             writer.write(line.encode() + b"\n")
@@ -128,6 +146,21 @@ async def _expect(p: context.Probe, reader: asyncio.StreamReader, pattern: Any) 
         p.trace(f"read {line!r}" + (" (matched)" if match else ""))
         if match:
             return match
+
+
+async def _expect_bytes(p: context.Probe, reader: asyncio.StreamReader, expected: bytes) -> bool:
+    """Read as many bytes as ``expected`` has; probe_failed_due_to_bytes says whether
+    they differ."""
+    try:
+        data = await reader.readexactly(len(expected))
+    except asyncio.IncompleteReadError as exc:
+        p.trace(f"connection closed after {len(exc.partial)} of {len(expected)} expected bytes")
+        return False
+    p.trace(f"read {data!r}" + (" (matched)" if data == expected else f", expected {expected!r}"))
+    p.out.gauge(
+        "probe_failed_due_to_bytes", "Indicates if probe failed due to bytes", data != expected
+    )
+    return data == expected
 
 
 def _expand(template: str, match: Any) -> str:

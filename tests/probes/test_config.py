@@ -81,9 +81,9 @@ modules:
             "probes.yml:4:5: modules.web.htp: unknown key",
         ),
         (
-            "modules:\n  web:\n    prober: smtp\n",
-            "probes.yml:3:13: modules.web.prober: unknown prober 'smtp' "
-            "(known: http, tcp, postgres, redis, dns, icmp)",
+            "modules:\n  web:\n    prober: ftp\n",
+            "probes.yml:3:13: modules.web.prober: unknown prober 'ftp' "
+            "(known: http, tcp, postgres, redis, dns, icmp, grpc",
         ),
         (
             "modules:\n  web:\n    prober: http\n    tcp: {tls: true}\n",

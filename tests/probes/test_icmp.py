@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from monitor.errors import ConfigError
-from monitor.probes import config, icmp
+from monitor.probes import config, icmp, targets
 from tests.probes import direct, servers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,7 +49,7 @@ def test_raw_socket_echo(raw_allowed: None, target: str, version: int) -> None:
     assert ran.value("probe_icmp_reply_hop_limit") == 64
     assert ran.value("probe_icmp_duration_seconds", phase="rtt") > 0
     assert ran.value("probe_icmp_duration_seconds", phase="setup") > 0
-    assert ran.value("probe_ip_addr_hash") == icmp.addresses.addr_hash(target.strip("[]"))
+    assert ran.value("probe_ip_addr_hash") == targets.ip_hash(target.strip("[]"))
 
 
 def test_options_payload_ttl_dont_fragment_and_source(raw_allowed: None) -> None:

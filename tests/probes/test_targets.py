@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 import pytest
 
@@ -82,3 +83,64 @@ def test_star_admits_anything() -> None:
 def test_empty_allowlist_refuses_with_a_hint() -> None:
     with pytest.raises(ProbeError, match="module 'm' allows no targets; list them under 'allow'"):
         targets.check(allow(), "m", targets.parse("tcp", "127.0.0.1:22"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "host", "port"),
+    [
+        ("grpc.conea.io:50051", "grpc.conea.io", 50051),
+        ("https://grpc.conea.io:8443", "grpc.conea.io", 8443),
+        ("http://grpc.conea.io", "grpc.conea.io", 80),
+        ("[::1]:50051", "::1", 50051),
+    ],
+)
+def test_parse_grpc_targets_as_blackbox_writes_them(raw: str, host: str, port: int) -> None:
+    parsed = targets.parse("grpc", raw)
+    assert (parsed.host, parsed.port) == (host, port)
+
+
+def test_grpc_target_needs_a_port() -> None:
+    with pytest.raises(ProbeError, match=r"needs a port"):
+        targets.parse("grpc", "grpc.conea.io")
+
+
+V4, V6 = (socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")
+
+
+@pytest.mark.parametrize(
+    ("found", "preferred", "fallback", "chosen"),
+    [
+        ([V4, V6], None, True, V4),  # no preference: the resolver's order
+        ([V6, V4], None, True, V6),
+        ([V4, V6], "ip6", True, V6),
+        ([V6, V4], "ip4", True, V4),
+        ([V4], "ip6", True, V4),  # fallback to the other family
+        ([V6], "ip4", True, V6),
+    ],
+)
+def test_choose_follows_blackbox_rules(
+    found: list[tuple[int, str]], preferred: str | None, fallback: bool, chosen: tuple[int, str]
+) -> None:
+    assert targets.choose(found, preferred, fallback) == chosen
+
+
+@pytest.mark.parametrize(("found", "preferred"), [([V4], "ip6"), ([V6], "ip4"), ([], None)])
+def test_choose_without_fallback_or_address_fails(
+    found: list[tuple[int, str]], preferred: str | None
+) -> None:
+    with pytest.raises(ProbeError, match="no address to dial"):
+        targets.choose(found, preferred, fallback=False)
+
+
+async def test_resolve_a_name_and_a_literal() -> None:
+    assert await targets.resolve("localhost", 80, "ip4", False) == (socket.AF_INET, "127.0.0.1")
+    assert await targets.resolve("::1", 80) == (socket.AF_INET6, "::1")
+    with pytest.raises(ProbeError, match=r"over ip6 \(ip_protocol_fallback is off\)"):
+        await targets.resolve("127.0.0.1", 80, "ip6", False)
+
+
+def test_ip_hash_is_fnv1a_of_the_address_bytes() -> None:
+    # FNV-1a, 32 bits, of b"\x7f\x00\x00\x01" and of ::1's sixteen bytes
+    assert targets.ip_hash("127.0.0.1") == 0xDAAF40ED
+    assert targets.ip_hash("::1") != targets.ip_hash("127.0.0.1")
+    assert targets.ip_hash("10.0.0.1") == targets.ip_hash("10.0.0.1")
