@@ -38,7 +38,7 @@ class ProbeEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         probes: service.ProbeService = scope["app"].state.probe_service
-        query = dict(urllib.parse.parse_qsl(scope["query_string"].decode("latin-1")))
+        query = parse_query(scope["query_string"])
         scrape_timeout = None
         for name, value in scope["headers"]:
             if name == TIMEOUT_HEADER:
@@ -69,6 +69,22 @@ class ProbeEndpoint:
             await _respond(send, 200, TEXT, _debug_page(probes, result).encode())
         else:
             await _respond(send, 200, CONTENT_TYPE, result.exposition())
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """``dict(urllib.parse.parse_qsl(raw.decode("latin-1")))``, without its per-field
+    overhead: parts without a value are dropped, the last of a name wins, and only a
+    part with ``%`` or ``+`` in it is unquoted."""
+    query = {}
+    for part in raw.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if not value:
+            continue
+        if "%" in part or "+" in part:
+            name = urllib.parse.unquote_plus(name, errors="replace")
+            value = urllib.parse.unquote_plus(value, errors="replace")
+        query[name] = value
+    return query
 
 
 async def _respond(

@@ -1,15 +1,18 @@
 """The service's /probe is answered in front of FastAPI: its middleware and routing never
-see a probe; other methods still get the router's 405, and a bug is a 500 naming it."""
+see a probe; other methods still get the router's 405, a bug is a 500 naming it, and the
+query string is read as ``urllib.parse.parse_qsl`` reads it."""
 
 from __future__ import annotations
 
 import pathlib
+import urllib.parse
 
 import fastapi
 import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from monitor.api import probe
 from monitor.app import create_app
 from monitor.settings import Settings
 
@@ -68,3 +71,24 @@ async def test_a_bug_is_a_500_naming_the_exception(
     assert response.status_code == 500
     assert response.text == "internal error (KeyError); see the service log\n"
     assert "unhandled error on /probe" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"&&",
+        b"module",
+        b"module=",
+        b"=x",
+        b"module=a&module=b",
+        b"module=http_2xx&target=http%3A%2F%2F127.0.0.1%3A9115%2F-%2Fhealthy",
+        b"target=a+b&module=x%2By",
+        b"target=%ZZ&%E9=%C3%A9",
+        b"target=\xe9\xff",
+        b"a=b=c&d=e;f=g",
+        b"a%3Db=c&+=+&%=%",
+    ],
+)
+def test_the_query_is_read_as_parse_qsl_reads_it(raw: bytes) -> None:
+    assert probe.parse_query(raw) == dict(urllib.parse.parse_qsl(raw.decode("latin-1")))
