@@ -143,6 +143,7 @@ def dns_server(tmp: pathlib.Path) -> tuple[list[str] | None, int, str]:
         f'  chroot: ""\n  database: ""\n  zonelistfile: "{tmp}/zone.list"\n'
         f'  xfrdfile: "{tmp}/xfrd.state"\n  pidfile: "{tmp}/nsd.pid"\n'
         f'  logfile: "{tmp}/nsd.log"\n  server-count: 1\n  tcp-count: 100\n'
+        "  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n"  # no rate limit: one client
         f"remote-control:\n  control-enable: no\n"
         f'zone:\n  name: {ZONE}\n  zonefile: "{tmp}/zone"\n'
     )
