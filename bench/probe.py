@@ -26,7 +26,9 @@ import asyncio
 import os
 import pathlib
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,8 +67,6 @@ def modules(dns: bool) -> dict[str, object]:
 
 
 def wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -76,6 +76,26 @@ def wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: floa
                 return
         time.sleep(0.05)
     raise SystemExit(f"{what} did not start on port {port}")
+
+
+def wait_dns(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until NSD answers an A query for the zone over UDP (it has read the zone)."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in f"www.{ZONE}".split("."))
+    query = struct.pack(">HHHHHH", 1, 0x0100, 1, 0, 0, 0) + labels + b"\0\0\1\0\1"
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"nsd exited with {proc.returncode} before answering")
+            sock.sendto(query, ("127.0.0.1", port))
+            try:
+                answer = sock.recv(512)
+            except OSError:
+                continue
+            if answer[3] & 0x0F == 0 and struct.unpack(">H", answer[6:8])[0] > 0:
+                return  # NOERROR with an answer
+    raise SystemExit(f"nsd did not answer on port {port}")
 
 
 @dataclass
@@ -210,7 +230,7 @@ def main() -> None:
         for what, port, _, _ in started:
             wait_port(port, what, procs[what])
         if dns_cmd is not None:
-            time.sleep(0.5)  # NSD answers UDP once its zone is read; the probes would fail
+            wait_dns(dns_port, procs["nsd"])
         probes = {
             "http": ("http_2xx", f"http://127.0.0.1:{target_port}/-/healthy"),
             "tcp": ("tcp_connect", f"127.0.0.1:{target_port}"),
