@@ -104,7 +104,7 @@ class _Connector(aiohttp.TCPConnector):
     ) -> tuple[asyncio.Transport, aiohttp.client_proto.ResponseHandler]:
         """One address and no connect timeout of aiohttp's own (the probe's deadline
         bounds it): the event loop connects directly, as aiohttp does once its
-        happy-eyeballs helper has made the socket, for a third of the CPU. Anything
+        happy-eyeballs helper has made the socket, for less CPU. Anything
         else (several addresses, a scoped IPv6 address) goes aiohttp's way."""
         address: tuple[Any, ...] = addr_infos[0][4] if len(addr_infos) == 1 else ()
         if timeout.sock_connect is not None or not (
