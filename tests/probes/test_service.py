@@ -1,5 +1,6 @@
 """The probe service remembers the targets a module admitted, until its modules are
-reloaded: a narrower allowlist refuses at once what the old one let through."""
+reloaded: a narrower allowlist refuses at once what the old one let through. A
+connection the loop makes directly fails as aiohttp's own would."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import re
 
 import pytest
 
-from monitor import metrics
+from monitor import metrics, probes
 from monitor.errors import ProbeError
-from monitor.probes import service
+from tests.probes import servers
+from tests.support import services
 
 MODULES = """
 allow:
@@ -25,24 +27,35 @@ modules:
 async def test_a_reload_forgets_the_targets_admitted_before(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "probes.yml"
     path.write_text(MODULES.format(cidr="127.0.0.0/8"))
-    probes = service.ProbeService.from_file(path, metrics.Metrics())
+    runner = probes.ProbeService.from_file(path, metrics.Metrics())
     try:
         for _ in range(2):  # the second time from what it remembers
-            result = await probes.probe("tcp_connect", "127.0.0.1:1")
+            result = await runner.probe("tcp_connect", "127.0.0.1:1")
             assert result.target == "127.0.0.1:1"
         path.write_text(MODULES.format(cidr="10.0.0.0/8"))
-        probes.reload(path)
+        runner.reload(path)
         with pytest.raises(ProbeError, match=re.escape("'127.0.0.1:1' is not allowed")):
-            await probes.probe("tcp_connect", "127.0.0.1:1")
+            await runner.probe("tcp_connect", "127.0.0.1:1")
     finally:
-        await probes.aclose()
+        await runner.aclose()
 
 
 async def test_a_refused_target_is_refused_every_time(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "probes.yml"
     path.write_text(MODULES.format(cidr="10.0.0.0/8"))
-    probes = service.ProbeService.from_file(path, metrics.Metrics())
+    runner = probes.ProbeService.from_file(path, metrics.Metrics())
     for _ in range(2):
         with pytest.raises(ProbeError, match="is not allowed for module 'tcp_connect'"):
-            await probes.probe("tcp_connect", "127.0.0.1:1")
-    await probes.aclose()
+            await runner.probe("tcp_connect", "127.0.0.1:1")
+    await runner.aclose()
+
+
+def test_a_refused_connection_is_reported_as_aiohttp_reports_it(
+    service: servers.Service,
+) -> None:
+    port = services.free_port()
+    response = service.get("http_2xx", f"http://127.0.0.1:{port}/", debug="true")
+    assert "probe_success 0.0" in response.text
+    assert f"request failed: ClientConnectorError: Cannot connect to host 127.0.0.1:{port}" in (
+        response.text
+    )
