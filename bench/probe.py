@@ -1,13 +1,20 @@
-"""Probe throughput and CPU: conea-monitor's /probe vs Debian's blackbox_exporter 0.23.
+"""Probes per CPU-second: conea-monitor's /probe vs Debian's blackbox_exporter 0.23.
 
-Both exporters run as their own processes and probe the same local HTTP target (a
-second blackbox_exporter's ``/-/healthy``, a Go server that costs little CPU) with an
-``http_2xx`` module, each probe on a fresh connection. A load generator in this process
-keeps ``--concurrency`` probes in flight against one exporter at a time for
-``--seconds``, and reads the exporter's CPU time from /proc. It prints probes/s and
-CPU-seconds per 1,000 probes for both, and their ratio::
+Both exporters run as their own processes (ours is the real service, ``python -m
+monitor serve``) and probe the same local targets, each probe on a fresh connection:
 
-    .venv/bin/python bench/probe.py --seconds 10 --concurrency 50
+- http: ``http_2xx`` on a Go HTTP server (a third blackbox_exporter's ``/-/healthy``);
+- tcp: ``tcp_connect`` on that server's port;
+- dns: a ``dns`` module (``query_name`` with an A record) against NSD on 127.0.0.1,
+  when our config knows the ``dns`` prober and ``nsd`` is installed.
+
+A load generator in this process keeps ``--concurrency`` probes in flight against one
+exporter at a time for ``--seconds`` and reads the exporter's CPU time from /proc. Runs
+alternate (ours, blackbox, ours, blackbox, ...) ``--runs`` times per prober, so a
+machine whose speed drifts weighs on both alike; each pair gives a ratio of probes per
+CPU-second, and the median of the pairs is the figure::
+
+    .venv/bin/python -m bench.probe --seconds 10 --concurrency 50 --runs 3
 
 Only figures are printed; nothing is asserted.
 """
@@ -20,6 +27,8 @@ import os
 import pathlib
 import shutil
 import socket
+import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -27,46 +36,66 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+import yaml
+
+from bench.common import cpu_seconds
+from tests.support.services import free_port, stop
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BLACKBOX = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-BLACKBOX_CONFIG = """\
-modules:
-  http_2xx:
-    prober: http
-    timeout: 5s
-"""
-SERVICE_CONFIG = """\
-allow:
-  cidrs: [127.0.0.0/8]
-modules:
-  http_2xx:
-    prober: http
-    timeout: 5s
-"""
+NSD = shutil.which("nsd")
+ZONE = "bench.test"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def modules(dns: bool) -> dict[str, object]:
+    found: dict[str, object] = {
+        "http_2xx": {"prober": "http", "timeout": "5s"},
+        "tcp_connect": {"prober": "tcp", "timeout": "5s"},
+    }
+    if dns:
+        found["dns_a"] = {
+            "prober": "dns",
+            "timeout": "5s",
+            "dns": {
+                "query_name": f"www.{ZONE}",
+                "query_type": "A",
+                "transport_protocol": "udp",
+                "preferred_ip_protocol": "ip4",
+            },
+        }
+    return found
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-def wait_port(port: int, what: str, timeout: float = 20) -> None:
+def wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode} before listening")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
     raise SystemExit(f"{what} did not start on port {port}")
+
+
+def wait_dns(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until NSD answers an A query for the zone over UDP (it has read the zone)."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in f"www.{ZONE}".split("."))
+    query = struct.pack(">HHHHHH", 1, 0x0100, 1, 0, 0, 0) + labels + b"\0\0\1\0\1"
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"nsd exited with {proc.returncode} before answering")
+            sock.sendto(query, ("127.0.0.1", port))
+            try:
+                answer = sock.recv(512)
+            except OSError:
+                continue
+            if answer[3] & 0x0F == 0 and struct.unpack(">H", answer[6:8])[0] > 0:
+                return  # NOERROR with an answer
+    raise SystemExit(f"nsd did not answer on port {port}")
 
 
 @dataclass
@@ -83,7 +112,7 @@ class Run:
 
     @property
     def cpu_per_1000(self) -> float:
-        return self.cpu / self.probes * 1000
+        return self.cpu / max(self.probes, 1) * 1000
 
 
 async def load(url: str, concurrency: int, seconds: float) -> tuple[int, int, float]:
@@ -115,137 +144,152 @@ def measure(name: str, pid: int, url: str, concurrency: int, seconds: float) -> 
     return Run(name, ok + failed, failed, elapsed, cpu_seconds(pid) - before)
 
 
-def serve(port: int, config: pathlib.Path) -> None:
-    """Run the service's /probe the way create_app wires it (``--serve`` mode)."""
-    import contextlib
-    from collections.abc import AsyncIterator
+def dns_server(tmp: pathlib.Path) -> tuple[list[str] | None, int, str]:
+    """NSD serving ``bench.test`` on a free port: (command, port, why not)."""
+    from monitor.probes import config
 
-    import fastapi
-    import uvicorn
-
-    from monitor import metrics
-    from monitor.api import probe
-    from monitor.probes import ProbeService
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: fastapi.FastAPI) -> AsyncIterator[None]:
-        yield
-        await app.state.probe_service.aclose()
-
-    app = fastapi.FastAPI(lifespan=lifespan)
-    app.state.probe_service = ProbeService.from_file(config, metrics.Metrics())
-    app.include_router(probe.router)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
+    if "dns" not in config.PROBERS:
+        return None, 0, "our probe config has no dns prober"
+    if NSD is None:
+        return None, 0, "nsd is not installed (apt-get install nsd)"
+    port = free_port()
+    (tmp / "zone").write_text(
+        f"$ORIGIN {ZONE}.\n$TTL 300\n"
+        f"@ IN SOA ns.{ZONE}. admin.{ZONE}. 1 3600 600 86400 300\n"
+        f"@ IN NS ns.{ZONE}.\nns IN A 127.0.0.1\nwww IN A 127.0.0.1\n"
     )
+    (tmp / "nsd.conf").write_text(
+        f'server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: ""\n'
+        f'  chroot: ""\n  database: ""\n  zonelistfile: "{tmp}/zone.list"\n'
+        f'  xfrdfile: "{tmp}/xfrd.state"\n  pidfile: "{tmp}/nsd.pid"\n'
+        f'  logfile: "{tmp}/nsd.log"\n  server-count: 1\n  tcp-count: 100\n'
+        "  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n"  # no rate limit: one client
+        f"remote-control:\n  control-enable: no\n"
+        f'zone:\n  name: {ZONE}\n  zonefile: "{tmp}/zone"\n'
+    )
+    return [NSD, "-d", "-c", str(tmp / "nsd.conf")], port, ""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--config", type=pathlib.Path, help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=3, help="alternating pairs per prober")
+    parser.add_argument("--probers", default="http,tcp,dns", help="comma-separated: http, tcp, dns")
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.config)
-        return
     if BLACKBOX is None:
         raise SystemExit("prometheus-blackbox-exporter is not installed")
+    wanted = set(args.probers.split(","))
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="conea-bench-probe-"))
-    (tmp / "blackbox.yml").write_text(BLACKBOX_CONFIG)
-    (tmp / "probes.yml").write_text(SERVICE_CONFIG)
+    dns_cmd, dns_port, dns_skip = dns_server(tmp) if "dns" in wanted else (None, 0, "")
+    mods = modules(dns_cmd is not None)
+    (tmp / "blackbox.yml").write_text(yaml.safe_dump({"modules": mods}))
+    (tmp / "probes.yml").write_text(
+        yaml.safe_dump({"allow": {"cidrs": ["127.0.0.0/8"]}, "modules": mods})
+    )
+    (tmp / "conea-monitor.yml").write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp / "data"),
+                "policies": [],
+                "probes_file": str(tmp / "probes.yml"),
+            }
+        )
+    )
     target_port, blackbox_port, service_port = free_port(), free_port(), free_port()
     quiet = subprocess.DEVNULL
-    procs = [
-        subprocess.Popen(
-            [
-                BLACKBOX,
-                f"--config.file={tmp / 'blackbox.yml'}",
-                f"--web.listen-address=127.0.0.1:{target_port}",
-            ],
-            stdout=quiet,
-            stderr=quiet,
-        ),
-        subprocess.Popen(
-            [
-                BLACKBOX,
-                f"--config.file={tmp / 'blackbox.yml'}",
-                f"--web.listen-address=127.0.0.1:{blackbox_port}",
-            ],
-            stdout=quiet,
-            stderr=quiet,
-        ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--serve",
-                str(service_port),
-                "--config",
-                str(tmp / "probes.yml"),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=quiet,
-            stderr=quiet,
+
+    def blackbox(port: int) -> list[str]:
+        return [
+            BLACKBOX,
+            f"--config.file={tmp / 'blackbox.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+
+    service = [sys.executable, "-m", "monitor", "serve", "--config", str(tmp / "conea-monitor.yml")]
+    started = [
+        ("target", target_port, blackbox(target_port), {}),
+        ("blackbox_exporter", blackbox_port, blackbox(blackbox_port), {}),
+        (
+            "conea-monitor",
+            service_port,
+            [*service, "--port", str(service_port)],
+            {"PYTHONPATH": str(ROOT)},
         ),
     ]
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    results: dict[str, list[tuple[Run, Run]]] = {}
     try:
-        for port, what in (
-            (target_port, "target"),
-            (blackbox_port, "blackbox_exporter"),
-            (service_port, "conea-monitor"),
-        ):
-            wait_port(port, what)
-        target = f"http://127.0.0.1:{target_port}/-/healthy"
-        query = f"/probe?module=http_2xx&target={target}"
-        runs = [
-            measure(
-                "blackbox_exporter 0.23",
-                procs[1].pid,
-                f"http://127.0.0.1:{blackbox_port}{query}",
-                args.concurrency,
-                args.seconds,
-            ),
-            measure(
-                "conea-monitor /probe",
-                procs[2].pid,
-                f"http://127.0.0.1:{service_port}{query}",
-                args.concurrency,
-                args.seconds,
-            ),
-        ]
+        if dns_cmd is not None:
+            procs["nsd"] = subprocess.Popen(dns_cmd, stdout=quiet, stderr=quiet)
+        for what, _port, cmd, env in started:
+            procs[what] = subprocess.Popen(
+                cmd, cwd=ROOT, env={**os.environ, **env}, stdout=quiet, stderr=quiet
+            )
+        for what, port, _, _ in started:
+            wait_port(port, what, procs[what])
+        if dns_cmd is not None:
+            wait_dns(dns_port, procs["nsd"])
+        probes = {
+            "http": ("http_2xx", f"http://127.0.0.1:{target_port}/-/healthy"),
+            "tcp": ("tcp_connect", f"127.0.0.1:{target_port}"),
+        }
+        if dns_cmd is not None:
+            probes["dns"] = ("dns_a", f"127.0.0.1:{dns_port}")
+        for kind, (module, target) in probes.items():
+            if kind not in wanted:
+                continue
+            query = f"/probe?module={module}&target={target}"
+            pairs = results.setdefault(kind, [])
+            for _ in range(args.runs):
+                ours = measure(
+                    "conea-monitor /probe",
+                    procs["conea-monitor"].pid,
+                    f"http://127.0.0.1:{service_port}{query}",
+                    args.concurrency,
+                    args.seconds,
+                )
+                theirs = measure(
+                    "blackbox_exporter 0.23",
+                    procs["blackbox_exporter"].pid,
+                    f"http://127.0.0.1:{blackbox_port}{query}",
+                    args.concurrency,
+                    args.seconds,
+                )
+                pairs.append((ours, theirs))
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        for proc in procs.values():
+            stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(
-        f"http_2xx probes, {args.concurrency} concurrent, {args.seconds:g}s each, "
-        f"fresh connection per probe, {os.cpu_count()} CPUs"
+        f"probes, {args.concurrency} concurrent, {args.seconds:g}s a run, {args.runs} "
+        f"alternating runs a prober, fresh connection per probe, {os.cpu_count()} CPUs"
     )
-    print(f"{'exporter':<24}{'probes':>9}{'failed':>8}{'probes/s':>10}{'CPU-s/1000':>12}")
-    for run in runs:
+    for kind, pairs in results.items():
+        print(f"\n{kind} ({probes[kind][0]})")
         print(
-            f"{run.name:<24}{run.probes:>9}{run.failed:>8}{run.rate:>10.0f}"
-            f"{run.cpu_per_1000:>12.3f}"
+            f"{'run':<5}{'exporter':<24}{'probes':>9}{'failed':>8}{'probes/s':>10}"
+            f"{'CPU-s/1000':>12}"
         )
-    bb, ours = runs
-    print(
-        f"ratio conea/blackbox: probes/s {ours.rate / bb.rate:.2f}x, "
-        f"CPU per probe {ours.cpu_per_1000 / bb.cpu_per_1000:.2f}x, "
-        f"probes per CPU-second {bb.cpu_per_1000 / ours.cpu_per_1000:.2f}x"
-    )
+        ratios = []
+        for i, pair in enumerate(pairs, 1):
+            for run in pair:
+                print(
+                    f"{i:<5}{run.name:<24}{run.probes:>9}{run.failed:>8}{run.rate:>10.0f}"
+                    f"{run.cpu_per_1000:>12.3f}"
+                )
+            ours, theirs = pair
+            ratio = theirs.cpu_per_1000 / ours.cpu_per_1000
+            ratios.append(ratio)
+            print(f"{i:<5}probes per CPU-second, conea/blackbox: {ratio:.2f}x")
+        print(
+            f"{kind}: median probes per CPU-second, conea/blackbox: "
+            f"{statistics.median(ratios):.2f}x"
+        )
+    if "dns" in wanted and "dns" not in results:
+        print(f"\ndns: skipped ({dns_skip})")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from monitor import heartbeat, wiring, yamlfile
 from monitor.api import admin, health, probe, query, webhook
@@ -83,7 +84,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             writer.stop()
             db.dispose()
 
-    app = FastAPI(
+    app = _App(
         title="conea-monitor",
         version=__version__,
         lifespan=lifespan,
@@ -124,6 +125,12 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         return problem(500, f"internal error ({type(exc).__name__}); see the service log")
 
     return app
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # GET /probe is answered before the middleware and routing (monitor/api/probe.py)
+        return probe.in_front(super().build_middleware_stack())
 
 
 async def _checkpoints(rt: Runtime, every: float = 2.0) -> None:

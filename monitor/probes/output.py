@@ -1,10 +1,11 @@
 """What one probe reports: its metric families and its trace.
 
-Each probe gets a fresh :class:`Recorder` registered in a fresh
-``prometheus_client.CollectorRegistry``, so a probe's output never mixes with another
-probe's or with the service's own ``/metrics``. A recorder holds plain
-``GaugeMetricFamily`` objects: cheaper than live ``Gauge`` objects, and gone with the
-probe.
+Each probe gets a fresh :class:`Recorder`, so a probe's output never mixes with
+another probe's or with the service's own ``/metrics``. A recorder holds plain tuples,
+not live ``Gauge`` objects, and writes the text exposition itself
+(:meth:`Recorder.render`); no ``CollectorRegistry`` is built for a probe. A recorder
+is still a ``Collector``: :func:`new_registry` puts one in a registry, which is how a
+test pins ``render()`` to what ``prometheus_client.generate_latest`` writes.
 """
 
 from __future__ import annotations
@@ -70,21 +71,30 @@ class Recorder(Collector):
         fifth of the CPU of a probe at thousands of probes per second.
         """
         lines = []
+        number = utils.floatToGoString
         for name in sorted(self._families):
             documentation, samples = self._families[name]
-            lines.append(f"# HELP {name} {_escape_help(documentation)}")
-            lines.append(f"# TYPE {name} gauge")
+            head = _HEADS.get((name, documentation))
+            if head is None:
+                head = f"# HELP {name} {_escape_help(documentation)}\n# TYPE {name} gauge"
+                if len(_HEADS) < _MAX_HEADS:
+                    _HEADS[name, documentation] = head
+            lines.append(head)
             for labels, value in samples:
                 if labels:
                     text = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
-                    lines.append(f"{name}{{{text}}} {utils.floatToGoString(value)}")
+                    lines.append(f"{name}{{{text}}} {number(value)}")
                 else:
-                    lines.append(f"{name} {utils.floatToGoString(value)}")
+                    lines.append(f"{name} {number(value)}")
         lines.append("")
         return "\n".join(lines).encode()
 
 
 _NO_LABELS: Mapping[str, str] = {}
+# A family's HELP and TYPE lines, written once: names and help texts are the probers'
+# constants, so this stays small; the bound only guards against a prober that is not.
+_HEADS: dict[tuple[str, str], str] = {}
+_MAX_HEADS = 1000
 
 
 def _escape_help(text: str) -> str:

@@ -1,7 +1,7 @@
 """The probe runner behind ``/probe``: module lookup, safety checks, deadline, metrics.
 
 ``ProbeService.probe(module, target, scrape_timeout, debug, own)`` returns a
-:class:`Result` (its fresh registry, success, trace) or raises
+:class:`Result` (its fresh recorder, success, trace) or raises
 :class:`~monitor.errors.ProbeError` (unknown module, bad or disallowed target, bad
 timeout header: a 400) or :class:`TooManyProbes` (the concurrency cap: a 503). A
 target that reaches the service itself (``own``, where the request arrived; see
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from prometheus_client import CollectorRegistry
 
 from monitor import metrics as service_metrics
 from monitor.errors import ConfigError, ProbeError
@@ -39,6 +38,10 @@ from monitor.probes import (
 log = logging.getLogger(__name__)
 
 
+MAX_CACHED_TARGETS = 10_000  # admitted targets remembered (then forgotten all at once)
+MAX_CACHED_TARGET = 512  # characters: longer targets are checked every time
+
+
 class TooManyProbes(ProbeError):
     """The cap on concurrent probes is reached; the caller should answer 503."""
 
@@ -50,14 +53,13 @@ class Result:
     success: bool
     duration: float
     timeout: float
-    registry: CollectorRegistry
     recorder: output.Recorder
     trace: output.Trace
     refused: bool = False  # the target was this service itself
 
     def exposition(self) -> bytes:
         """The probe's metrics in the Prometheus text format (what
-        ``prometheus_client.generate_latest(self.registry)`` gives, only faster)."""
+        ``prometheus_client.generate_latest`` gives for the recorder, only faster)."""
         return self.recorder.render()
 
 
@@ -74,6 +76,9 @@ class ProbeService:
         self.clients = sessions.Clients()
         self.in_flight = 0
         self._counters: dict[tuple[str, str], Any] = {}
+        # (module, target) -> the target parsed and admitted by the module's allowlist:
+        # Prometheus asks for the same targets at every scrape. Emptied on reload.
+        self._admitted: dict[tuple[str, str], targets.Target] = {}
 
     @classmethod
     def from_file(cls, path: pathlib.Path | None, metrics: service_metrics.Metrics) -> ProbeService:
@@ -87,6 +92,7 @@ class ProbeService:
         _check_tls(str(path) if path else "built-in", probes)
         self.config = probes
         self.source = str(path) if path else "built-in"
+        self._admitted = {}
 
     def _count(self, module: str, result: str) -> None:
         counter = self._counters.get((module, result))
@@ -135,10 +141,9 @@ class ProbeService:
             known = ", ".join(sorted(self.config.modules))
             raise ProbeError(f"unknown module {module_name!r} (known: {known})")
         name = module_name or ""
+        allow = self.config.allow_for(name)
         try:
-            parsed = targets.parse(module.prober, target or "")
-            allow = self.config.allow_for(name)
-            targets.check(allow, name, parsed)
+            parsed = self._admit(name, module, allow, target or "")
             timeout = self.timeout(module, scrape_timeout)
         except ProbeError:
             self._count(name, "rejected")
@@ -161,6 +166,22 @@ class ProbeService:
         self._count(name, outcome)
         return result
 
+    def _admit(
+        self, name: str, module: config.Module, allow: config.Allow, raw: str
+    ) -> targets.Target:
+        """``raw`` parsed for the module's prober and admitted by its allowlist, or a
+        ProbeError; a target admitted before is taken from the cache."""
+        key = (name, raw)
+        parsed = self._admitted.get(key)
+        if parsed is None:
+            parsed = targets.parse(module.prober, raw)
+            targets.check(allow, name, parsed)
+            if len(raw) <= MAX_CACHED_TARGET:
+                if len(self._admitted) >= MAX_CACHED_TARGETS:
+                    self._admitted.clear()
+                self._admitted[key] = parsed
+        return parsed
+
     async def _run(
         self,
         name: str,
@@ -172,7 +193,7 @@ class ProbeService:
         own: guard.Own | None,
     ) -> Result:
         timeout = seconds
-        registry, recorder = output.new_registry()
+        recorder = output.Recorder()  # no registry: render() writes the exposition
         trace = output.Trace(debug)
         trace(
             f"beginning probe: module={name} prober={module.prober} "
@@ -215,9 +236,7 @@ class ProbeService:
         )
         recorder.gauge("probe_success", "Displays whether or not the probe was a success", success)
         trace(f"probe {'succeeded' if success else 'failed'}: duration_seconds={duration:.6f}")
-        return Result(
-            name, target.raw, success, duration, timeout, registry, recorder, trace, refused
-        )
+        return Result(name, target.raw, success, duration, timeout, recorder, trace, refused)
 
     def module_yaml(self, name: str) -> str:
         """The module's effective configuration, for the debug page."""
