@@ -3,14 +3,18 @@ captured Alertmanager payload.
 
 An :class:`Episode` is one alert (one label set) firing from ``starts_at`` to
 ``ends_at`` (None: still firing at the end of the window). From Prometheus, the
-``ALERTS{alertstate="firing"}`` series are read with range queries, in chunks of at
-most :data:`CHUNK_POINTS` points and one day; a series' samples closer than
-:data:`GAP_STEPS` steps are one episode (a missed evaluation), farther apart two.
-``starts_at`` is the first sample: the rule's ``for:`` has already passed then.
+``ALERTS{alertstate="firing"}`` series are read with range queries at the step, in
+chunks of at most :data:`CHUNK_POINTS` points and one day. Prometheus is asked for the
+edges only (``ALERTS unless ALERTS offset <step>``: where a series starts to fire, and
+the reverse: where it stops), not every sample: a week of 1,000 alerts is a million
+points, its edges a few thousand. Samples at most :data:`GAP_STEPS` steps apart are one
+episode (a missed evaluation), farther apart two. ``starts_at`` is the first sample
+(the rule's ``for:`` has already passed then); ``ends_at`` one step after the last.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,31 +65,40 @@ def fingerprint(labels: Mapping[str, str]) -> str:
 
 
 def episodes_of(
-    labels: Mapping[str, str], times: Iterable[datetime], step: timedelta, until: datetime
+    labels: Mapping[str, str],
+    starts: Iterable[datetime],
+    ends: Iterable[datetime],
+    step: timedelta,
 ) -> list[Episode]:
-    """The episodes of one series sampled at ``times`` every ``step`` up to ``until``: a
-    gap of more than ``GAP_STEPS`` steps starts a new episode; an episode whose last sample
-    is at ``until`` (or later) is still firing (``ends_at`` None), else it ended one step
-    after its last sample."""
-    found: list[Episode] = []
+    """The episodes of one series from its edges: ``starts`` (a point where it fires and
+    did not one step before) and ``ends`` (a point where it no longer fires and did one
+    step before). A run that resumes at most one step after it ended (at most one point
+    missing: ``GAP_STEPS``) goes on; an end before any start (an episode that began before
+    the window) is ignored; a start with no end is still firing (``ends_at`` None)."""
+    runs: list[tuple[datetime, datetime | None]] = []
+    began: datetime | None = None
+    # An end and a start of one series never share a point.
+    for at, is_start in sorted([(t, True) for t in starts] + [(t, False) for t in ends]):
+        if is_start:
+            if began is None:
+                began = at
+        elif began is not None:
+            runs.append((began, at))
+            began = None
+    if began is not None:
+        runs.append((began, None))
     fp = fingerprint(labels)
-    first: datetime | None = None
-    last: datetime | None = None
-
-    def close() -> None:
-        if first is None or last is None:
-            return
-        ends = None if last + step > until else last + step
-        found.append(Episode(dict(labels), first, ends, fp))
-
-    for at in sorted(times):
-        if last is not None and at - last > GAP_STEPS * step:
-            close()
-            first = None
-        if first is None:
-            first = at
-        last = at
-    close()
+    found: list[Episode] = []
+    for first, end in runs:
+        last = found[-1] if found else None
+        if (
+            last is not None
+            and last.ends_at is not None
+            and first - last.ends_at <= step * (GAP_STEPS - 1)
+        ):
+            found[-1] = Episode(last.labels, last.starts_at, end, fp)
+        else:
+            found.append(Episode(dict(labels), first, end, fp))
     return found
 
 
@@ -137,34 +150,54 @@ def from_prometheus(
         prom = PrometheusConnect(url, retry=Retry(total=0), timeout=timeout)
     except (ValueError, TypeError) as exc:
         raise ReplayError(f"--prometheus {url!r}: {exc}") from None
-    samples: dict[tuple[tuple[str, str], ...], list[datetime]] = {}
+    offset = f"{int(step.total_seconds())}s"
+    queries = [
+        (f"{QUERY} unless {QUERY} offset {offset}", True, since, until),  # edges up
+        (f"({QUERY} offset {offset}) unless {QUERY}", False, since, until),  # edges down
+    ]
+    jobs = [(QUERY, True, since, since)]  # what already fires when the window opens
+    jobs += [(q, up, start, end) for q, up, a, b in queries for start, end in chunks(a, b, step)]
+    edges: dict[tuple[tuple[str, str], ...], tuple[list[datetime], list[datetime]]] = {}
+
+    def run(job: tuple[str, bool, datetime, datetime]) -> tuple[bool, list[dict[str, Any]]]:
+        return job[1], _query(prom, url, job[0], job[2], job[3], step)
+
+    # Two queries in flight: Prometheus answers one while the other's JSON is decoded.
     try:
-        for start, end in chunks(since, until, step):
-            result = _query(prom, url, start, end, step)
-            for series in result:
-                metric = series.get("metric") or {}
-                key = tuple(sorted((k, v) for k, v in metric.items() if k not in DROPPED_LABELS))
-                times = samples.setdefault(key, [])
-                times.extend(datetime.fromtimestamp(float(t), UTC) for t, _ in series["values"])
-                if len(samples) > max_series:
-                    raise ReplayError(
-                        f"more than {max_series} ALERTS series in the window; "
-                        "replay a shorter --since"
+        with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="replay") as pool:
+            for up, result in pool.map(run, jobs):
+                for series in result:
+                    metric = series.get("metric") or {}
+                    key = tuple(
+                        sorted((k, v) for k, v in metric.items() if k not in DROPPED_LABELS)
+                    )
+                    found_edges = edges.get(key)
+                    if found_edges is None:
+                        if len(edges) >= max_series:
+                            raise ReplayError(
+                                f"more than {max_series} ALERTS series in the window; "
+                                "replay a shorter --since"
+                            )
+                        found_edges = edges[key] = ([], [])
+                    found_edges[0 if up else 1].extend(
+                        datetime.fromtimestamp(float(v[0]), UTC) for v in series["values"]
                     )
     finally:
         prom.close()
     found = [
-        ep for key, times in samples.items() for ep in episodes_of(dict(key), times, step, until)
+        ep
+        for key, (starts, ends) in edges.items()
+        for ep in episodes_of(dict(key), starts, ends, step)
     ]
     return sorted(found, key=lambda e: (e.starts_at, sorted(e.labels.items())))
 
 
 def _query(
-    prom: PrometheusConnect, url: str, start: datetime, end: datetime, step: timedelta
+    prom: PrometheusConnect, url: str, query: str, start: datetime, end: datetime, step: timedelta
 ) -> list[dict[str, Any]]:
     try:
         result = prom.custom_query_range(
-            QUERY, start_time=start, end_time=end, step=f"{int(step.total_seconds())}s"
+            query, start_time=start, end_time=end, step=f"{int(step.total_seconds())}s"
         )
     except prom_exceptions.PrometheusApiClientException as exc:
         raise ReplayError(f"Prometheus at {url} refused the query {QUERY!r}: {exc}") from None

@@ -5,9 +5,10 @@ new firings). Every decision is :func:`monitor.engine.guardrails.decide` with th
 target's simulated history, so the same code says yes or no as in live mode:
 
 * a firing episode is matched against the policies; each match renders the target
-  (:func:`monitor.policy.render_target`) and decides step 1, unless that policy already
-  holds the target (a ladder in flight, or a decision waiting for the cooldown): then
-  the alert is *coalesced* into it (counted, not a separate action);
+  (:func:`monitor.policy.render_target`, memoised as the engine does) and decides step
+  1, unless that policy already holds the target (a ladder in flight, or a decision
+  waiting for the cooldown): then the alert is *coalesced* into it (counted, not a
+  separate action);
 * a deferred decision (``for_at_least``, ``cooldown``, ``time_interval``) is decided
   again when due if one of its alerts is still firing, else it is stopped by that
   guardrail; a skip (``scope``, ``budget``) stops it at once;
@@ -23,6 +24,7 @@ own ladder (as the store's ``decision_inputs`` does). Nothing here does I/O.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections import defaultdict
@@ -75,6 +77,7 @@ class Ladder:
     members: list[Episode]
     step: int = 0
     acted: bool = False
+    acts: list[datetime] = field(default_factory=list)  # when its steps acted
     deferred_by: set[str] = field(default_factory=set)
     waiting: str = ""  # the guardrail the decision waits for
 
@@ -120,11 +123,12 @@ class Simulation:
         self._seq = itertools.count()
         self._ids = itertools.count(1)
         self.tallies: dict[tuple[str, str], Tally] = {}
-        self.history: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        self.history: dict[str, list[datetime]] = defaultdict(list)
         self.holders: dict[tuple[str, str], Ladder] = {}
         self.reverts: dict[tuple[str, str], list[Revert]] = defaultdict(list)
         self.acts: list[tuple[Ladder, datetime]] = []
         self.all_reverts: list[Revert] = []
+        self.targets = policy_mod.Targets()  # the engine's memo of rendered targets
         self.matched: set[str] = set()
         self.decisions = 0
 
@@ -162,7 +166,7 @@ class Simulation:
         for policy in self.policies.match(ep.labels):
             self.matched.add(policy.name)
             try:
-                target = policy_mod.render_target(policy, ctx)
+                target = dict(self.targets.render(policy, ctx))
             except PolicyError:
                 tally = self._tally(policy.name, "-")
                 tally.alerts += 1
@@ -184,14 +188,23 @@ class Simulation:
             self._decide(ladder, now)
 
     def _target_history(self, ladder: Ladder, now: datetime) -> TargetHistory:
+        """Cooldown and budget history of the target at ``now``, without the ladder's own
+        steps (acts are appended in time order, so the window is a bisection)."""
+        times = self.history.get(ladder.key)
+        if not times:
+            return TargetHistory(None, 0)
+        own = ladder.acts
         since = now - ladder.policy.budget.window
-        last: datetime | None = None
-        attempts = 0
-        for at, owner in self.history.get(ladder.key, ()):
-            if owner == ladder.id or at > now:
+        attempts = len(times) - bisect.bisect_left(times, since)
+        attempts -= sum(1 for at in own if at >= since)
+        last = None
+        mine = len(own)
+        for at in reversed(times):
+            if mine and at in own:
+                mine -= 1
                 continue
-            last = at if last is None or at > last else last
-            attempts += at >= since
+            last = at
+            break
         return TargetHistory(last, attempts)
 
     def _decide(self, ladder: Ladder, now: datetime) -> None:
@@ -252,7 +265,8 @@ class Simulation:
         ladder.acted = True
         tally.executions += 1
         tally.steps[ladder.step + 1] = tally.steps.get(ladder.step + 1, 0) + 1
-        self.history[ladder.key].append((now, ladder.id))
+        self.history[ladder.key].append(now)
+        ladder.acts.append(now)
         self.acts.append((ladder, now))
         self.holders[(ladder.policy.name, ladder.key)] = ladder
         self._push(now + ladder.policy.verify.window, _VERIFY, ladder)

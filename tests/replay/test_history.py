@@ -21,23 +21,30 @@ def at(*minutes: int) -> list[datetime]:
     return [T0 + m * STEP for m in minutes]
 
 
+def episodes(starts: list[int], ends: list[int]) -> list[tuple[datetime, datetime | None]]:
+    found = replay.episodes_of(LABELS, at(*starts), at(*ends), STEP)
+    assert len({e.fingerprint for e in found}) <= 1  # the same alert each time
+    return [(e.starts_at, e.ends_at) for e in found]
+
+
 def test_one_missing_sample_is_a_scrape_hole_not_a_resolution() -> None:
-    found = replay.episodes_of(LABELS, at(0, 1, 3, 4), STEP, T0 + timedelta(hours=1))
-    assert [(e.starts_at, e.ends_at) for e in found] == [(T0, T0 + 5 * STEP)]
+    # Samples at 0, 1, 3, 4: it stops at 2 and starts again at 3.
+    assert episodes([0, 3], [2, 5]) == [(T0, T0 + 5 * STEP)]
 
 
 def test_two_missing_samples_split_the_episode() -> None:
-    found = replay.episodes_of(LABELS, at(0, 1, 4, 5), STEP, T0 + timedelta(hours=1))
-    assert [(e.starts_at, e.ends_at) for e in found] == [
-        (T0, T0 + 2 * STEP),
-        (T0 + 4 * STEP, T0 + 6 * STEP),
-    ]
-    assert found[0].fingerprint == found[1].fingerprint  # the same alert, twice
+    # Samples at 0, 1, 4, 5.
+    assert episodes([0, 4], [2, 6]) == [(T0, T0 + 2 * STEP), (T0 + 4 * STEP, T0 + 6 * STEP)]
 
 
-def test_an_episode_with_a_sample_at_the_end_of_the_window_is_still_firing() -> None:
-    found = replay.episodes_of(LABELS, at(5, 6, 7), STEP, T0 + 7 * STEP)
-    assert [(e.starts_at, e.ends_at) for e in found] == [(T0 + 5 * STEP, None)]
+def test_an_episode_without_an_end_is_still_firing() -> None:
+    assert episodes([5], []) == [(T0 + 5 * STEP, None)]
+
+
+def test_an_end_before_any_start_is_an_episode_before_the_window() -> None:
+    # Firing when the window opened (a start at its first point too), then again later.
+    assert episodes([0, 0, 10], [3, 12]) == [(T0, T0 + 3 * STEP), (T0 + 10 * STEP, T0 + 12 * STEP)]
+    assert episodes([], [3]) == []
 
 
 def test_chunks_cover_the_window_once_within_a_day_and_the_points_limit() -> None:
