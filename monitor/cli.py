@@ -249,6 +249,8 @@ def _when(value: str, base: datetime, flag: str) -> datetime:
     text = value.removesuffix("-ago")
     try:
         return base - durations.parse(text)
+    except OverflowError:
+        raise ReplayError(f"{flag} {value!r}: before the first representable time") from None
     except ValueError:
         pass
     try:
@@ -289,6 +291,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         episodes = replay.from_payload(body, args.alert)
         if since is None:
             since = min((e.starts_at for e in episodes), default=until)
+        if since > until:
+            raise replay.ReplayError(
+                f"--until {until.isoformat()} is before the payload's first startsAt "
+                f"{since.isoformat()}"
+            )
         source = f"alert file {args.alert}"
     else:
         assert since is not None

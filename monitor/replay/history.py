@@ -166,6 +166,7 @@ def from_prometheus(
     try:
         with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="replay") as pool:
             for up, result in pool.map(run, jobs):
+                _check_matrix(url, result)
                 for series in result:
                     metric = series.get("metric") or {}
                     key = tuple(
@@ -201,14 +202,34 @@ def _query(
         )
     except prom_exceptions.PrometheusApiClientException as exc:
         raise ReplayError(f"Prometheus at {url} refused the query {QUERY!r}: {exc}") from None
+    except requests.exceptions.JSONDecodeError:
+        raise ReplayError(f"{url} answered {query!r} with something else than JSON") from None
     except requests.exceptions.RequestException as exc:
         raise ReplayError(
             f"cannot reach Prometheus at {url}: {type(exc).__name__}; check --prometheus "
             "or prometheus_url"
         ) from None
     if not isinstance(result, list):
-        raise ReplayError(f"Prometheus at {url} answered {QUERY!r} with no matrix")
+        raise ReplayError(f"Prometheus at {url} answered {query!r} with no matrix")
     return result
+
+
+def _check_matrix(url: str, result: list[dict[str, Any]]) -> None:
+    """A range query's result is a list of {"metric": {...}, "values": [[time, value]...]}."""
+    for series in result:
+        values = series.get("values") if isinstance(series, dict) else None
+        metric = series.get("metric") if isinstance(series, dict) else None
+        if not isinstance(values, list) or not isinstance(metric, dict):
+            raise ReplayError(f"Prometheus at {url} answered with something else than a matrix")
+        for point in values:
+            if not (isinstance(point, list) and len(point) == 2):
+                raise ReplayError(f"Prometheus at {url} answered with a malformed sample")
+            try:
+                float(point[0])
+            except (TypeError, ValueError):
+                raise ReplayError(
+                    f"Prometheus at {url} answered with a malformed time {str(point[0])[:40]!r}"
+                ) from None
 
 
 def from_payload(body: bytes, where: str) -> list[Episode]:

@@ -3,7 +3,9 @@ one line), and that only --record writes, one audit record."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,14 @@ def test_one_captured_payload_is_replayed(
         ([], "--since is required (or replay one payload with --alert FILE)"),
         (["--since", "1d"], "no Prometheus: give --prometheus URL or set prometheus_url"),
         (["--alert", "/nonexistent.json"], "cannot read '/nonexistent.json': No such file"),
+        (
+            ["--since", "7d", "--until", "0001-01-02T00:00Z"],
+            "--since '7d': before the first representable time",
+        ),
+        (
+            ["--alert", str(FIXTURES / "firing-single.json"), "--until", "2026-01-01T00:00Z"],
+            "--until 2026-01-01T00:00:00+00:00 is before the payload's first startsAt",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_saying_why(
@@ -164,3 +174,53 @@ def test_only_record_writes_and_it_writes_one_audit_record(
     )
     stored = json.loads(details) if isinstance(details, str) else details
     assert stored == json.loads(out)
+
+
+class _NotPrometheus(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<html>hello</html>", "answered 'ALERTS{alertstate=\"firing\"}' with something else"),
+        (
+            b'{"status": "success", "data": {"resultType": "matrix", '
+            b'"result": [{"metric": {}, "values": 3}]}}',
+            "answered with something else than a matrix",
+        ),
+        (
+            b'{"status": "success", "data": {"resultType": "matrix", '
+            b'"result": [{"metric": {}, "values": [["soon", "1"]]}]}}',
+            "answered with a malformed time 'soon'",
+        ),
+    ],
+)
+def test_a_server_that_is_not_prometheus_exits_2(
+    capsys: pytest.CaptureFixture[str], body: bytes, message: str
+) -> None:
+    handler = type("Handler", (_NotPrometheus,), {"body": body})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        code, out, err = run(capsys, "--since", "1h", "--prometheus", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert (code, out) == (2, "")
+    assert err.startswith(f"conea-monitor: error: {url}") or err.startswith(
+        f"conea-monitor: error: Prometheus at {url}"
+    )
+    assert message in err and err.count("\n") == 1
