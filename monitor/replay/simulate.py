@@ -6,12 +6,12 @@ target's simulated history, so the same code says yes or no as in live mode:
 
 * a firing episode is matched against the policies; each match renders the target
   (:func:`monitor.policy.render_target`, memoised as the engine does) and decides step
-  1, unless that policy already holds the target (a ladder in flight, or a decision
-  waiting for the cooldown): then the alert is *coalesced* into it (counted, not a
-  separate action);
-* a deferred decision (``for_at_least``, ``cooldown``, ``time_interval``) is decided
-  again when due if one of its alerts is still firing, else it is stopped by that
-  guardrail; a skip (``scope``, ``budget``) stops it at once;
+  1, unless a decision of that policy on that target is waiting (deferred): then the
+  alert is *coalesced* into it (counted, not a separate action), as the engine's
+  batches do. An alert on a target acted on moments ago waits for the cooldown;
+* a waiting decision (``for_at_least``, ``cooldown``, ``time_interval``) is decided
+  again when due, for the oldest of its alerts still firing; if none is, that guardrail
+  stopped it. A skip (``scope``, ``budget``) stops it at once;
 * a step that acts is verified after ``verify.window``: the episode ended by then means
   recovered (the alert's own history decides: replay cannot know what the action would
   have changed); otherwise the next step is decided, until the ladder ends;
@@ -239,7 +239,7 @@ class Simulation:
                 ladder.deferred_by.add(guard)
                 tally.deferred[guard] += 1
             ladder.waiting = guard
-            if ladder.step == 0 and not ladder.acted and guard == "cooldown":
+            if ladder.step == 0:
                 self.holders[(policy.name, ladder.key)] = ladder
             due = decision.due_at or now
             if due > self.until:
@@ -268,7 +268,7 @@ class Simulation:
         self.history[ladder.key].append(now)
         ladder.acts.append(now)
         self.acts.append((ladder, now))
-        self.holders[(ladder.policy.name, ladder.key)] = ladder
+        self._release(ladder)
         self._push(now + ladder.policy.verify.window, _VERIFY, ladder)
 
     def _verify(self, ladder: Ladder, now: datetime) -> None:
@@ -282,7 +282,6 @@ class Simulation:
             return
         else:
             tally.ladder_exhausted += 1
-        self._release(ladder)
         self._schedule_revert(ladder)
 
     def _schedule_revert(self, ladder: Ladder) -> None:

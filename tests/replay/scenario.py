@@ -6,9 +6,9 @@ Two days from Monday 2026-03-02 00:00 UTC, one sample a minute while firing:
 Short a             00:00-00:05 (under for_at_least 10m), 01:00-01:30 (acts 01:10)
 Gappy g             02:00-02:21 with 02:10 missing: one episode (a scrape hole)
 Gappy h             02:00-02:21 with 02:08-02:10 missing: two episodes
-Flappy c            03:00 acts, 03:04 coalesced (in flight), 03:07 waits for the
-                    cooldown, pod p2 at 03:08 coalesced into it, acts 03:10; 03:30
-                    and 03:40 stopped by the budget (2 an hour)
+Flappy c            03:00 acts, 03:04 waits for the cooldown (10m), 03:07 and pod
+                    p2 at 03:08 are coalesced into it; at 03:10 the 03:07 episode
+                    (still firing) acts; 03:30 and 03:40 stopped by the budget
 Sticky l            04:00-05:00: steps 1, 2, 3 (the episode outlasts each verify
                     window), reverted at 05:10
 Sticky r            06:00-06:03 recovered by step 1, its revert (06:13) cancelled by

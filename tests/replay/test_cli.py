@@ -56,11 +56,15 @@ def test_one_captured_payload_is_replayed(
     }
     assert (report["episodes"], report["alerts"]) == (3, 3)
     [entry] = report["policies"]
-    # Three alerts on one Deployment: the first acts, the two others are coalesced into
-    # it; it resolved 2 s later, so step 1 recovered it.
+    # Three alerts on one Deployment, as a batch of the engine: the first acts (it
+    # resolved 2 s later: recovered), the second waits for the cooldown (5m) and the third
+    # is coalesced into it. When it comes due both still fire: step 1 acts for the
+    # oldest, then step 2 (it still fires after the verify window), and the ladder ends.
     assert entry["target"] == "Deployment/production/conea-api"
-    assert (entry["executions"], entry["coalesced"], entry["recovered"]) == (1, 2, 1)
-    assert entry["steps"] == {"1": 1}
+    assert (entry["executions"], entry["coalesced"], entry["recovered"]) == (3, 1, 1)
+    assert entry["steps"] == {"1": 2, "2": 1}
+    assert (entry["escalated"], entry["ladder_exhausted"]) == (1, 1)
+    assert entry["deferred"]["cooldown"] == 1
 
 
 @pytest.mark.parametrize(
