@@ -30,7 +30,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor import policy as policy_mod
@@ -41,6 +41,8 @@ from monitor.errors import PolicyError
 from monitor.replay.history import Episode
 from monitor.store.records import TargetHistory
 
+_TICK = timedelta(microseconds=1)
+ACTIVE_MEMO = 200_000  # (policy, time) -> inside its active time? (rechecks share times)
 GUARDRAILS = ("scope", "time_interval", "for_at_least", "cooldown", "budget", "target")
 # Order of events at one instant.
 _REVERT, _VERIFY, _DECIDE, _FIRE = range(4)
@@ -129,6 +131,7 @@ class Simulation:
         self.acts: list[tuple[Ladder, datetime]] = []
         self.all_reverts: list[Revert] = []
         self.targets = policy_mod.Targets()  # the engine's memo of rendered targets
+        self._active_memo: dict[tuple[int, datetime], bool] = {}
         self.matched: set[str] = set()
         self.decisions = 0
 
@@ -242,12 +245,38 @@ class Simulation:
             if ladder.step == 0:
                 self.holders[(policy.name, ladder.key)] = ladder
             due = decision.due_at or now
+            if guard == "time_interval":
+                due = self._next_active(ladder, due)
             if due > self.until:
                 self._release(ladder)
                 return
             self._push(due, _DECIDE, ladder)
             return
         self._act(ladder, tally, now)
+
+    def _next_active(self, ladder: Ladder, due: datetime) -> datetime:
+        """Where the engine's rechecks of a time interval (every 5 minutes from ``due``)
+        stop deferring: the first inside the policy's active time, or the first after its
+        alerts all ended. The rechecks in between (time_interval is checked before
+        for_at_least, cooldown and budget, so each would defer again) are counted as
+        decisions without being made one by one: a weekend is 576 of them per alert."""
+        policy = ladder.policy
+        ends = [m.ends_at for m in ladder.members]
+        # A recheck is a decision while one of the alerts still fires (and in the window).
+        last = self.until + _TICK if None in ends else max(e for e in ends if e is not None)
+        while due < last and not self._active(policy, due):
+            self.decisions += 1
+            due += guardrails.TIME_INTERVAL_RECHECK
+        return due
+
+    def _active(self, policy: policy_mod.Policy, at: datetime) -> bool:
+        key = (id(policy), at)
+        found = self._active_memo.get(key)
+        if found is None:
+            if len(self._active_memo) >= ACTIVE_MEMO:
+                self._active_memo.clear()
+            found = self._active_memo[key] = policy_mod.active(policy, at)
+        return found
 
     def _stop(self, ladder: Ladder, tally: Tally, guard: str) -> None:
         tally.stopped[guard] = tally.stopped.get(guard, 0) + 1
