@@ -239,6 +239,110 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(value: str, base: datetime, flag: str) -> datetime:
+    """``value`` as a time: ISO 8601 (UTC unless it says), or a duration before ``base``."""
+    from datetime import UTC
+
+    from monitor import durations
+    from monitor.replay import ReplayError
+
+    text = value.removesuffix("-ago")
+    try:
+        return base - durations.parse(text)
+    except OverflowError:
+        raise ReplayError(f"{flag} {value!r}: before the first representable time") from None
+    except ValueError:
+        pass
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReplayError(
+            f"{flag} {value!r}: neither a duration (7d, 2h30m) nor a time (2026-03-02T08:00Z)"
+        ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC
+    from pathlib import Path
+
+    from monitor import durations, policy, replay, wiring
+    from monitor import scope as scope_mod
+
+    now = datetime.now(UTC)
+    until = _when(args.until, now, "--until") if args.until else now
+    try:
+        step = durations.parse(args.step)
+    except ValueError as exc:
+        raise replay.ReplayError(f"--step: {exc}") from None
+    if args.alert is None and args.since is None:
+        raise replay.ReplayError("--since is required (or replay one payload with --alert FILE)")
+    since = _when(args.since, until, "--since") if args.since else None
+    if args.alert is None:
+        assert since is not None
+        replay.check_window(since, until, step)
+    settings = _load(args)
+    if args.alert is not None:
+        try:
+            body = Path(args.alert).read_bytes()
+        except OSError as exc:
+            raise replay.ReplayError(f"cannot read {args.alert!r}: {exc.strerror}") from None
+        episodes = replay.from_payload(body, args.alert)
+        if since is None:
+            since = min((e.starts_at for e in episodes), default=until)
+        if since > until:
+            raise replay.ReplayError(
+                f"--until {until.isoformat()} is before the payload's first startsAt "
+                f"{since.isoformat()}"
+            )
+        source = f"alert file {args.alert}"
+    else:
+        assert since is not None
+        url = args.prometheus or settings.prometheus_url
+        if not url:
+            raise replay.ReplayError("no Prometheus: give --prometheus URL or set prometheus_url")
+        episodes = replay.from_prometheus(url, since, until, step)
+        source = f"Prometheus {url}"
+    registry = wiring.build_registry(settings)
+    paths = [args.policies] if args.policies else [settings.resolve(p) for p in settings.policies]
+    policies = policy.load(paths, registry, strict_actions=True)
+    automation = settings.automation
+    scope = scope_mod.Scope.of(automation.namespaces_allow, automation.namespaces_deny)
+    outcome = replay.simulate(policies, episodes, since=since, until=until, scope=scope)
+    report = replay.build(outcome, step=None if args.alert else step, source=source)
+    if args.record:
+        _record_replay(settings, report, now)
+    print(json.dumps(report, indent=2) if args.json else replay.render(report))
+    return 0
+
+
+def _record_replay(settings: settings_mod.Settings, report: dict[str, Any], now: datetime) -> None:
+    """The one write replay makes, and only with --record: an audit record of kind replay."""
+    import asyncio
+
+    from monitor.store import database
+    from monitor.store.facade import Store
+    from monitor.store.records import Audit
+
+    executions = sum(e["executions"] for e in report["policies"])
+    window = report["window"]
+    audit = Audit(
+        at=now,
+        kind="replay",
+        message=f"replay {window['since']} .. {window['until']}: {report['episodes']} "
+        f"episodes, {executions} executions",
+        outcome="replayed",
+        details=report,
+    )
+    db = database.connect(settings.database_url)
+    try:
+        database.migrate(db)
+        asyncio.run(Store(db).record(audit))
+    finally:
+        db.dispose()
+
+
 def _switch(args: argparse.Namespace, paused: bool) -> int:
     import getpass
     from datetime import UTC
@@ -312,6 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", action="append", help="a namespace to grant (repeatable)")
     p.add_argument("--cluster", action="store_true", help="one ClusterRole instead")
     p.add_argument("--name", default="conea-monitor", help="name of the Role/ClusterRole")
+
+    p = add("replay", cmd_replay, "what the policies would have done with past alerts")
+    p.add_argument("--since", help="window start: a duration before --until (7d) or a time")
+    p.add_argument("--until", help="window end: a time or a duration ago (default: now)")
+    p.add_argument("--policies", help="policy file or directory (default: the configured)")
+    p.add_argument("--prometheus", help="Prometheus URL (default: prometheus_url)")
+    p.add_argument("--step", default="1m", help="resolution of the history (default 1m)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--alert", help="one captured Alertmanager webhook payload (JSON)")
+    p.add_argument("--record", action="store_true", help="write the report as one audit record")
 
     for name, func, help_ in (
         ("pause", cmd_pause, "pause all automation (kill switch)"),

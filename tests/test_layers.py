@@ -27,6 +27,7 @@ FORBIDDEN = {
     "guardrails-pure": ("monitor/engine/guardrails.py", "import monitor.store.executions"),
     "acyclic": ("monitor/heartbeat.py", "import monitor.runtime"),
     "engine-acyclic": ("monitor/engine/clock.py", "import monitor.engine.core"),
+    "replay-reads": ("monitor/replay/report.py", "import monitor.store.facade"),
 }
 
 

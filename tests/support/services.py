@@ -229,15 +229,32 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def prometheus_server(config: str, files: dict[str, str] | None = None) -> Iterator[Prometheus]:
+def prometheus_server(
+    config: str,
+    files: dict[str, str] | None = None,
+    *,
+    history: str | None = None,
+    args: tuple[str, ...] = (),
+) -> Iterator[Prometheus]:
     """Prometheus with ``config`` (YAML text) and extra ``files`` (e.g. rule files)
-    written beside it; relative paths in the config resolve against that directory."""
+    written beside it; relative paths in the config resolve against that directory.
+    ``history`` (OpenMetrics text ending in ``# EOF``) is backfilled into its TSDB first
+    with ``promtool tsdb create-blocks-from openmetrics``; ``args`` are extra flags."""
     binary = need_binary("prometheus")
     tmp = Path(tempfile.mkdtemp(prefix="conea-prom-"))
     for name, text in (files or {}).items():
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / name).write_text(text)
     (tmp / "prometheus.yml").write_text(config)
+    if history is not None:
+        promtool = need_binary("promtool")
+        (tmp / "history.om").write_text(history)
+        subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", "history.om", "data"],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
     port = free_port()
     log = open(tmp / "log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -248,6 +265,7 @@ def prometheus_server(config: str, files: dict[str, str] | None = None) -> Itera
             f"--storage.tsdb.path={tmp / 'data'}",
             "--web.enable-lifecycle",
             "--web.enable-admin-api",
+            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=log,
