@@ -225,7 +225,7 @@ class Simulation:
             starts_at=ladder.episode.starts_at,
             now=now,
             paused=False,
-            dry_run=False,
+            rehearsal=False,
             scope=self.scope,
             history=self._target_history(ladder, now),
         )
