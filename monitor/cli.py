@@ -370,6 +370,42 @@ def cmd_pause(args: argparse.Namespace) -> int:
     return _switch(args, True)
 
 
+def _answer(args: argparse.Namespace, approve: bool) -> int:
+    import getpass
+    from datetime import UTC
+
+    from monitor.store import approvals, database
+
+    for field, value, limit in (("--reason", args.reason, 1000), ("--by", args.by, 100)):
+        if len(value) > limit or not value.isprintable():
+            print(f"conea-monitor: {field}: at most {limit} printable characters", file=sys.stderr)
+            return 2
+    settings = _load(args)
+    db = database.connect(settings.database_url)
+    try:
+        database.migrate(db)
+        by = args.by or f"cli ({getpass.getuser()})"
+        result = approvals.answer(
+            db, args.id, approve=approve, by=by, reason=args.reason, at=datetime.now(UTC)
+        )
+    finally:
+        db.dispose()
+    if not result.ok:
+        print(f"conea-monitor: {result.message}", file=sys.stderr)
+        return 1
+    # The service decides an approved step again at its next sweep (verify_sweep_seconds).
+    print(result.message)
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _answer(args, True)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    return _answer(args, False)
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     return _switch(args, False)
 
@@ -433,7 +469,21 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = add(name, func, help_)
         p.add_argument("--reason", default="")
+    for name, func, help_ in (
+        ("approve", cmd_approve, "approve a step awaiting approval (it is decided again)"),
+        ("reject", cmd_reject, "reject a step awaiting approval (nothing acts)"),
+    ):
+        p = add(name, func, help_)
+        p.add_argument("id", type=_execution_id, help="the execution's id")
+        p.add_argument("--reason", default="", help="recorded in the audit trail")
+        p.add_argument("--by", default="", help="who answers (default: cli (<user>))")
     return parser
+
+
+def _execution_id(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"not an execution id: {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -83,9 +83,16 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.approvals = Counter(
+            f"{PREFIX}_approvals_total",
+            "Approval requests and their answers, by policy and outcome (requested, "
+            "approved, rejected, expired).",
+            ["policy", "outcome"],
+            registry=r,
+        )
         self.decisions = Counter(
             f"{PREFIX}_decisions_total",
-            "Engine decisions per alert and policy by outcome (execute, dry_run, defer, skip, "
+            "Engine decisions per alert and policy by outcome (execute, rehearse, defer, skip, "
             "coalesced: recorded against an execution already in flight or cooling down "
             "on the same target).",
             ["policy", "outcome"],
@@ -94,14 +101,14 @@ class Metrics:
         self.skips = Counter(
             f"{PREFIX}_skips_total",
             "Remediations not run, by policy and the guardrail that stopped them "
-            "(paused, dry_run, scope, cooldown, budget, concurrency, stale, for_at_least, "
-            "time_interval, no_step).",
+            "(paused, scope, cooldown, budget, concurrency, stale, for_at_least, "
+            "time_interval, approval, no_step).",
             ["policy", "guardrail"],
             registry=r,
         )
         self.executions = Counter(
             f"{PREFIX}_executions_total",
-            "Action executions by policy, action and outcome (succeeded, failed, dry_run).",
+            "Action executions by policy, action and outcome (succeeded, failed, rehearsed).",
             ["policy", "action", "outcome"],
             registry=r,
         )

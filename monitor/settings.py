@@ -142,12 +142,36 @@ class MaxActions(Section):
         return value
 
 
+MAX_APPROVAL_TIMEOUT = timedelta(days=7)
+
+
+class ApprovalSettings(Section):
+    """Approval mode (docs/policy.md#approval): how long a request waits for an answer,
+    who is asked, and the key that signs the approve/reject links."""
+
+    timeout: durations.Duration = timedelta(minutes=30)
+    notifier: str | None = None  # a name in ``notifiers``: gets each request and its links
+    # The key signing the links. Unset: generated once in <data_dir>/approval-key (0600).
+    key_file: Path | None = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        if value > MAX_APPROVAL_TIMEOUT:
+            raise ValueError(f"must be at most {durations.format(MAX_APPROVAL_TIMEOUT)} (7 days)")
+        return value
+
+
 class AutomationSettings(Section):
     paused: bool = False
     # live: act within the guardrails; rehearsal: plan, verify and walk the ladder,
-    # apply nothing (docs/policy.md#rehearsal). None: rehearsal while no Kubernetes
-    # credentials are configured, else live.
-    mode: Literal["live", "rehearsal"] | None = None
+    # apply nothing (docs/policy.md#rehearsal); approval: as live, but a person approves
+    # each step that changes something (docs/policy.md#approval). None: rehearsal while
+    # no Kubernetes credentials are configured, else live.
+    mode: Literal["live", "rehearsal", "approval"] | None = None
+    approval: ApprovalSettings = ApprovalSettings()
     # The older switch: true is mode rehearsal, false is mode live.
     dry_run: bool | None = None
     # Namespace names or shell-style patterns (monitor/scope.py); empty allow: any.
@@ -168,6 +192,7 @@ class AutomationSettings(Section):
             self.mode is not None
             and self.dry_run is not None
             and self.dry_run != (self.mode == "rehearsal")
+            and not (self.mode == "approval" and self.dry_run is False)
         ):
             raise ValueError(
                 f"mode {self.mode!r} and dry_run {str(self.dry_run).lower()} disagree: "
@@ -222,17 +247,19 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _known_notifier(self) -> Settings:
         limit = self.automation.max_actions
-        if (
-            limit is not None
-            and limit.notifier is not None
-            and limit.notifier not in self.notifiers
-        ):
-            known = ", ".join(sorted(self.notifiers)) or "none configured"
-            raise PydanticCustomError(
-                "unknown_notifier",
-                "unknown notifier {name} (known: {known}); notifiers are defined under notifiers",
-                {"name": repr(limit.notifier), "known": known, "at": _NOTIFIER_AT},
-            )
+        named = [
+            (limit.notifier if limit is not None else None, _NOTIFIER_AT),
+            (self.automation.approval.notifier, ("automation", "approval", "notifier")),
+        ]
+        for name, at in named:
+            if name is not None and name not in self.notifiers:
+                known = ", ".join(sorted(self.notifiers)) or "none configured"
+                raise PydanticCustomError(
+                    "unknown_notifier",
+                    "unknown notifier {name} (known: {known}); notifiers are defined under "
+                    "notifiers",
+                    {"name": repr(name), "known": known, "at": at},
+                )
         return self
 
     @classmethod

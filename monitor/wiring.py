@@ -102,6 +102,12 @@ async def start(rt: Runtime) -> None:
     _loaded(rt, policies)
     if kube is None:
         log.warning("no Kubernetes credentials: Kubernetes actions cannot run")
+    approval = settings.automation.approval
+    if settings.automation.mode == "approval" and approval.notifier is None:
+        log.warning(
+            "approval mode without automation.approval.notifier: requests are only in the "
+            "API (state awaiting_approval); answer them with the API or `conea-monitor approve`"
+        )
     if dry_run:
         log.warning(
             "rehearsal mode: remediations are planned, verified and recorded, never applied "

@@ -119,7 +119,8 @@ def test_history_refuses_an_execution_state_that_does_not_exist() -> None:
     assert result.returncode == 2
     assert result.stderr == (
         "conea-monitor: error: --status 'success' is not an execution state; one of "
-        "deferred, running, succeeded, failed, rehearsed, skipped, cancelled (docs/states.md)\n"
+        "deferred, running, succeeded, failed, rehearsed, skipped, cancelled, awaiting_approval, "
+        "rejected, expired (docs/states.md)\n"
     )
 
 

@@ -192,3 +192,23 @@ def test_mode_and_dry_run_that_disagree_are_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "automation:\n  mode: live\n  dry_run: true\n")
     with pytest.raises(ConfigError, match="mode 'live' and dry_run true disagree"):
         settings.load(path)
+
+
+def test_approval_settings_are_checked(tmp_path: Path) -> None:
+    good = settings.load(
+        write(
+            tmp_path,
+            "notifiers: {oncall: {kind: webhook, url: 'http://127.0.0.1:1/x'}}\n"
+            "automation: {mode: approval, approval: {timeout: 15m, notifier: oncall}}\n",
+        )
+    )
+    assert good.automation.approval.timeout.total_seconds() == 900
+    assert good.automation.rehearsal(kube_configured=True) is False
+    for text, message in (
+        ("automation: {approval: {timeout: 8d}}\n", r"must be at most 1w \(7 days\)"),
+        ("automation: {approval: {timeout: 0s}}\n", "must be longer than 0s"),
+        ("automation: {approval: {notifier: pager}}\n", "unknown notifier 'pager'"),
+        ("automation: {mode: sometimes}\n", "automation.mode"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            settings.load(write(tmp_path, text))

@@ -26,6 +26,7 @@ class Attempt:
     decision: Decision | None = None
     lock: Lock | None = None
     execution_id: int | None = None
+    approved: bool = False  # a person approved this step (approval mode)
 
     @property
     def dry_run(self) -> bool:

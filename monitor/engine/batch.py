@@ -40,7 +40,14 @@ from monitor import policy as policy_mod
 from monitor.alerts.context import AlertContext, alert_context
 from monitor.engine import guardrails
 from monitor.engine.attempt import Attempt
-from monitor.engine.deciding import CONCURRENCY_RETRY, DECIDING, LOCK_TTL, Decider, Gate
+from monitor.engine.deciding import (
+    CONCURRENCY_RETRY,
+    DECIDING,
+    LOCK_TTL,
+    Decider,
+    Gate,
+    approval_wait,
+)
 from monitor.engine.parts import Parts
 from monitor.errors import PolicyError
 from monitor.store.batches import Birth, Born, Inputs, Member
@@ -51,6 +58,7 @@ from monitor.store.states import RevertState, State, lock_key
 log = logging.getLogger("monitor.engine")
 
 CancelReverts = Callable[[Attempt, list[int]], Awaitable[None]]
+WAITING = (State.DEFERRED.value, State.AWAITING_APPROVAL.value)
 Resolved = Callable[[Sequence[AlertContext]], Awaitable[None]]
 Redecide = Callable[[int], Awaitable[None]]
 
@@ -285,9 +293,10 @@ class BatchDecider:
         reverts = [o.id for o in opened if o.revert_state == RevertState.SCHEDULED.value]
         if reverts:
             plan.reverts.append((self._attempt(first), reverts))
-        waiting = next((o for o in opened if o.step == 0 and o.state == State.DEFERRED.value), None)
+        waiting = next((o for o in opened if o.step == 0 and o.state in WAITING), None)
         if waiting is not None:
-            why = f"a decision on this target is already waiting (#{waiting.id})"
+            what = "an approval" if waiting.state == State.AWAITING_APPROVAL else "a decision"
+            why = f"{what} on this target is already waiting (#{waiting.id})"
             plan.joins.setdefault(waiting.id, []).extend(self._members(fresh, why))
             self.busy.mark(policy.name, target_key)
             return
@@ -308,6 +317,11 @@ class BatchDecider:
             return
         if decision.outcome == "defer":
             self._defer(fresh, decision, now, plan)
+            return
+        if decision.outcome == "execute" and parts.needs_approval(policy, 0):
+            # Asked for when the deferred decision is taken, at once: the plan is made and
+            # the request sent there (:mod:`.approval`), for the group's alerts together.
+            self._defer(fresh, approval_wait(decision, now), now, plan)
             return
         plan.acting.append((fresh, decision))
 

@@ -30,6 +30,7 @@ from monitor import scope as scope_mod
 from monitor.actions.registry import ActionContext, Registry, Services
 from monitor.actions.runner import ActionRunner, RetryPolicy
 from monitor.alerts.context import AlertContext
+from monitor.engine.approval import Approvals
 from monitor.engine.attempt import Attempt
 from monitor.engine.batch import BatchDecider, Busy
 from monitor.engine.breaker import Breaker
@@ -45,6 +46,7 @@ from monitor.engine.verification import Verification
 from monitor.engine.verifier import Verifier
 from monitor.metrics import Metrics
 from monitor.settings import AutomationSettings
+from monitor.store.approvals import Answer
 from monitor.store.facade import Store
 from monitor.store.notifications import StoredNotification
 from monitor.store.states import RevertState, State, VerifyState
@@ -114,11 +116,13 @@ class Engine:
             notify=self._tell if max_actions is not None and max_actions.notifier else None,
         )
         self.gate: Gate = gate or self.breaker
+        self.approvals = Approvals(parts, escalate=self.verification.escalate, expired=self.expire)
         self.decider = Decider(
             parts,
             run=self.executor.run,
             cancel_reverts=self.resolution.cancel_reverts,
             gate=self.gate,
+            request=self.approvals.request,
         )
         self.busy = Busy()
         self.batch = BatchDecider(
@@ -226,6 +230,8 @@ class Engine:
         for row in await self.store.due():
             if row.state == State.DEFERRED and row.due_at is not None:
                 self.timers.ensure(f"decide-{row.id}", row.due_at, self.redecide, row.id)
+            if row.state == State.AWAITING_APPROVAL and row.due_at is not None:
+                self.timers.ensure(f"approval-{row.id}", row.due_at, self.expire, row.id)
             if row.verify_state == VerifyState.PENDING and row.verify_at is not None:
                 self.timers.ensure(f"verify-{row.id}", row.verify_at, self.verify, row.id)
             if row.revert_state == RevertState.SCHEDULED and row.revert_at is not None:
@@ -294,6 +300,29 @@ class Engine:
         self, policy: policy_mod.Policy, ctx: AlertContext, step: int, existing: int | None = None
     ) -> None:
         await self.decider.decide(policy, ctx, step, existing)
+
+    async def expire(self, execution_id: int) -> None:
+        await self.approvals.expire(execution_id)
+
+    async def answer(
+        self, execution_id: int, *, approve: bool, by: str, reason: str = ""
+    ) -> Answer:
+        """Approve or reject an execution awaiting approval (the API and the links);
+        approved, it is decided again at once, guardrails and all."""
+        answer = await self.store.answer_approval(
+            execution_id, approve=approve, by=by, reason=reason, at=self.clock.now()
+        )
+        if answer.ok:
+            self.timers.cancel(f"approval-{execution_id}")
+            row = await self.store.get(execution_id)
+            if row is not None:
+                verdict = "approved" if approve else "rejected"
+                self.parts.metrics.approvals.labels(row.policy, verdict).inc()
+            if approve:
+                self.timers.at(
+                    f"decide-{execution_id}", self.clock.now(), self.redecide, execution_id
+                )
+        return answer
 
     async def redecide(self, execution_id: int) -> None:
         await self.decider.redecide(execution_id)

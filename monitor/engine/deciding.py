@@ -32,6 +32,18 @@ DECIDING = 16  # decisions in flight at once (guardrails, store reads, the firin
 
 Run = Callable[[Attempt], Awaitable[None]]
 CancelReverts = Callable[[Attempt, list[int]], Awaitable[None]]
+Request = Callable[[Attempt], Awaitable[None]]
+
+
+def approval_wait(decision: guardrails.Decision, now: datetime) -> guardrails.Decision:
+    """A decision to act that a person must approve first: deferred until now, when the
+    deferred decision is taken and the approval asked for (:mod:`.approval`)."""
+    reason = "a person must approve this step: asking"
+    wait = guardrails.Decision(
+        "defer", [*decision.verdicts], reason=reason, guardrail="approval", due_at=now
+    )
+    wait.verdicts.append(guardrails.Verdict("approval", False, reason))
+    return wait
 
 
 class Gate(Protocol):
@@ -61,24 +73,50 @@ class NoGate:
         return None
 
 
+def identity(attempt: Attempt, fields: dict[str, Any]) -> dict[str, Any]:
+    """A deferred execution decided again takes the identity of the alert decided (one
+    coalesced into it when its own has resolved)."""
+    ctx = attempt.ctx
+    return {
+        **fields,
+        "fingerprint": ctx.fingerprint,
+        "starts_at": ctx.starts_at,
+        "labels": dict(ctx.labels),
+        "alertname": ctx.labels.get("alertname", ""),
+    }
+
+
 class Decider:
     def __init__(
-        self, parts: Parts, *, run: Run, cancel_reverts: CancelReverts, gate: Gate | None = None
+        self,
+        parts: Parts,
+        *,
+        run: Run,
+        cancel_reverts: CancelReverts,
+        gate: Gate | None = None,
+        request: Request | None = None,
     ) -> None:
         self.parts = parts
         self.run = run
         self.cancel_reverts = cancel_reverts
         self.gate: Gate = gate or NoGate()
+        self.request = request
         self.paused_cached = parts.automation.paused
         self._deciding = asyncio.Semaphore(DECIDING)
 
     async def decide(
-        self, policy: policy_mod.Policy, ctx: AlertContext, step: int, existing: int | None = None
+        self,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        step: int,
+        existing: int | None = None,
+        approved: bool = False,
     ) -> None:
         """Decide one step of one policy for one alert, and act on the decision. Deciding
         takes one of ``DECIDING`` slots; acting (and waiting to retry) does not."""
+        attempt = Attempt(policy, ctx, step, existing=existing, approved=approved)
         async with self._deciding:
-            claimed = await self._decide(Attempt(policy, ctx, step, existing=existing))
+            claimed = await self._decide(attempt)
         if claimed is not None:
             await self.run(claimed)
 
@@ -127,6 +165,17 @@ class Decider:
             state, evidence = await self.still_firing(ctx)
         if state != "firing":
             await self._skip(attempt, "stale", evidence)
+            return None
+        if (
+            decision.outcome == "execute"
+            and not attempt.approved
+            and self.request is not None
+            and parts.needs_approval(policy, attempt.step)
+        ):
+            if attempt.existing is None:  # a row first, then the request (as a batch does)
+                await self._defer(attempt.but(decision=approval_wait(decision, now)))
+            else:
+                await self.request(attempt.but(decision=decision))
             return None
         if decision.outcome == "execute":
             await self.gate.refresh(now)
@@ -183,7 +232,8 @@ class Decider:
         fingerprint, starts_at, labels = alive
         annotations, generator = await parts.store.alert_annotations(fingerprint, starts_at)
         ctx = AlertContext(labels, annotations, "firing", fingerprint, starts_at, generator)
-        await self.decide(policy, ctx, row.step, existing=execution_id)
+        approved = row.approved_by is not None
+        await self.decide(policy, ctx, row.step, existing=execution_id, approved=approved)
 
     async def _alive(
         self, row: Execution
@@ -274,16 +324,7 @@ class Decider:
 
     @staticmethod
     def _identity(attempt: Attempt, fields: dict[str, Any]) -> dict[str, Any]:
-        """A deferred execution decided again takes the identity of the alert decided
-        (one coalesced into it when its own has resolved)."""
-        ctx = attempt.ctx
-        return {
-            **fields,
-            "fingerprint": ctx.fingerprint,
-            "starts_at": ctx.starts_at,
-            "labels": dict(ctx.labels),
-            "alertname": ctx.labels.get("alertname", ""),
-        }
+        return identity(attempt, fields)
 
     def row(self, attempt: Attempt, fields: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -61,7 +61,8 @@ async def explain(engine: Engine, notification: Notification) -> list[dict[str, 
                 item["recorded"] = [f"step {r.step + 1}: {r.state}" for r in done]
                 step = min(max(r.step for r in done) + 1, len(policy.steps) - 1)
             rehearsal = engine.parts.rehearsal(policy, step)
-            mode = "rehearsal" if rehearsal else "live"
+            asked = engine.parts.needs_approval(policy, step)
+            mode = "rehearsal" if rehearsal else "approval" if asked else "live"
             item.update(target=tkey, step=step + 1, of_steps=len(policy.steps), mode=mode)
             history = await engine.store.target_history(
                 tkey,

@@ -40,3 +40,20 @@ class Parts:
     def rehearsal(self, policy: policy_mod.Policy, step: int) -> bool:
         """Is this step of this policy rehearsed (mode, policy or step ``dry_run``)?"""
         return self.dry_run or policy.rehearsed(step)
+
+    def needs_approval(self, policy: policy_mod.Policy, step: int) -> bool:
+        """Must a person approve this step before it acts? The step's or the policy's
+        ``approval``; else, in approval mode, every step that changes something (a step
+        of notifications and log lines only is not asked about). Never a rehearsal."""
+        if self.rehearsal(policy, step) or not 0 <= step < len(policy.steps):
+            return False
+        said = policy.spec.step_approval(step)
+        if said is not None:
+            return said == "required"
+        if self.automation.mode != "approval":
+            return False
+        return any(a.action not in UNASKED for a in policy.steps[step])
+
+
+UNASKED = frozenset({"notify", "log"})
+"""Actions that change nothing: approval mode does not ask before a step of them only."""

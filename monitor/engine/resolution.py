@@ -22,6 +22,10 @@ log = logging.getLogger("monitor.engine")
 Verified = Callable[[Execution, policy_mod.Policy, AlertContext, VerifyState, str], Awaitable[None]]
 
 
+WAITING = (State.DEFERRED, State.AWAITING_APPROVAL)
+"""Steps that have not acted yet: cancelled when their alert resolves."""
+
+
 class Resolution:
     def __init__(self, parts: Parts, *, verified: Verified) -> None:
         self.parts = parts
@@ -38,7 +42,7 @@ class Resolution:
         found = await parts.store.for_alerts([(c.fingerprint, c.starts_at) for c in ctxs])
         if not found:
             return
-        waiting = [r.id for rows in found.values() for r in rows if r.state == State.DEFERRED]
+        waiting = [r.id for rows in found.values() for r in rows if r.state in WAITING]
         shared = set((await parts.store.members(waiting)).keys()) if waiting else set()
         for ctx in ctxs:
             for row in found.get((ctx.fingerprint, ctx.starts_at), []):
@@ -49,16 +53,18 @@ class Resolution:
         now = parts.clock.now()
         policy = parts.policies.get(row.policy)
         if (
-            row.state == State.DEFERRED
+            row.state in WAITING
             and not shared
             and await parts.ledger.move(
                 row.id,
                 "state",
-                State.DEFERRED,
+                row.state,
                 State.CANCELLED,
                 parts.ledger.note(
                     "cancel",
-                    "alert resolved before the deferred step ran",
+                    "alert resolved before the deferred step ran"
+                    if row.state == State.DEFERRED
+                    else "alert resolved while the step awaited approval",
                     policy=row.policy,
                     ctx=ctx,
                     target_key=row.target_key,
@@ -69,6 +75,7 @@ class Resolution:
             )
         ):
             parts.timers.cancel(f"decide-{row.id}")
+            parts.timers.cancel(f"approval-{row.id}")
         if row.verify_state == VerifyState.PENDING and policy is not None:
             parts.timers.cancel(f"verify-{row.id}")
             await self.verified(

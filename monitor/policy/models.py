@@ -131,12 +131,18 @@ def _step_has_actions(step: list[ActionSpec]) -> list[ActionSpec]:
 Step = Annotated[list[ActionSpec], AfterValidator(_step_has_actions)]
 
 
+Approval = Literal["required", "none"]
+
+
 class StepSpec(Strict):
     """A step written as a mapping: its actions and the step's own settings."""
 
     actions: Step = Field(description="the step's actions, in order")
     dry_run: bool = Field(
         False, description="rehearse this step (plan and record it, apply nothing)"
+    )
+    approval: Approval | None = Field(
+        None, description="required: a person approves this step before it acts"
     )
 
 
@@ -178,6 +184,11 @@ class PolicySpec(Strict):
     cooldown: Duration = _duration_field("5m", "per target, after an action")
     budget: Budget = Budget()
     dry_run: bool = Field(False, description="rehearse every step of this policy")
+    approval: Approval | None = Field(
+        None,
+        description="required: a person approves each step before it acts; none: never "
+        "asked, even in approval mode",
+    )
     active_time_intervals: list[str] | None = Field(
         None, description="act only inside one of these named time intervals"
     )
@@ -198,6 +209,12 @@ class PolicySpec(Strict):
     def step_actions(self, step: int) -> list[ActionSpec]:
         item = self.steps[step]
         return item.actions if isinstance(item, StepSpec) else item
+
+    def step_approval(self, step: int) -> Approval | None:
+        """The step's own ``approval``, else the policy's (None: the mode decides)."""
+        item = self.steps[step]
+        own = item.approval if isinstance(item, StepSpec) else None
+        return own if own is not None else self.approval
 
     def step_rehearsed(self, step: int) -> bool:
         item = self.steps[step]

@@ -118,7 +118,10 @@ def inputs(
                 .where(
                     ex.target_key.in_(chunk),
                     or_(
-                        and_(ex.state == State.DEFERRED.value, ex.step == 0),
+                        and_(
+                            ex.state.in_([State.DEFERRED.value, State.AWAITING_APPROVAL.value]),
+                            ex.step == 0,
+                        ),
                         ex.revert_state == RevertState.SCHEDULED.value,
                     ),
                 )

@@ -403,12 +403,13 @@ def alert_annotations(
 
 
 def due(engine: Engine) -> list[dict[str, Any]]:
-    """Executions with a timer: deferred decisions, pending verifications, reverts."""
+    """Executions with a timer: deferred decisions, approvals awaited (until they
+    expire), pending verifications, reverts."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(executions).where(
                 or_(
-                    executions.c.state == State.DEFERRED.value,
+                    executions.c.state.in_([State.DEFERRED.value, State.AWAITING_APPROVAL.value]),
                     executions.c.verify_state == VerifyState.PENDING.value,
                     executions.c.revert_state == RevertState.SCHEDULED.value,
                 )

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
 from monitor.store import (
+    approvals,
     batches,
     breaker,
     control,
@@ -142,6 +143,24 @@ class Store:
             "for_alert", executions.for_alert, self.handle, fingerprint, starts_at, policy
         )
         return [records.Execution.from_row(row) for row in rows]
+
+    async def approval_key(self, at: datetime) -> str:
+        """The key signing approve/reject links, shared by every replica."""
+        return await self._call("approval_key", approvals.signing_key, self.handle, at)
+
+    async def answer_approval(
+        self, execution_id: int, *, approve: bool, by: str, reason: str, at: datetime
+    ) -> approvals.Answer:
+        return await self._call(
+            "answer_approval",
+            approvals.answer,
+            self.handle,
+            execution_id,
+            approve=approve,
+            by=by,
+            reason=reason,
+            at=at,
+        )
 
     async def due(self) -> list[records.Execution]:
         """Executions with a timer: deferred decisions, pending verifications, reverts."""

@@ -160,6 +160,8 @@ class Execution:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Execution:
@@ -190,4 +192,6 @@ class Execution:
             created_at=_required(row, "created_at"),
             updated_at=_required(row, "updated_at"),
             finished_at=_aware(row.get("finished_at")),
+            approved_by=row.get("approved_by"),
+            approved_at=_aware(row.get("approved_at")),
         )

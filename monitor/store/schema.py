@@ -147,6 +147,9 @@ executions = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime()),
+    # Who approved the step (approval mode) and when; the audit trail has the reason.
+    Column("approved_by", String(255)),
+    Column("approved_at", UTCDateTime()),
     UniqueConstraint("policy", "step", "fingerprint", "starts_at"),
     Index(None, "target_key", "created_at"),
     Index(None, "fingerprint"),

@@ -32,6 +32,9 @@ class State(StrEnum):
     REHEARSED = "rehearsed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
 
 
 class VerifyState(StrEnum):
@@ -72,6 +75,15 @@ TRANSITIONS: Mapping[Machine, Mapping[StrEnum | None, frozenset[StrEnum]]] = {
                 State.DEFERRED,  # decided again later: a new due time
                 State.RUNNING,  # claimed when due
                 State.SKIPPED,  # a guardrail says no when due
+                State.CANCELLED,  # the alert resolved, or the policy is gone
+                State.AWAITING_APPROVAL,  # a person is asked before it acts
+            }
+        ),
+        State.AWAITING_APPROVAL: frozenset(
+            {
+                State.DEFERRED,  # approved: decided again at once, guardrails and all
+                State.REJECTED,
+                State.EXPIRED,  # nobody answered within approval.timeout
                 State.CANCELLED,  # the alert resolved, or the policy is gone
             }
         ),

@@ -274,6 +274,10 @@ def test_the_chart_installs_in_rehearsal_and_going_live_is_explicit(chart: helm.
     live = {"config": {"automation": {"mode": "live"}}}
     assert c.service_config(c.render(chart, live))["automation"]["mode"] == "live"
     assert "MODE: LIVE" in c.render_files(chart, live)["conea-monitor/templates/NOTES.txt"]
+    asked = {"config": {"automation": {"mode": "approval", "approval": {"timeout": "15m"}}}}
+    assert c.service_config(c.render(chart, asked))["automation"]["approval"] == {"timeout": "15m"}
+    notes = c.render_files(chart, asked)["conea-monitor/templates/NOTES.txt"]
+    assert "MODE: APPROVAL" in notes and "(NOT SET" in notes
 
 
 def test_a_mode_the_service_does_not_know_is_refused_at_install(chart: helm.Chart) -> None:

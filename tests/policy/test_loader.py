@@ -30,6 +30,7 @@ EXPECTED = {
     "invalid-unknown-field.yaml": [
         "invalid-unknown-field.yaml:6:5: policies[0].cooldwon: unknown field (allowed: name,"
         " description, severity, match, target, steps, for_at_least, cooldown, budget, dry_run,"
+        " approval,"
         " active_time_intervals, inactive_time_intervals, verify, revert)",
     ],
     "invalid-missing-name.yaml": [
@@ -398,7 +399,8 @@ def test_a_step_may_be_a_mapping_with_its_own_dry_run(tmp_path: Path, registry: 
     [
         (
             "{actions: [{action: log}], dry_runn: true}",
-            "1:57: policies[0].steps[0].dry_runn: unknown field (allowed: actions, dry_run)",
+            "1:57: policies[0].steps[0].dry_runn: unknown field"
+            " (allowed: actions, dry_run, approval)",
         ),
         ("{dry_run: true}", "1:30: policies[0].steps[0].actions: missing required field"),
         (
@@ -432,3 +434,20 @@ def test_a_policy_dry_run_rehearses_every_step(tmp_path: Path, registry: Registr
     )
     policy = loader.load([tmp_path], registry).get("p")
     assert policy is not None and [policy.rehearsed(0), policy.rehearsed(1)] == [True, True]
+
+
+def test_approval_on_a_policy_or_a_step(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n  - {name: p, approval: required, match: ['a=\"b\"'],\n"
+        "     target: {kind: K, name: n},\n"
+        "     steps: [[{action: log}], {actions: [{action: log}], approval: none}]}\n"
+    )
+    policy = loader.load([tmp_path], registry).get("p")
+    assert policy is not None
+    assert [policy.spec.step_approval(0), policy.spec.step_approval(1)] == ["required", "none"]
+    (tmp_path / "p.yaml").write_text(
+        "policies: [{name: p, approval: always, match: ['a=\"b\"'], target: {kind: K, name: n},"
+        " steps: [[{action: log}]]}]\n"
+    )
+    [error] = loader.check([tmp_path], registry).errors
+    assert "policies[0].approval: input should be 'required' or 'none'" in error
