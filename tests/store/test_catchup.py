@@ -76,7 +76,8 @@ def test_resume_queues_the_alerts_skipped_during_the_pause_that_still_fire(
         skipped(db, T0 + timedelta(minutes=2), fp)
         skipped(db, T0 + timedelta(minutes=2), fp)  # a second policy: one alert all the same
     skipped(db, T0 + timedelta(minutes=2), "dd04", outcome="scope")  # another guardrail
-    receive(db, T0 + timedelta(minutes=3), alert("ApiDown", "bb02", status="resolved", starts=STARTS))
+    gone = alert("ApiDown", "bb02", status="resolved", starts=STARTS)
+    receive(db, T0 + timedelta(minutes=3), gone)
 
     resumed = control.resume(db, "oncall", "", T0 + timedelta(minutes=4))
 
@@ -123,8 +124,7 @@ def test_resume_without_catch_up_queues_nothing_and_says_so(db: database.Handle)
     skipped(db, T0 + timedelta(minutes=2), "aa01")
     resumed = control.resume(db, "oncall", "", T0 + timedelta(minutes=3), catch_up=False)
     assert resumed.summary == (
-        "automation resumed; 1 alert skipped during the pause is not decided again "
-        "(catch-up off)"
+        "automation resumed; 1 alert skipped during the pause is not decided again (catch-up off)"
     )
     assert queued(db) == []
     assert resume_records(db)[0][0].endswith("is not decided again (catch-up off)")
