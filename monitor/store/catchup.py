@@ -27,7 +27,7 @@ from monitor.alerts.payload import Notification
 from monitor.errors import StoreError
 from monitor.store import notifications as notes
 from monitor.store.queue import aware, in_chunks
-from monitor.store.schema import alerts, audit
+from monitor.store.schema import alerts, audit, coalesced, executions
 
 RECEIVER = "conea-monitor/catch-up"  # the notification's receiver: says where it came from
 LIMIT = payload.MAX_ALERTS  # alerts caught up at most (one notification)
@@ -56,17 +56,14 @@ def find(conn: Connection, since: datetime, limit: int = LIMIT) -> Found:
     first, up to ``limit``."""
     a = audit.c
     last = func.max(a.at).label("last")
-    skipped = (
-        select(a.fingerprint, last)
-        .where(
-            a.kind == "skip",
-            a.outcome == "paused",
-            a.at >= since,
-            a.execution_id.is_(None),
-            a.fingerprint.is_not(None),
-        )
-        .group_by(a.fingerprint)
+    paused = (
+        a.kind == "skip",
+        a.outcome == "paused",
+        a.at >= since,
+        a.execution_id.is_(None),
+        a.fingerprint.is_not(None),
     )
+    skipped = select(a.fingerprint, last).where(*paused).group_by(a.fingerprint)
     found = Found()
     offset = looked = 0
     while len(found.alerts) < limit:
@@ -77,7 +74,7 @@ def find(conn: Connection, since: datetime, limit: int = LIMIT) -> Found:
             )
         ]
         offset += len(page)
-        picked, examined = _firing(conn, page, limit - len(found.alerts))
+        picked, examined = _firing(conn, page, paused, limit - len(found.alerts))
         found.alerts.extend(picked)
         looked += examined
         if len(page) < PAGE:
@@ -90,15 +87,31 @@ def find(conn: Connection, since: datetime, limit: int = LIMIT) -> Found:
 
 
 def _firing(
-    conn: Connection, skipped: Sequence[tuple[str, datetime]], room: int
+    conn: Connection, skipped: Sequence[tuple[str, datetime]], paused: Any, room: int
 ) -> tuple[list[dict[str, Any]], int]:
     """For each (fingerprint, time of its last skip), the episode received by then with
-    the latest startsAt, if no resolved notification for it was received; at most
-    ``room`` of them, with the number of fingerprints looked at."""
+    the latest startsAt, if no resolved notification for it was received and a policy
+    that skipped it has not decided its first step since (a later step skipped, say);
+    at most ``room`` of them, with the number of fingerprints looked at."""
     c = alerts.c
     rows: dict[str, list[Any]] = {}
     resolved: set[tuple[str, datetime]] = set()
+    policies: dict[str, set[str]] = {}  # fingerprint -> the policies that skipped it
+    decided: set[tuple[str, str, datetime]] = set()
     for chunk in in_chunks([fp for fp, _ in skipped]):
+        for fp, policy in conn.execute(
+            select(audit.c.fingerprint, audit.c.policy)
+            .where(*paused, audit.c.fingerprint.in_(chunk))
+            .distinct()
+        ):
+            policies.setdefault(fp, set()).add(str(policy))
+        for t in (executions, coalesced):
+            for policy, fp, starts in conn.execute(
+                select(t.c.policy, t.c.fingerprint, t.c.starts_at).where(
+                    t.c.step == 0, t.c.fingerprint.in_(chunk)
+                )
+            ):
+                decided.add((policy, fp, aware(starts)))
         for row in conn.execute(
             select(
                 c.fingerprint,
@@ -128,6 +141,8 @@ def _firing(
         starts = aware(row.starts_at)
         if (fp, starts) in resolved:
             continue
+        if all((policy, fp, starts) in decided for policy in policies.get(fp, ())):
+            continue  # nothing left to decide
         out.append(
             {
                 "status": "firing",

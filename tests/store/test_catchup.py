@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from monitor.alerts import payload
-from monitor.store import batches, catchup, control, database, queue
+from monitor.store import batches, catchup, control, database, executions, queue, records
 from monitor.store import notifications as store_notifications
 from monitor.store.schema import audit, notifications
 from tests.engine.conftest import alert, notification
@@ -189,3 +189,31 @@ def test_of_two_resumes_at_once_one_writes_the_catch_up(db: database.Handle) -> 
     with db.connect() as conn:
         receivers = conn.execute(select(notifications.c.receiver)).scalars().all()
     assert receivers.count(catchup.RECEIVER) == 1
+
+
+def test_an_alert_whose_first_step_was_decided_is_not_caught_up(db: database.Handle) -> None:
+    # Its first step acted before the pause; the pause skipped its escalation (step 2):
+    # deciding its first step again would only find it taken.
+    receive(
+        db, T0, alert("ApiDown", "aa01", starts=STARTS), alert("ApiDown", "bb02", starts=STARTS)
+    )
+    starts = payload.parse(notification(alert("X", "aa01", starts=STARTS))).alerts[0].starts_at
+    row = {
+        "alertname": "ApiDown",
+        "labels": {},
+        "target_key": "Deployment/production/conea-api",
+        "target": {},
+        "state": "running",
+        "dry_run": False,
+        "actions": [],
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    executions.claim(db, records.ExecutionKey("restart", 0, "aa01", starts), row)
+    control.set_paused(db, True, "oncall", "", T0 + timedelta(minutes=1))
+    skipped(db, T0 + timedelta(minutes=2), "aa01")
+    skipped(db, T0 + timedelta(minutes=2), "bb02")
+    resumed = control.resume(db, "oncall", "", T0 + timedelta(minutes=3))
+    assert resumed.caught_up == 1
+    [again] = queued(db)
+    assert [a.fingerprint for a in again.alerts] == ["bb02"]
