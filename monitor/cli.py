@@ -355,12 +355,17 @@ def _switch(args: argparse.Namespace, paused: bool) -> int:
         database.migrate(db)
         by = f"cli ({getpass.getuser()})"
         now = datetime.now(UTC)
-        control.set_paused(db, paused, by, args.reason or "", now)
+        if paused:
+            control.set_paused(db, True, by, args.reason or "", now)
+            said = "automation paused"
+        else:  # the alerts skipped during the pause are queued again, for the service
+            catch_up = not args.no_catch_up
+            said = control.resume(db, by, args.reason or "", now, catch_up=catch_up).summary
         # Resume closes the blast-radius breaker too; the service reads it at its next batch.
         closed = not paused and breaker.close_breaker(db, now, by)
     finally:
         db.dispose()
-    print(f"automation {'paused' if paused else 'resumed'}")
+    print(said)
     if closed:
         print("breaker closed")
     return 0
@@ -465,10 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, help_ in (
         ("pause", cmd_pause, "pause all automation (kill switch)"),
-        ("resume", cmd_resume, "resume automation (and close the blast-radius breaker)"),
+        (
+            "resume",
+            cmd_resume,
+            "resume automation (the alerts skipped during the pause that still fire are "
+            "decided again; the blast-radius breaker is closed)",
+        ),
     ):
         p = add(name, func, help_)
         p.add_argument("--reason", default="")
+        if name == "resume":
+            p.add_argument(
+                "--no-catch-up",
+                action="store_true",
+                help="leave the alerts skipped during the pause alone (by default those "
+                "still firing are decided again)",
+            )
     for name, func, help_ in (
         ("approve", cmd_approve, "approve a step awaiting approval (it is decided again)"),
         ("reject", cmd_reject, "reject a step awaiting approval (nothing acts)"),

@@ -34,7 +34,7 @@ from monitor.auth import Authenticator
 from monitor.heartbeat import Heartbeat
 from monitor.metrics import Metrics
 from monitor.settings import Settings
-from monitor.store import database, queue
+from monitor.store import catchup, database, queue
 from monitor.store.facade import Store
 from monitor.store.notifications import NotificationWriter, StoredAlert, StoredNotification
 from monitor.store.queue import Leased
@@ -238,7 +238,8 @@ class Runtime:
         self, leased: list[Leased]
     ) -> tuple[list[StoredNotification], dict[int, BaseException]]:
         """The leased bodies parsed, each alert marked as a repeat when an earlier
-        notification delivered it first."""
+        notification delivered it first (never in resume's catch-up, which re-delivers
+        alerts skipped during the pause to have them decided again)."""
         parsed: list[tuple[Leased, Notification]] = []
         failures: dict[int, BaseException] = {}
         handed: dict[int, StoredNotification] = {}
@@ -256,11 +257,13 @@ class Runtime:
         first = await self.store.first_deliveries(fingerprints) if fingerprints else {}
         made: dict[int, StoredNotification] = {}
         for item, notification in parsed:
+            again = catchup.is_catch_up(notification)  # resume's: delivered before, on purpose
             alerts = [
                 StoredAlert(
                     0,
                     a,
-                    repeat=first.get((a.fingerprint, a.starts_at, a.status), item.id) < item.id,
+                    repeat=not again
+                    and first.get((a.fingerprint, a.starts_at, a.status), item.id) < item.id,
                 )
                 for a in notification.alerts
             ]

@@ -3,7 +3,9 @@ the blast-radius breaker), ``/api/v1/status`` and ``/-/reload``.
 
 They change what the service does, so they need the operator token (``monitor.auth``)
 from every address, loopback included; every use is an audit record. Bodies are bounded
-(``MAX_BODY_BYTES``) and the pause reason is checked before anything changes.
+(``MAX_BODY_BYTES``) and the pause reason is checked before anything changes. Resume
+queues the alerts skipped during the pause to be decided again (``{"catch_up": false}``
+does not) and says how many.
 """
 
 from __future__ import annotations
@@ -63,24 +65,27 @@ def _invalid(field: str, reason: str) -> _Refused:
     return _Refused(problem(422, "invalid request", [{"field": field, "reason": reason}]))
 
 
-def _reason(body: bytes) -> str:
-    """The optional ``{"reason": "..."}``: a string of printable text, at most 1,000
-    characters (it goes into the audit trail and the store)."""
+def _fields(body: bytes, accepted: tuple[str, ...]) -> dict[str, Any]:
+    """The optional ``{"reason": "..."}`` (and, to resume, ``"catch_up": false``): a
+    reason is printable text of at most 1,000 characters (it goes into the audit trail
+    and the store); ``catch_up`` a boolean."""
     if not body.strip():
-        return ""
+        return {}
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise _invalid("(body)", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _invalid("(body)", 'must be a JSON object such as {"reason": "..."}')
-    unknown = sorted(set(data) - {"reason"})
+    unknown = sorted(set(data) - set(accepted))
     if unknown:
         name = unknown[0]
+        only = " and ".join(repr(a) for a in accepted)
+        only = f"only {only} {'is' if len(accepted) == 1 else 'are'} accepted"
         if name.isidentifier() and len(name) <= 64:
-            raise _invalid(name, "unknown field; only 'reason' is accepted")
+            raise _invalid(name, f"unknown field; {only}")
         shown = repr(name[:64]) + ("..." if len(name) > 64 else "")
-        raise _invalid("(body)", f"unknown field {shown}; only 'reason' is accepted")
+        raise _invalid("(body)", f"unknown field {shown}; {only}")
     reason = data.get("reason", "")
     if not isinstance(reason, str):
         raise _invalid("reason", "must be a string")
@@ -88,7 +93,9 @@ def _reason(body: bytes) -> str:
         raise _invalid("reason", f"must be at most {MAX_REASON_CHARS} characters")
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in reason):
         raise _invalid("reason", "must not contain NUL or other control characters")
-    return reason
+    if not isinstance(data.get("catch_up", True), bool):
+        raise _invalid("catch_up", "must be true or false")
+    return data
 
 
 async def _switch(request: Request, paused: bool) -> Response:
@@ -96,17 +103,24 @@ async def _switch(request: Request, paused: bool) -> Response:
     if denied is not None:
         return denied
     try:
-        reason = _reason(await _body(request))
+        fields = _fields(await _body(request), ("reason",) if paused else ("reason", "catch_up"))
     except _Refused as refused:
         return refused.response
+    reason: str = fields.get("reason", "")
     rt: Runtime = request.app.state.runtime
     engine = rt.extras.get("engine")
     if engine is None:
         return problem(503, "the engine is not running")
     client = request.client.host if request.client else "unknown"
     by = f"api ({client})"
-    await engine.set_paused(paused, by, reason)
-    answer: dict[str, Any] = {"paused": await engine.is_paused()}
+    answer: dict[str, Any] = {}
+    if paused:
+        await engine.set_paused(True, by, reason)
+    else:
+        resumed = await engine.resume(by, reason, catch_up=fields.get("catch_up", True))
+        if resumed.was_paused:  # what became of the alerts skipped during the pause
+            answer.update(caught_up=resumed.caught_up, message=resumed.summary)
+    answer = {"paused": await engine.is_paused(), **answer}
     if not paused and await _close_breaker(rt, engine.clock.now(), by):
         answer["breaker"] = "closed"
     return JSONResponse(answer)

@@ -47,6 +47,7 @@ from monitor.engine.verifier import Verifier
 from monitor.metrics import Metrics
 from monitor.settings import AutomationSettings
 from monitor.store.approvals import Answer
+from monitor.store.control import Resumed
 from monitor.store.facade import Store
 from monitor.store.notifications import StoredNotification
 from monitor.store.states import RevertState, State, VerifyState
@@ -251,6 +252,16 @@ class Engine:
         paused = paused or self.parts.automation.paused
         self.decider.paused_cached = paused
         self.parts.metrics.paused.set(1 if paused else 0)
+
+    async def resume(self, by: str, reason: str = "", *, catch_up: bool = True) -> Resumed:
+        """Resume; the alerts skipped during the pause that still fire are queued to be
+        decided again, unless not ``catch_up`` (:func:`monitor.store.control.resume`)."""
+        resumed = await self.store.resume(by, reason, self.clock.now(), catch_up=catch_up)
+        log.info("%s", resumed.message)
+        paused = self.parts.automation.paused
+        self.decider.paused_cached = paused
+        self.parts.metrics.paused.set(1 if paused else 0)
+        return resumed
 
     # Notifications ------------------------------------------------------------------------
 

@@ -223,6 +223,15 @@ class Store:
             "set_paused", control.set_paused, self.handle, paused, by, reason, at
         )
 
+    async def resume(
+        self, by: str, reason: str, at: datetime, *, catch_up: bool = True
+    ) -> control.Resumed:
+        """Resume, queuing the alerts skipped during the pause again (unless not
+        ``catch_up``): :func:`monitor.store.control.resume`."""
+        return await self._call(
+            "resume", control.resume, self.handle, by, reason, at, catch_up=catch_up
+        )
+
     # The blast-radius breaker ----------------------------------------------------------------
 
     async def live_actions(self, since: datetime) -> int:

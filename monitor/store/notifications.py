@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor.alerts.payload import Alert, Notification
 from monitor.errors import StoreError
@@ -124,23 +124,34 @@ def write_batch(
     ``processed`` marks earlier notifications as handed to the engine in the same commit;
     a notification whose ``needs_processing`` is False is stored as processed already.
     """
-    needs = list(needs_processing) if needs_processing is not None else [True] * len(items)
-    d = _Driver(engine.dialect.name)
     with engine.begin() as conn:
-        cur = conn.connection.cursor()
-        try:
-            if processed:
-                cur.executemany(
-                    f"UPDATE notifications SET processed_at = {d.ph} WHERE id = {d.ph}",
-                    [(d.ts(at), nid) for nid, at in processed],
-                )
-            if not items:
-                return []
-            ids = _insert_notifications(cur, d, items, needs)
-            by_key = _aggregate(d, ids, items)
-            stored_ids = _upsert_alerts(cur, d, by_key)
-        finally:
-            cur.close()
+        return write_in(conn, items, processed, needs_processing)
+
+
+def write_in(
+    conn: Connection,
+    items: Sequence[tuple[bytes, Notification, datetime]],
+    processed: Sequence[tuple[int, datetime]] = (),
+    needs_processing: Sequence[bool] | None = None,
+) -> list[StoredNotification]:
+    """:func:`write_batch` within a transaction of the caller's (resume's catch-up is
+    written with the switch it follows)."""
+    needs = list(needs_processing) if needs_processing is not None else [True] * len(items)
+    d = _Driver(conn.dialect.name)
+    cur = conn.connection.cursor()
+    try:
+        if processed:
+            cur.executemany(
+                f"UPDATE notifications SET processed_at = {d.ph} WHERE id = {d.ph}",
+                [(d.ts(at), nid) for nid, at in processed],
+            )
+        if not items:
+            return []
+        ids = _insert_notifications(cur, d, items, needs)
+        by_key = _aggregate(d, ids, items)
+        stored_ids = _upsert_alerts(cur, d, by_key)
+    finally:
+        cur.close()
     out = []
     seen: dict[Key, int] = {}
     for nid, (_body, n, received), need in zip(ids, items, needs, strict=True):

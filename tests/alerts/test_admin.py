@@ -53,8 +53,39 @@ def test_the_generated_operator_token_pauses_and_is_audited(service: svc.Service
     assert response.json() == {"paused": True}
     [record] = _audit(service, "pause")
     assert str(record["message"]).endswith(": maintenance (ticket 7)")
-    assert service.admin("/api/v1/resume").json() == {"paused": False}
+    assert service.admin("/api/v1/resume").json() == {
+        "paused": False,
+        "caught_up": 0,
+        "message": "automation resumed; 0 alerts skipped during the pause are decided again",
+    }
     assert service.admin("/-/reload").json()["status"] == "reloaded"
+
+
+def test_resume_takes_catch_up_false_and_nothing_else(service: svc.Service) -> None:
+    assert service.admin("/api/v1/pause").status_code == 200
+    for body, field, reason in [
+        ({"catch_up": "no"}, "catch_up", "must be true or false"),
+        ({"catch_up": None}, "catch_up", "must be true or false"),
+        ({"force": True}, "force", "unknown field; only 'reason' and 'catch_up' are accepted"),
+    ]:
+        response = service.admin("/api/v1/resume", body)
+        assert response.status_code == 422, body
+        assert response.json()["details"] == [{"field": field, "reason": reason}]
+    assert service.get("/api/v1/status").json()["paused"] is True
+    assert service.admin("/api/v1/resume", {"catch_up": False, "reason": "done"}).json() == {
+        "paused": False,
+        "caught_up": 0,
+        "message": "automation resumed; 0 alerts skipped during the pause are not decided again "
+        "(catch-up off)",
+    }
+    [record] = _audit(service, "resume")
+    assert str(record["message"]).endswith(
+        ": done; 0 alerts skipped during the pause are not decided again (catch-up off)"
+    )
+    response = service.admin("/api/v1/pause", {"catch_up": False})
+    assert response.json()["details"] == [
+        {"field": "catch_up", "reason": "unknown field; only 'reason' is accepted"}
+    ]
 
 
 BAD_REASONS = [

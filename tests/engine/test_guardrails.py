@@ -138,7 +138,12 @@ def test_guardrails(tmp_path: Path, emu: kube_thread.ThreadedEmulator) -> None:
         )
         pause_record = [a for a in h.audit() if a["kind"] == "pause"]
         assert pause_record[0]["message"].endswith(": incident 42")
-        assert h.service.admin("/api/v1/resume").json() == {"paused": False}
+        # Resume decides the alert skipped during the pause again (tests/engine/test_catchup.py).
+        assert h.service.admin("/api/v1/resume").json() == {
+            "paused": False,
+            "caught_up": 1,
+            "message": "automation resumed; 1 alert skipped during the pause is decided again",
+        }
 
         metrics = h.service.get("/metrics").text
         for policy, guardrail in [
