@@ -147,6 +147,6 @@ def decide(
     ok("budget", f"{history.attempts_in_window} of {budget.attempts} attempts used")
     if rehearsal:
         d.outcome = "rehearse"
-        d.reason = "rehearsal: the step is planned, recorded and verified; nothing is applied"
+        d.reason = "the step is planned, recorded and verified; nothing is applied"
         ok("rehearsal", d.reason)
     return d
