@@ -93,6 +93,12 @@ def test_bad_environment_value_names_the_variable(
             "webhook.max_body_bytes: Input should be greater than 0",
         ),
         (
+            "CONEA_MONITOR_AUTOMATION__APPROVAL__NOTIFIER",
+            "ghost",
+            "automation.approval.notifier: unknown notifier 'ghost' (known: none configured); "
+            "notifiers are defined under notifiers",
+        ),
+        (
             "conea_monitor_store__pool_size",
             "none",
             "store.pool_size: Input should be a valid integer, unable to parse string as an "
