@@ -2,9 +2,9 @@
 
 ``start(rt)`` runs in the app's lifespan: the action registry, the policies (a bad file
 stops the start with every error listed), the clients the actions use, the engine and
-its timers, the maintenance jobs. ``reload(rt)`` re-reads the policies; a bad file keeps
-the last good policies running, logs why and sets
-``conea_monitor_config_last_reload_successful`` to 0.
+its timers, the maintenance jobs; it logs what is on and off (:mod:`monitor.summary`).
+``reload(rt)`` re-reads the policies; a bad file keeps the last good policies running,
+logs why and sets ``conea_monitor_config_last_reload_successful`` to 0.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from monitor import jobs, policy
+from monitor import jobs, policy, summary
 from monitor import scope as scope_mod
 from monitor.actions import Registry, Services, default_registry
 from monitor.engine.core import Engine
@@ -100,6 +100,8 @@ async def start(rt: Runtime) -> None:
     rt.extras["engine"] = engine
     rt.extras["breaker"] = engine.breaker
     _loaded(rt, policies)
+    for line in summary.lines(settings, kube=kube is not None, rehearsal=dry_run):
+        log.info("%s", line)
     if kube is None:
         log.warning("no Kubernetes credentials: Kubernetes actions cannot run")
     approval = settings.automation.approval
