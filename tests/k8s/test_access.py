@@ -1,14 +1,20 @@
-"""The permission check: SelfSubjectAccessReviews against the emulator's Roles."""
+"""The permission check: SelfSubjectAccessReviews against the emulator's Roles, and the
+guardrail that stops a policy the cluster denies a permission."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from monitor import policy
 from monitor import scope as scope_mod
 from monitor.actions import default_registry, rbac
+from monitor.engine import guardrails
 from monitor.k8s import access, client
+from monitor.store.records import TargetHistory
 from tests.support import kube_emulator
 
 RESTART = "kubernetes.restart"
@@ -127,3 +133,59 @@ def test_namespaces_asked_about_follow_the_target_then_the_scope_then_the_releas
 def test_the_release_namespace_comes_from_the_pod(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POD_NAMESPACE", "monitoring")
     assert access.release_namespace() == "monitoring"
+
+
+GUARDED = """
+policies:
+  - name: restart-api
+    match: ['alertname="Down"']
+    target: {kind: Deployment, namespace: "{{ labels.namespace }}", name: api}
+    steps: [[{action: kubernetes.restart}]]
+"""
+
+
+@pytest.mark.parametrize(
+    ("namespace", "paused", "expected"),
+    [
+        (
+            "production",
+            False,
+            ("skip", "permission", "needs patch deployments.apps in production: denied"),
+        ),
+        (
+            "kube-system",
+            False,
+            ("skip", "scope", "namespace 'kube-system' is in the deny list (pattern 'kube-*')"),
+        ),
+        ("production", True, ("skip", "paused", "automation is paused")),
+    ],
+    ids=["denied", "scope-first", "paused-first"],
+)
+def test_the_permission_guardrail_stops_a_denied_policy_right_after_scope(
+    tmp_path: Path, namespace: str, paused: bool, expected: tuple[str, str, str]
+) -> None:
+    (tmp_path / "p.yaml").write_text(GUARDED)
+    [restart] = policy.load([tmp_path / "p.yaml"], default_registry())
+    decision = guardrails.decide(
+        restart,
+        target={"kind": "Deployment", "namespace": namespace, "name": "api"},
+        starts_at=datetime(2026, 11, 29, tzinfo=UTC),
+        now=datetime(2026, 11, 29, 1, tzinfo=UTC),
+        paused=paused,
+        rehearsal=False,
+        scope=scope_mod.Scope(),
+        history=TargetHistory(None, 0),
+        denied="needs patch deployments.apps in production: denied",
+    )
+    assert (decision.outcome, decision.guardrail, decision.reason) == expected
+    without = guardrails.decide(
+        restart,
+        target={"kind": "Deployment", "namespace": "production", "name": "api"},
+        starts_at=datetime(2026, 11, 29, tzinfo=UTC),
+        now=datetime(2026, 11, 29, 1, tzinfo=UTC),
+        paused=False,
+        rehearsal=False,
+        scope=scope_mod.Scope(),
+        history=TargetHistory(None, 0),
+    )
+    assert without.outcome == "execute"
