@@ -191,7 +191,9 @@ class Kube:
             "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": attributes},
         }
-        call = k8s_errors.Call("create", "selfsubjectaccessreviews.authorization.k8s.io", None)
+        call = k8s_errors.Call(
+            "create", "selfsubjectaccessreviews.authorization.k8s.io", namespace or "(all)"
+        )
         fn = self.authorization.create_self_subject_access_review
         return dict(await self._call(call, fn, body))
 
