@@ -121,7 +121,7 @@ def test_an_empty_bearer_token_from_the_environment_is_a_start_up_error(
     with pytest.raises(ConfigError) as caught:
         _authenticator(svc.write_config(tmp_path))
     message = str(caught.value)
-    assert "(or environment CONEA_MONITOR_WEBHOOK__BEARER_TOKEN): webhook.bearer_token:" in message
+    assert "environment CONEA_MONITOR_WEBHOOK__BEARER_TOKEN: webhook.bearer_token:" in message
     assert "must not be empty" in message
 
 
