@@ -19,7 +19,6 @@ from monitor.policy import PolicyLoadError, rules
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = ROOT / "tests" / "fixtures" / "broken"
 HER = "rules/app.yml:4: its labels are severity, namespace, job, service"
-PG = "rules/app.yml:15"
 
 
 Check = Callable[..., tuple[int, list[str], str]]
@@ -110,6 +109,10 @@ WARNINGS = [
      "label-kube-prometheus-stack.yaml:8:13: policies[0].target.name: label 'deployment' is "
      "never on alert 'KubeContainerWaiting' (rules/kube-prometheus-stack.yaml:14: its labels "
      "are severity, namespace, pod, container)"),
+    ("label-in-list-param.yaml", "conea-monitor.yml",
+     "label-in-list-param.yaml:8:56: policies[0].steps[0][0].with.databases[0]: label "
+     "'database' is never on alert 'PostgresIdleInTransaction' (rules/app.yml:15: its labels "
+     "are severity, idle_for, team, namespace, instance, datname)"),
     ("missing-env-secret.yaml", "secrets.yml",
      "missing-env-secret.yaml:7:44: policies[0].steps[0][0].with.notifier: notifier 'oncall': "
      "url: secret env:XREF_NEVER_SET_URL: environment variable 'XREF_NEVER_SET_URL' is not set"),
@@ -152,6 +155,17 @@ def test_a_rule_file_whose_promql_does_not_parse_fails_check(run: Check) -> None
     assert err == [
         "bad-rules/app.yml:4:9: groups[0].rules[0]: rule 'HighErrorRate': invalid PromQL: "
         "unclosed left parenthesis",
+        "FAILED: 1 error",
+    ]
+
+
+def test_a_rules_path_that_is_no_rule_file_fails_check(run: Check) -> None:
+    code, err, _ = run(
+        "-c", "conea-monitor.yml", "--rules", "not-a-rule-file.yaml", "not-a-rule-file.yaml"
+    )
+    assert code == 1
+    assert err == [
+        "not-a-rule-file.yaml:2:1: not a Prometheus rule file (no groups: list)",
         "FAILED: 1 error",
     ]
 
