@@ -22,6 +22,7 @@ Without ``configured`` (``check FILES``, no settings) names and secrets are not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +87,20 @@ def _eq_labels(policy: Policy) -> dict[str, str]:
     return {m.name: m.value for m in policy.matchers if m.op is matchers.Op.EQ and m.value}
 
 
+_NAMES = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*(?:\|[A-Za-z_:][A-Za-z0-9_:]*)*")
+
+
+def _alertnames(policy: Policy, eq: Mapping[str, str]) -> list[str]:
+    """The alerts a policy can match: its ``alertname="X"``, or the names of an
+    ``alertname=~"X|Y|Z"`` made of names only."""
+    if "alertname" in eq:
+        return [eq["alertname"]]
+    for m in policy.matchers:
+        if m.name == "alertname" and m.op is matchers.Op.RE and _NAMES.fullmatch(m.value):
+            return list(dict.fromkeys(m.value.split("|")))
+    return []
+
+
 def _static(labels: Mapping[str, str]) -> dict[str, str]:
     """A rule's labels whose value is written out (not a template)."""
     return {k: v for k, v in labels.items() if not templating.is_template(v)}
@@ -126,20 +141,22 @@ class _Checker:
 
     def policy(self, policy: Policy) -> None:
         eq = _eq_labels(policy)
-        alertname = eq.get("alertname")
-        found: list[rules.Rule] = []
-        if self.catalog is not None and alertname is not None:
-            found = [
-                rule
-                for rule in self.catalog.alerts.get(alertname, [])
-                if all(eq.get(k, v) == v for k, v in _static(rule.labels).items())
-            ]
-            if not found:
-                self.found.unknown_alerts.append(f"{policy.name} ({alertname})")
-        possible = self.possible(found, eq)
-        if possible is not None and alertname is not None:
-            self.labels(policy, alertname, found, possible)
-        contexts = [self.known(eq, rule) for rule in found] or [self.known(eq, None)]
+        every: list[rules.Rule] = []
+        for alertname in _alertnames(policy, eq):
+            found: list[rules.Rule] = []
+            if self.catalog is not None:
+                found = [
+                    rule
+                    for rule in self.catalog.alerts.get(alertname, [])
+                    if all(eq.get(k, v) == v for k, v in _static(rule.labels).items())
+                ]
+                if not found:
+                    self.found.unknown_alerts.append(f"{policy.name} ({alertname})")
+            possible = self.possible(found, eq)
+            if possible is not None:
+                self.labels(policy, alertname, found, possible)
+            every.extend(found)
+        contexts = [self.known(eq, rule) for rule in every] or [self.known(eq, None)]
         for known in contexts:
             self.target(policy, known)
             for step in policy.steps:

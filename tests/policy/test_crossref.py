@@ -113,6 +113,9 @@ WARNINGS = [
      "label-in-list-param.yaml:8:56: policies[0].steps[0][0].with.databases[0]: label "
      "'database' is never on alert 'PostgresIdleInTransaction' (rules/app.yml:15: its labels "
      "are severity, idle_for, team, namespace, instance, datname)"),
+    ("label-alertname-alternatives.yaml", "conea-monitor.yml",
+     "label-alertname-alternatives.yaml:5:68: policies[0].target.name: label 'pod' is never "
+     f"on alert 'HighErrorRate' ({HER})"),
     ("missing-env-secret.yaml", "secrets.yml",
      "missing-env-secret.yaml:7:44: policies[0].steps[0][0].with.notifier: notifier 'oncall': "
      "url: secret env:XREF_NEVER_SET_URL: environment variable 'XREF_NEVER_SET_URL' is not set"),
@@ -177,6 +180,15 @@ def test_labels_that_cannot_be_known_and_values_known_per_alert_pass_strict(run:
     assert (code, err) == (0, [])
     assert out.splitlines()[1] == (
         "templates checked against 6 alert rules; policies whose alert is in no rule given: none"
+    )
+
+
+def test_an_alert_in_no_rule_given_is_named_in_the_summary(run: Check) -> None:
+    code, err, out = run("-c", "conea-monitor.yml", "--rules", "rules/", "alertname-typo.yaml")
+    assert (code, err) == (0, [])
+    assert out.splitlines()[1] == (
+        "templates checked against 6 alert rules; policies whose alert is in no rule given: "
+        "restart-on-errors (HighErorRate)"
     )
 
 
