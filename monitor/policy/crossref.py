@@ -60,8 +60,6 @@ class Findings:
     warnings: list[str] = field(default_factory=list)
     #: Policies whose alert is in no rule given (their labels were not checked).
     unknown_alerts: list[str] = field(default_factory=list)
-    #: Templates checked against an alert rule's labels.
-    checked_templates: int = 0
 
 
 def ensure(policies: PolicySet, registry: Registry, configured: Configured) -> None:
@@ -201,7 +199,6 @@ class _Checker:
         for template in self.templates(policy):
             if template.constant:
                 continue
-            self.found.checked_templates += 1
             for label, safe in templating.label_uses(template.source):
                 if safe or label in possible:
                     continue
