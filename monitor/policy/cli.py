@@ -96,6 +96,7 @@ def check(
 
 def _merge(into: rules.Catalog, source: rules.Catalog) -> None:
     into.errors.extend(source.errors)
+    into.external = tuple(dict.fromkeys([*into.external, *source.external]))
     for table, other in ((into.alerts, source.alerts), (into.records, source.records)):
         for name, found in other.items():
             table.setdefault(name, []).extend(found)

@@ -16,7 +16,8 @@ with a real PromQL parser:
   ``group_right`` as Prometheus applies them), ``or`` either side's.
 
 Unknown is said as unknown (None), never guessed. Labels Prometheus adds when it sends
-an alert (``external_labels``) are not in the rule and are not known here.
+an alert (``external_labels``) are not in the rule files; with ``--prometheus`` they are
+read from its ``/api/v1/status/config``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import httpx
 import promql_parser as promql
+import yaml
 
 from monitor import yamlfile
 from monitor.errors import ConfigError
@@ -63,6 +65,8 @@ class Catalog:
     records: dict[str, list[Rule]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     count: int = 0
+    #: Labels Prometheus adds to every alert it sends (its ``external_labels``).
+    external: tuple[str, ...] = ()
 
     def add(self, rule: Rule) -> None:
         table = self.alerts if rule.alert else self.records
@@ -81,7 +85,7 @@ class Catalog:
         found = _Kept(self.records).of(expr, 0)
         if found is None:
             return None
-        return _unique(["alertname", *rule.labels, *found])
+        return _unique(["alertname", *rule.labels, *found, *self.external])
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:
@@ -323,7 +327,7 @@ def from_prometheus(url: str, *, timeout: float = PROMETHEUS_TIMEOUT) -> Catalog
             raise TypeError
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{endpoint}: not a Prometheus rules answer") from exc
-    catalog = Catalog()
+    catalog = Catalog(external=_external_labels(url, timeout))
     for group in groups:
         if not isinstance(group, dict):
             continue
@@ -335,6 +339,21 @@ def from_prometheus(url: str, *, timeout: float = PROMETHEUS_TIMEOUT) -> Catalog
             rule = {kind: item.get("name"), "expr": item.get("query"), "labels": item.get("labels")}
             _add(catalog, rule, where, functools.partial(_at, where))
     return catalog
+
+
+def _external_labels(url: str, timeout: float) -> tuple[str, ...]:
+    """The names of Prometheus' ``global.external_labels`` (``/api/v1/status/config``);
+    none when it does not say (an older server, a proxy that hides it)."""
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            response = client.get(url.rstrip("/") + "/api/v1/status/config")
+        if response.status_code != 200 or len(response.content) > MAX_RESPONSE_BYTES:
+            return ()
+        config = yaml.safe_load(response.json()["data"]["yaml"])
+        labels = config["global"]["external_labels"]
+        return tuple(str(name) for name in labels) if isinstance(labels, dict) else ()
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return ()
 
 
 def _at(where: str, reason: str) -> str:

@@ -202,11 +202,13 @@ def test_without_rules_labels_are_not_judged_and_without_settings_names_are_not(
 class _Rules(http.server.BaseHTTPRequestHandler):
     body = b""
 
+    config = b""
+
     def do_GET(self) -> None:
-        found = self.path == "/api/v1/rules"
-        self.send_response(200 if found else 404)
+        body = {"/api/v1/rules": self.body, "/api/v1/status/config": self.config}.get(self.path)
+        self.send_response(404 if body is None else 200)
         self.end_headers()
-        self.wfile.write(self.body if found else b"")
+        self.wfile.write(body or b"")
 
     def log_message(self, *args: object) -> None:
         pass
@@ -221,6 +223,8 @@ def prometheus() -> Iterator[str]:
          "labels": {"severity": "critical"}},
     ]}]  # fmt: skip
     _Rules.body = json.dumps({"status": "success", "data": {"groups": groups}}).encode()
+    config = "global:\n  external_labels:\n    cluster: eu-1\n"
+    _Rules.config = json.dumps({"status": "success", "data": {"yaml": config}}).encode()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Rules)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -238,7 +242,7 @@ def test_rules_from_prometheus_api_follow_its_recording_rules(run: Check, promet
     assert err == [
         "warning: label-typo.yaml:9:13: policies[0].target.name: label 'deploymnet' is never on "
         f"alert 'HighErrorRate' ({prometheus}/api/v1/rules (group 'app', "
-        "/etc/prometheus/rules/app.yml): its labels are severity, namespace, job)"
+        "/etc/prometheus/rules/app.yml): its labels are severity, namespace, job, cluster)"
     ]
 
 
