@@ -131,6 +131,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from monitor import wiring
     from monitor.policy import cli as policy_cli
+    from monitor.policy import crossref
+
+    configured = None
 
     if args.config or not args.paths:
         settings = _load(args)  # the settings file is checked too, and the probe modules
@@ -141,12 +144,21 @@ def cmd_check(args: argparse.Namespace) -> int:
             ProbeService.from_file(settings.resolve(settings.probes_file), Metrics())
         registry = wiring.build_registry(settings)
         paths = args.paths or [str(settings.resolve(p)) for p in settings.policies]
+        configured = crossref.Configured(settings.notifiers, settings.postgres_targets)
     else:
         from monitor.actions import default_registry
 
         registry = default_registry()
         paths = args.paths
-    status = policy_cli.check(paths, registry=registry, strict_actions=True)
+    status = policy_cli.check(
+        paths,
+        registry=registry,
+        strict_actions=True,
+        configured=configured,
+        rule_paths=args.rules or (),
+        prometheus=args.prometheus,
+        strict=args.strict,
+    )
     if args.cluster and status == 0:
         return _check_cluster(args)
     return status
@@ -488,6 +500,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also ask the cluster whether it grants what the policies' actions need",
     )
+    p.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help="Prometheus rule files or directories (or PrometheusRule manifests): check the "
+        "labels templates name against the alerts' rules (repeatable)",
+    )
+    p.add_argument(
+        "--prometheus", metavar="URL", help="read the alerts' rules from Prometheus' /api/v1/rules"
+    )
+    p.add_argument("--strict", action="store_true", help="warnings are errors (exit 1)")
 
     add("schema", cmd_schema, "print the JSON Schema of the policy file format")
 

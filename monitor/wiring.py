@@ -30,6 +30,7 @@ from monitor.errors import ConfigError
 from monitor.k8s import access
 from monitor.k8s import client as k8s_client
 from monitor.metrics import Metrics
+from monitor.policy import crossref
 from monitor.runtime import Runtime
 from monitor.settings import Settings
 from monitor.store.facade import Store
@@ -40,7 +41,11 @@ log = logging.getLogger("monitor")
 
 def load_policies(settings: Settings, registry: Registry) -> policy.PolicySet:
     paths = [settings.resolve(p) for p in settings.policies]
-    return policy.load(paths, registry, strict_actions=True)
+    policies = policy.load(paths, registry, strict_actions=True)
+    # A notifier or PostgreSQL target the settings lack fails here, not at the alert.
+    configured = crossref.Configured(settings.notifiers, settings.postgres_targets)
+    crossref.ensure(policies, registry, configured)
+    return policies
 
 
 def kube_client(settings: Settings) -> Any:

@@ -4,6 +4,12 @@ The top-level CLI (``monitor/cli.py``) wires them::
 
     conea-monitor check [PATHS...]   -> sys.exit(policy.cli.check(paths))
     conea-monitor schema             -> print(policy.cli.schema())
+
+``check`` also resolves the cross-references (:mod:`.crossref`): the notifiers and
+PostgreSQL targets of ``configured`` (the settings), their secrets, the parameters
+rendered for a representative alert, and with ``rules`` (rule files) or ``prometheus``
+(a URL) the labels templates name against the alerts' rules. Warnings print and exit 0;
+with ``strict`` they are errors (exit 1).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from monitor.actions.registry import Registry
-from monitor.policy import loader
+from monitor.errors import ConfigError
+from monitor.policy import crossref, loader, rules
 from monitor.policy import schema as schema_module
 
 DEFAULT_PATHS = ("remediations",)
@@ -25,6 +32,10 @@ def check(
     *,
     registry: Registry | None = None,
     strict_actions: bool = False,
+    configured: crossref.Configured | None = None,
+    rule_paths: Sequence[str] = (),
+    prometheus: str | None = None,
+    strict: bool = False,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -38,15 +49,34 @@ def check(
     report = loader.check(
         list(paths) or list(DEFAULT_PATHS), registry, strict_actions=strict_actions
     )
-    for warning in report.warnings:
+    errors, warnings = list(report.errors), list(report.warnings)
+    catalog: rules.Catalog | None = None
+    if rule_paths or prometheus:
+        catalog = rules.Catalog()
+        try:
+            if rule_paths:
+                _merge(catalog, rules.from_files(rule_paths))
+            if prometheus:
+                _merge(catalog, rules.from_prometheus(prometheus))
+        except ConfigError as exc:
+            catalog.errors.append(str(exc))
+        errors.extend(catalog.errors)
+    found = None
+    if report.policies is not None:
+        found = crossref.check(report.policies, registry, configured, catalog)
+        errors.extend(found.errors)
+        warnings.extend(found.warnings)
+    for warning in warnings:
         print(f"warning: {warning}", file=err)
-    if report.errors:
-        for error in report.errors:
+    failures = len(errors) + (len(warnings) if strict else 0)
+    if failures:
+        for error in errors:
             print(error, file=err)
-        noun = "error" if len(report.errors) == 1 else "errors"
-        print(f"FAILED: {len(report.errors)} {noun}", file=err)
+        noun = "error" if failures == 1 else "errors"
+        how = f" ({len(warnings)} of them warnings, with --strict)" if strict and warnings else ""
+        print(f"FAILED: {failures} {noun}{how}", file=err)
         return 1
-    assert report.policies is not None
+    assert report.policies is not None and found is not None
     policies = report.policies
     actions = sorted({a.action for p in policies for step in p.steps for a in step})
     print(
@@ -54,7 +84,22 @@ def check(
         f"in {len(policies.sources)} files; actions used: {', '.join(actions) or 'none'}",
         file=out,
     )
+    if catalog is not None:
+        unknown = ", ".join(found.unknown_alerts) or "none"
+        print(
+            f"templates checked against {sum(map(len, catalog.alerts.values()))} alert rules; "
+            f"policies whose alert is in no rule given: {unknown}",
+            file=out,
+        )
     return 0
+
+
+def _merge(into: rules.Catalog, source: rules.Catalog) -> None:
+    into.errors.extend(source.errors)
+    into.external = tuple(dict.fromkeys([*into.external, *source.external]))
+    for table, other in ((into.alerts, source.alerts), (into.records, source.records)):
+        for name, found in other.items():
+            table.setdefault(name, []).extend(found)
 
 
 def schema() -> str:

@@ -373,6 +373,49 @@ def _label_keys(source: str) -> tuple[str, ...] | None:
     return tuple(sorted(set(keys)))
 
 
+def label_uses(source: str) -> list[tuple[str, bool]]:
+    """The alert labels a template names (``labels.x``, ``labels["x"]``) in order, each
+    with whether the template allows it to be missing (``labels.x | default(...)``,
+    ``labels.x is defined``, ``"x" in labels``); ``labels.get("x")`` is never a use."""
+    if not is_template(source):
+        return []
+    tree = _ENV.parse(source)
+    called = {id(c.node) for c in tree.find_all(nodes.Call)}
+    defaulted = {id(f.node) for f in tree.find_all(nodes.Filter) if f.name in ("default", "d")}
+    guarded: set[str] = set()
+    for test in tree.find_all(nodes.Test):
+        name = _label_name(test.node)
+        if test.name in ("defined", "undefined") and name is not None:
+            guarded.add(name)
+    for compare in tree.find_all(nodes.Compare):
+        key, operands = compare.expr, compare.ops
+        for operand in operands:
+            container = operand.expr
+            if not (isinstance(key, nodes.Const) and isinstance(container, nodes.Name)):
+                continue
+            if operand.op in ("in", "notin") and container.name == "labels":
+                guarded.add(str(key.value))
+    uses: dict[str, bool] = {}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = _label_name(node)
+        if name is None or id(node) in called:
+            continue
+        safe = id(node) in defaulted or name in guarded
+        uses[name] = uses.get(name, True) and safe
+    return list(uses.items())
+
+
+def _label_name(node: nodes.Node) -> str | None:
+    if not (isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name)):
+        return None
+    if node.node.name != "labels":
+        return None
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    arg = node.arg
+    return arg.value if isinstance(arg, nodes.Const) and isinstance(arg.value, str) else None
+
+
 @functools.lru_cache(maxsize=4096)
 def _compiled(source: str, promql: bool = False) -> jinja2.Template:
     """Jinja2 compiles slowly (~1 ms); policies repeat the same few templates."""

@@ -142,7 +142,9 @@ def test_the_rendered_service_config_and_policies_load_in_the_service(
     path.write_text(yaml.safe_dump(config))
     loaded = settings.load(path)  # strict: an unknown key or bad value raises ConfigError
     registry = wiring.build_registry(loaded)
-    policies = policy.load([policy_dir], registry, strict_actions=True)
+    # As the service loads them: the names the policies use (notifiers, PostgreSQL
+    # targets) must be defined, or the pod would refuse to start.
+    policies = wiring.load_policies(loaded, registry)
     assert loaded.kubernetes.mode == "in-cluster"
     assert str(loaded.data_dir) == "/var/lib/conea-monitor"
     assert len(list(policies)) > 0 or values.get("policies", {}).get("defaults") is False
