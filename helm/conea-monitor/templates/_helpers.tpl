@@ -184,6 +184,20 @@ The rules of the actions, merged as monitor.actions.rbac.rules merges them: verb
 {{- if not (hasKey $config "public_url") }}
 {{- $_ := set $config "public_url" (printf "http://%s.%s.svc:%d" (include "conea-monitor.fullname" .) .Release.Namespace (int .Values.service.port)) }}
 {{- end }}
+{{- if .Values.policies.defaults }}
+{{- /* The default policies page `oncall` and act on `conea-production`: defined unless
+       the user's config defines them (secrets from secretEnv, named in values.yaml). */}}
+{{- $notifiers := $config.notifiers | default dict }}
+{{- if not (hasKey $notifiers "oncall") }}
+{{- $_ := set $notifiers "oncall" (dict "kind" "slack" "url" (dict "env" "CONEA_ONCALL_WEBHOOK_URL")) }}
+{{- end }}
+{{- $_ := set $config "notifiers" $notifiers }}
+{{- $targets := $config.postgres_targets | default dict }}
+{{- if not (hasKey $targets "conea-production") }}
+{{- $_ := set $targets "conea-production" (dict "host" "db.conea.io" "dbname" "conea_production" "user" "conea_monitor" "password_env" "CONEA_PRODUCTION_DB_PASSWORD" "sslmode" "require") }}
+{{- end }}
+{{- $_ := set $config "postgres_targets" $targets }}
+{{- end }}
 {{- $kubernetes := $config.kubernetes | default dict }}
 {{- if not (hasKey $kubernetes "mode") }}
 {{- $_ := set $kubernetes "mode" "in-cluster" }}
