@@ -260,7 +260,7 @@ def cmd_rbac(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     registry = wiring.build_registry(settings)
-    policies = wiring.load_policies(settings, registry)
+    policies = wiring.load_policies(settings, registry, resolve=False)
     used = {a.action for p in policies for step in p.steps for a in step}
     used.update(job.action for job in settings.jobs)
     namespaces = (

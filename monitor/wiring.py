@@ -39,12 +39,17 @@ from monitor.store.records import Audit
 log = logging.getLogger("monitor")
 
 
-def load_policies(settings: Settings, registry: Registry) -> policy.PolicySet:
+def load_policies(
+    settings: Settings, registry: Registry, *, resolve: bool = True
+) -> policy.PolicySet:
+    """The configured policies. With ``resolve`` (the service, ``check``), a notifier or
+    PostgreSQL target the settings lack fails here, not at the alert; commands that only
+    read the actions' names (``rbac``) leave that out."""
     paths = [settings.resolve(p) for p in settings.policies]
     policies = policy.load(paths, registry, strict_actions=True)
-    # A notifier or PostgreSQL target the settings lack fails here, not at the alert.
-    configured = crossref.Configured(settings.notifiers, settings.postgres_targets)
-    crossref.ensure(policies, registry, configured)
+    if resolve:
+        configured = crossref.Configured(settings.notifiers, settings.postgres_targets)
+        crossref.ensure(policies, registry, configured)
     return policies
 
 
