@@ -42,7 +42,7 @@ class Restart(Action[RestartParams]):
 
     async def plan(self, params: RestartParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube)
+        t = await common.workload(ctx, kube)
         obj = await self._read(kube, t)
         change = Change(
             resource=f"{t.kind}/{t.name}",
@@ -51,11 +51,11 @@ class Restart(Action[RestartParams]):
             field=f"spec.template.metadata.annotations[{workloads.RESTARTED_AT}]",
         )
         summary = f"restart {t} (rolling, via the {workloads.RESTARTED_AT} annotation)"
-        return Plan(action=self.name, summary=summary, changes=[change])
+        return common.shown(Plan(action=self.name, summary=summary, changes=[change]), t)
 
     async def apply(self, params: RestartParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube)
+        t = await common.workload(ctx, kube)
         stamp = ctx.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
         async def attempt() -> Outcome:
