@@ -97,8 +97,13 @@ release: {{ . | quote }}
 {{- $actions := list }}
 {{- if .Values.rbac.actions }}
 {{- $actions = .Values.rbac.actions }}
-{{- else if .Values.policies.defaults }}
+{{- else }}
+{{- if .Values.policies.defaults }}
 {{- $actions = $catalogue.defaultPolicyActions }}
+{{- end }}
+{{- if .Values.policies.kubePrometheusStack }}
+{{- $actions = concat $actions $catalogue.kubePrometheusStackActions }}
+{{- end }}
 {{- end }}
 {{- range $job := (.Values.config.jobs | default list) }}
 {{- $actions = append $actions $job.action }}
@@ -191,8 +196,13 @@ The rules of the actions, merged as monitor.actions.rbac.rules merges them: verb
 {{- $files := dict }}
 {{- if .Values.policies.defaults }}
 {{- range $path, $_ := .Files.Glob "files/remediations/*.yaml" }}
+{{- if ne (base $path) "kube-prometheus-stack.yaml" }}
 {{- $_ := set $files (base $path) ($.Files.Get $path) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- if .Values.policies.kubePrometheusStack }}
+{{- $_ := set $files "kube-prometheus-stack.yaml" (.Files.Get "files/remediations/kube-prometheus-stack.yaml") }}
 {{- end }}
 {{- range $name, $content := .Values.policies.files }}
 {{- $_ := set $files $name $content }}
