@@ -6,10 +6,12 @@ from typing import Any
 
 import helm_python as helm
 
+from scripts import build_prometheusrule
 from tests.helm import conftest as c
 
 KPS = "kube-prometheus-stack.yaml"
-DUPLICATES = {"PodRestartingTooOften", "ContainerCPUNearLimit"}
+# The chart's list in templates/prometheusrule.yaml is the script's.
+DUPLICATES = set(build_prometheusrule.KUBE_PROMETHEUS_STACK_DUPLICATES)
 
 
 def _policy_files(objects: list[dict[str, Any]]) -> set[str]:
