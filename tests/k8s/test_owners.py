@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 
@@ -192,3 +193,32 @@ async def test_resolve_starts_from_a_pod_replica_set_or_job(emulator, kube, acti
     assert "kind 'Deployment' is not supported here (expected one of Pod, ReplicaSet, Job)" in str(
         caught.value
     )
+
+
+async def test_a_second_crashing_pod_leaves_a_just_restarted_deployment_alone(
+    emulator, kube, actions
+):
+    for obj in objs.deployment_with_pods():
+        emulator.add(obj)
+    action = actions.get("kubernetes.restart")
+    params = actions.parse_params("kubernetes.restart", {"unless_restarted_within": "15m"})
+    first = context(kube, **pod_target("conea-api-7d9f-x0"))
+    await action.apply(params, first, await action.plan(params, first))
+    version = emulator.read("Deployment", "production", "conea-api")["metadata"]["resourceVersion"]
+
+    later = context(kube, **pod_target("conea-api-7d9f-x1"))
+    later.now = lambda: datetime(2026, 11, 28, 12, 0, 40, tzinfo=UTC)
+    plan = await action.plan(params, later)
+    assert plan.noop
+    assert plan.summary.startswith(
+        "leave deployment production/conea-api alone: restarted at 2026-11-28T12:00:00Z, "
+        "40s ago (unless_restarted_within 15m)"
+    )
+    outcome = await action.apply(params, later, plan)
+    assert outcome.summary.startswith("skipped (not restarted): deployment production/conea-api")
+    dep = emulator.read("Deployment", "production", "conea-api")
+    assert dep["metadata"]["resourceVersion"] == version  # nothing written
+
+    much_later = context(kube, **pod_target("conea-api-7d9f-x1"))
+    much_later.now = lambda: datetime(2026, 11, 28, 12, 15, 0, tzinfo=UTC)
+    assert not (await action.plan(params, much_later)).noop
