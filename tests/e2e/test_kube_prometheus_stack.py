@@ -5,7 +5,8 @@ namespace/pod/container labels -> Prometheus evaluates a rule in the shape of
 kube-prometheus-stack's KubePodCrashLooping (written here, durations of seconds) ->
 Alertmanager posts the alert, which names the pod and not the Deployment -> the bundled
 ``kps-crash-looping`` policy resolves the pod through its ReplicaSet to its Deployment in
-the emulator and restarts that -> verification through Prometheus once the restarts stop.
+the emulator and restarts that; the second crashing pod's alert finds it just restarted and
+leaves it alone -> verification through Prometheus once the restarts stop.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tests.support import service as svc
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "e2e-kps-token"  # a throwaway credential for local programs
-POD = "conea-api-7d9f-x0"
+POD, OTHER = "conea-api-7d9f-x0", "conea-api-7d9f-x1"
 RESTARTED = "kubectl.kubernetes.io/restartedAt"
 
 # The shape of kube-prometheus-stack's rule (kubernetes-apps group), its 10m window and
@@ -59,8 +60,8 @@ RULES = {
 
 
 class StateMetrics:
-    """kube-state-metrics' restart counter for one container: it grows on every scrape
-    while ``crashing``."""
+    """kube-state-metrics' restart counters of two pods' ``api`` containers: they grow on
+    every scrape while ``crashing``."""
 
     def __init__(self) -> None:
         self.crashing = False
@@ -71,16 +72,16 @@ class StateMetrics:
             def do_GET(self) -> None:
                 if metrics.crashing:
                     metrics.restarts += 1
-                body = (
-                    "# TYPE kube_pod_container_status_restarts_total counter\n"
+                body = "# TYPE kube_pod_container_status_restarts_total counter\n" + "".join(
                     "kube_pod_container_status_restarts_total"
-                    f'{{namespace="production",pod="{POD}",container="api"}} {metrics.restarts}\n'
-                ).encode()
+                    f'{{namespace="production",pod="{pod}",container="api"}} {metrics.restarts}\n'
+                    for pod in (POD, OTHER)
+                )
                 self.send_response(200)
                 self.send_header("content-type", "text/plain; version=0.0.4")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body.encode())
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -211,20 +212,30 @@ def test_crash_looping_pod_restarts_its_deployment_through_owner_references(
             return sorted(items, key=lambda e: e["id"])
 
         ksm.crashing = True
-        restart = wait_for(
-            lambda: [e for e in executions() if e["state"] == "succeeded"],
+        both = wait_for(
+            lambda: [e for e in executions() if e["state"] == "succeeded"][1:] and executions(),
             60,
-            "KubePodCrashLooping to be acted on",
-        )[0]
+            "KubePodCrashLooping of both pods to be acted on",
+        )
+        assert len(both) == 2
+        [restart] = [
+            e for e in both if e["actions"][0]["outcome"]["summary"].startswith("restarted")
+        ]
+        [other] = [e for e in both if e is not restart]
+        # The second pod's alert finds its Deployment restarted moments ago: no second restart.
+        assert other["actions"][0]["outcome"]["summary"].startswith(
+            "skipped (not restarted): deployment production/conea-api restarted at "
+        )
         # The alert names the pod, as kube-state-metrics labels it; the target key stays
         # the rendered pod (cooldowns and budgets count per pod).
-        assert restart["labels"]["pod"] == POD
+        pod = restart["labels"]["pod"]
+        assert {pod, other["labels"]["pod"]} == {POD, OTHER}
         assert "deployment" not in restart["labels"]
         assert restart["policy"] == "kps-crash-looping"
-        assert restart["target_key"] == f"Pod/production/{POD}"
+        assert restart["target_key"] == f"Pod/production/{pod}"
         plan = restart["actions"][0]["plan"]
         assert plan["summary"].endswith(
-            f"(target Pod production/{POD} -> ReplicaSet conea-api-7d9f -> Deployment conea-api)"
+            f"(target Pod production/{pod} -> ReplicaSet conea-api-7d9f -> Deployment conea-api)"
         )
         assert plan["summary"].startswith("restart deployment production/conea-api")
         template = emulator.read("Deployment", "production", "conea-api")["spec"]["template"]
@@ -233,12 +244,15 @@ def test_crash_looping_pod_restarts_its_deployment_through_owner_references(
         # The restarts stop: Prometheus says so, and nobody is paged.
         ksm.crashing = False
         verified = wait_for(
-            lambda: [e for e in executions() if e["verify_state"] not in ("pending", None)],
+            lambda: (
+                [e for e in executions() if e["verify_state"] not in ("pending", None)][1:]
+                and executions()
+            ),
             60,
             "verification",
-        )[0]
-        assert verified["id"] == restart["id"]
-        assert verified["verify_state"] == "recovered"
+        )
+        assert [e["verify_state"] for e in verified] == ["recovered", "recovered"]
+        verified = next(e for e in verified if e["id"] == restart["id"])
         assert "returns no series" in verified["verify_detail"]
         assert "kube_pod_container_status_restarts_total" in verified["verify_detail"]
         assert not receiver.on("/oncall")
