@@ -146,7 +146,44 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         registry = default_registry()
         paths = args.paths
-    return policy_cli.check(paths, registry=registry, strict_actions=True)
+    status = policy_cli.check(paths, registry=registry, strict_actions=True)
+    if args.cluster and status == 0:
+        return _check_cluster(args)
+    return status
+
+
+def _check_cluster(args: argparse.Namespace) -> int:
+    """``check --cluster``: ask the cluster whether it grants what the policies need
+    (a SelfSubjectAccessReview each); 1 when anything is denied or unknown."""
+    import asyncio
+
+    from monitor import scope, wiring
+    from monitor.k8s import access
+
+    settings = _load(args)
+    kube = wiring.kube_client(settings)
+    if kube is None:
+        raise MonitorError("check --cluster: no Kubernetes credentials (kubernetes.mode)")
+    try:
+        registry = wiring.build_registry(settings)
+        automation = settings.automation
+        wanted = wiring.permission_needs(
+            wiring.load_policies(settings, registry),
+            registry,
+            scope.Scope.of(automation.namespaces_allow, automation.namespaces_deny),
+            access.release_namespace(),
+        )
+        findings = asyncio.run(access.check(kube, wanted))
+    finally:
+        kube.close()
+    for finding in findings:
+        print(finding)
+    reviewed = len({need for needs in wanted.values() for need in needs})
+    if findings:
+        print(f"FAILED: {len(findings)} of the policies' permissions not granted")
+        return 1
+    print(f"SUCCESS: the cluster grants all {reviewed} permissions the policies need")
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -447,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("check", cmd_check, "check remediation policy files (and the settings)")
     p.add_argument("paths", nargs="*", help="files or directories (default: the configured)")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also ask the cluster whether it grants what the policies' actions need",
+    )
 
     add("schema", cmd_schema, "print the JSON Schema of the policy file format")
 

@@ -53,6 +53,7 @@ LEASE = timedelta(minutes=2)  # other replicas keep off a leased batch this long
 IDLE_POLL = 1.0  # seconds between looks at the store when nothing woke the consumer
 PREFERRED = 10_000  # notification ids remembered as "ahead of the queue"
 HANDED_BATCHES = 2  # batches' worth of handed-over notifications kept parsed
+MARKING = 10_000  # notifications remembered as decided while the writer marks them
 BACKLOG_READ = 2.0  # seconds between readings of the queue's length while busy
 
 
@@ -89,6 +90,9 @@ class Runtime:
     # (a few batches' worth: when deciding keeps up it needs no parse and no store read).
     _handed: dict[int, StoredNotification] = field(default_factory=dict)
     _handed_alerts: int = 0
+    # Notifications decided here and handed to the writer to be marked processed: until
+    # the writer has written the mark, the queue still holds them; never decided twice.
+    _marking: deque[int] = field(default_factory=lambda: deque(maxlen=MARKING))
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -200,6 +204,11 @@ class Runtime:
             self.owner, now, now + LEASE, limit_alerts=self.batch_alerts, prefer=preferred
         )
         self._full = False
+        if self._marking and leased:  # decided already; the writer's mark is on its way
+            marking = set(self._marking)
+            kept = queue.Taken(i for i in leased if i.id not in marking)
+            kept.more = leased.more
+            leased = kept
         if not leased:
             return 0
         loop = asyncio.get_running_loop()
@@ -223,6 +232,7 @@ class Runtime:
         for item in () if self.handler_marks else leased:
             if item.id not in failures:
                 self.writer.mark_processed(item.id, at)
+                self._marking.append(item.id)
         if failures:
             await self._failed({i.id: i.attempts for i in leased}, failures)
         decided, self._decided = self._decided, asyncio.Event()

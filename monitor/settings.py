@@ -323,10 +323,26 @@ def _describe(
         loc = tuple(error.get("ctx", {}).get("at", ())) or tuple(error["loc"])
         field = yamlfile.dotted(loc)
         reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        if locator is not None and loc and loc[0] in data:
+        variable = _from_environment(loc)
+        if variable is not None:
+            where = f"environment {variable}"
+        elif locator is not None and loc and loc[0] in data:
             where = locator.where(loc, key=error["type"] == "extra_forbidden")
         else:
             env = ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
             where = f"{filename} (or environment {env})"
         lines.append(f"{where}: {field}: {reason}")
     return "\n".join(lines)
+
+
+def _from_environment(loc: tuple[Any, ...]) -> str | None:
+    """The ``CONEA_MONITOR_*`` variable that set the value at ``loc`` (or a section
+    holding it), if one is set: the environment overrides the file, so its value is the
+    one that failed. Names are matched without regard to case, as the settings read them."""
+    names = {name.upper(): name for name in os.environ}
+    parts = [str(p).upper() for p in loc if isinstance(p, str)]
+    for end in range(len(parts), 0, -1):
+        found = names.get(ENV_PREFIX + "__".join(parts[:end]))
+        if found is not None:
+            return found
+    return None

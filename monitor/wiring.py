@@ -2,9 +2,12 @@
 
 ``start(rt)`` runs in the app's lifespan: the action registry, the policies (a bad file
 stops the start with every error listed), the clients the actions use, the engine and
-its timers, the maintenance jobs. ``reload(rt)`` re-reads the policies; a bad file keeps
-the last good policies running, logs why and sets
-``conea_monitor_config_last_reload_successful`` to 0.
+its timers, the maintenance jobs; it logs what is on and off (:mod:`monitor.summary`).
+``reload(rt)`` re-reads the policies; a bad file keeps the last good policies running,
+logs why and sets ``conea_monitor_config_last_reload_successful`` to 0. After both, the
+permission check (:mod:`monitor.k8s.access`) runs in the background: what the cluster
+denies is logged, listed by ``/readyz`` and skips the policies concerned (the guardrail
+``permission``).
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from typing import Any
 
 import httpx
 
-from monitor import jobs, policy
+from monitor import jobs, policy, summary
 from monitor import scope as scope_mod
 from monitor.actions import Registry, Services, default_registry
 from monitor.engine.core import Engine
 from monitor.engine.firing import FiringCheck
 from monitor.engine.verifier import Verifier
 from monitor.errors import ConfigError
+from monitor.k8s import access
 from monitor.k8s import client as k8s_client
 from monitor.metrics import Metrics
 from monitor.runtime import Runtime
@@ -51,6 +55,62 @@ def kube_client(settings: Settings) -> Any:
         return k8s_client.from_settings(None, None, True, scope=scope)
     kubeconfig = str(settings.resolve(k.kubeconfig)) if k.kubeconfig else None
     return k8s_client.from_settings(kubeconfig, k.context, False, scope=scope)
+
+
+def permission_needs(
+    policies: policy.PolicySet,
+    registry: Registry,
+    scope: scope_mod.Scope,
+    release_namespace: str,
+) -> dict[str, list[access.Need]]:
+    """What each policy's actions need of the cluster, in the namespaces it acts in."""
+    from monitor.actions import rbac
+
+    wanted = {}
+    for p in policies:
+        names = {a.action for step in p.steps for a in step}
+        if p.spec.target.get("resolve") == "owner":
+            names.add(rbac.RESOLVE_OWNER)
+        grants = rbac.grants(registry, names)
+        if grants:
+            target_namespace = str(p.spec.target.get("namespace", ""))
+            spaces = access.namespaces(target_namespace, scope, release_namespace)
+            wanted[p.name] = [access.Need(v, g, r, ns) for v, g, r in grants for ns in spaces]
+    return wanted
+
+
+async def check_permissions(rt: Runtime, engine: Engine) -> list[access.Finding]:
+    """Ask the cluster; record what it denies for the guardrail and ``/readyz``."""
+    kube = engine.services.kube
+    if kube is None:
+        return []
+    wanted = permission_needs(
+        engine.policies, engine.registry, engine.parts.scope, access.release_namespace()
+    )
+    findings = await access.check(kube, wanted)
+    engine.parts.denied = access.denied(findings)
+    rt.extras["permissions"] = [str(f) for f in findings]
+    for finding in findings:
+        log.warning("permission check: %s", finding)
+    if not findings and wanted:
+        log.info("permission check: the cluster grants what the %d policies need", len(wanted))
+    return findings
+
+
+def _check_permissions_soon(rt: Runtime, engine: Engine) -> None:
+    """The permission check in the background (readiness never waits for it); its task
+    is ``rt.extras["permission_check"]``."""
+    previous = rt.extras.get("permission_check")
+    if previous is not None:
+        previous.cancel()
+
+    async def run() -> None:
+        try:
+            await check_permissions(rt, engine)
+        except Exception:
+            log.exception("permission check failed")
+
+    rt.extras["permission_check"] = asyncio.create_task(run())
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -100,6 +160,8 @@ async def start(rt: Runtime) -> None:
     rt.extras["engine"] = engine
     rt.extras["breaker"] = engine.breaker
     _loaded(rt, policies)
+    for line in summary.lines(settings, kube=kube is not None, rehearsal=dry_run):
+        log.info("%s", line)
     if kube is None:
         log.warning("no Kubernetes credentials: Kubernetes actions cannot run")
     approval = settings.automation.approval
@@ -114,6 +176,7 @@ async def start(rt: Runtime) -> None:
             "(automation.mode: live to act)"
         )
     await engine.start(settings.verify_sweep_seconds)
+    _check_permissions_soon(rt, engine)
     if settings.jobs:
         url = settings.database_url
         election: jobs.Leader = (
@@ -158,6 +221,9 @@ SHUTDOWN_ACTING = 4.0  # seconds steps in flight get at a stop before being inte
 
 
 async def stop(rt: Runtime) -> None:
+    checking = rt.extras.get("permission_check")
+    if checking is not None:
+        checking.cancel()
     scheduler = rt.extras.get("jobs")
     if scheduler is not None:
         await scheduler.shutdown()
@@ -210,6 +276,7 @@ async def reload(rt: Runtime) -> tuple[bool, list[str]]:
         return False, errors
     engine.policies = policies
     _loaded(rt, policies)
+    _check_permissions_soon(rt, engine)
     await rt.store.record(
         Audit(engine.clock.now(), "reload", f"loaded {len(policies)} policies", outcome="succeeded")
     )

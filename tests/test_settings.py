@@ -69,6 +69,61 @@ def test_bad_environment_value_names_the_variable(
         settings.load(path)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "CONEA_MONITOR_AUTOMATION__PAUSED",
+            "maybe",
+            "automation.paused: Input should be a valid boolean, unable to interpret input",
+        ),
+        (
+            "CONEA_MONITOR_AUTOMATION__MODE",
+            "yolo",
+            "automation.mode: Input should be 'live', 'rehearsal' or 'approval'",
+        ),
+        (
+            "CONEA_MONITOR_LOG__LEVEL",
+            "LOUD",
+            "log.level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
+        ),
+        (
+            "CONEA_MONITOR_WEBHOOK__MAX_BODY_BYTES",
+            "0",
+            "webhook.max_body_bytes: Input should be greater than 0",
+        ),
+        (
+            "CONEA_MONITOR_AUTOMATION__APPROVAL__NOTIFIER",
+            "ghost",
+            "automation.approval.notifier: unknown notifier 'ghost' (known: none configured); "
+            "notifiers are defined under notifiers",
+        ),
+        (
+            "conea_monitor_store__pool_size",
+            "none",
+            "store.pool_size: Input should be a valid integer, unable to parse string as an "
+            "integer",
+        ),
+    ],
+)
+def test_a_bad_override_of_a_key_in_the_file_blames_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    # The file sets every one of these keys correctly: the environment's value is the one
+    # in force, so the file's line must not be blamed.
+    path = write(
+        tmp_path,
+        "automation:\n  paused: false\n  mode: live\nlog:\n  level: INFO\n"
+        "webhook:\n  max_body_bytes: 10\nstore:\n  pool_size: 5\n",
+    )
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        settings.load(path)
+    assert str(caught.value) == f"environment {variable}: {message}"
+    monkeypatch.delenv(variable)
+    assert settings.load(path).automation.paused is False
+
+
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file: No such file"):
         settings.load(tmp_path / "missing.yml")

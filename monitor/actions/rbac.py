@@ -5,7 +5,8 @@ merges those of the actions the policies use into the fewest rules (verbs merged
 resource, resources with the same verbs grouped per API group), sorted so the output is
 stable. :func:`render` shapes them into Roles (:func:`monitor.k8s.rbac.roles`).
 ``conea-monitor rbac`` prints them; the Helm chart merges the same declarations the same
-way.
+way. :func:`grants` lists them one (verb, group, resource) at a time, as the permission
+check (:mod:`monitor.k8s.access`) asks the cluster about them.
 """
 
 from __future__ import annotations
@@ -55,3 +56,20 @@ def render(
     """One Role per namespace in ``namespaces``, or one ClusterRole when it is None,
     granting what ``action_names`` need."""
     return k8s_rbac.roles(rules(registry, action_names), namespaces, name)
+
+
+def grants(
+    registry: action_registry.Registry, action_names: Iterable[str]
+) -> list[tuple[str, str, str]]:
+    """Every (verb, API group, resource) ``action_names`` need, sorted (unknown names:
+    KeyError)."""
+    return sorted(
+        {
+            (verb, group, resource)
+            for name in set(action_names)
+            for rule in (OWNER_READS if name == RESOLVE_OWNER else registry.get(name).rbac)
+            for group in rule.api_groups
+            for resource in rule.resources
+            for verb in rule.verbs
+        }
+    )

@@ -2,7 +2,9 @@
 
 Ready means: the store answers, the configuration is loaded, and every worker thread
 (the store writer, ...) and the engine's consumer are making progress; otherwise 503
-with the problems named.
+with the problems named. Permissions the cluster denies the policies (or could not say
+it grants: :mod:`monitor.k8s.access`) are listed under ``permissions`` without making the
+service unready: it still serves every other policy.
 """
 
 from __future__ import annotations
@@ -42,9 +44,13 @@ async def readyz(request: Request) -> Response:
     consumer = rt.consumer_stalled()
     if consumer is not None:
         problems.append(f"engine consumer stalled: {consumer}")
+    body: dict[str, object] = {}
+    permissions = rt.extras.get("permissions")
+    if permissions:
+        body["permissions"] = list(permissions)
     if problems:
-        return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "problems": problems, **body}, status_code=503)
+    return JSONResponse({"status": "ready", **body})
 
 
 @router.get("/metrics")

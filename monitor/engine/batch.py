@@ -310,6 +310,7 @@ class BatchDecider:
             rehearsal=rehearsal,
             scope=parts.scope,
             history=inputs.history(target_key, rehearsal, now - policy.budget.window),
+            denied=parts.denied.get(policy.name),
         )
         if decision.outcome == "skip":
             for pair in fresh:

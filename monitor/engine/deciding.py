@@ -151,6 +151,7 @@ class Decider:
             rehearsal=rehearsal,
             scope=parts.scope,
             history=inputs.history,
+            denied=parts.denied.get(policy.name),
         )
         attempt = attempt.but(decision=decision)
         if decision.outcome == "skip":

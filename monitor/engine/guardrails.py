@@ -5,6 +5,8 @@ Each guardrail gives a verdict; the first that says no decides the outcome:
 =============== ===========================================================
 paused          the kill switch is on (config or ``POST /api/v1/pause``)
 scope           the target's namespace is out of scope (:mod:`monitor.scope`)
+permission      the cluster denies a permission the policy's actions need
+                (:mod:`monitor.k8s.access`, checked at start-up and on reload)
 time_interval   outside the policy's active time intervals (re-checked later)
 for_at_least    the alert has not fired long enough yet (deferred until it has)
 cooldown        the target was acted on too recently (deferred until it cools)
@@ -82,10 +84,12 @@ def decide(
     rehearsal: bool,
     scope: scope_mod.Scope,
     history: TargetHistory,
+    denied: str | None = None,
 ) -> Decision:
     """The guardrails' verdicts for acting now on ``target`` for an alert that started at
     ``starts_at``; ``history`` is the target's past executions (cooldown and budget), of
-    the same mode: rehearsed ones when ``rehearsal``, live ones otherwise."""
+    the same mode: rehearsed ones when ``rehearsal``, live ones otherwise; ``denied`` is
+    why the policy lacks a permission, if it does."""
     d = Decision("execute")
 
     def stop(
@@ -106,6 +110,8 @@ def decide(
     if problem:
         return stop("scope", problem)
     ok("scope", "target namespace allowed")
+    if denied:
+        return stop("permission", denied)
     if not policy_mod.active(policy, now):
         return stop(
             "time_interval",
@@ -147,6 +153,6 @@ def decide(
     ok("budget", f"{history.attempts_in_window} of {budget.attempts} attempts used")
     if rehearsal:
         d.outcome = "rehearse"
-        d.reason = "rehearsal: the step is planned, recorded and verified; nothing is applied"
+        d.reason = "the step is planned, recorded and verified; nothing is applied"
         ok("rehearsal", d.reason)
     return d

@@ -3,7 +3,7 @@ policies are swapped in place on reload, so every part sees a reload at once).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from monitor import policy as policy_mod
 from monitor import scope as scope_mod
@@ -36,6 +36,9 @@ class Parts:
     owner: str
     scope: scope_mod.Scope
     dry_run: bool  # automation is in rehearsal mode (every step is rehearsed)
+    # policy -> why it cannot act: a permission the cluster denies (set by the wiring
+    # after the permission check, :mod:`monitor.k8s.access`; the guardrail "permission")
+    denied: dict[str, str] = field(default_factory=dict)
 
     def rehearsal(self, policy: policy_mod.Policy, step: int) -> bool:
         """Is this step of this policy rehearsed (mode, policy or step ``dry_run``)?"""

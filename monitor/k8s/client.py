@@ -81,6 +81,7 @@ class Kube:
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
         self.batch = kubernetes.client.BatchV1Api(api_client)
+        self.authorization = kubernetes.client.AuthorizationV1Api(api_client)
 
     @property
     def host(self) -> str:
@@ -174,6 +175,29 @@ class Kube:
         spec, fn = self._method("replace", kind, "_scale")
         call = k8s_errors.Call("update", f"{spec.resource}/scale", namespace, name)
         return dict(await self._call(call, fn, name, namespace, body))
+
+    async def access_review(
+        self, verb: str, group: str, resource: str, namespace: str
+    ) -> dict[str, Any]:
+        """A SelfSubjectAccessReview: may this client ``verb`` ``resource`` (``plural`` or
+        ``plural/subresource``) of ``group`` in ``namespace`` ("" means every namespace)?
+        The answer's ``status`` says (``allowed``, ``denied``, ``reason``)."""
+        plural, _, subresource = resource.partition("/")
+        attributes = {"verb": verb, "group": group, "resource": plural}
+        if subresource:
+            attributes["subresource"] = subresource
+        if namespace:
+            attributes["namespace"] = namespace
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        call = k8s_errors.Call(
+            "create", "selfsubjectaccessreviews.authorization.k8s.io", namespace or "(all)"
+        )
+        fn = self.authorization.create_self_subject_access_review
+        return dict(await self._call(call, fn, body))
 
 
 def _configuration() -> kubernetes.client.Configuration:

@@ -504,6 +504,21 @@ class Credentials(Strict):
                 ) from None
         return None
 
+    def password_or_none(self) -> tuple[str | None, str]:
+        """The password and a note on where it came from. An unset ``password_env`` is no
+        password (a server without one works; one that wants a password refuses the
+        probe, and the note says why); an unreadable ``password_file`` is a LookupError."""
+        try:
+            password = self.password()
+        except LookupError as exc:
+            if self.password_env is None:
+                raise
+            return None, f"{exc}: connecting without a password"
+        if password is None:
+            return None, "no password configured"
+        source = "password_file" if self.password_file is not None else "password_env"
+        return password, f"password from {source}"
+
 
 class PostgresConfig(Credentials):
     user: str = "postgres"

@@ -9,17 +9,21 @@ state, so ``state="idle in transaction"`` is the oldest idle-in-transaction sess
 files), ``pg_replication_is_replica`` and ``pg_replication_lag_seconds``.
 ``pg_stat_activity_waiting_on_lock_count{datname}`` (sessions waiting on a lock) is
 ours. The password comes from the module (``password_env`` or ``password_file``) and
-never appears in output or the trace.
+never appears in output, the trace or the log. An unset ``password_env`` connects without
+a password. Why a probe failed is logged at INFO (and traced for ``debug=true``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import psycopg
 from psycopg import conninfo
 
 from monitor.probes import config, context
+
+log = logging.getLogger(__name__)
 
 STATES = (
     "active",
@@ -101,11 +105,9 @@ async def probe(p: context.Probe) -> bool:
     cfg: config.PostgresConfig = p.module.section()
     _up(p, False)  # until proven otherwise, also when the deadline cancels the probe
     try:
-        password = cfg.password()
+        password, source = cfg.password_or_none()
     except LookupError as exc:
-        p.trace(f"no password: {exc}")
-        _up(p, False)
-        return False
+        return _failed(p, f"no password: {exc}")
     params = conninfo.make_conninfo(
         host=p.target.host,
         port=str(p.target.port),
@@ -115,22 +117,32 @@ async def probe(p: context.Probe) -> bool:
         application_name="conea-monitor-probe",
         connect_timeout=str(max(1, math.ceil(p.remaining()))),
     )
-    p.trace(f"connecting to {p.target.host}:{p.target.port} as {cfg.user!r}")
+    p.trace(f"connecting to {p.target.host}:{p.target.port} as {cfg.user!r} ({source})")
     try:
         conn = await psycopg.AsyncConnection.connect(params, password=password, autocommit=True)
     except psycopg.Error as exc:
-        p.trace(f"connection failed: {_redact(str(exc), password)}")
-        _up(p, False)
-        return False
+        return _failed(p, f"connection failed: {_redact(str(exc), password)} ({source})")
     try:
         async with conn:
             await _collect(p, conn)
     except psycopg.Error as exc:
-        p.trace(f"query failed: {_redact(str(exc), password)}")
-        _up(p, False)
-        return False
+        return _failed(p, f"query failed: {_redact(str(exc), password)}")
     _up(p, True)
     return True
+
+
+def _failed(p: context.Probe, reason: str) -> bool:
+    """Trace and log (INFO) why the probe failed: never a password."""
+    p.trace(reason)
+    log.info(
+        "probe failed: module %s, target %s:%s: %s",
+        p.module_name,
+        p.target.host,
+        p.target.port,
+        reason,
+    )
+    _up(p, False)
+    return False
 
 
 def _up(p: context.Probe, up: bool) -> None:

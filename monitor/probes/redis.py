@@ -7,11 +7,13 @@ Names follow redis_exporter: ``redis_up``,
 ``redis_evicted_keys_total``, ``redis_rejected_connections_total``,
 ``redis_keyspace_hits_total``, ``redis_keyspace_misses_total``,
 ``redis_commands_processed_total``, ``redis_uptime_in_seconds``. The password comes
-from the module, never the target.
+from the module, never the target; an unset ``password_env`` connects without one. Why a
+probe failed is logged at INFO (and traced for ``debug=true``), never the password.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import redis.asyncio
@@ -20,6 +22,8 @@ from redis import backoff
 from redis.asyncio import retry
 
 from monitor.probes import config, context
+
+log = logging.getLogger(__name__)
 
 # INFO field -> (metric, help)
 FIELDS = {
@@ -46,11 +50,10 @@ async def probe(p: context.Probe) -> bool:
     cfg: config.RedisConfig = p.module.section()
     _up(p, False)  # until proven otherwise, also when the deadline cancels the probe
     try:
-        password = cfg.password()
+        password, source = cfg.password_or_none()
     except LookupError as exc:
-        p.trace(f"no password: {exc}")
-        _up(p, False)
-        return False
+        return _failed(p, f"no password: {exc}")
+    p.trace(f"connecting to {p.target.host}:{p.target.port} ({source})")
     t = cfg.tls_config
     db = int(p.target.path) if p.target.path.isdigit() else 0
     client = redis.asyncio.Redis(
@@ -88,9 +91,7 @@ async def probe(p: context.Probe) -> bool:
         info = await client.info()
     except (redis.exceptions.RedisError, OSError) as exc:
         message = str(exc).replace(password, "***") if password else str(exc)
-        p.trace(f"redis failed: {type(exc).__name__}: {message}")
-        _up(p, False)
-        return False
+        return _failed(p, f"redis failed: {type(exc).__name__}: {message} ({source})")
     finally:
         await client.aclose()
     for field, (name, documentation) in FIELDS.items():
@@ -100,6 +101,20 @@ async def probe(p: context.Probe) -> bool:
     p.trace(f"PING ok; role {info.get('role')!r}")
     _up(p, True)
     return True
+
+
+def _failed(p: context.Probe, reason: str) -> bool:
+    """Trace and log (INFO) why the probe failed: never a password."""
+    p.trace(reason)
+    log.info(
+        "probe failed: module %s, target %s:%s: %s",
+        p.module_name,
+        p.target.host,
+        p.target.port,
+        reason,
+    )
+    _up(p, False)
+    return False
 
 
 def _up(p: context.Probe, up: bool) -> None:

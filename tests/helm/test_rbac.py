@@ -224,3 +224,46 @@ def test_rbac_can_be_left_to_the_cluster_admin(chart: helm.Chart) -> None:
     objects = c.render(chart, {"rbac": {"create": False}})
     kinds = {o["kind"] for o in objects}
     assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+EXTRA_POLICIES = """
+policies:
+  - name: delete-crashing-pod
+    match: ['alertname="KubePodCrashLooping"']
+    target: {kind: Pod, namespace: "{{ labels.namespace }}", name: "{{ labels.pod }}"}
+    steps: [[{action: kubernetes.delete_pod}]]
+  - name: roll-back-bad-release
+    match: ['alertname="HighErrorRate"']
+    target: {kind: Deployment, namespace: "{{ labels.namespace }}",
+             name: "{{ labels.deployment }}"}
+    steps:
+      - actions: [{action: kubernetes.rollback}]
+"""
+
+
+@pytest.mark.parametrize("defaults", [True, False], ids=["with-defaults", "files-only"])
+def test_policies_given_in_values_extend_the_role_as_conea_monitor_rbac_does(
+    chart: helm.Chart, defaults: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = {"policies": {"defaults": defaults, "files": {"extra.yaml": EXTRA_POLICIES}}}
+    objects = c.render(chart, values)
+    rendered = _roles(objects)
+    assert rendered == _cli_rbac(objects, tmp_path, capsys)
+    granted = {
+        (verb, resource)
+        for rule in rendered[0]["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert {("delete", "pods"), ("list", "replicasets"), ("patch", "deployments")} <= granted
+    if not defaults:
+        assert rendered == _expected(
+            ["kubernetes.delete_pod", "kubernetes.rollback"], [c.NAMESPACE]
+        )
+
+
+def test_a_policy_file_in_values_that_is_not_yaml_fails_the_render_naming_it(
+    chart: helm.Chart,
+) -> None:
+    with pytest.raises(helm.HelmError, match=r"policies\.files\.broken\.yaml: not YAML"):
+        c.render(chart, {"policies": {"files": {"broken.yaml": "policies: [unclosed"}}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import time
 from collections.abc import Iterator
@@ -41,6 +42,9 @@ modules:
   postgres_unset:
     prober: postgres
     postgres: {{user: {postgres.user}, password_env: CONEA_TEST_PROBE_PG_UNSET}}
+  postgres_missing_file:
+    prober: postgres
+    postgres: {{user: {postgres.user}, password_file: "{secret}.missing"}}
 """
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(PASSWORD_ENV, postgres.password)
@@ -138,12 +142,40 @@ def test_failure_names_the_reason_but_never_the_password(
     assert postgres.password not in ok.text
 
 
-def test_unset_password_variable_is_named(
+def test_unset_password_variable_connects_without_a_password(
     pg_service: servers.Service, postgres: services.Postgres
 ) -> None:
+    # The test cluster needs no password (trust): an unset variable is no password, and
+    # the trace says so.
     response = pg_service.get("postgres_unset", target(postgres), debug="true")
-    assert "environment variable 'CONEA_TEST_PROBE_PG_UNSET' is not set" in response.text
-    assert "pg_up 0.0" in response.text
+    assert (
+        "environment variable 'CONEA_TEST_PROBE_PG_UNSET' is not set: connecting without a "
+        "password" in response.text
+    )
+    assert "pg_up 1.0" in response.text and "probe_success 1.0" in response.text
+
+
+def test_failure_is_logged_at_info_without_debug(
+    pg_service: servers.Service, postgres: services.Postgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.probes.postgres")
+    result = pg_service.probe("postgres_unset", f"postgresql://{target(postgres)}/no_such_db")
+    assert not result.success
+    [record] = [r for r in caplog.records if r.name == "monitor.probes.postgres"]
+    assert record.levelno == logging.INFO
+    message = record.getMessage()
+    assert message.startswith(f"probe failed: module postgres_unset, target {target(postgres)}: ")
+    assert 'database "no_such_db" does not exist' in message
+    assert "'CONEA_TEST_PROBE_PG_UNSET' is not set: connecting without a password" in message
+
+
+def test_unreadable_password_file_is_named(
+    pg_service: servers.Service, postgres: services.Postgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.probes.postgres")
+    result = pg_service.probe("postgres_missing_file", target(postgres))
+    assert not result.success and result.value("pg_up") == 0
+    assert "cannot read password file" in caplog.text and "No such file" in caplog.text
 
 
 def test_nothing_listening_is_down(pg_service: servers.Service) -> None:

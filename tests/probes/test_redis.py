@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -22,9 +23,13 @@ modules:
   redis_auth:
     prober: redis
     redis: {password_env: CONEA_TEST_PROBE_REDIS_PASSWORD}
+  redis_unset:
+    prober: redis
+    redis: {password_env: CONEA_TEST_PROBE_REDIS_UNSET}
 """
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CONEA_TEST_PROBE_REDIS_PASSWORD", "wrong-redis-secret")
+        mp.delenv("CONEA_TEST_PROBE_REDIS_UNSET", raising=False)
         with servers.service(config) as running:
             yield running
 
@@ -98,3 +103,31 @@ def test_silent_server_is_down_at_the_deadline(
     assert not result.success
     assert result.value("redis_up") == 0
     assert 0.95 <= result.value("probe_duration_seconds") < 1.4
+
+
+def test_unset_password_variable_connects_without_a_password(
+    redis_service: servers.Service, redis_server: services.Redis
+) -> None:
+    response = redis_service.get(
+        "redis_unset", f"{redis_server.host}:{redis_server.port}", debug="true"
+    )
+    assert "redis_up 1.0" in response.text and "probe_success 1.0" in response.text
+    assert (
+        "environment variable 'CONEA_TEST_PROBE_REDIS_UNSET' is not set: connecting without a "
+        "password" in response.text
+    )
+
+
+def test_a_server_that_wants_a_password_says_why_at_info(
+    redis_service: servers.Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.probes.redis")
+    with services.redis_server("--requirepass", "right-redis-secret") as guarded:
+        target = f"{guarded.host}:{guarded.port}"
+        assert not redis_service.probe("redis_unset", target).success
+    [record] = [r for r in caplog.records if r.name == "monitor.probes.redis"]
+    assert record.levelno == logging.INFO
+    message = record.getMessage()
+    assert message.startswith(f"probe failed: module redis_unset, target {target}: redis failed: ")
+    assert "AuthenticationError" in message
+    assert "'CONEA_TEST_PROBE_REDIS_UNSET' is not set: connecting without a password" in message

@@ -149,6 +149,7 @@ def service_metrics() -> metrics.Metrics:
     m.paused.set(0)
     m.breaker_open.set(0)
     m.breaker_notifications.labels(outcome="sent").inc(0)
+    m.approvals.labels(policy="scale-out-on-cpu", outcome="requested").inc(0)
     m.decisions.labels(policy="scale-out-on-cpu", outcome="execute").inc()
     m.decisions.labels(policy="scale-out-on-cpu", outcome="coalesced").inc(4)
     m.skips.labels(policy="scale-out-on-cpu", guardrail="budget").inc()

@@ -26,6 +26,11 @@ def test_the_execution_machine_allows_what_the_engine_does() -> None:
         ("deferred", "running"),
         ("deferred", "skipped"),
         ("deferred", "cancelled"),
+        ("deferred", "awaiting_approval"),
+        ("awaiting_approval", "deferred"),
+        ("awaiting_approval", "rejected"),
+        ("awaiting_approval", "expired"),
+        ("awaiting_approval", "cancelled"),
         ("running", "succeeded"),
         ("running", "failed"),
         ("running", "rehearsed"),
@@ -37,6 +42,8 @@ def test_the_execution_machine_allows_what_the_engine_does() -> None:
         State.REHEARSED,
         State.SKIPPED,
         State.CANCELLED,
+        State.REJECTED,
+        State.EXPIRED,
     }
     assert {State.RUNNING, State.SUCCEEDED, State.FAILED} == states.ACTED
 

@@ -10,7 +10,10 @@ itself, adding what a real kube-apiserver does and the actions rely on:
 * JSON patch, merge patch, and strategic merge patch (lists of dicts merged by ``name``);
 * ``labelSelector`` on LIST (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``);
 * fault injection: :meth:`fail` (403, 500, 429...), :meth:`stall` (a timeout) and
-  :meth:`race` (another writer changes the object just before our write lands).
+  :meth:`race` (another writer changes the object just before our write lands);
+* ``SelfSubjectAccessReview`` answered from the Roles and ClusterRoles given to
+  :meth:`grant` (everything is allowed until a test grants something); each review
+  asked is kept in ``reviews``.
 
 Objects live in kmock's ``objects`` array, so ``emulator.objects[...]`` still works.
 """
@@ -158,6 +161,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     faults: list[Fault] = attrs.field(factory=list, init=False)
     races: list[Callable[[KubeEmulator], None]] = attrs.field(factory=list, init=False)
     _counter: itertools.count[int] = attrs.field(factory=lambda: itertools.count(100), init=False)
+    roles: list[dict[str, Any]] | None = attrs.field(default=None, init=False)
+    reviews: list[dict[str, Any]] = attrs.field(factory=list, init=False)
 
     # --- for tests --------------------------------------------------------------------
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -217,6 +222,40 @@ class KubeEmulator(kmock.KubernetesEmulator):
         """Run ``change`` once, just before the next write request is applied."""
         self.races.append(change)
 
+    def grant(self, *roles: dict[str, Any]) -> None:
+        """Bind these Roles / ClusterRoles to the caller: from now on a review is allowed
+        only by one of their rules (``grant()`` with none: nothing is allowed)."""
+        self.roles = [*(self.roles or []), *copy.deepcopy(list(roles))]
+
+    def allowed(self, attributes: dict[str, Any]) -> bool:
+        """Would the granted roles allow these ``resourceAttributes``?"""
+        if self.roles is None:
+            return True
+        resource = attributes.get("resource", "")
+        if attributes.get("subresource"):
+            resource = f"{resource}/{attributes['subresource']}"
+        namespace = attributes.get("namespace", "")
+        for role in self.roles:
+            role_namespace = role["metadata"].get("namespace") if role["kind"] == "Role" else None
+            if role_namespace is not None and role_namespace != namespace:
+                continue
+            for rule in role.get("rules", []):
+                if (
+                    attributes.get("group", "") in rule.get("apiGroups", [])
+                    and resource in rule.get("resources", [])
+                    and attributes.get("verb") in rule.get("verbs", [])
+                ):
+                    return True
+        return False
+
+    def _review(self, request: rendering.Request) -> aiohttp.web.Response:
+        body = dict(request.data)
+        attributes = dict(body.get("spec", {}).get("resourceAttributes", {}))
+        self.reviews.append(attributes)
+        allowed = self.allowed(attributes)
+        status = {"allowed": allowed} if allowed else {"allowed": False, "denied": True}
+        return aiohttp.web.json_response({**body, "status": status}, status=201)
+
     # --- serving ----------------------------------------------------------------------
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if request.resource is None or request.params.get("watch") == "true":
@@ -238,6 +277,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     return _status(fault.status, reason or "InternalError", fault.message, headers)
                 break
         method = request.method.value
+        if method == "POST" and request.resource.plural == "selfsubjectaccessreviews":
+            return self._review(request)
         if method != "GET" and self.races:
             self.races.pop(0)(self)
         try:

@@ -91,18 +91,36 @@ release: {{ . | quote }}
 {{- toYaml (uniq $allow | sortAlpha) }}
 {{- end }}
 
-{{/* The actions whose RBAC rules are granted, sorted and unique. */}}
+{{/*
+The actions whose RBAC rules are granted, sorted and unique: rbac.actions when set, else
+every action of every policy the chart ships (the defaults and policies.files, as
+conea-monitor rbac counts them); plus those of config.jobs.
+*/}}
 {{- define "conea-monitor.rbacActions" -}}
 {{- $catalogue := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
 {{- $actions := list }}
 {{- if .Values.rbac.actions }}
 {{- $actions = .Values.rbac.actions }}
 {{- else }}
-{{- if .Values.policies.defaults }}
-{{- $actions = $catalogue.defaultPolicyActions }}
+{{- range $name, $content := (include "conea-monitor.policies" . | fromYaml) }}
+{{- $file := $content | fromYaml }}
+{{- if hasKey $file "Error" }}
+{{- fail (printf "policies.files.%s: not YAML: %s" $name $file.Error) }}
 {{- end }}
-{{- if .Values.policies.kubePrometheusStack }}
-{{- $actions = concat $actions $catalogue.kubePrometheusStackActions }}
+{{- range $policy := ($file.policies | default list) }}
+{{- if eq (($policy.target | default dict).resolve | default "") "owner" }}
+{{- $actions = append $actions "resolve: owner" }}
+{{- end }}
+{{- range $step := ($policy.steps | default list) }}
+{{- $stepActions := $step }}
+{{- if kindIs "map" $step }}
+{{- $stepActions = $step.actions }}
+{{- end }}
+{{- range $action := ($stepActions | default list) }}
+{{- $actions = append $actions $action.action }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- range $job := (.Values.config.jobs | default list) }}

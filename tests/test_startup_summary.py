@@ -1,0 +1,102 @@
+"""Start-up says what is on and off, and why, without a secret value (monitor/summary.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor import summary
+from tests.support import service as svc
+
+
+def summary_lines(logs: str) -> list[str]:
+    return [
+        line.split(summary.PREFIX, 1)[1] for line in logs.splitlines() if summary.PREFIX in line
+    ]
+
+
+def test_a_bare_config_says_what_is_off_and_why(tmp_path: Path) -> None:
+    config = svc.write_config(tmp_path, kubernetes={"mode": "none"})
+    with svc.running(config) as service:
+        logs = service.logs()
+    assert summary_lines(logs) == [
+        "mode: rehearsal (no Kubernetes credentials: kubernetes.mode: none; "
+        "automation.mode: live to act)",
+        "verification: off (prometheus_url is not set: verify.promql cannot run, recovery is "
+        "judged by the alert's own state)",
+        "still-firing check: off (neither alertmanager_url nor prometheus_url is set: only the "
+        "webhooks received tell whether an alert still fires)",
+        "notifiers: none configured (notify steps cannot run)",
+        "PostgreSQL targets: none configured (postgres.* actions cannot run)",
+        "breaker: off (automation.max_actions is not set)",
+        "approval: only steps and policies with approval: required; no "
+        "automation.approval.notifier: requests wait in the API and `conea-monitor approve`; "
+        "unanswered for 30m, the next step runs",
+        "namespaces: any except kube-*",
+        f"store: sqlite:///{(tmp_path / 'data' / 'conea-monitor.db').resolve()}",
+    ]
+    assert " INFO monitor: start-up: mode: rehearsal" in logs
+
+
+def test_each_notifier_and_target_says_whether_its_secret_resolves(tmp_path: Path) -> None:
+    password = tmp_path / "pg-password"
+    password.write_text("pg-s3cret-value\n")
+    config = svc.write_config(
+        tmp_path,
+        kubernetes={"mode": "none"},
+        prometheus_url="http://prom:pr0m-s3cret@127.0.0.1:9/",
+        alertmanager_url="http://127.0.0.1:9/",
+        store={"url": f"sqlite:///{tmp_path / 'store.db'}"},
+        notifiers={
+            "oncall": {"kind": "slack", "url": {"env": "CONEA_TEST_SLACK_URL"}},
+            "unset": {"kind": "slack", "url": {"env": "CONEA_TEST_UNSET_URL"}},
+            "plain": {
+                "kind": "webhook",
+                "url": "https://hooks.example/services/T0/B0/h00k-s3cret",
+                "headers": {"Authorization": {"secret": {"file": str(tmp_path / "missing")}}},
+            },
+        },
+        postgres_targets={
+            "conea-production": {"host": "db", "user": "conea", "password_file": str(password)},
+            "other": {"host": "db2", "port": 6432, "user": "u", "password_env": "CONEA_TEST_PGPW"},
+            "trusting": {"host": "db3", "user": "u"},
+        },
+        automation={
+            "mode": "approval",
+            "approval": {"notifier": "oncall", "timeout": "1h"},
+            "max_actions": {"count": 5, "window": "10m", "notifier": "oncall"},
+            "namespaces_allow": ["shop", "pay-*"],
+            "namespaces_deny": [],
+        },
+    )
+    env = {"CONEA_TEST_SLACK_URL": "https://hooks.example/sl4ck-s3cret"}
+    with svc.running(config, env) as service:
+        logs = service.logs()
+    assert summary_lines(logs) == [
+        "mode: approval (automation.mode: approval); Kubernetes actions cannot run "
+        "(kubernetes.mode: none)",
+        "verification: on (verify.promql is asked of http://prom@127.0.0.1:9/)",
+        "still-firing check: Alertmanager at http://127.0.0.1:9/",
+        "notifier 'oncall': slack, url env:CONEA_TEST_SLACK_URL (resolvable)",
+        "notifier 'plain': webhook, url https://hooks.example/…, header Authorization "
+        f"file:{tmp_path / 'missing'} (file {tmp_path / 'missing'} does not exist)",
+        "notifier 'unset': slack, url env:CONEA_TEST_UNSET_URL (env CONEA_TEST_UNSET_URL not set)",
+        f"PostgreSQL target 'conea-production': conea@db:5432/postgres, password "
+        f"file:{password} (resolvable)",
+        "PostgreSQL target 'other': u@db2:6432/postgres, password env:CONEA_TEST_PGPW "
+        "(env CONEA_TEST_PGPW not set)",
+        "PostgreSQL target 'trusting': u@db3:5432/postgres, no password configured",
+        "breaker: on: at most 5 live actions in 10m (reset auto, tells 'oncall')",
+        "approval: every step that changes something; requests go to notifier 'oncall'; "
+        "unanswered for 1h, the next step runs",
+        "namespaces: shop, pay-*",
+        f"store: sqlite:///{tmp_path / 'store.db'}",
+    ]
+    for secret in ("pg-s3cret-value", "pr0m-s3cret", "sl4ck-s3cret", "h00k-s3cret"):
+        assert secret not in logs
+
+
+def test_urls_lose_their_password_only() -> None:
+    assert summary.safe_url("postgresql+psycopg://conea:pw@db:5432/x") == (
+        "postgresql+psycopg://conea@db:5432/x"
+    )
+    assert summary.safe_url("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
