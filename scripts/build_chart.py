@@ -42,6 +42,7 @@ COPIES = (
     (ROOT / "rules", "*.yml", "rules"),
     (ROOT / "dashboards", "*.json", "dashboards"),
     (ROOT / "remediations", "*.yaml", "remediations"),
+    (ROOT / "remediations" / "optional", "*.yaml", "remediations-optional"),
 )
 
 HEADER = (

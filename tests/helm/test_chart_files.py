@@ -13,12 +13,7 @@ from scripts import build_chart, build_prometheusrule
 from tests.helm import conftest as c
 
 DASHBOARDS = sorted((c.ROOT / "dashboards").glob("*.json"))
-# The default policies: all but kube-prometheus-stack's (policies.kubePrometheusStack).
-POLICIES = [
-    path
-    for path in sorted((c.ROOT / "remediations").glob("*.yaml"))
-    if path.name != "kube-prometheus-stack.yaml"
-]
+POLICIES = sorted((c.ROOT / "remediations").glob("*.yaml"))
 
 
 def test_chart_files_are_up_to_date() -> None:

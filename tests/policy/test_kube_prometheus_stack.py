@@ -1,5 +1,6 @@
-"""remediations/kube-prometheus-stack.yaml against the labels kube-prometheus-stack's alerts
-carry (its kubernetes-apps and kubernetes-resources rules on kube-state-metrics series)."""
+"""remediations/optional/kube-prometheus-stack.yaml against the labels that
+kube-prometheus-stack's alerts carry (its kubernetes-apps and kubernetes-resources rules on
+kube-state-metrics series)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from monitor.alerts.context import AlertContext
 from monitor.policy import loader, policyset
 
 ROOT = Path(__file__).resolve().parents[2]
+KPS = ROOT / "remediations" / "optional" / "kube-prometheus-stack.yaml"
 COMMON = {"namespace": "production", "job": "kube-state-metrics", "severity": "warning"}
 POD = {"pod": "conea-api-7d9f-x2x", "container": "api"}
 
@@ -61,7 +63,8 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def policies() -> policyset.PolicySet:
-    return loader.load([ROOT / "remediations"], default_registry())
+    # With the default policies, as the chart ships both: only the kps- ones answer.
+    return loader.load([ROOT / "remediations", KPS], default_registry())
 
 
 @pytest.mark.parametrize("alertname", CASES)
@@ -92,3 +95,8 @@ def test_each_alert_finds_its_policy_and_every_step_renders(
 def test_a_kube_system_pod_is_left_alone(policies: policyset.PolicySet) -> None:
     labels = {**COMMON, **POD, "namespace": "kube-system", "alertname": "KubePodCrashLooping"}
     assert not [p for p in policies.match(labels) if p.name.startswith("kps-")]
+
+
+def test_the_service_does_not_load_them_with_the_default_policies() -> None:
+    defaults = loader.load([ROOT / "remediations"], default_registry())
+    assert defaults.policies and not [p for p in defaults if p.name.startswith("kps-")]

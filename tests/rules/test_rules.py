@@ -144,13 +144,9 @@ def test_alerts_keep_the_labels_remediation_policies_read() -> None:
 
 def _policy_alertnames() -> dict[str, set[str]]:
     """alertname -> the remediations/*.yaml files whose matchers name it (``="X"`` or an
-    ``=~"A|B"`` alternation of plain names). kube-prometheus-stack.yaml answers the
-    alerts kube-prometheus-stack defines, not rules/
-    (tests/policy/test_kube_prometheus_stack.py)."""
+    ``=~"A|B"`` alternation of plain names)."""
     named: dict[str, set[str]] = defaultdict(set)
     for path in sorted((ROOT / "remediations").glob("*.yaml")):
-        if path.name == "kube-prometheus-stack.yaml":
-            continue
         for op, value in re.findall(r'alertname\s*(=~|=)\s*\\?"([^"\\]+)\\?"', path.read_text()):
             if op == "=" or re.fullmatch(r"[A-Za-z0-9_]+(\|[A-Za-z0-9_]+)*", value):
                 for name in value.split("|"):

@@ -214,13 +214,11 @@ The rules of the actions, merged as monitor.actions.rbac.rules merges them: verb
 {{- $files := dict }}
 {{- if .Values.policies.defaults }}
 {{- range $path, $_ := .Files.Glob "files/remediations/*.yaml" }}
-{{- if ne (base $path) "kube-prometheus-stack.yaml" }}
 {{- $_ := set $files (base $path) ($.Files.Get $path) }}
 {{- end }}
 {{- end }}
-{{- end }}
 {{- if .Values.policies.kubePrometheusStack }}
-{{- $_ := set $files "kube-prometheus-stack.yaml" (.Files.Get "files/remediations/kube-prometheus-stack.yaml") }}
+{{- $_ := set $files "kube-prometheus-stack.yaml" (.Files.Get "files/remediations-optional/kube-prometheus-stack.yaml") }}
 {{- end }}
 {{- range $name, $content := .Values.policies.files }}
 {{- $_ := set $files $name $content }}
