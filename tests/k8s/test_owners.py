@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor import errors
+from monitor import errors, wiring
+from monitor import scope as scope_mod
+from monitor.actions import default_registry, rbac
 from monitor.k8s import owners
+from monitor.policy import loader
 from tests.k8s.conftest import context
 from tests.support import kube_objects as objs
 
@@ -222,3 +225,22 @@ async def test_a_second_crashing_pod_leaves_a_just_restarted_deployment_alone(
     much_later = context(kube, **pod_target("conea-api-7d9f-x1"))
     much_later.now = lambda: datetime(2026, 11, 28, 12, 15, 0, tzinfo=UTC)
     assert not (await action.plan(params, much_later)).noop
+
+
+def test_the_permission_check_and_rbac_count_what_resolve_owner_reads(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n"
+        "  - name: crash\n"
+        "    match: ['alertname=\"KubePodCrashLooping\"']\n"
+        "    target: {kind: Pod, namespace: production, name: '{{ labels.pod }}',"
+        " resolve: owner}\n"
+        "    steps: [[{action: kubernetes.restart}]]\n"
+    )
+    registry = default_registry()
+    policies = loader.load([tmp_path], registry)
+    needs = wiring.permission_needs(policies, registry, scope_mod.Scope(), "monitoring")
+    asked = {str(n) for n in needs["crash"]}
+    assert {"get pods in production", "get replicasets.apps in production"} <= asked
+    assert "get jobs.batch in production" in asked
+    role = rbac.rules(registry, ["kubernetes.restart", rbac.RESOLVE_OWNER])
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]} in role
