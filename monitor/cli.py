@@ -263,6 +263,7 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     policies = wiring.load_policies(settings, registry, resolve=False)
     used = {a.action for p in policies for step in p.steps for a in step}
     used.update(job.action for job in settings.jobs)
+    used.update(rbac.RESOLVE_OWNER for p in policies if p.spec.target.get("resolve") == "owner")
     namespaces = (
         None if args.cluster else (args.namespace or settings.automation.namespaces_allow or None)
     )

@@ -78,7 +78,10 @@ def permission_needs(
 
     wanted = {}
     for p in policies:
-        grants = rbac.grants(registry, {a.action for step in p.steps for a in step})
+        names = {a.action for step in p.steps for a in step}
+        if p.spec.target.get("resolve") == "owner":
+            names.add(rbac.RESOLVE_OWNER)
+        grants = rbac.grants(registry, names)
         if grants:
             target_namespace = str(p.spec.target.get("namespace", ""))
             spaces = access.namespaces(target_namespace, scope, release_namespace)

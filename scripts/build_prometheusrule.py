@@ -8,6 +8,8 @@ Operator. The generated file is committed; ``--check`` fails when it is out of d
 
     python scripts/build_prometheusrule.py            # rewrite rules/prometheusrule.yaml
     python scripts/build_prometheusrule.py --check    # exit 1 if it is stale
+    python scripts/build_prometheusrule.py --skip-kube-prometheus-stack-duplicates \
+        --output my-rules.yaml                         # where kube-prometheus-stack runs
 
 ``load_rule_groups()`` is the reader the Helm chart's tests can reuse.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,13 @@ OUTPUT = RULES_DIR / "prometheusrule.yaml"
 #: tests/rules/test_rules.py holds every rule to it; ``--runbook-base`` rewrites it
 #: in the generated PrometheusRule for a fork or an internal mirror of the runbooks.
 RUNBOOK_BASE = "https://github.com/conea/conea-monitor/blob/main/docs/runbooks/"
+
+#: Our alerts that kube-prometheus-stack's own duplicate (ours -> its). The Helm chart's
+#: prometheusRule.skipKubePrometheusStackDuplicates leaves out the same (a test compares).
+KUBE_PROMETHEUS_STACK_DUPLICATES = {
+    "PodRestartingTooOften": "KubePodCrashLooping",
+    "ContainerCPUNearLimit": "CPUThrottlingHigh",
+}
 
 NAME = "conea-monitor-rules"
 LABELS = {
@@ -81,6 +91,15 @@ def load_rule_groups(directory: Path = RULES_DIR) -> list[dict[str, Any]]:
 def alerting_rules(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The alerting rules (not the recording rules) of ``groups``."""
     return [rule for group in groups for rule in group.get("rules", []) if "alert" in rule]
+
+
+def without_alerts(groups: list[dict[str, Any]], alerts: Iterable[str]) -> list[dict[str, Any]]:
+    """A copy of ``groups`` without the alerting rules named in ``alerts``."""
+    left_out = set(alerts)
+    return [
+        {**group, "rules": [r for r in group.get("rules", []) if r.get("alert") not in left_out]}
+        for group in groups
+    ]
 
 
 def rebase_runbooks(groups: list[dict[str, Any]], base: str) -> list[dict[str, Any]]:
@@ -134,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where to write")
     parser.add_argument("--namespace", help="metadata.namespace of the PrometheusRule")
     parser.add_argument("--runbook-base", help=f"replace {RUNBOOK_BASE} in runbook URLs")
+    parser.add_argument(
+        "--skip-kube-prometheus-stack-duplicates",
+        action="store_true",
+        help="leave out "
+        + ", ".join(
+            f"{ours} (its {theirs})" for ours, theirs in KUBE_PROMETHEUS_STACK_DUPLICATES.items()
+        ),
+    )
     args = parser.parse_args(argv)
     try:
         groups = load_rule_groups()
@@ -142,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.runbook_base:
         groups = rebase_runbooks(groups, args.runbook_base)
+    if args.skip_kube_prometheus_stack_duplicates:
+        groups = without_alerts(groups, KUBE_PROMETHEUS_STACK_DUPLICATES)
     text = render(groups, namespace=args.namespace)
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""

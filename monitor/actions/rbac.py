@@ -18,12 +18,23 @@ from typing import Any
 from monitor.actions import registry as action_registry
 from monitor.k8s import rbac as k8s_rbac
 
+RESOLVE_OWNER = "resolve: owner"
+"""Not an action: what a policy whose target says ``resolve: owner`` reads on the way from
+a Pod to its workload (:mod:`monitor.k8s.owners`); counted like an action's name."""
+OWNER_READS = (
+    action_registry.RbacRule(("",), ("pods",), ("get",)),
+    action_registry.RbacRule(("apps",), ("replicasets",), ("get",)),
+    action_registry.RbacRule(("batch",), ("jobs",), ("get",)),
+)
+
 
 def rules(registry: action_registry.Registry, action_names: Iterable[str]) -> list[dict[str, Any]]:
-    """The merged, minimal ``rules`` list for ``action_names`` (unknown names: KeyError)."""
+    """The merged, minimal ``rules`` list for ``action_names`` (unknown names: KeyError);
+    :data:`RESOLVE_OWNER` among them adds :data:`OWNER_READS`."""
     verbs: dict[tuple[str, str], set[str]] = defaultdict(set)
     for action_name in sorted(set(action_names)):
-        for rule in registry.get(action_name).rbac:
+        declared = OWNER_READS if action_name == RESOLVE_OWNER else registry.get(action_name).rbac
+        for rule in declared:
             for group in rule.api_groups:
                 for resource in rule.resources:
                     verbs[group, resource].update(rule.verbs)
@@ -56,7 +67,7 @@ def grants(
         {
             (verb, group, resource)
             for name in set(action_names)
-            for rule in registry.get(name).rbac
+            for rule in (OWNER_READS if name == RESOLVE_OWNER else registry.get(name).rbac)
             for group in rule.api_groups
             for resource in rule.resources
             for verb in rule.verbs

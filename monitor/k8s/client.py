@@ -42,6 +42,7 @@ KINDS = {
     "StatefulSet": Kind("apps", "stateful_set", "statefulsets.apps"),
     "ReplicaSet": Kind("apps", "replica_set", "replicasets.apps"),
     "Pod": Kind("core", "pod", "pods"),
+    "Job": Kind("batch", "job", "jobs.batch"),
     "HorizontalPodAutoscaler": Kind(
         "autoscaling", "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"
     ),
@@ -79,6 +80,7 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.apps = kubernetes.client.AppsV1Api(api_client)
         self.autoscaling = kubernetes.client.AutoscalingV2Api(api_client)
+        self.batch = kubernetes.client.BatchV1Api(api_client)
         self.authorization = kubernetes.client.AuthorizationV1Api(api_client)
 
     @property

@@ -27,6 +27,16 @@ KINDS = {  # accepted spellings -> canonical kind
     "sts": "StatefulSet",
     "pod": "Pod",
     "pods": "Pod",
+    "replicaset": "ReplicaSet",
+    "replicasets": "ReplicaSet",
+    "rs": "ReplicaSet",
+    "job": "Job",
+    "jobs": "Job",
+    "daemonset": "DaemonSet",
+    "daemonsets": "DaemonSet",
+    "ds": "DaemonSet",
+    "cronjob": "CronJob",
+    "cronjobs": "CronJob",
 }
 
 
@@ -67,6 +77,7 @@ class Target:
     namespace: str
     name: str
     pod: str | None = None
+    via: str = ""  # resolve: owner's chain, "Pod production/x -> ... -> Deployment y"
 
     def __str__(self) -> str:
         return f"{self.kind.lower()} {self.namespace}/{self.name}"

@@ -171,7 +171,8 @@ class PolicySpec(Strict):
         min_length=1, description='Alertmanager matchers, all must match: alertname="X"'
     )
     target: dict[str, TemplateText] = Field(
-        description="kind, namespace, name (templated): what the actions act on"
+        description="kind, namespace, name (templated): what the actions act on; "
+        "resolve: owner acts on the workload controlling a Pod, ReplicaSet or Job"
     )
     steps: list[AnyStep] = Field(
         min_length=1,
@@ -204,6 +205,8 @@ class PolicySpec(Strict):
         missing = [key for key in ("kind", "name") if key not in value]
         if missing:
             raise ValueError(f"target needs {' and '.join(missing)}")
+        if value.get("resolve", "owner") != "owner":
+            raise ValueError(f"resolve: {value['resolve']!r} is not known (resolve: owner)")
         return value
 
     def step_actions(self, step: int) -> list[ActionSpec]:

@@ -74,6 +74,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "policies": {"reloadInPlace": True},
         "persistence": {"enabled": False},
     },
+    "kube-prometheus-stack": {
+        "policies": {"kubePrometheusStack": True},
+        "prometheusRule": {"skipKubePrometheusStackDuplicates": True},
+    },
 }
 
 

@@ -8,6 +8,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from monitor.actions import rbac
 from scripts import build_chart, build_prometheusrule
 from tests.helm import conftest as c
 
@@ -105,7 +106,9 @@ def test_policy_files_from_values_replace_or_add_to_the_defaults(chart: helm.Cha
 def test_the_rbac_catalogue_matches_the_registry() -> None:
     catalogue = yaml.safe_load((build_chart.RBAC_RULES).read_text())
     registry = build_chart.default_registry()
-    assert sorted(catalogue["actions"]) == sorted(registry)
+    assert sorted(catalogue["actions"]) == sorted([*registry, rbac.RESOLVE_OWNER])
+    owner = catalogue["actions"][rbac.RESOLVE_OWNER]
+    assert [tuple(r["resources"]) for r in owner] == [r.resources for r in rbac.OWNER_READS]
     scale = catalogue["actions"]["kubernetes.scale"]
     declared = registry.get("kubernetes.scale").rbac
     assert [tuple(r["verbs"]) for r in scale] == [tuple(r.verbs) for r in declared]

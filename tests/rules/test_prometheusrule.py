@@ -91,3 +91,16 @@ def test_invalid_yaml_and_missing_groups_name_the_file(tmp_path: Path) -> None:
         errors.ConfigError, match=r"broken\.yml: expected a mapping with a 'groups' list"
     ):
         build.load_rule_groups(tmp_path)
+
+
+def test_the_rules_kube_prometheus_stack_duplicates_can_be_left_out(tmp_path: Path) -> None:
+    out = tmp_path / "rules.yaml"
+    assert build.main(["--skip-kube-prometheus-stack-duplicates", "--output", str(out)]) == 0
+    groups = yaml.safe_load(out.read_text())["spec"]["groups"]
+    kept = {r["alert"] for r in build.alerting_rules(groups)}
+    every = {r["alert"] for r in build.alerting_rules(build.load_rule_groups())}
+    assert set(build.KUBE_PROMETHEUS_STACK_DUPLICATES) == {
+        "PodRestartingTooOften",
+        "ContainerCPUNearLimit",
+    }
+    assert kept == every - set(build.KUBE_PROMETHEUS_STACK_DUPLICATES)

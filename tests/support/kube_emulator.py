@@ -39,6 +39,9 @@ RESOURCES = {  # kind -> (group, version, plural)
     "StatefulSet": ("apps", "v1", "statefulsets"),
     "ReplicaSet": ("apps", "v1", "replicasets"),
     "Pod": ("", "v1", "pods"),
+    "Job": ("batch", "v1", "jobs"),
+    "DaemonSet": ("apps", "v1", "daemonsets"),
+    "CronJob": ("batch", "v1", "cronjobs"),
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
 }
 _SCALABLE = {"deployments", "statefulsets", "replicasets"}

@@ -108,6 +108,9 @@ conea-monitor rbac counts them); plus those of config.jobs.
 {{- fail (printf "policies.files.%s: not YAML: %s" $name $file.Error) }}
 {{- end }}
 {{- range $policy := ($file.policies | default list) }}
+{{- if eq (($policy.target | default dict).resolve | default "") "owner" }}
+{{- $actions = append $actions "resolve: owner" }}
+{{- end }}
 {{- range $step := ($policy.steps | default list) }}
 {{- $stepActions := $step }}
 {{- if kindIs "map" $step }}
@@ -227,6 +230,9 @@ The rules of the actions, merged as monitor.actions.rbac.rules merges them: verb
 {{- range $path, $_ := .Files.Glob "files/remediations/*.yaml" }}
 {{- $_ := set $files (base $path) ($.Files.Get $path) }}
 {{- end }}
+{{- end }}
+{{- if .Values.policies.kubePrometheusStack }}
+{{- $_ := set $files "kube-prometheus-stack.yaml" (.Files.Get "files/remediations-optional/kube-prometheus-stack.yaml") }}
 {{- end }}
 {{- range $name, $content := .Values.policies.files }}
 {{- $_ := set $files $name $content }}

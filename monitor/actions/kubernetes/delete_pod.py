@@ -39,7 +39,7 @@ class DeletePod(Action[DeletePodParams]):
     async def _decide(
         self, kube: k8s_client.Kube, ctx: ActionContext, params: DeletePodParams
     ) -> tuple[Plan, names.Target, list[str]]:
-        t = common.target(ctx, kube, (*common.WORKLOADS, "Pod"), need_name=False)
+        t = await common.workload(ctx, kube, (*common.WORKLOADS, "Pod"), need_name=False)
         pods = (t.pod or (t.name if t.kind == "Pod" else "")).split(",")
         if not pods[0]:
             raise names.InvalidTargetError("the target names no pod (label 'pod')")
@@ -66,7 +66,7 @@ class DeletePod(Action[DeletePodParams]):
                 for p in chosen
             ],
         )
-        return plan, t, chosen
+        return common.shown(plan, t), t, chosen
 
     async def plan(self, params: DeletePodParams, ctx: ActionContext) -> Plan:
         return (await self._decide(common.kube(ctx), ctx, params))[0]

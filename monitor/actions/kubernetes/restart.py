@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from monitor import errors
+from monitor import durations, errors
 from monitor.actions.kubernetes import common
 from monitor.actions.registry import (
     Action,
@@ -20,7 +21,9 @@ from monitor.k8s import names, workloads
 
 
 class RestartParams(StrictModel):
-    pass
+    # Leave a workload alone that was restarted this recently (its restartedAt): with
+    # resolve: owner, two crashing pods of one Deployment are two targets (docs/kubernetes.md).
+    unless_restarted_within: durations.Duration | None = None
 
 
 class Restart(Action[RestartParams]):
@@ -42,8 +45,13 @@ class Restart(Action[RestartParams]):
 
     async def plan(self, params: RestartParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube)
+        t = await common.workload(ctx, kube)
         obj = await self._read(kube, t)
+        recent = _recent(obj, params.unless_restarted_within, ctx.now())
+        if recent:
+            return common.shown(
+                Plan(action=self.name, noop=True, summary=f"leave {t} alone: {recent}"), t
+            )
         change = Change(
             resource=f"{t.kind}/{t.name}",
             before=_annotation(obj),
@@ -51,15 +59,18 @@ class Restart(Action[RestartParams]):
             field=f"spec.template.metadata.annotations[{workloads.RESTARTED_AT}]",
         )
         summary = f"restart {t} (rolling, via the {workloads.RESTARTED_AT} annotation)"
-        return Plan(action=self.name, summary=summary, changes=[change])
+        return common.shown(Plan(action=self.name, summary=summary, changes=[change]), t)
 
     async def apply(self, params: RestartParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube)
+        t = await common.workload(ctx, kube)
         stamp = ctx.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
         async def attempt() -> Outcome:
             obj = await self._read(kube, t)
+            recent = _recent(obj, params.unless_restarted_within, ctx.now())
+            if recent:
+                return Outcome(summary=f"skipped (not restarted): {t} {recent}")
             patch = {
                 "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
                 "spec": {
@@ -76,6 +87,21 @@ class Restart(Action[RestartParams]):
             return Outcome(summary=f"restarted {t} at {stamp}", changes=[change])
 
         return await common.fresh(attempt)
+
+
+def _recent(obj: dict[str, Any], within: timedelta | None, now: datetime) -> str | None:
+    """Why ``obj`` counts as just restarted (its restartedAt within ``within``), or None."""
+    stamp = _annotation(obj)
+    if within is None or not isinstance(stamp, str):
+        return None
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if at.tzinfo is None or now - at >= within:
+        return None
+    ago = durations.format(max(now - at, timedelta(0)))
+    return f"restarted at {stamp}, {ago} ago (unless_restarted_within {durations.format(within)})"
 
 
 def _annotation(obj: dict[str, Any]) -> str | None:

@@ -80,11 +80,12 @@ class Rollback(Action[RollbackParams]):
 
     async def plan(self, params: RollbackParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        return (await self._decide(kube, common.target(ctx, kube, ("Deployment",))))[0]
+        t = await common.workload(ctx, kube, ("Deployment",))
+        return common.shown((await self._decide(kube, t))[0], t)
 
     async def apply(self, params: RollbackParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube, ("Deployment",))
+        t = await common.workload(ctx, kube, ("Deployment",))
 
         async def attempt() -> Outcome:
             fresh, obj, template = await self._decide(kube, t)

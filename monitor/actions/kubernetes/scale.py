@@ -119,18 +119,19 @@ class Scale(Action[ScaleParams]):
 
     async def plan(self, params: ScaleParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        decided = await self._decide(kube, common.target(ctx, kube), params)
+        t = await common.workload(ctx, kube)
+        decided = await self._decide(kube, t, params)
         if ctx.execution_id is not None and not ctx.dry_run:
             now = time.monotonic()
             for key, (at, _) in list(self._observed.items()):
                 if now - at > OBSERVED_FOR:
                     del self._observed[key]
             self._observed[ctx.execution_id] = (now, decided)
-        return decided[0]
+        return common.shown(decided[0], t)
 
     async def apply(self, params: ScaleParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube)
+        t = await common.workload(ctx, kube)
         seen = self._observed.pop(ctx.execution_id or "", None)
         # Right after its plan, apply writes against what the plan read: the write is
         # guarded by that resourceVersion, so a change in between is a conflict, and the

@@ -69,20 +69,21 @@ class SetEnv(Action[SetEnvParams]):
 
     async def plan(self, params: SetEnvParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube)
+        t = await common.workload(ctx, kube)
         todo = self._changes(t, await kube.read(t.kind, t.namespace, t.name), params)
         changes = [_env_change(t, c, v, b, a) for c, v, b, a in todo]
         words = ", ".join(f"{c.field} {c.before!r} -> {c.after!r}" for c in changes)
-        return Plan(
+        plan = Plan(
             action=self.name,
             changes=changes,
             noop=not changes,
             summary=f"set env on {t}: {words or 'already set'}",
         )
+        return common.shown(plan, t)
 
     async def apply(self, params: SetEnvParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
-        t = common.target(ctx, kube)
+        t = await common.workload(ctx, kube)
 
         async def attempt() -> Outcome:
             obj = await kube.read(t.kind, t.namespace, t.name)
