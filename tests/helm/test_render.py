@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor import policy, settings, wiring
+from monitor import settings, wiring
 from tests.helm import conftest as c
 
 BUILT_IN = {
