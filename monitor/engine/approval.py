@@ -184,17 +184,8 @@ class Approvals:
             try:
                 action = parts.registry.get(compiled.action)
                 params = policy_mod.parse_params(compiled, attempt.ctx, parts.registry)
-                ctx = ActionContext(
-                    alert=attempt.ctx,
-                    target=attempt.target,
-                    services=parts.services,
-                    policy=attempt.policy.name,
-                    step=attempt.step,
-                    execution_id=str(attempt.existing),
-                    dry_run=True,
-                    now=parts.clock.now,
-                    log=log,
-                )
+                assert attempt.existing is not None
+                ctx = self._context(attempt, attempt.existing, dry_run=True)
                 plan = await parts.runner.plan(
                     action, params, ctx, timeout=compiled.timeout, retry=RetryPolicy(attempts=1)
                 )
@@ -202,6 +193,19 @@ class Approvals:
             except Exception as exc:  # a plan that cannot be made is part of the request
                 plans.append({"action": compiled.action, "error": f"{type(exc).__name__}: {exc}"})
         return plans
+
+    def _context(self, attempt: Attempt, execution_id: int, dry_run: bool = False) -> ActionContext:
+        return ActionContext(
+            alert=attempt.ctx,
+            target=attempt.target,
+            services=self.parts.services,
+            policy=attempt.policy.name,
+            step=attempt.step,
+            execution_id=str(execution_id),
+            dry_run=dry_run,
+            now=self.parts.clock.now,
+            log=log,
+        )
 
     async def _tell(self, attempt: Attempt, execution_id: int, summary: str, until: Any) -> None:
         parts = self.parts
@@ -233,16 +237,7 @@ class Approvals:
                     "message": message,
                 }
             )
-            ctx = ActionContext(
-                alert=attempt.ctx,
-                target=attempt.target,
-                services=parts.services,
-                policy=attempt.policy.name,
-                step=attempt.step,
-                execution_id=str(execution_id),
-                now=parts.clock.now,
-                log=log,
-            )
+            ctx = self._context(attempt, execution_id)
             retry = action.retry_policy(params, ctx)
             plan = await parts.runner.plan(action, params, ctx, retry=retry)
             await parts.runner.apply(action, params, ctx, plan, retry=retry)

@@ -9,6 +9,7 @@ and cancels the prober at the deadline.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,17 @@ class Probe:
     deadline: float  # event-loop time by which the probe must be done
     clients: sessions.Clients = field(repr=False, default_factory=sessions.Clients)
     own: guard.Own | None = None  # this service (never to be probed), if known
+
+    def failed(self, reason: str) -> None:
+        """Trace and log (INFO) why the probe failed; ``reason`` never holds a secret."""
+        self.trace(reason)
+        logging.getLogger(f"monitor.probes.{self.module.prober}").info(
+            "probe failed: module %s, target %s:%s: %s",
+            self.module_name,
+            self.target.host,
+            self.target.port,
+            reason,
+        )
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - asyncio.get_running_loop().time())

@@ -15,15 +15,12 @@ a password. Why a probe failed is logged at INFO (and traced for ``debug=true``)
 
 from __future__ import annotations
 
-import logging
 import math
 
 import psycopg
 from psycopg import conninfo
 
 from monitor.probes import config, context
-
-log = logging.getLogger(__name__)
 
 STATES = (
     "active",
@@ -132,15 +129,7 @@ async def probe(p: context.Probe) -> bool:
 
 
 def _failed(p: context.Probe, reason: str) -> bool:
-    """Trace and log (INFO) why the probe failed: never a password."""
-    p.trace(reason)
-    log.info(
-        "probe failed: module %s, target %s:%s: %s",
-        p.module_name,
-        p.target.host,
-        p.target.port,
-        reason,
-    )
+    p.failed(reason)
     _up(p, False)
     return False
 

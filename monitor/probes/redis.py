@@ -13,7 +13,6 @@ probe failed is logged at INFO (and traced for ``debug=true``), never the passwo
 
 from __future__ import annotations
 
-import logging
 import time
 
 import redis.asyncio
@@ -22,8 +21,6 @@ from redis import backoff
 from redis.asyncio import retry
 
 from monitor.probes import config, context
-
-log = logging.getLogger(__name__)
 
 # INFO field -> (metric, help)
 FIELDS = {
@@ -104,15 +101,7 @@ async def probe(p: context.Probe) -> bool:
 
 
 def _failed(p: context.Probe, reason: str) -> bool:
-    """Trace and log (INFO) why the probe failed: never a password."""
-    p.trace(reason)
-    log.info(
-        "probe failed: module %s, target %s:%s: %s",
-        p.module_name,
-        p.target.host,
-        p.target.port,
-        reason,
-    )
+    p.failed(reason)
     _up(p, False)
     return False
 

@@ -4,14 +4,11 @@ operator API, the command line, rejection and expiry."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,8 @@ import pytest
 
 from tests.engine.conftest import Harness, harness, notification, wait_for
 from tests.support import kube_thread
+from tests.support import notifier as notifier_server
+from tests.support.notifier import Recorder
 from tests.support.services import Alertmanager, alertmanager_server
 
 POLICIES = """
@@ -35,48 +34,21 @@ policies:
 """
 
 
-class Inbox:
-    """The approval notifier: a generic JSON webhook that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.messages.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def links(self, deployment: str) -> dict[str, str]:
-        """The approve and reject tokens of the request about ``deployment``."""
-        for message in self.messages:
-            text = str(message.get("message", ""))
-            if f"Deployment/production/{deployment} " in text:
-                found = dict(re.findall(r"(Approve|Reject): \S*/approvals/([\w.\-]+)", text))
-                if found:
-                    return {"approve": found["Approve"], "reject": found["Reject"]}
-        raise AssertionError(f"no approval request about {deployment}: {self.messages}")
+def links(inbox: Recorder, deployment: str) -> dict[str, str]:
+    """The approve and reject tokens of the request about ``deployment``."""
+    for message in inbox.requests:
+        text = str(message.get("message", ""))
+        if f"Deployment/production/{deployment} " in text:
+            found = dict(re.findall(r"(Approve|Reject): \S*/approvals/([\w.\-]+)", text))
+            if found:
+                return {"approve": found["Approve"], "reject": found["Reject"]}
+    raise AssertionError(f"no approval request about {deployment}: {inbox.requests}")
 
 
 @pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    box = Inbox()
-    box.thread.start()
-    try:
-        yield box
-    finally:
-        box.server.shutdown()
-        box.server.server_close()
+def inbox() -> Iterator[Recorder]:
+    with notifier_server.running() as recorder:
+        yield recorder
 
 
 STARTS = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -124,7 +96,7 @@ def fire(am: Alertmanager, deployment: str) -> dict[str, Any]:
     }
 
 
-def settings(inbox: Inbox, am: Alertmanager, timeout: str) -> dict[str, Any]:
+def settings(inbox: Recorder, am: Alertmanager, timeout: str) -> dict[str, Any]:
     return {
         "automation": {
             "mode": "approval",
@@ -144,7 +116,7 @@ AM_CONFIG = "route: {receiver: none}\nreceivers: [{name: none}]\n"
 
 
 def test_approved_by_its_signed_link_the_step_acts_once_and_the_approver_is_recorded(
-    tmp_path: Path, emu: kube_thread.ThreadedEmulator, inbox: Inbox
+    tmp_path: Path, emu: kube_thread.ThreadedEmulator, inbox: Recorder
 ) -> None:
     with (
         alertmanager_server(AM_CONFIG) as am,
@@ -155,14 +127,14 @@ def test_approved_by_its_signed_link_the_step_acts_once_and_the_approver_is_reco
         waiting = h.wait_execution(alert["fingerprint"], "awaiting_approval")
         assert waiting["actions"][0]["plan"]["changes"][0]["after"] == "50"
         assert "RATE_LIMIT" not in h.env()
-        links = wait_for(lambda: inbox.messages and inbox.links("conea-api"), 10, "the request")
-        page = h.service.get(f"/approvals/{links['approve']}")
+        tokens = wait_for(lambda: inbox.requests and links(inbox, "conea-api"), 10, "the request")
+        page = h.service.get(f"/approvals/{tokens['approve']}")
         assert page.status_code == 200 and "Approve this step?" in page.text
         assert "RATE_LIMIT" in page.text and "RATE_LIMIT" not in h.env()  # a GET changes nothing
-        tampered = links["approve"][:-2] + ("AA" if links["approve"][-2:] != "AA" else "BB")
+        tampered = tokens["approve"][:-2] + ("AA" if tokens["approve"][-2:] != "AA" else "BB")
         assert httpx.post(f"{h.service.url}/approvals/{tampered}").status_code == 403
         answered = httpx.post(
-            f"{h.service.url}/approvals/{links['approve']}",
+            f"{h.service.url}/approvals/{tokens['approve']}",
             data={"by": "alice", "reason": "limit it"},
         )
         assert answered.status_code == 200, answered.text
@@ -176,15 +148,15 @@ def test_approved_by_its_signed_link_the_step_acts_once_and_the_approver_is_reco
         assert approvals[1]["details"]["by"] == "alice (signed link)"
         assert approvals[1]["details"]["reason"] == "limit it"
         # Used once: the same link again, or the other answer's, changes nothing.
-        again = httpx.post(f"{h.service.url}/approvals/{links['approve']}")
+        again = httpx.post(f"{h.service.url}/approvals/{tokens['approve']}")
         assert again.status_code == 409
-        assert httpx.post(f"{h.service.url}/approvals/{links['reject']}").status_code == 409
+        assert httpx.post(f"{h.service.url}/approvals/{tokens['reject']}").status_code == 409
         metrics = h.service.get("/metrics").text
         assert 'conea_monitor_approvals_total{outcome="approved",policy="relimit"} 1.0' in metrics
 
 
 def test_rejected_nothing_acts_unanswered_the_next_step_runs_resolved_it_is_not_acted_on(
-    tmp_path: Path, emu: kube_thread.ThreadedEmulator, inbox: Inbox
+    tmp_path: Path, emu: kube_thread.ThreadedEmulator, inbox: Recorder
 ) -> None:
     with (
         alertmanager_server(AM_CONFIG) as am,
@@ -233,7 +205,7 @@ def test_rejected_nothing_acts_unanswered_the_next_step_runs_resolved_it_is_not_
 
 
 def test_the_command_line_approves_and_the_service_acts(
-    tmp_path: Path, emu: kube_thread.ThreadedEmulator, inbox: Inbox
+    tmp_path: Path, emu: kube_thread.ThreadedEmulator, inbox: Recorder
 ) -> None:
     with (
         alertmanager_server(AM_CONFIG) as am,

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,8 @@ import pytest
 
 from tests.engine.conftest import Harness, alert, harness, wait_for
 from tests.support import kube_thread
+from tests.support import notifier as notifier_server
+from tests.support.notifier import Recorder
 
 POLICIES = """
 policies:
@@ -26,38 +26,10 @@ policies:
 """
 
 
-class Recorder:
-    """A notifier on 127.0.0.1 that answers 200 and keeps each JSON body it is sent."""
-
-    def __init__(self) -> None:
-        self.requests: list[Any] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.requests.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-
 @pytest.fixture
 def notifier() -> Iterator[Recorder]:
-    recorder = Recorder()
-    recorder.thread.start()
-    try:
+    with notifier_server.running() as recorder:
         yield recorder
-    finally:
-        recorder.server.shutdown()
-        recorder.server.server_close()
 
 
 def storm(first: int, count: int) -> list[dict[str, Any]]:

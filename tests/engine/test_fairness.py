@@ -3,16 +3,16 @@ while the notifier hangs does not hold up the healthy alerts next to it."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.engine.conftest import alert, harness, wait_for
 from tests.support import kube_thread
+from tests.support import notifier as notifier_server
 from tests.support.kube_objects import deployment
+from tests.support.notifier import Recorder
 
 POLICIES = """
 policies:
@@ -31,43 +31,11 @@ policies:
 """
 
 
-class Notifier:
-    """A notifier that is down: each request waits until released, then gets a 503."""
-
-    def __init__(self) -> None:
-        self.called = threading.Event()
-        self.release = threading.Event()
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.requests += 1
-                outer.called.set()
-                outer.release.wait(60)  # bounded: never hang the test run
-                self.send_response(503)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-
 @pytest.fixture
-def notifier() -> Iterator[Notifier]:
-    n = Notifier()
-    n.thread.start()
-    try:
-        yield n
-    finally:
-        n.release.set()
-        n.server.shutdown()
-        n.server.server_close()
+def notifier() -> Iterator[Recorder]:
+    """A notifier that is down: each request waits until released, then gets a 503."""
+    with notifier_server.running(status=503, hold=True) as recorder:
+        yield recorder
 
 
 @pytest.fixture
@@ -79,7 +47,7 @@ def busy() -> Iterator[kube_thread.ThreadedEmulator]:
 
 
 def test_a_failing_ladder_does_not_hold_up_the_healthy_alerts(
-    tmp_path: Path, busy: kube_thread.ThreadedEmulator, notifier: Notifier
+    tmp_path: Path, busy: kube_thread.ThreadedEmulator, notifier: Recorder
 ) -> None:
     notifiers = {"oncall": {"kind": "webhook", "url": notifier.url, "retries": 0, "timeout": 90}}
     with harness(tmp_path, POLICIES, emulator=busy, notifiers=notifiers) as h:
@@ -132,4 +100,4 @@ def test_a_failing_ladder_does_not_hold_up_the_healthy_alerts(
     assert max(scales) < max(notify_failed)
     # The notifier's `retries: 0` is the whole count: one request, nothing retries below
     # the action runner (the engine's 3 tries used to stack on top of it).
-    assert notifier.requests == 1
+    assert len(notifier.requests) == 1
