@@ -135,11 +135,15 @@ class MaxActions(Section):
     @field_validator("window")
     @classmethod
     def _window(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be longer than 0s")
-        if value > MAX_BREAKER_WINDOW:
-            raise ValueError(f"must be at most {durations.format(MAX_BREAKER_WINDOW)} (7 days)")
-        return value
+        return _positive_up_to(value, MAX_BREAKER_WINDOW)
+
+
+def _positive_up_to(value: timedelta, most: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    if value > most:
+        raise ValueError(f"must be at most {durations.format(most)} ({most.days} days)")
+    return value
 
 
 MAX_APPROVAL_TIMEOUT = timedelta(days=7)
@@ -151,17 +155,14 @@ class ApprovalSettings(Section):
 
     timeout: durations.Duration = timedelta(minutes=30)
     notifier: str | None = None  # a name in ``notifiers``: gets each request and its links
-    # The key signing the links. Unset: generated once in <data_dir>/approval-key (0600).
+    # The key signing the links. Unset: one the store makes once and keeps for every
+    # replica (the control table).
     key_file: Path | None = None
 
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be longer than 0s")
-        if value > MAX_APPROVAL_TIMEOUT:
-            raise ValueError(f"must be at most {durations.format(MAX_APPROVAL_TIMEOUT)} (7 days)")
-        return value
+        return _positive_up_to(value, MAX_APPROVAL_TIMEOUT)
 
 
 class AutomationSettings(Section):

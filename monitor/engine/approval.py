@@ -229,18 +229,8 @@ class Approvals:
             "ladder is decided."
         )
         try:
-            action = parts.registry.get("notify")
-            params = action.Params.model_validate(
-                {
-                    "notifier": notifier,
-                    "title": f"Approve? {attempt.where}",
-                    "message": message,
-                }
-            )
             ctx = self._context(attempt, execution_id)
-            retry = action.retry_policy(params, ctx)
-            plan = await parts.runner.plan(action, params, ctx, retry=retry)
-            await parts.runner.apply(action, params, ctx, plan, retry=retry)
+            await parts.tell(notifier, ctx, message, title=f"Approve? {attempt.where}")
         except Exception as exc:  # the request stands; the API and the CLI can answer it
             log.warning("approval: cannot notify %s: %s", notifier, exc)
             await parts.ledger.audit(

@@ -189,8 +189,6 @@ class Engine:
         retries bound the wait)."""
         settings = self.parts.automation.max_actions
         assert settings is not None and settings.notifier is not None
-        action = self.registry.get("notify")
-        params = action.Params.model_validate({"notifier": settings.notifier, "message": message})
         ctx = ActionContext(
             alert=None,
             target={"kind": "Breaker", "name": "max_actions"},
@@ -198,9 +196,7 @@ class Engine:
             policy="automation.max_actions",
             now=self.clock.now,
         )
-        retry = action.retry_policy(params, ctx)
-        plan = await self.runner.plan(action, params, ctx, retry=retry)
-        await self.runner.apply(action, params, ctx, plan, retry=retry)
+        await self.parts.tell(settings.notifier, ctx, message)
 
     # Life cycle -------------------------------------------------------------------------
 
@@ -325,10 +321,8 @@ class Engine:
         )
         if answer.ok:
             self.timers.cancel(f"approval-{execution_id}")
-            row = await self.store.get(execution_id)
-            if row is not None:
-                verdict = "approved" if approve else "rejected"
-                self.parts.metrics.approvals.labels(row.policy, verdict).inc()
+            verdict = "approved" if approve else "rejected"
+            self.parts.metrics.approvals.labels(answer.policy, verdict).inc()
             if approve:
                 self.timers.at(
                     f"decide-{execution_id}", self.clock.now(), self.redecide, execution_id

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from monitor import policy as policy_mod
 from monitor import scope as scope_mod
-from monitor.actions.registry import Registry, Services
+from monitor.actions.registry import ActionContext, Registry, Services
 from monitor.actions.runner import ActionRunner
 from monitor.engine.clock import Clock
 from monitor.engine.firing import FiringCheck
@@ -39,6 +39,19 @@ class Parts:
     # policy -> why it cannot act: a permission the cluster denies (set by the wiring
     # after the permission check, :mod:`monitor.k8s.access`; the guardrail "permission")
     denied: dict[str, str] = field(default_factory=dict)
+
+    async def tell(
+        self, notifier: str, ctx: ActionContext, message: str, title: str | None = None
+    ) -> None:
+        """Send ``message`` to a notifier through the ``notify`` action and the action
+        runner (its timeout and retries bound the wait); raises what the action raises."""
+        action = self.registry.get("notify")
+        params = action.Params.model_validate(
+            {"notifier": notifier, "message": message, "title": title}
+        )
+        retry = action.retry_policy(params, ctx)
+        plan = await self.runner.plan(action, params, ctx, retry=retry)
+        await self.runner.apply(action, params, ctx, plan, retry=retry)
 
     def rehearsal(self, policy: policy_mod.Policy, step: int) -> bool:
         """Is this step of this policy rehearsed (mode, policy or step ``dry_run``)?"""

@@ -52,6 +52,7 @@ class Answer:
     ok: bool
     state: str | None
     message: str
+    policy: str | None = None  # the execution's policy, when there is such an execution
 
 
 def answer(
@@ -111,9 +112,15 @@ def answer(
             updated_at=at,
         )
     if moved:
-        return Answer(True, str(State.DEFERRED if approve else State.REJECTED), message)
+        state = State.DEFERRED if approve else State.REJECTED
+        return Answer(True, str(state), message, row.policy)
     with engine.connect() as conn:
         state = conn.execute(
             select(executions_table.c.state).where(executions_table.c.id == execution_id)
         ).scalar_one()
-    return Answer(False, str(state), f"execution #{execution_id} is {state}, not awaiting approval")
+    return Answer(
+        False,
+        str(state),
+        f"execution #{execution_id} is {state}, not awaiting approval",
+        row.policy,
+    )

@@ -19,18 +19,18 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Connection, Engine, and_, false, or_, select, true, union_all, update
+from sqlalchemy import Connection, Engine, and_, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from monitor.store import locks as locks_mod
 from monitor.store.control import PAUSE_KEY
-from monitor.store.executions import _birth, _moved
+from monitor.store.executions import _birth, _moved, acted
 from monitor.store.notifications import _Driver
 from monitor.store.queue import aware, in_chunks
 from monitor.store.records import Audit, ExecutionKey, Lock, TargetHistory
 from monitor.store.schema import alerts, coalesced, control, executions, notifications
-from monitor.store.states import ACTED, REHEARSAL_ACTED, RevertState, State
+from monitor.store.states import RevertState, State
 
 # What deciding a batch reads -------------------------------------------------------------
 
@@ -68,14 +68,6 @@ class Inputs:
         )
 
 
-def _acted(rehearsal: bool) -> Any:
-    """Executions that acted (live) or would have (rehearsal) on their target."""
-    ex = executions.c
-    if rehearsal:
-        return and_(ex.dry_run == true(), ex.state.in_(sorted(s.value for s in REHEARSAL_ACTED)))
-    return and_(ex.dry_run == false(), ex.state.in_(sorted(s.value for s in ACTED)))
-
-
 def inputs(
     engine: Engine,
     *,
@@ -99,7 +91,7 @@ def inputs(
                 select(ex.target_key, ex.dry_run, ex.created_at)
                 .where(
                     ex.target_key.in_(chunk),
-                    or_(_acted(False), _acted(True)),
+                    or_(acted(False), acted(True)),
                     ex.created_at >= since,
                 )
                 .order_by(ex.created_at.desc())
@@ -369,7 +361,7 @@ def _acted_since(conn: Connection, birth: Birth) -> bool:
         select(ex.id)
         .where(
             ex.target_key == birth.row["target_key"],
-            _acted(bool(birth.row.get("dry_run"))),
+            acted(bool(birth.row.get("dry_run"))),
             ex.created_at > birth.seen_at,
         )
         .limit(1)

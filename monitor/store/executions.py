@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from monitor.store import locks as locks_mod
@@ -263,6 +263,15 @@ def _sources(machine: Machine, source: str | Iterable[str]) -> tuple[StrEnum, ..
     return tuple(dict.fromkeys(_member(machine, _plain(s)) for s in given))
 
 
+def acted(rehearsal: bool) -> ColumnElement[bool]:
+    """Executions that acted on their target (live rows in ``ACTED``), or, for a
+    rehearsal, would have (rehearsed rows in ``REHEARSAL_ACTED``): what cooldown and
+    budget count. A rehearsal never counts for live mode, nor live for a rehearsal."""
+    ex = executions.c
+    states = REHEARSAL_ACTED if rehearsal else ACTED
+    return and_(ex.dry_run == rehearsal, ex.state.in_(sorted(s.value for s in states)))
+
+
 def decision_inputs(
     engine: Engine,
     target_key: str,
@@ -275,11 +284,9 @@ def decision_inputs(
     whether the alert was already resolved, and (when ``policy`` is given) the reverts
     of that policy on the target still waiting for their delay. The history is live
     mode's, or with ``rehearsal`` the rehearsal's own (rehearsed rows only)."""
-    states = REHEARSAL_ACTED if rehearsal else ACTED
     cond = [
         executions.c.target_key == target_key,
-        executions.c.state.in_(sorted(s.value for s in states)),
-        executions.c.dry_run == rehearsal,
+        acted(rehearsal),
         or_(executions.c.fingerprint != alert[0], executions.c.starts_at != alert[1]),
     ]
     history = (
@@ -369,9 +376,7 @@ def target_history(
     rehearsed ones that would have); ``exclude`` leaves out one alert's own ladder: its
     steps are neither each other's cooldown nor its budget (the budget counts remediation
     attempts of other alerts; a ladder is bounded by its steps)."""
-    states = REHEARSAL_ACTED if rehearsal else ACTED
-    acted = executions.c.state.in_(sorted(s.value for s in states))
-    cond = [executions.c.target_key == target_key, acted, executions.c.dry_run == rehearsal]
+    cond = [executions.c.target_key == target_key, acted(rehearsal)]
     if exclude is not None:
         cond.append(
             or_(executions.c.fingerprint != exclude[0], executions.c.starts_at != exclude[1])
