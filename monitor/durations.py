@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -133,3 +133,34 @@ Duration = Annotated[
 
 Seconds = Annotated[float, BeforeValidator(seconds), WithJsonSchema(_SCHEMA)]
 """A duration field held as a number of seconds (probe timeouts)."""
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def since(value: str, now: datetime) -> datetime:
+    """A point in time written as people write it on a command line or in a URL: a
+    duration back from ``now`` (``1h``, ``2d``, ``90m``) or an ISO 8601 time
+    (``2026-11-29T03:00:00Z``; without an offset it is UTC). ValueError naming the value
+    and both forms; the result is within 1970..2999."""
+    text = value.strip()
+    if len(value) > MAX_TEXT or not text:
+        raise ValueError(f"not a time or duration {value[:MAX_TEXT]!r}: {_SINCE_HINT}")
+    if _TEXT.fullmatch(text):
+        when = now - parse(text)
+    else:
+        try:
+            when = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise ValueError(f"not a time or duration {text!r}: {_SINCE_HINT}") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    if not EARLIEST <= when <= LATEST:
+        raise ValueError(f"{text!r} is outside 1970..2999")
+    return when
+
+
+_SINCE_HINT = (
+    "give a duration back from now (1h, 30m, 2d) or an ISO 8601 time (2026-11-29T03:00:00Z)"
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -129,3 +129,32 @@ def test_a_model_field_reads_and_writes_the_grammar() -> None:
     assert model.model_dump(mode="json") == {"wait": "1h30m", "timeout": 1.5}
     with pytest.raises(ValidationError, match="not a valid duration 'soon'"):
         _Model.model_validate({"wait": "soon"})
+
+
+NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1h", datetime(2026, 11, 29, 2, 0, tzinfo=UTC)),
+        ("2d", datetime(2026, 11, 27, 3, 0, tzinfo=UTC)),
+        (" 90m ", datetime(2026, 11, 29, 1, 30, tzinfo=UTC)),
+        ("2026-11-28T12:00:00Z", datetime(2026, 11, 28, 12, 0, tzinfo=UTC)),
+        ("2026-11-28T12:00:00", datetime(2026, 11, 28, 12, 0, tzinfo=UTC)),
+        ("2026-11-28T21:00:00+09:00", datetime(2026, 11, 28, 12, 0, tzinfo=UTC)),
+    ],
+)
+def test_since_reads_a_duration_back_from_now_or_an_iso_time(text: str, expected: datetime) -> None:
+    assert durations.since(text, NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["bogus", "1h 30m", "", "-1h", "1e3s", "x" * 100])
+def test_since_refuses_what_it_cannot_read_and_names_both_forms(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not a time or duration .*1h, 30m, 2d.*ISO 8601"):
+        durations.since(text, NOW)
+
+
+def test_since_refuses_times_outside_the_stored_range() -> None:
+    with pytest.raises(ValueError, match=r"outside 1970\.\.2999"):
+        durations.since("100y", NOW)
