@@ -27,6 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor import durations, secrets
 
+#: Which action parameters name a configured thing: (action name prefix, parameter, what,
+#: setting). Policies (monitor.policy.crossref) and jobs (monitor.jobs.config) check them.
+REFERENCES = (
+    ("", "notifier", "notifier", "notifiers"),
+    ("postgres.", "target", "postgres target", "postgres_targets"),
+)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

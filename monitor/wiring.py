@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -125,7 +126,11 @@ def _check_permissions_soon(rt: Runtime, engine: Engine) -> None:
 
 def build_registry(settings: Settings) -> Registry:
     registry = default_registry()
-    jobs.ensure_valid(settings.jobs, registry)
+    defined: dict[str, Collection[str]] = {
+        "notifiers": settings.notifiers,
+        "postgres_targets": settings.postgres_targets,
+    }
+    jobs.ensure_valid(settings.jobs, registry, defined=defined)
     return registry
 
 

@@ -20,7 +20,7 @@ model when the config loads (:func:`check_jobs`), not at 2 a.m.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -29,7 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from monitor import durations
+from monitor import durations, targets
 from monitor.actions import registry as action_registry
 from monitor.errors import ConfigError
 
@@ -106,8 +106,16 @@ class JobConfig(BaseModel):
         return f"job {self.name!r} ({when}): {self.action}"
 
 
-def check_jobs(jobs: Sequence[JobConfig], registry: action_registry.Registry) -> list[Problem]:
+def check_jobs(
+    jobs: Sequence[JobConfig],
+    registry: action_registry.Registry,
+    defined: Mapping[str, Collection[str]] | None = None,
+) -> list[Problem]:
     """Problems with the jobs list, each with its location below ``jobs``.
+
+    ``defined`` maps a setting (``notifiers``, ``postgres_targets``) to the names it
+    defines: a job's ``notifier`` or PostgreSQL ``target`` parameter must be one of them
+    (:data:`monitor.targets.REFERENCES`). Without it names are not checked.
 
     ``((0, "params", "older_than"), "invalid duration ...")``: the settings loader turns
     the location into file:line.
@@ -128,14 +136,39 @@ def check_jobs(jobs: Sequence[JobConfig], registry: action_registry.Registry) ->
             for error in exc.errors():
                 reason = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
                 problems.append(((index, "params", *error["loc"]), reason))
+            continue
+        problems.extend(_references(index, job, defined or {}))
     return problems
 
 
+def _references(
+    index: int, job: JobConfig, defined: Mapping[str, Collection[str]]
+) -> list[Problem]:
+    found: list[Problem] = []
+    for prefix, key, what, setting in targets.REFERENCES:
+        names = defined.get(setting)
+        value = job.params.get(key)
+        if names is None or not job.action.startswith(prefix) or not isinstance(value, str):
+            continue
+        if value not in names:
+            known = ", ".join(sorted(names)) or "none configured"
+            found.append(
+                (
+                    (index, "params", key),
+                    f"unknown {what} {value!r} (known: {known}); they are defined under {setting}",
+                )
+            )
+    return found
+
+
 def ensure_valid(
-    jobs: Sequence[JobConfig], registry: action_registry.Registry, where: str = "jobs"
+    jobs: Sequence[JobConfig],
+    registry: action_registry.Registry,
+    where: str = "jobs",
+    defined: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """ConfigError listing every problem as ``jobs[0].params.older_than: reason``."""
-    problems = check_jobs(jobs, registry)
+    problems = check_jobs(jobs, registry, defined)
     if problems:
         lines = []
         for loc, reason in problems:

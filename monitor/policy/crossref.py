@@ -37,13 +37,7 @@ from monitor.errors import ConfigError, PolicyError
 from monitor.policy import locating, matchers, rules, templating
 from monitor.policy.loader import PolicyLoadError
 from monitor.policy.policyset import CompiledAction, Policy, PolicySet, render_target
-from monitor.targets import Notifier, PostgresTarget
-
-#: Which parameters name a configured thing: (action name prefix, field, what, setting).
-REFERENCES = (
-    ("", "notifier", "notifier", "notifiers"),
-    ("postgres.", "target", "postgres target", "postgres_targets"),
-)
+from monitor.targets import REFERENCES, Notifier, PostgresTarget
 
 
 @dataclass(frozen=True)

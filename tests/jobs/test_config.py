@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from monitor.actions import registry
+from monitor.actions import default_registry, registry
 from monitor.errors import ConfigError
 from monitor.jobs import JobConfig, check_jobs, ensure_valid
 
@@ -91,3 +91,38 @@ def test_interval_and_timeout_read_the_one_grammar() -> None:
     assert (job.interval, job.timeout) == (timedelta(minutes=90), timedelta(seconds=90))
     weekly = JobConfig.model_validate({"name": "w", "interval": "1w", "action": "log"})
     assert weekly.describe() == "job 'w' (every 1w): log"
+
+
+def test_a_job_names_only_configured_targets_and_notifiers() -> None:
+    """A misspelt PostgreSQL target or notifier is a start-up error, not a 2 a.m. failure."""
+    actions = default_registry()
+    jobs = [
+        JobConfig(
+            name="vacuum",
+            cron="0 2 * * *",
+            action="postgres.vacuum_analyze",
+            params={"target": "conea-prodution"},
+        ),
+        JobConfig(
+            name="tell",
+            interval=timedelta(hours=1),
+            action="notify",
+            params={"notifier": "ops", "message": "weekly"},
+        ),
+        JobConfig(name="fine", cron="0 3 * * *", action="log", params={"message": "hi"}),
+    ]
+    defined = {"postgres_targets": ["conea-production"], "notifiers": ["oncall"]}
+    with pytest.raises(ConfigError) as info:
+        ensure_valid(jobs, actions, defined=defined)
+    assert str(info.value).splitlines() == [
+        "jobs[0].params.target: unknown postgres target 'conea-prodution' "
+        "(known: conea-production); they are defined under postgres_targets",
+        "jobs[1].params.notifier: unknown notifier 'ops' (known: oncall); "
+        "they are defined under notifiers",
+    ]
+    fixed = [
+        jobs[0].model_copy(update={"params": {"target": "conea-production"}}),
+        jobs[1].model_copy(update={"params": {"notifier": "oncall", "message": "weekly"}}),
+    ]
+    ensure_valid(fixed, actions, defined=defined)
+    assert check_jobs(jobs, actions) == []  # names unknown here: not checked
