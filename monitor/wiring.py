@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from monitor import jobs, policy, summary
+from monitor import jobs, policy, reachability, summary
 from monitor import scope as scope_mod
 from monitor.actions import Registry, Services, default_registry
 from monitor.engine.core import Engine
@@ -124,6 +124,30 @@ def _check_permissions_soon(rt: Runtime, engine: Engine) -> None:
     rt.extras["permission_check"] = asyncio.create_task(run())
 
 
+async def check_reachability(rt: Runtime) -> list[reachability.Reach]:
+    """Try what the settings name; log each answer, keep the failures for ``/readyz``."""
+    found = await reachability.check(rt.settings)
+    rt.extras["unreachable"] = [str(r) for r in found if r.problem is not None]
+    for reach in found:
+        if reach.problem is None:
+            log.info("start-up check: %s", reach)
+        else:
+            log.warning("start-up check: %s", reach)
+    return found
+
+
+def _check_reachability_soon(rt: Runtime) -> None:
+    """:func:`check_reachability` in the background, as ``rt.extras["reachability"]``."""
+
+    async def run() -> None:
+        try:
+            await check_reachability(rt)
+        except Exception:
+            log.exception("reachability check failed")
+
+    rt.extras["reachability"] = asyncio.create_task(run())
+
+
 def build_registry(settings: Settings) -> Registry:
     registry = default_registry()
     defined: dict[str, Collection[str]] = {
@@ -192,6 +216,7 @@ async def start(rt: Runtime) -> None:
         )
     await engine.start(settings.verify_sweep_seconds)
     _check_permissions_soon(rt, engine)
+    _check_reachability_soon(rt)
     if settings.jobs:
         url = settings.database_url
         election: jobs.Leader = (
@@ -236,9 +261,10 @@ SHUTDOWN_ACTING = 4.0  # seconds steps in flight get at a stop before being inte
 
 
 async def stop(rt: Runtime) -> None:
-    checking = rt.extras.get("permission_check")
-    if checking is not None:
-        checking.cancel()
+    for background in ("permission_check", "reachability"):
+        checking = rt.extras.get(background)
+        if checking is not None:
+            checking.cancel()
     scheduler = rt.extras.get("jobs")
     if scheduler is not None:
         await scheduler.shutdown()

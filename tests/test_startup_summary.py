@@ -6,6 +6,7 @@ from pathlib import Path
 
 from monitor import summary
 from tests.support import service as svc
+from tests.support import services
 
 
 def summary_lines(logs: str) -> list[str]:
@@ -100,3 +101,53 @@ def test_urls_lose_their_password_only() -> None:
         "postgresql+psycopg://conea@db:5432/x"
     )
     assert summary.safe_url("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
+
+
+def test_start_up_says_which_named_services_do_not_answer(
+    tmp_path: Path, postgres: services.Postgres
+) -> None:
+    """Prometheus and a database that answer, a closed port, a role that does not exist:
+    each a log line, the failures on /readyz (still ready), no password anywhere."""
+    password = tmp_path / "pg-password"
+    password.write_text(postgres.password + "\n")
+    closed = services.free_port()
+    db = {"host": postgres.host, "port": postgres.port, "password_file": str(password)}
+    with services.prometheus_server("global: {scrape_interval: 1m}\n") as prom:
+        config = svc.write_config(
+            tmp_path,
+            kubernetes={"mode": "none"},
+            prometheus_url=prom.url,
+            alertmanager_url=f"http://127.0.0.1:{closed}",
+            postgres_targets={
+                "main": {**db, "user": postgres.user},
+                "typo": {**db, "user": "conea_monitr"},
+                "gone": {**db, "user": postgres.user, "port": closed},
+            },
+        )
+        with svc.running(config) as service:
+            services.wait_for(
+                lambda: "unreachable" in service.get("/readyz").json(), 20, "reachability"
+            )
+            ready = service.get("/readyz")
+            logs = service.logs()
+    where = f"{postgres.host}:{postgres.port}/postgres"
+    assert ready.status_code == 200
+    unreachable = ready.json()["unreachable"]
+    assert [line.split(": ", 2)[:2] for line in unreachable] == [
+        [f"Alertmanager http://127.0.0.1:{closed}", "does not answer"],
+        [f"PostgreSQL target 'gone' ({postgres.user}@{postgres.host}:{closed}/postgres)",
+         "cannot connect"],
+        ["PostgreSQL target 'typo' (conea_monitr@" + where + ")", "cannot connect"],
+    ]  # fmt: skip
+    assert "Connection refused" in unreachable[1]
+    assert 'role "conea_monitr" does not exist' in unreachable[2]
+    checks = [
+        (level, line.split("start-up check: ", 1)[1])
+        for line in logs.splitlines()
+        if "start-up check: " in line
+        for level in ("WARNING" if " WARNING " in line else "INFO",)
+    ]
+    assert ("INFO", f"Prometheus {prom.url}: answers") in checks
+    assert ("INFO", f"PostgreSQL target 'main' ({postgres.user}@{where}): answers") in checks
+    assert sorted(line for level, line in checks if level == "WARNING") == sorted(unreachable)
+    assert postgres.password not in logs

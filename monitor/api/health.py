@@ -3,7 +3,8 @@
 Ready means: the store answers, the configuration is loaded, and every worker thread
 (the store writer, ...) and the engine's consumer are making progress; otherwise 503
 with the problems named. Permissions the cluster denies the policies (or could not say
-it grants: :mod:`monitor.k8s.access`) are listed under ``permissions`` without making the
+it grants: :mod:`monitor.k8s.access`) are listed under ``permissions``, and what did not
+answer at start-up (:mod:`monitor.reachability`) under ``unreachable``, without making the
 service unready: it still serves every other policy.
 """
 
@@ -48,6 +49,9 @@ async def readyz(request: Request) -> Response:
     permissions = rt.extras.get("permissions")
     if permissions:
         body["permissions"] = list(permissions)
+    unreachable = rt.extras.get("unreachable")
+    if unreachable:
+        body["unreachable"] = list(unreachable)
     if problems:
         return JSONResponse({"status": "not ready", "problems": problems, **body}, status_code=503)
     return JSONResponse({"status": "ready", **body})
