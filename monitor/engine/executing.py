@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pydantic
@@ -40,6 +40,17 @@ VERIFIED = (
     VerifyState.NOT_RECOVERED,
     VerifyState.ERROR,
 )
+
+
+def unplanned(name: str, params: Mapping[str, Any], exc: NotConfigured) -> Plan:
+    """A rehearsed action's plan when it cannot be planned against live state (no
+    Kubernetes credentials, say): what would run, with which parameters, and why no more."""
+    return Plan(
+        action=name,
+        summary=f"would run {name} with {json.dumps(params, sort_keys=True, default=str)} "
+        f"(not planned against live state: {exc})",
+        details={"unplanned": str(exc)},
+    )
 
 
 class TargetLease:
@@ -146,12 +157,7 @@ class Executor:
             except NotConfigured as exc:
                 if not attempt.dry_run:
                     raise
-                plan = Plan(
-                    action=name,
-                    summary=f"would run {name} with {json.dumps(entry.params, sort_keys=True)} "
-                    f"(not planned against live state: {exc})",
-                    details={"unplanned": str(exc)},
-                )
+                plan = unplanned(name, entry.params, exc)
             entry.plan = plan.model_dump(mode="json")
             await parts.ledger.audit(
                 parts.ledger.note(

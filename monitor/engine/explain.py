@@ -15,7 +15,8 @@ from monitor.alerts.context import alert_context
 from monitor.alerts.payload import Notification
 from monitor.engine import guardrails
 from monitor.engine.core import Engine
-from monitor.errors import MonitorError
+from monitor.engine.executing import unplanned
+from monitor.errors import MonitorError, NotConfigured
 
 
 async def explain(engine: Engine, notification: Notification) -> list[dict[str, Any]]:
@@ -81,13 +82,20 @@ async def explain(engine: Engine, notification: Notification) -> list[dict[str, 
                 history=history,
             )
             item["decision"] = decision.as_dict()
-            item["plans"] = await _plans(engine, policy, ctx, step, target)
+            item["plans"] = await _plans(engine, policy, ctx, step, target, rehearsal)
     return report
 
 
 async def _plans(
-    engine: Engine, policy: policy_mod.Policy, ctx: Any, step: int, target: dict[str, str]
+    engine: Engine,
+    policy: policy_mod.Policy,
+    ctx: Any,
+    step: int,
+    target: dict[str, str],
+    rehearsal: bool,
 ) -> list[dict[str, Any]]:
+    """Each action's plan, made read-only now; a rehearsed action that cannot be planned
+    against live state says what would run, as the engine records it."""
     plans = []
     for compiled in policy.steps[step]:
         try:
@@ -103,9 +111,15 @@ async def _plans(
                 now=engine.clock.now,
             )
             # One try within the step's (or the action's) timeout: explain answers now.
-            plan = await engine.runner.plan(
-                action, params, actx, timeout=compiled.timeout, retry=RetryPolicy(attempts=1)
-            )
+            try:
+                plan = await engine.runner.plan(
+                    action, params, actx, timeout=compiled.timeout, retry=RetryPolicy(attempts=1)
+                )
+            except NotConfigured as exc:
+                if not rehearsal:
+                    raise
+                written = params.model_dump(mode="json", exclude_unset=True)
+                plan = unplanned(compiled.action, written, exc)
             plans.append(
                 {
                     "action": compiled.action,

@@ -6,10 +6,14 @@ thread so the event loop never waits on Prometheus.
 **When an expression holds.** The instant query's result decides:
 
 * an instant vector holds when it has at least one series, whatever the sample values,
-  exactly as an alert rule fires: write the condition as a filter, e.g.
-  ``sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))
-  < 0.01`` (avoid the ``bool`` modifier, which always returns series);
+  exactly as an alert rule fires;
 * a scalar holds when its value is non-zero (and not NaN); a string when non-empty.
+
+A policy's ``verify.promql`` describes the *problem*, like the alert's own expression:
+the remediation has worked when it no longer holds (docs/policy.md: "recovered when it
+returns no series"). Write it as a filter on the bad state, e.g.
+``sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))
+> 0.05``, and avoid the ``bool`` modifier, which always returns series.
 
 :meth:`Verifier.query` raises :class:`QueryError` when Prometheus cannot answer
 (unreachable, HTTP 5xx), and a *permanent* one when it rejects the query itself (HTTP 400:
