@@ -114,6 +114,32 @@ def test_rbac_prints_the_role_the_configured_actions_need() -> None:
     assert not any("*" in rule["verbs"] for rule in role["rules"])
 
 
+def test_rbac_grants_what_the_policies_diagnostics_read(tmp_path: Path) -> None:
+    folder = tmp_path / "remediations"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(
+        "policies:\n"
+        "  - name: investigate\n"
+        "    match: ['alertname=\"ApiDown\"']\n"
+        "    target: {kind: Deployment, namespace: production, name: api}\n"
+        "    steps: [[{action: log}]]\n"
+        "    diagnose:\n"
+        "      - {action: kubernetes.events}\n"
+        "      - {action: kubernetes.logs}\n"
+    )
+    config = tmp_path / "c.yml"
+    config.write_text(f"policies: [{folder}]\n")
+    result = cli("rbac", "--config", str(config), "--namespace", "production")
+    assert result.returncode == 0, result.stderr
+    [role] = list(yaml.safe_load_all(result.stdout))
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
+    ]
+
+
 def test_history_refuses_an_execution_state_that_does_not_exist() -> None:
     result = cli("history", "executions", "--status", "success")
     assert result.returncode == 2

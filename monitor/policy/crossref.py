@@ -151,7 +151,7 @@ class _Checker:
         contexts = [self.known(eq, rule) for rule in every] or [self.known(eq, None)]
         for known in contexts:
             self.target(policy, known)
-            for step in policy.steps:
+            for step in (*policy.steps, policy.diagnostics):
                 for action in step:
                     self.action(action, known)
 
@@ -178,7 +178,7 @@ class _Checker:
 
     def templates(self, policy: Policy) -> Iterator[templating.Template]:
         yield from policy.target.values()
-        for step in policy.steps:
+        for step in (*policy.steps, policy.diagnostics):
             for action in step:
                 for _loc, template in _templates(action.params):
                     yield template

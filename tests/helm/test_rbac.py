@@ -88,18 +88,30 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str] | None]] = {
         {},
         [
             "http.request",
+            "kubernetes.events",  # the diagnostics of the default policies read too
+            "kubernetes.logs",
+            "kubernetes.pods",
             "kubernetes.restart",
             "kubernetes.scale",
             "kubernetes.set_env",
             "log",
             "notify",
+            "postgres.activity",
             "postgres.terminate_idle_in_transaction",
+            "prometheus.query",
         ],
         [c.NAMESPACE],
     ),
     "one Role per allowed namespace": (
         {"config": {"automation": {"namespaces_allow": ["staging", "production", "staging"]}}},
-        ["kubernetes.restart", "kubernetes.scale", "kubernetes.set_env"],
+        [
+            "kubernetes.events",
+            "kubernetes.logs",
+            "kubernetes.pods",
+            "kubernetes.restart",
+            "kubernetes.scale",
+            "kubernetes.set_env",
+        ],
         ["production", "staging"],
     ),
     "explicit actions, cluster-wide": (
