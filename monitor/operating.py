@@ -294,7 +294,8 @@ def status(args: argparse.Namespace) -> int:
             pause.get("since") or pause.get("at") or found.get("paused_at"),
             pause.get("by") or found.get("paused_by"),
             pause.get("reason") or found.get("pause_reason"),
-        ),
+        )
+        + (" (automation.paused in the config)" if pause.get("config") else ""),
         f"mode: {found.get('mode', '-')}",
     ]
     policies = found.get("policies") or []
