@@ -52,3 +52,15 @@ def test_every_audit_kind_written_is_one_the_api_lists() -> None:
     missing = {k: where for k, where in kinds.items() if k not in queries.AUDIT_KINDS}
     assert missing == {}, "add these to monitor/store/queries.py AUDIT_KINDS"
     assert sorted(queries.AUDIT_KINDS) == sorted(set(queries.AUDIT_KINDS))
+
+
+def test_the_api_docs_list_every_value_a_closed_filter_takes() -> None:
+    docs = (MONITOR.parent / "docs" / "api.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in docs.splitlines() if line.startswith("| `GET")
+    }
+    for listing, filters in queries.CHOICES.items():
+        row = rows[f"`GET /api/v1/{listing}`"]
+        for name, allowed in filters.items():
+            assert f"`{name}` (" in row, (listing, name)
+            assert [v for v in allowed if f"`{v}`" not in row] == [], (listing, name)
