@@ -42,13 +42,18 @@ class _Route(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 details = [
-                    {"field": yamlfile.dotted(e["loc"]), "reason": str(e["msg"])}
-                    for e in exc.errors()
+                    {"field": yamlfile.dotted(e["loc"]), "reason": _reason(e)} for e in exc.errors()
                 ]
                 fields = ", ".join(d["field"] for d in details[:5])
                 return problem(400, f"invalid request: {fields}", details)
 
         return route
+
+
+def _reason(error: Any) -> str:
+    if tuple(error["loc"]) == ("query", "before") and error["type"] == "int_parsing":
+        return "not a page cursor: give a page's next (an id); for a time, use until"
+    return str(error["msg"])
 
 
 router = APIRouter(

@@ -62,7 +62,7 @@ def service(
     page_inbox.requests.clear()
     with svc.running(config) as running:
         assert running.post(svc.fixture_bytes("firing-single.json")).status_code == 200
-        wait_for(lambda: page_inbox.requests, 30, "the page of step 2")
+        wait_for(lambda: bool(page_inbox.requests), 30, "the page of step 2")
         wait_for(lambda: len(_executions(running, status="succeeded")) == 2, 30, "both steps")
         yield running
 
@@ -125,6 +125,8 @@ def test_since_and_until_take_a_duration_back_from_now_or_an_iso_time(
             "Value error, not a time or duration 'yesterday': give a duration back from now "
             "(1h, 30m, 2d) or an ISO 8601 time (2026-11-29T03:00:00Z)"
         )
+    reason = _refused(service.get("/api/v1/audit", params={"before": "1h"}), "query.before")
+    assert reason == "not a page cursor: give a page's next (an id); for a time, use until"
     reason = _refused(service.get("/api/v1/alerts", params={"since": "100y"}), "query.since")
     assert reason == "Value error, '100y' is outside 1970..2999"
 
