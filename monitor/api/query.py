@@ -125,16 +125,6 @@ def _now(request: Request) -> datetime:
     return now
 
 
-def _when(name: str, value: str | None, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return durations.since(value, now)
-    except ValueError as exc:
-        error = {"loc": ("query", name), "msg": f"Value error, {exc}", "type": "value_error"}
-        raise RequestValidationError([error]) from None
-
-
 def _window(
     request: Request,
     since: Time = None,
@@ -143,12 +133,17 @@ def _window(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> queries.Filters:
     now = _now(request)
-    return queries.Filters(
-        since=_when("since", since, now),
-        until=_when("until", until, now),
-        before=before,
-        limit=limit,
-    )
+    times: dict[str, datetime | None] = {}
+    errors = []
+    for name, value in (("since", since), ("until", until)):
+        try:
+            times[name] = None if value is None else durations.since(value, now)
+        except ValueError as exc:
+            msg = f"Value error, {exc}"
+            errors.append({"loc": ("query", name), "msg": msg, "type": "value_error"})
+    if errors:
+        raise RequestValidationError(errors)
+    return queries.Filters(since=times["since"], until=times["until"], before=before, limit=limit)
 
 
 Window = Annotated[queries.Filters, Depends(_window)]

@@ -125,6 +125,8 @@ def test_since_and_until_take_a_duration_back_from_now_or_an_iso_time(
             "Value error, not a time or duration 'yesterday': give a duration back from now "
             "(1h, 30m, 2d) or an ISO 8601 time (2026-11-29T03:00:00Z)"
         )
+    both = service.get("/api/v1/audit", params={"since": "x", "until": "y"}).json()
+    assert both["error"] == "invalid request: query.since, query.until"
     reason = _refused(service.get("/api/v1/audit", params={"before": "1h"}), "query.before")
     assert reason == "not a page cursor: give a page's next (an id); for a time, use until"
     reason = _refused(service.get("/api/v1/alerts", params={"since": "100y"}), "query.since")
