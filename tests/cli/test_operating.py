@@ -151,7 +151,9 @@ def test_pause_and_resume_reach_the_service_at_the_url(
     assert record["message"].startswith("automation paused by ")
     assert record["message"].endswith(": maintenance window")
     status = run("status", "--url", service.url, cwd=tmp_path)
-    assert "automation: PAUSED" in status.stdout
+    [automation] = [line for line in status.stdout.splitlines() if line.startswith("automation")]
+    assert automation.startswith("automation: PAUSED since ")
+    assert " by " in automation and automation.endswith(": maintenance window")
 
     token = token_file(service).read_text().strip()
     resumed = run(
