@@ -97,7 +97,7 @@ def compose(params: NotifyParams, ctx: registry.ActionContext) -> dict[str, Any]
             "generator_url": alert.generator_url,
         },
         "policy": ctx.policy,
-        "step": ctx.step,
+        "step": ctx.step + 1,  # as people read it, like the history's
         "execution_id": ctx.execution_id,
         "target": dict(ctx.target),
         "history": [entry.model_dump(mode="json") for entry in history],

@@ -89,7 +89,7 @@ class Outcome(BaseModel):
 class HistoryEntry(StrictModel):
     """One step the engine ran for this alert and policy, oldest first."""
 
-    step: int = Field(ge=0)
+    step: int = Field(ge=1)  # as people read it: 1 is the policy's first step
     action: str
     status: StepStatus
     summary: str = ""  # the plan's summary
@@ -122,7 +122,7 @@ class ActionContext:
     target: Mapping[str, str]
     services: Services
     policy: str = ""
-    step: int = 0
+    step: int = 0  # the step's index in the policy (0: the first); people read step + 1
     execution_id: str | None = None
     dry_run: bool = False
     history: tuple[HistoryEntry, ...] = ()  # for actions whose reads_history is true

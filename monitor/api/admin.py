@@ -22,6 +22,7 @@ from monitor.api.errors import JSONResponse, problem
 from monitor.engine.breaker import Breaker
 from monitor.runtime import Runtime
 from monitor.store.breaker import BreakerState
+from monitor.store.control import Switch
 
 router = APIRouter()
 
@@ -151,6 +152,20 @@ def _breaker_status(rt: Runtime, state: BreakerState) -> dict[str, Any]:
     }
 
 
+def _pause_status(switch: Switch, by_config: bool) -> dict[str, Any]:
+    """Who paused, when and why (``since``: when the pause in force began; ``by``, ``at``
+    and ``reason``: the switch's last change, a pause or a resume); ``config``: the
+    config's ``automation.paused`` holds automation paused whatever the switch says."""
+    return {
+        "paused": switch.paused or by_config,
+        "since": switch.since.isoformat() if switch.since else None,
+        "by": switch.by,
+        "at": switch.at.isoformat() if switch.at else None,
+        "reason": switch.reason or None,
+        "config": by_config,
+    }
+
+
 @router.post("/api/v1/pause", response_class=JSONResponse)
 async def pause(request: Request) -> Response:
     return await _switch(request, True)
@@ -167,10 +182,13 @@ async def status(request: Request) -> Response:
     engine = rt.extras.get("engine")
     if engine is None:
         return problem(503, "the engine is not running")
+    automation = rt.settings.automation
+    mode = "rehearsal" if engine.dry_run else automation.mode or "live"
     return JSONResponse(
         {
             "paused": await engine.is_paused(),
-            "mode": "rehearsal" if engine.dry_run else "live",
+            "pause": _pause_status(await rt.store.switch(), automation.paused),
+            "mode": mode,
             "dry_run": engine.dry_run,
             "policies": [p.name for p in engine.policies],
             "timers": len(engine.timers.pending()),

@@ -1,9 +1,13 @@
 """Read-only API over the audit trail: alerts, executions and audit events (``/api/v1``).
 
 Every listing takes the same window and page parameters (``since``, ``until``, ``before``,
-``limit``); each adds its own field filters. Every parameter is bounded (ids within
+``limit``); each adds its own field filters. ``since`` and ``until`` are a duration back
+from now (``1h``, ``2d``) or an ISO 8601 time (:func:`monitor.durations.since`);
+``before`` is the page cursor, a page's ``next``. Every parameter is bounded (ids within
 1..2^63-1, times within 1970..2999, text no longer than its column and without NUL); a
-bad one is answered 400 naming it.
+closed filter (``status``, ``mode``, ``kind``) takes only the values
+:data:`monitor.store.queries.CHOICES` lists. A bad parameter is answered 400 naming it
+(and, for a closed filter, the values it takes). Steps are numbered from 1.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,8 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator
 
-from monitor import yamlfile
-from monitor.alerts import payload
+from monitor import durations, yamlfile
 from monitor.api.errors import JSONResponse, problem
 from monitor.runtime import Runtime
 from monitor.store import queries
@@ -39,13 +42,18 @@ class _Route(APIRoute):
                 return await handler(request)
             except RequestValidationError as exc:
                 details = [
-                    {"field": yamlfile.dotted(e["loc"]), "reason": str(e["msg"])}
-                    for e in exc.errors()
+                    {"field": yamlfile.dotted(e["loc"]), "reason": _reason(e)} for e in exc.errors()
                 ]
                 fields = ", ".join(d["field"] for d in details[:5])
                 return problem(400, f"invalid request: {fields}", details)
 
         return route
+
+
+def _reason(error: Any) -> str:
+    if tuple(error["loc"]) == ("query", "before") and error["type"] == "int_parsing":
+        return "not a page cursor: give a page's next (an id); for a time, use until"
+    return str(error["msg"])
 
 
 router = APIRouter(
@@ -55,36 +63,87 @@ router = APIRouter(
 )
 
 
-def _time(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # as the store reads a naive time
-    if not payload.EARLIEST <= value < payload.END_OF_RANGE:
-        raise ValueError("must be from 1970-01-01T00:00:00Z up to 3000-01-01T00:00:00Z")
-    return value
-
-
 def _no_nul(value: str | None) -> str | None:
     if value is not None and "\x00" in value:
         raise ValueError("NUL character (\\u0000) not allowed")
     return value
 
 
-Time = Annotated[datetime | None, Query(), AfterValidator(_time)]
+def _one_of(allowed: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    """A closed filter's check: one of ``allowed``, else an error that lists them."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            shown = value[:32] + ("..." if len(value) > 32 else "")
+            raise ValueError(f"unknown value {shown!r}; one of: {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _closed(allowed: tuple[str, ...]) -> Any:
+    return Query(max_length=32, json_schema_extra={"enum": list(allowed)})  # the column's
+
+
+_CHOICES = queries.CHOICES
+Status = Annotated[
+    str | None,
+    _closed(_CHOICES["alerts"]["status"]),
+    AfterValidator(_one_of(_CHOICES["alerts"]["status"])),
+]
+ExecutionStatus = Annotated[
+    str | None,
+    _closed(_CHOICES["executions"]["status"]),
+    AfterValidator(_one_of(_CHOICES["executions"]["status"])),
+]
+Mode = Annotated[
+    str | None,
+    _closed(_CHOICES["executions"]["mode"]),
+    AfterValidator(_one_of(_CHOICES["executions"]["mode"])),
+]
+Kind = Annotated[
+    str | None,
+    _closed(_CHOICES["audit"]["kind"]),
+    AfterValidator(_one_of(_CHOICES["audit"]["kind"])),
+]
 # Text no longer than the column it is compared with.
 Name = Annotated[str | None, Query(max_length=255), AfterValidator(_no_nul)]
 Fingerprint = Annotated[str | None, Query(max_length=64), AfterValidator(_no_nul)]
-State = Annotated[str | None, Query(max_length=32), AfterValidator(_no_nul)]
+Time = Annotated[
+    str | None,
+    Query(
+        max_length=durations.MAX_TEXT,
+        description="a duration back from now (1h, 30m, 2d) or an ISO 8601 time",
+    ),
+]
+
+
+def _now(request: Request) -> datetime:
+    """The engine's clock when one runs here (the one that stamps the records)."""
+    engine = request.app.state.runtime.extras.get("engine")
+    now: datetime = engine.clock.now() if engine is not None else datetime.now(UTC)
+    return now
 
 
 def _window(
+    request: Request,
     since: Time = None,
     until: Time = None,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> queries.Filters:
-    return queries.Filters(since=since, until=until, before=before, limit=limit)
+    now = _now(request)
+    times: dict[str, datetime | None] = {}
+    errors = []
+    for name, value in (("since", since), ("until", until)):
+        try:
+            times[name] = None if value is None else durations.since(value, now)
+        except ValueError as exc:
+            msg = f"Value error, {exc}"
+            errors.append({"loc": ("query", name), "msg": msg, "type": "value_error"})
+    if errors:
+        raise RequestValidationError(errors)
+    return queries.Filters(since=times["since"], until=times["until"], before=before, limit=limit)
 
 
 Window = Annotated[queries.Filters, Depends(_window)]
@@ -106,7 +165,7 @@ async def _list(
 async def list_alerts(
     request: Request,
     window: Window,
-    status: Literal["firing", "resolved"] | None = None,
+    status: Status = None,
     alertname: Name = None,
     fingerprint: Fingerprint = None,
 ) -> Response:
@@ -121,9 +180,7 @@ async def list_alerts(
 
 
 @router.get("/notifications", response_class=JSONResponse)
-async def list_notifications(
-    request: Request, window: Window, status: Literal["firing", "resolved"] | None = None
-) -> Response:
+async def list_notifications(request: Request, window: Window, status: Status = None) -> Response:
     return await _list(request, queries.list_notifications, window, status=status)
 
 
@@ -131,7 +188,8 @@ async def list_notifications(
 async def list_executions(
     request: Request,
     window: Window,
-    status: State = None,
+    status: ExecutionStatus = None,
+    mode: Mode = None,
     alertname: Name = None,
     fingerprint: Fingerprint = None,
     policy: Name = None,
@@ -141,6 +199,7 @@ async def list_executions(
         queries.list_executions,
         window,
         status=status,
+        mode=mode,
         alertname=alertname,
         fingerprint=fingerprint,
         policy=policy,
@@ -167,7 +226,7 @@ async def get_execution(
 async def list_audit(
     request: Request,
     window: Window,
-    kind: State = None,
+    kind: Kind = None,
     fingerprint: Fingerprint = None,
     policy: Name = None,
 ) -> Response:

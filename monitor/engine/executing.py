@@ -342,7 +342,7 @@ def _history_of(row: Execution) -> list[HistoryEntry]:
         history.append(
             HistoryEntry.model_validate(
                 {
-                    "step": row.step,
+                    "step": row.step + 1,  # as people read it
                     "action": entry.action,
                     "status": status,
                     "summary": plan.get("summary", ""),

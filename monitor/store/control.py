@@ -187,6 +187,37 @@ def _paused_since(row: Any) -> datetime | None:
     return aware(row.updated_at)
 
 
+@dataclass(frozen=True)
+class Switch:
+    """The kill switch as the store holds it: on or off, when the pause in force began
+    (``since``), and who changed it last, when and why (a pause or a resume)."""
+
+    paused: bool
+    since: datetime | None = None
+    by: str | None = None
+    at: datetime | None = None
+    reason: str = ""
+
+
+def switch(engine: Engine) -> Switch:
+    """The kill switch in the store (the config's ``automation.paused`` aside); never
+    set: off, no one changed it."""
+    with engine.connect() as conn:
+        row = conn.execute(select(control).where(control.c.key == PAUSE_KEY)).first()
+    if row is None:
+        return Switch(False)
+    value = row.value if isinstance(row.value, dict) else {}
+    since = _paused_since(row)
+    reason = value.get("reason")
+    return Switch(
+        paused=since is not None,
+        since=since,
+        by=row.updated_by,
+        at=aware(row.updated_at),
+        reason=reason if isinstance(reason, str) else "",
+    )
+
+
 def is_paused(engine: Engine) -> bool:
     """Whether the kill switch in the store is on (the config's ``automation.paused``
     aside)."""

@@ -228,6 +228,10 @@ class Store:
     async def is_paused(self) -> bool:
         return await self._call("is_paused", control.is_paused, self.handle)
 
+    async def switch(self) -> control.Switch:
+        """The kill switch: on or off, since when, who changed it last and why."""
+        return await self._call("switch", control.switch, self.handle)
+
     async def set_paused(self, paused: bool, by: str, reason: str, at: datetime) -> str:
         """The kill switch and its audit record; returns the audit message."""
         return await self._call(

@@ -3,6 +3,10 @@
 Pages are keyset-paginated by id, newest first: pass the ``next`` cursor of one page as
 ``before`` to get the following one.
 
+Steps are numbered as people read them: the store keeps a step's index in its policy
+(0 for the first), every row read here says ``step: 1`` for the first. The values each
+equality filter accepts are in :data:`CHOICES` (the API refuses any other, naming them).
+
 Times are read clamped to what Python can hold: PostgreSQL keeps times past the year
 9999 (an alert's ``endsAt`` of ``9999-12-31T23:59:59-01:00`` stored by a version that
 did not bound it), which the driver cannot convert; they read as 9999-12-30.
@@ -17,15 +21,55 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, Table, case, literal, select, type_coerce
 
 from monitor.store.schema import UTCDateTime, alerts, audit, coalesced, executions, notifications
+from monitor.store.states import State
 
 # A day inside Python's range, so that no session time zone can push them out of it.
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
+STATUSES = ("firing", "resolved")
+"""An alert's or a notification's ``status``."""
+MODES = ("live", "rehearsal")
+"""An execution's ``mode``: acted on, or rehearsed (planned, nothing applied)."""
+AUDIT_KINDS = (
+    "approval",
+    "breaker",
+    "cancel",
+    "coalesce",
+    "decision",
+    "defer",
+    "escalate",
+    "execute",
+    "finish",
+    "job",
+    "pause",
+    "plan",
+    "poison",
+    "reload",
+    "replay",
+    "resume",
+    "retry",
+    "revert",
+    "skip",
+    "verify",
+)
+"""Every ``kind`` of audit record the service writes (tests/store/test_queries.py holds
+the writers to it)."""
+
+CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "alerts": {"status": STATUSES},
+    "notifications": {"status": STATUSES},
+    "executions": {"status": tuple(s.value for s in State), "mode": MODES},
+    "audit": {"kind": AUDIT_KINDS},
+}
+"""The values each listing's closed filters accept, by listing and parameter."""
+
+
 @dataclass(frozen=True)
 class Filters:
     status: str | None = None
+    mode: str | None = None
     alertname: str | None = None
     fingerprint: str | None = None
     policy: str | None = None
@@ -47,7 +91,9 @@ def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[
     for column in table.c:
         if column.name in hidden:
             continue
-        if isinstance(column.type, UTCDateTime):
+        if table is executions and column.name == "step":  # as people read it: 1 is the first
+            out.append((column + 1).label("step"))
+        elif isinstance(column.type, UTCDateTime):
             low = literal(_EARLIEST, UTCDateTime())
             high = literal(_LATEST, UTCDateTime())
             clamped = case((column > high, high), (column < low, low), else_=column)
@@ -89,6 +135,8 @@ class _Listing:
             value = getattr(f, name)
             if value:
                 q = q.where(self.table.c[column] == value)
+        if f.mode and self.table is executions:
+            q = q.where(executions.c.dry_run.is_(f.mode == "rehearsal"))
         if f.since:
             q = q.where(self.table.c[self.since] >= f.since)
         if f.until:

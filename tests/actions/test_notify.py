@@ -39,7 +39,7 @@ def alert_from_fixture() -> context.AlertContext:
 
 HISTORY = [
     {
-        "step": 0,
+        "step": 1,
         "action": "kubernetes.scale",
         "status": "succeeded",
         "summary": "scale production/conea-api 4 -> 6 (via its HPA minReplicas)",
@@ -49,7 +49,7 @@ HISTORY = [
         "at": "2026-11-28T14:30:00Z",
         "execution_id": "ex-41",
     },
-    {"step": 1, "action": "notify", "status": "planned", "summary": "page a human"},
+    {"step": 2, "action": "notify", "status": "planned", "summary": "page a human"},
 ]
 
 
@@ -131,7 +131,7 @@ async def test_slack_message_says_what_happened_and_hides_the_webhook_url(
     assert "alertname: QueueTooDeep" in fields and "severity: page" in fields
     done = blocks[3]["text"]["text"]
     assert done.startswith(
-        "*What was done*\n• step 0: kubernetes.scale succeeded - scale "
+        "*What was done*\n• step 1: kubernetes.scale succeeded - scale "
         "production/conea-api 4 -&gt; 6"
     )
     assert "verification: not_recovered (demo_queue_depth still 42 after 5m)" in done

@@ -108,7 +108,7 @@ def test_an_echoing_server_leaves_no_secret_in_any_record(tmp_path: Path, remote
         ) as h:
             h.post(alert("CacheStale", "ca5e"))
             wait_for(lambda: remote.pages, what="the page to on-call")
-            h.wait_execution("ca5e", "succeeded", step=1)
+            h.wait_execution("ca5e", "succeeded", step=2)
             records = {
                 "executions": json.dumps(h.executions(fingerprint="ca5e")),
                 "audit": json.dumps(h.audit(fingerprint="ca5e")),
@@ -116,7 +116,7 @@ def test_an_echoing_server_leaves_no_secret_in_any_record(tmp_path: Path, remote
                 "logs": h.service.logs(),
             }
     [page] = remote.pages
-    [failed] = [entry for entry in page["history"] if entry["step"] == 0]
+    [failed] = [entry for entry in page["history"] if entry["step"] == 1]
     assert failed["status"] == "failed"
     assert (
         "HTTP 403, expected 2xx: rejected Bearer <redacted> (<redacted>) on <redacted>"

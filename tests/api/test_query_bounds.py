@@ -12,7 +12,11 @@ import pytest
 from tests.support import service as svc
 from tests.support.services import Postgres
 
-IN_RANGE = "Value error, must be from 1970-01-01T00:00:00Z up to 3000-01-01T00:00:00Z"
+
+def out_of_range(value: str) -> str:
+    return f"Value error, {value!r} is outside 1970..2999"
+
+
 NUL = "Value error, NUL character (\\u0000) not allowed"
 
 # (path, query parameters, the field named, the reason given)
@@ -41,9 +45,24 @@ CASES: list[tuple[str, dict[str, str], str, str]] = [
         "path.execution_id",
         "Input should be a valid integer, unable to parse string as an integer",
     ),
-    ("/api/v1/alerts", {"since": "0001-01-01T00:00:00+01:00"}, "query.since", IN_RANGE),
-    ("/api/v1/notifications", {"until": "9999-12-31T23:59:59-01:00"}, "query.until", IN_RANGE),
-    ("/api/v1/audit", {"since": "1969-12-31T23:59:59"}, "query.since", IN_RANGE),
+    (
+        "/api/v1/alerts",
+        {"since": "0001-01-01T00:00:00+01:00"},
+        "query.since",
+        out_of_range("0001-01-01T00:00:00+01:00"),
+    ),
+    (
+        "/api/v1/notifications",
+        {"until": "9999-12-31T23:59:59-01:00"},
+        "query.until",
+        out_of_range("9999-12-31T23:59:59-01:00"),
+    ),
+    (
+        "/api/v1/audit",
+        {"since": "1969-12-31T23:59:59"},
+        "query.since",
+        out_of_range("1969-12-31T23:59:59"),
+    ),
     ("/api/v1/alerts", {"alertname": "x\x00y"}, "query.alertname", NUL),
     ("/api/v1/executions", {"policy": "\x00"}, "query.policy", NUL),
     ("/api/v1/audit", {"fingerprint": "a\x00"}, "query.fingerprint", NUL),

@@ -168,7 +168,7 @@ def test_probe_down_restart_does_not_help_escalates_to_a_page(
         lambda: [
             e
             for e in s.executions(alertname="ProbeTargetDown")
-            if e["step"] == 0 and e["state"] == "succeeded"
+            if e["step"] == 1 and e["state"] == "succeeded"
         ],
         45,
         "the restart",
@@ -187,7 +187,7 @@ def test_probe_down_restart_does_not_help_escalates_to_a_page(
     )[0]
     fingerprint = restart["fingerprint"]
     executions = s.executions(fingerprint=fingerprint)
-    assert [(e["step"], e["state"]) for e in executions] == [(0, "succeeded"), (1, "succeeded")]
+    assert [(e["step"], e["state"]) for e in executions] == [(1, "succeeded"), (2, "succeeded")]
     assert executions[0]["verify_state"] == "not_recovered"
     # "Still firing?" comes from Alertmanager, which knows the exact alert.
     assert executions[0]["verify_detail"] == "Alertmanager reports the alert active"
@@ -202,7 +202,7 @@ def test_probe_down_restart_does_not_help_escalates_to_a_page(
     # The page links to its audit record, which a person follows to see what was tried.
     assert page["links"]["audit"] == f"{s.service.url}/api/v1/executions/{executions[1]['id']}"
     linked = httpx.get(page["links"]["audit"], timeout=10).json()
-    assert (linked["policy"], linked["step"]) == ("restart-unresponsive-api", 1)
+    assert (linked["policy"], linked["step"]) == ("restart-unresponsive-api", 2)
     # The page itself says what was tried and how it went.
     [tried] = page["history"]
     assert (tried["action"], tried["status"], tried["verification"]) == (

@@ -92,7 +92,7 @@ class Harness:
         return [(a["kind"], a["outcome"]) for a in self.audit(fingerprint=fingerprint)]
 
     def wait_execution(
-        self, fingerprint: str, state: str, step: int = 0, timeout: float = 20.0
+        self, fingerprint: str, state: str, step: int = 1, timeout: float = 20.0
     ) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             for e in self.executions(fingerprint=fingerprint):
@@ -101,7 +101,7 @@ class Harness:
             return None
 
         result: dict[str, Any] = wait_for(
-            found, timeout, f"execution of {fingerprint} step {step + 1} in state {state}"
+            found, timeout, f"execution of {fingerprint} step {step} in state {state}"
         )
         return result
 

@@ -107,7 +107,7 @@ def settings(inbox: Recorder, am: Alertmanager, timeout: str) -> dict[str, Any]:
     }
 
 
-def state_of(h: Harness, fingerprint: str, step: int = 0) -> str | None:
+def state_of(h: Harness, fingerprint: str, step: int = 1) -> str | None:
     rows = [e for e in h.executions(fingerprint=fingerprint) if e["step"] == step]
     return rows[0]["state"] if rows else None
 
@@ -186,11 +186,11 @@ def test_rejected_nothing_acts_unanswered_the_next_step_runs_resolved_it_is_not_
         assert state_of(h, rejected["fingerprint"]) == "rejected"
         # Nobody answers the second: it expires and step 2 (a log line: not asked) runs.
         h.wait_execution(expiring["fingerprint"], "expired", timeout=30)
-        h.wait_execution(expiring["fingerprint"], "succeeded", step=1, timeout=30)
+        h.wait_execution(expiring["fingerprint"], "succeeded", step=2, timeout=30)
         assert h.emulator.read("Deployment", "production", "conea-api")
         for name in ("conea-api", "billing", "worker"):
             assert "RATE_LIMIT" not in h.env(name)
-        assert state_of(h, rejected["fingerprint"], step=1) is None  # no page after a no
+        assert state_of(h, rejected["fingerprint"], step=2) is None  # no page after a no
         kinds = [a["outcome"] for a in h.audit(fingerprint=expiring["fingerprint"])]
         assert "expired" in kinds
         # A second answer to an answered request is a 409; an unknown one a 404.

@@ -80,7 +80,7 @@ def test_a_failing_ladder_does_not_hold_up_the_healthy_alerts(
         assert not notifier.release.is_set()
         held_at = [a["id"] for a in h.audit()]
         notifier.release.set()
-        failed = h.wait_execution("b0", "failed", step=1, timeout=60)
+        failed = h.wait_execution("b0", "failed", step=2, timeout=60)
         assert "notify" in (failed["error"] or "")
         audit = h.audit()
     # Order of events: every healthy alert's successful scale was recorded before the

@@ -74,9 +74,9 @@ def test_not_recovered_escalates_then_recovers(
             first = h.wait_execution("e5c0", "succeeded")
             assert h.env()["FIRST"] == "1"
             # demo_bad stays 1: after the 3s window, not recovered -> step 2.
-            second = h.wait_execution("e5c0", "succeeded", step=1, timeout=20)
+            second = h.wait_execution("e5c0", "succeeded", step=2, timeout=20)
             assert h.env()["SECOND"] == "1"
-            first = next(e for e in h.executions(fingerprint="e5c0") if e["step"] == 0)
+            first = next(e for e in h.executions(fingerprint="e5c0") if e["step"] == 1)
             assert first["verify_state"] == "not_recovered"
             assert "still returns series" in first["verify_detail"]
             kinds = h.audit_of("e5c0")
@@ -85,7 +85,7 @@ def test_not_recovered_escalates_then_recovers(
             gauge.set(0)
             wait_for(
                 lambda: (
-                    next(e for e in h.executions(fingerprint="e5c0") if e["step"] == 1)[
+                    next(e for e in h.executions(fingerprint="e5c0") if e["step"] == 2)[
                         "verify_state"
                     ]
                     == "recovered"
@@ -123,9 +123,9 @@ def test_pending_verification_survives_a_crash(
         try:
             again = Harness(restarted, emu, tmp_path)
             # No webhook arrives: the verification, then the escalation, come from the store.
-            again.wait_execution("c4a5", "succeeded", step=1, timeout=20)
+            again.wait_execution("c4a5", "succeeded", step=2, timeout=20)
             assert again.env()["SECOND"] == "1"
-            first = next(e for e in again.executions(fingerprint="c4a5") if e["step"] == 0)
+            first = next(e for e in again.executions(fingerprint="c4a5") if e["step"] == 1)
             assert first["verify_state"] == "not_recovered"
         finally:
             from tests.support.services import stop

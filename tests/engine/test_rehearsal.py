@@ -80,15 +80,15 @@ def test_a_rehearsed_ladder_walks_every_step_verified_by_prometheus_and_spends_n
             h.post(alert("ErrorsHigh", "e5c1", job="demo", instance=f"127.0.0.1:{port}"))
             # demo_bad stays 1: each rehearsed step's verification says "not recovered"
             # after its 2s window, and the rehearsal goes on to the next step.
-            third = h.wait_execution("e5c1", "rehearsed", step=2, timeout=30)
+            third = h.wait_execution("e5c1", "rehearsed", step=3, timeout=30)
             wait_for(
                 lambda: ("escalate", "exhausted") in h.audit_of("e5c1"), 20, "the ladder's end"
             )
             rows = sorted(h.executions(fingerprint="e5c1"), key=lambda e: e["step"])
             assert [(e["step"], e["state"], e["mode"]) for e in rows] == [
-                (0, "rehearsed", "rehearsal"),
                 (1, "rehearsed", "rehearsal"),
                 (2, "rehearsed", "rehearsal"),
+                (3, "rehearsed", "rehearsal"),
             ]
             assert [e["verify_state"] for e in rows[:2]] == ["not_recovered", "not_recovered"]
             assert third["actions"][0]["plan"]["summary"]
@@ -141,7 +141,7 @@ def test_one_rehearsed_step_in_a_live_ladder(
     # "not recovered" and the ladder goes on.
     with harness(tmp_path, PER_STEP, emulator=emu) as h:
         h.post(alert("ErrorsHigh", "5e9a"))
-        h.wait_execution("5e9a", "succeeded", step=2, timeout=30)
+        h.wait_execution("5e9a", "succeeded", step=3, timeout=30)
         rows = sorted(h.executions(fingerprint="5e9a"), key=lambda e: e["step"])
         assert [(e["state"], e["mode"]) for e in rows] == [
             ("succeeded", "live"),
@@ -187,6 +187,6 @@ def test_without_credentials_the_rehearsal_records_what_it_would_do_not_a_failur
         # Verified like a live step (the window is an hour): no escalation to the page.
         assert row["verify_state"] == "pending"
         steps = service.get("/api/v1/executions", params={"fingerprint": "0c0d"}).json()
-        assert [e["step"] for e in steps["items"]] == [0]
+        assert [e["step"] for e in steps["items"]] == [1]
         metrics = service.get("/metrics").text
         assert 'outcome="failed"' not in metrics
