@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("serve", cmd_serve, "run the service")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9115)
+    p.add_argument("--port", type=int, default=settings_mod.DEFAULT_PORT)
 
     p = add("history", cmd_history, "print recorded alerts or executions")
     p.add_argument("what", nargs="?", choices=["alerts", "executions"], default="alerts")

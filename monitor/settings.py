@@ -32,6 +32,7 @@ from monitor.errors import ConfigError
 from monitor.jobs.config import JobConfig
 
 ENV_PREFIX = "CONEA_MONITOR_"
+DEFAULT_PORT = 9115  # `serve --port`; the command line looks for the service there
 
 
 class Section(BaseModel):
@@ -230,7 +231,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     policies: list[Path] = [Path("remediations")]
     probes_file: Path | None = None
-    public_url: str = "http://127.0.0.1:9115"
+    public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
     webhook: WebhookSettings = WebhookSettings()
