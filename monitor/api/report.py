@@ -2,24 +2,26 @@
 
 ``format=json`` (the default) answers :meth:`monitor.report.Report.as_json`;
 ``format=markdown`` the same as a postmortem draft, ``text/markdown``. An unknown id is
-404, a bad id or format 400 naming it.
+404, a bad id or format 400 naming it. Reading it needs a viewer credential
+(:mod:`monitor.api.access`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from monitor import report
-from monitor.api import query
+from monitor.api import access, query
 from monitor.api.errors import JSONResponse, problem
 from monitor.runtime import Runtime
 
 router = APIRouter(
     prefix="/api/v1",
     route_class=query.Route,
+    dependencies=[Depends(access.viewer)],
     responses={400: {"description": "A parameter is out of range or malformed (named)"}},
 )
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from monitor.report.record import NOTHING_CHANGED, Entry, Report
-from monitor.store.records import ActionEntry, Execution
+from monitor.store.records import ActionEntry, Evidence, Execution
 
 TEXT_LIMIT = 300  # characters of one inline value
 CELL_LIMIT = 120  # characters of one table cell
 LINE_LIMIT = 400  # characters of one line in a code block
 ROWS_LIMIT = 50  # rows of one table, lines of one block
+COLUMNS_LIMIT = 12  # columns of one table
 TIMELINE_LIMIT = 500  # entries of the timeline
 
 # What Markdown (CommonMark, GFM) or HTML acts on inside a line; a value never starts one.
@@ -131,8 +131,9 @@ def render(report: Report) -> str:
     parts.append("## Evidence")
     if not report.evidence:
         parts.append("No diagnostics ran for this incident.")
+    steps = {e.id: e.step + 1 for e in report.steps}
     for item in report.evidence:
-        parts += _evidence(item)
+        parts += _evidence(item, steps)
     parts.append("## Timeline")
     parts.append(_timeline(report.timeline))
     if report.truncated:
@@ -188,25 +189,26 @@ def _action(number: int, a: ActionEntry) -> list[str]:
     return out
 
 
-def _evidence(item: dict[str, Any]) -> list[str]:
-    phase = "before the first step" if item.get("phase") == "before" else "after a failed check"
-    head = (
-        f"### {escape(item.get('name'))} ({escape(item.get('action'))}, {phase}): "
-        f"{escape(item.get('outcome'))}"
-    )
-    out = [head]
-    facts = [f"Started {when(_time(item.get('started_at')))}"]
-    if item.get("summary"):
-        facts.append(escape(item["summary"]))
-    if item.get("error"):
-        facts.append(f"**Error:** {escape(item['error'])}")
-    if item.get("truncated"):
-        facts.append("*(cut to the diagnostic's size limit)*")
+def _evidence(item: Evidence, steps: dict[int, int]) -> list[str]:
+    phase = "before the first step" if item.phase == "before" else "after a failed check"
+    step = steps.get(item.execution_id)
+    where = f"step {step}, {phase}" if step is not None else phase
+    out = [f"### {escape(item.name)} ({escape(item.action)}, {where}): {escape(item.outcome)}"]
+    took = (item.finished_at - item.started_at).total_seconds()
+    facts = [f"Gathered {when(item.started_at)} in {took:.2f}s"]
+    if item.summary:
+        facts.append(escape(item.summary))
+    if item.error:
+        facts.append(f"**Error:** {escape(item.error)}")
+    if item.truncated:
+        facts.append("*cut to the diagnostic's size limit*")
     out.append(" · ".join(facts))
-    result = item.get("result") or {}
+    result = item.result or {}
     kind = result.get("kind")
     if kind == "table":
-        out.append(table(result.get("columns") or [], result.get("rows") or []))
+        columns = list(result.get("columns") or [])[:COLUMNS_LIMIT]
+        rows = result.get("rows") or []
+        out.append(table(columns, (r if isinstance(r, list) else [r] for r in rows)))
     elif kind == "lines":
         out.append(code_block(result.get("lines") or [], "text"))
     elif kind == "series":
@@ -231,17 +233,6 @@ def _point(point: object) -> list[object]:
             at = when(datetime.fromtimestamp(at, UTC))
         return [at, value]
     return [point, ""]
-
-
-def _time(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
 
 
 def _timeline(entries: Sequence[Entry]) -> str:

@@ -100,7 +100,7 @@ class Report:
     summary: Summary
     steps: tuple[records.Execution, ...]
     timeline: tuple[Entry, ...]
-    evidence: tuple[dict[str, Any], ...]
+    evidence: tuple[records.Evidence, ...]
     coalesced: dict[str, Any]
     truncated: bool
 
@@ -115,7 +115,7 @@ class Report:
             "summary": self.summary.as_json(),
             "steps": [_step_json(e) for e in self.steps],
             "timeline": [e.as_json() for e in self.timeline],
-            "evidence": list(self.evidence),
+            "evidence": [_evidence_json(item, self.steps) for item in self.evidence],
             "coalesced": self.coalesced,
             "truncated": self.truncated,
         }
@@ -144,6 +144,25 @@ def _step_json(e: records.Execution) -> dict[str, Any]:
     }
 
 
+def _evidence_json(item: records.Evidence, ladder: tuple[records.Execution, ...]) -> dict[str, Any]:
+    step = next((e.step + 1 for e in ladder if e.id == item.execution_id), None)
+    return {
+        "id": item.id,
+        "execution_id": item.execution_id,
+        "step": step,
+        "phase": item.phase,
+        "name": item.name,
+        "action": item.action,
+        "started_at": _iso(item.started_at),
+        "finished_at": _iso(item.finished_at),
+        "outcome": item.outcome,
+        "error": item.error,
+        "summary": item.summary,
+        "result": item.result,
+        "truncated": item.truncated,
+    }
+
+
 def build(handle: database.Handle, execution_id: int) -> Report | None:
     """The incident record of the ladder ``execution_id`` is a step of (None: no such
     execution). Synchronous: the API runs it in a worker thread."""
@@ -160,17 +179,16 @@ def build(handle: database.Handle, execution_id: int) -> Report | None:
         )
     for row in found.audit:
         entries.append(_audited(row, steps))
-    evidence = tuple(_evidence(handle, found.executions))
-    for item in evidence:
+    for item in found.evidence:
+        phase = "before the first step" if item.phase == "before" else "after a failed check"
         entries.append(
             Entry(
-                datetime.fromisoformat(item["started_at"]),
+                item.started_at,
                 "evidence",
-                f"{item['name']} ({item['action']}, {item['phase'].replace('_', ' ')}): "
-                f"{item['outcome']}",
-                steps.get(item["execution_id"]),
-                item["execution_id"],
-                item["outcome"],
+                f"{item.name} ({item.action}, {phase}): {item.summary or item.error or ''}",
+                steps.get(item.execution_id),
+                item.execution_id,
+                item.outcome,
             )
         )
     if found.resolved_at is not None:
@@ -189,7 +207,7 @@ def build(handle: database.Handle, execution_id: int) -> Report | None:
         summary=_summary(alert, ladder, timeline, found.open),
         steps=ladder,
         timeline=timeline,
-        evidence=evidence,
+        evidence=tuple(found.evidence),
         coalesced=found.coalesced,
         truncated=found.truncated,
     )
@@ -226,13 +244,6 @@ def _audited(row: dict[str, Any], steps: dict[int, int]) -> Entry:
         row.get("outcome"),
         str(by) if by else None,
     )
-
-
-def _evidence(handle: database.Handle, ladder: list[records.Execution]) -> list[dict[str, Any]]:
-    """The evidence the policy's diagnostics gathered for each step (none yet: the
-    diagnostics' store lands with them)."""
-    del handle, ladder
-    return []
 
 
 def _summary(

@@ -16,13 +16,14 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from monitor.store import executions, queries
-from monitor.store.records import Execution
+from monitor.store import evidence, executions, queries
+from monitor.store.records import Evidence, Execution
 from monitor.store.schema import alerts, audit
 from monitor.store.states import FINAL
 
 AUDIT_LIMIT = 1000  # records of one incident read at most (the rest: ``truncated``)
 LADDER_LIMIT = 100  # steps of one ladder read at most
+EVIDENCE_LIMIT = 100  # diagnostics' results of one incident read at most
 SWITCH_KINDS = ("pause", "resume")
 
 
@@ -30,12 +31,14 @@ SWITCH_KINDS = ("pause", "resume")
 class Incident:
     """``executions``: the ladder by step; ``alert``: its firing row (None if the store
     no longer has it); ``resolved_at``: when a resolved notification said it ended;
-    ``audit``: records oldest first; ``open``: something is still to come."""
+    ``audit``: records oldest first; ``evidence``: what the policy's diagnostics gathered,
+    step by step; ``open``: something is still to come."""
 
     executions: list[Execution]
     alert: dict[str, Any] | None
     resolved_at: datetime | None
     audit: list[dict[str, Any]]
+    evidence: list[Evidence]
     coalesced: dict[str, Any]
     open: bool
     truncated: bool
@@ -90,15 +93,17 @@ def incident(engine: Engine, execution_id: int) -> Incident | None:
             .order_by(a.at, a.id)
             .limit(AUDIT_LIMIT + 1)
         ).all()
+    gathered = [item for e in ladder for item in evidence.for_execution(engine, e.id)]
     rows = sorted([dict(r._mapping) for r in (*own, *loose)], key=lambda r: (r["at"], r["id"]))
     return Incident(
         executions=ladder,
         alert=alert,
         resolved_at=resolved_at,
         audit=rows[:AUDIT_LIMIT],
+        evidence=gathered[:EVIDENCE_LIMIT],
         coalesced=queries.coalesced_into(engine, execution_id),
         open=still_open,
-        truncated=len(rows) > AUDIT_LIMIT,
+        truncated=len(rows) > AUDIT_LIMIT or len(gathered) > EVIDENCE_LIMIT,
     )
 
 

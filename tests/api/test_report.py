@@ -15,12 +15,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from monitor.store import database, evidence
+from monitor.store.records import Evidence
 from tests.engine.conftest import Harness, alert, harness, wait_for
 from tests.support import kube_thread
 from tests.support.kube_objects import deployment
@@ -81,7 +83,86 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
                 "both steps reverted",
             )
             first = next(e for e in h.executions(fingerprint="1ce1") if e["step"] == 0)
+            _gather(directory / "data" / "conea-monitor.db", first["id"], second["id"])
             yield Incident(h, first, second)
+
+
+def _gather(store: Path, first: int, second: int) -> None:
+    """What the policy's diagnostics would have stored, into the service's own store:
+    pods before step 1 (a hostile pod name), logs after its failed check (a line that
+    tries to close the code block, and more lines than a block shows), a query that
+    timed out after step 2's."""
+    db = database.connect(f"sqlite:///{store}")
+    at = datetime.now(UTC)
+    try:
+        for item in (
+            _evidence(
+                first,
+                "before",
+                "pods",
+                "kubernetes.pods",
+                at,
+                {
+                    "kind": "table",
+                    "columns": ["pod", "ready", "restarts"],
+                    "rows": [["conea-api-1|<b>x</b>", "0/1", 7], ["conea-api-2", "1/1", 0]],
+                },
+            ),
+            _evidence(
+                first,
+                "after_verification",
+                "errors",
+                "kubernetes.logs",
+                at,
+                {
+                    "kind": "lines",
+                    "lines": ["ERROR ``` </code><script>x</script>"]
+                    + [f"ERROR line {i}" for i in range(60)],
+                },
+                truncated=True,
+            ),
+            _evidence(
+                second,
+                "after_verification",
+                "locks",
+                "postgres.activity",
+                at,
+                None,
+                outcome="timed_out",
+                error="timed out after 5s",
+            ),
+        ):
+            evidence.add(db, item)
+    finally:
+        db.dispose()
+
+
+def _evidence(
+    execution_id: int,
+    phase: str,
+    name: str,
+    action: str,
+    at: datetime,
+    result: dict[str, Any] | None,
+    *,
+    outcome: str = "ok",
+    error: str | None = None,
+    truncated: bool = False,
+) -> Evidence:
+    return Evidence(
+        id=0,
+        execution_id=execution_id,
+        phase=phase,
+        name=name,
+        action=action,
+        started_at=at,
+        finished_at=at + timedelta(milliseconds=250),
+        outcome=outcome,
+        error=error,
+        summary=f"{name}: {outcome}",
+        result=result,
+        truncated=truncated,
+    )
 
 
 def _report(incident: Incident, execution_id: int, **params: str) -> Any:
@@ -111,6 +192,12 @@ def test_the_timeline_tells_the_incident_in_order(incident: Incident) -> None:
         (1, "succeeded", "not_recovered", "done"),
         (2, "succeeded", "not_recovered", "done"),
     ]
+    assert [(e["step"], e["phase"], e["name"], e["outcome"]) for e in body["evidence"]] == [
+        (1, "before", "pods", "ok"),
+        (1, "after_verification", "errors", "ok"),
+        (2, "after_verification", "locks", "timed_out"),
+    ]
+    assert body["evidence"][0]["result"]["rows"][0] == ["conea-api-1|<b>x</b>", "0/1", 7]
     assert body["steps"][0]["actions"][0]["attempts"] == 2  # the 500, then the try that worked
 
     timeline = body["timeline"]
@@ -136,6 +223,11 @@ def test_the_timeline_tells_the_incident_in_order(incident: Incident) -> None:
     assert positions == sorted(positions)  # ...and in this order
     reverted = [seen.index(("revert", step, "done")) for step in (1, 2)]
     assert min(reverted) > positions[-1]  # both changes undone once the alert resolved
+    gathered = [e for e in timeline if e["kind"] == "evidence"]
+    assert [(e["step"], e["outcome"]) for e in gathered] == [(1, "ok"), (1, "ok"), (2, "timed_out")]
+    assert gathered[2]["message"] == (
+        "locks (postgres.activity, after a failed check): locks: timed_out"
+    )
     retry = next(e for e in timeline if e["kind"] == "retry")
     assert "500" in retry["message"]
     pause = next(e for e in timeline if e["kind"] == "pause")
@@ -177,8 +269,21 @@ def test_markdown_has_the_sections_and_escapes_what_came_from_outside(
         f"### Step 1: execution \\#{incident.first['id']}",
         f"### Step 2: execution \\#{incident.second['id']}",
         "## Evidence",
+        "### pods (kubernetes.pods, step 1, before the first step): ok",
+        "### errors (kubernetes.logs, step 1, after a failed check): ok",
+        "### locks (postgres.activity, step 2, after a failed check): timed\\_out",
         "## Timeline",
     ]
+    # Evidence: a table with the hostile pod name escaped, the log lines in a block whose
+    # fence is longer than the backticks inside, capped, and the failure said.
+    assert r"| conea-api-1\|\<b\>x\</b\> | 0/1 | 7 |" in text
+    block = text.split("````text\n", 1)[1].split("\n````\n", 1)
+    lines = block[0].splitlines()
+    assert lines[0] == "ERROR ``` </code><script>x</script>"
+    assert len(lines) == 50 and lines[-1] == "ERROR line 48"
+    assert block[1].startswith("\n*11 more lines left out*")
+    assert "**Error:** timed out after 5s" in text
+    assert "*cut to the diagnostic's size limit*" in text
     assert "- **Did it work:** no: not recovered" in text
     assert "- **Severity:** critical" in text
     # The hostile label: one table row, every active character escaped, the line break gone.
@@ -187,7 +292,8 @@ def test_markdown_has_the_sections_and_escapes_what_came_from_outside(
         r"| team | \<img src=x onerror=alert(1)\> \[click\](http://evil.example) \| "
         r"\*\*x\*\* \`y\` \# z |"
     )
-    assert not re.search(r"(?<!\\)[<>\[`]", text)  # no tag, link or code span opened
+    outside_blocks = re.sub(r"(?ms)^(`{3,})text$.*?^\1$", "", text)
+    assert not re.search(r"(?<!\\)[<>\[`]", outside_blocks)  # no tag, link, code span
     assert r"- **Summary:** errors on conea-api \<script\>x\</script\>" in text
     assert "  - **Tries:** 2" in text
     assert "| api.env.FIRST |  | 1 |" in text  # the plan's change: (field, before, after)
@@ -237,6 +343,9 @@ def test_cli_prints_the_record_over_http(incident: Incident, tmp_path: Path) -> 
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout) == _report(incident, incident.first["id"]).json()
     missing = _cli("report", "999999", *common)
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stdout == ""
-    assert "no execution with id 999999" in missing.stderr
+    assert missing.stderr == (
+        "conea-monitor: error: GET /api/v1/executions/999999/report: 404 "
+        "no execution with id 999999\n"
+    )
