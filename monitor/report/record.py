@@ -19,7 +19,7 @@ from monitor.store import database, records
 from monitor.store import report as store_report
 from monitor.store.states import State, VerifyState
 
-NOTHING_CHANGED = "rehearsal: nothing was changed, every step was planned and recorded only"
+NOTHING_CHANGED = "nothing was changed; every step was planned and recorded only"
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ def _summary(
         for e in ladder
     )
     if any(e.dry_run for e in ladder):
-        done += f" [{NOTHING_CHANGED}]"
+        done += f" [rehearsal: {NOTHING_CHANGED}]"
     worked, ended = _worked(alert, ladder, timeline)
     if ended is not None:
         took = f"{_duration(ended - alert.starts_at)} from firing to " + (

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, and_, or_, select
 from monitor.store import evidence, executions, queries
 from monitor.store.records import Evidence, Execution
 from monitor.store.schema import alerts, audit
-from monitor.store.states import FINAL
+from monitor.store.states import FINAL, RevertState, VerifyState
 
 AUDIT_LIMIT = 1000  # records of one incident read at most (the rest: ``truncated``)
 LADDER_LIMIT = 100  # steps of one ladder read at most
@@ -45,10 +45,12 @@ class Incident:
 
 
 def _open(row: Execution) -> bool:
+    """Is something still to come for this step: its decision or action, its
+    verification, its revert?"""
     return (
         row.state not in FINAL["state"]
-        or row.verify_state not in FINAL["verify_state"]
-        or row.revert_state not in FINAL["revert_state"]
+        or row.verify_state == VerifyState.PENDING
+        or row.revert_state in (RevertState.SCHEDULED, RevertState.RUNNING)
     )
 
 
