@@ -71,14 +71,14 @@ def test_a_step_awaiting_approval_is_open_and_who_rejected_it_is_on_record(
         body = _report(h, waiting["id"]).json()
         assert body["open"] is False
         assert [(s["state"], s["reason"]) for s in body["steps"]] == [
-            ("rejected", "rejected by bob (api, 127.0.0.1): sale day")
+            ("rejected", "rejected by bob (operator-token): sale day")
         ]
         answers = [(e["outcome"], e["by"]) for e in body["timeline"] if e["kind"] == "approval"]
-        assert answers == [("requested", None), ("rejected", "bob (api, 127.0.0.1)")]
-        assert body["summary"]["worked"] == "no: step 1 rejected by bob (api, 127.0.0.1): sale day"
+        assert answers == [("requested", None), ("rejected", "bob (operator-token)")]
+        assert body["summary"]["worked"] == "no: step 1 rejected by bob (operator-token): sale day"
         text = _report(h, waiting["id"], format="markdown").text
-        assert "- **State:** rejected: rejected by bob (api, 127.0.0.1): sale day" in text
-        assert "- **Did it work:** no: step 1 rejected by bob (api, 127.0.0.1): sale day" in text
+        assert "- **State:** rejected: rejected by bob (operator-token): sale day" in text
+        assert "- **Did it work:** no: step 1 rejected by bob (operator-token): sale day" in text
         assert "> **Rehearsal**" not in text
 
 

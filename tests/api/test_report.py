@@ -231,7 +231,7 @@ def test_the_timeline_tells_the_incident_in_order(incident: Incident) -> None:
     retry = next(e for e in timeline if e["kind"] == "retry")
     assert "500" in retry["message"]
     pause = next(e for e in timeline if e["kind"] == "pause")
-    assert "paused by api (127.0.0.1): looking" in pause["message"]
+    assert "automation paused by operator-token: looking" in pause["message"]
 
     summary = body["summary"]
     assert summary["fired"].startswith(
