@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from monitor.report import markdown
-from tests.engine.conftest import Harness, alert, harness
+from tests.engine.conftest import Harness, alert, harness, wait_for
 from tests.support import kube_thread
 from tests.support import notifier as notifier_server
 from tests.support import service as svc
@@ -99,6 +99,17 @@ def test_a_rehearsal_is_marked_as_one(tmp_path: Path, emu: kube_thread.ThreadedE
             "> **Rehearsal**: nothing was changed; every step was planned and recorded only."
         )
         assert f"### Step 1 (rehearsal): execution \\#{rehearsed['id']}" in lines
+        assert body["summary"]["worked"] == "not known yet: step 1 is being verified"
+        h.post(alert("TooManyRequests", "4e4e", status="resolved"))
+        wait_for(
+            lambda: h.executions(fingerprint="4e4e")[0]["verify_state"] == "recovered",
+            20,
+            "the rehearsed step verified",
+        )
+        summary = _report(h, rehearsed["id"]).json()["summary"]
+        # Nothing was changed: the alert went away by itself, and the record says so.
+        assert summary["worked"] == "the alert recovered after step 1 was rehearsed"
+        assert summary["took"].endswith(" from firing to recovery")
 
 
 def test_the_record_needs_a_viewer_credential(tmp_path: Path) -> None:

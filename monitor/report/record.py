@@ -263,7 +263,7 @@ def _summary(
     worked, ended = _worked(alert, ladder, timeline)
     if ended is not None:
         took = f"{_duration(ended - alert.starts_at)} from firing to " + (
-            "recovery" if worked.startswith("yes") else "resolution"
+            "recovery" if "recovered after" in worked else "resolution"
         )
     else:
         last = timeline[-1].at if timeline else alert.starts_at
@@ -282,9 +282,10 @@ def _worked(
             verdict = next(
                 (t for t in timeline if t.kind == "verify" and t.execution_id == e.id), None
             )
-            return f"yes: recovered after step {e.step + 1}", (
-                verdict.at if verdict else alert.ended_at
-            )
+            at = verdict.at if verdict else alert.ended_at
+            if e.dry_run:  # nothing was changed: the alert went away by itself
+                return f"the alert recovered after step {e.step + 1} was rehearsed", at
+            return f"yes: recovered after step {e.step + 1}", at
     exhausted = [t for t in timeline if t.kind == "escalate" and t.outcome == "exhausted"]
     last = ladder[-1]
     if exhausted:
