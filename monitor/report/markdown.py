@@ -10,6 +10,7 @@ say where).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -213,7 +214,12 @@ def _evidence(item: Evidence, steps: dict[int, int]) -> list[str]:
         out.append(code_block(result.get("lines") or [], "text"))
     elif kind == "series":
         points = list(result.get("points") or [])
-        out.append(f"Series {escape(_metric(result.get('metric')))}:")
+        shown = f" (the last {ROWS_LIMIT} of {len(points):,} points)"
+        out.append(
+            f"Series {escape(_metric(result.get('metric')))}"
+            + (shown if len(points) > ROWS_LIMIT else "")
+            + ":"
+        )
         out.append(table(["time", "value"], (_point(p) for p in points[-ROWS_LIMIT:])))
     return out
 
@@ -230,7 +236,8 @@ def _point(point: object) -> list[object]:
     if isinstance(point, (list, tuple)) and len(point) == 2:
         at, value = point
         if isinstance(at, (int, float)):
-            at = when(datetime.fromtimestamp(at, UTC))
+            with contextlib.suppress(ValueError, OverflowError, OSError):  # else as it is
+                at = when(datetime.fromtimestamp(at, UTC))
         return [at, value]
     return [point, ""]
 

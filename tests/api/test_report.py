@@ -122,6 +122,18 @@ def _gather(store: Path, first: int, second: int) -> None:
                 truncated=True,
             ),
             _evidence(
+                first,
+                "after_verification",
+                "cpu",
+                "prometheus.query",
+                at,
+                {
+                    "kind": "series",
+                    "metric": 'rate(cpu{pod="<i>x</i>"}[5m])',
+                    "points": [[1764385200 + 60 * i, i / 2] for i in range(60)],
+                },
+            ),
+            _evidence(
                 second,
                 "after_verification",
                 "locks",
@@ -195,6 +207,7 @@ def test_the_timeline_tells_the_incident_in_order(incident: Incident) -> None:
     assert [(e["step"], e["phase"], e["name"], e["outcome"]) for e in body["evidence"]] == [
         (1, "before", "pods", "ok"),
         (1, "after_verification", "errors", "ok"),
+        (1, "after_verification", "cpu", "ok"),
         (2, "after_verification", "locks", "timed_out"),
     ]
     assert body["evidence"][0]["result"]["rows"][0] == ["conea-api-1|<b>x</b>", "0/1", 7]
@@ -224,8 +237,13 @@ def test_the_timeline_tells_the_incident_in_order(incident: Incident) -> None:
     reverted = [seen.index(("revert", step, "done")) for step in (1, 2)]
     assert min(reverted) > positions[-1]  # both changes undone once the alert resolved
     gathered = [e for e in timeline if e["kind"] == "evidence"]
-    assert [(e["step"], e["outcome"]) for e in gathered] == [(1, "ok"), (1, "ok"), (2, "timed_out")]
-    assert gathered[2]["message"] == (
+    assert [(e["step"], e["outcome"]) for e in gathered] == [
+        (1, "ok"),
+        (1, "ok"),
+        (1, "ok"),
+        (2, "timed_out"),
+    ]
+    assert gathered[3]["message"] == (
         "locks (postgres.activity, after a failed check): locks: timed_out"
     )
     retry = next(e for e in timeline if e["kind"] == "retry")
@@ -271,6 +289,7 @@ def test_markdown_has_the_sections_and_escapes_what_came_from_outside(
         "## Evidence",
         "### pods (kubernetes.pods, step 1, before the first step): ok",
         "### errors (kubernetes.logs, step 1, after a failed check): ok",
+        "### cpu (prometheus.query, step 1, after a failed check): ok",
         "### locks (postgres.activity, step 2, after a failed check): timed\\_out",
         "## Timeline",
     ]
@@ -283,6 +302,10 @@ def test_markdown_has_the_sections_and_escapes_what_came_from_outside(
     assert len(lines) == 50 and lines[-1] == "ERROR line 48"
     assert block[1].startswith("\n*11 more lines left out*")
     assert "**Error:** timed out after 5s" in text
+    # A series: its newest points as a table of UTC times, the metric escaped.
+    assert r'Series rate(cpu{pod="\<i\>x\</i\>"}\[5m\]) (the last 50 of 60 points):' in text
+    assert "| 2025-11-29 03:10:00 UTC | 5 |" in text
+    assert "| 2025-11-29 03:59:00 UTC | 29.5 |" in text
     assert "*cut to the diagnostic's size limit*" in text
     assert "- **Did it work:** no: not recovered" in text
     assert "- **Severity:** critical" in text
