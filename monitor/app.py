@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +30,7 @@ from monitor.metrics import Metrics
 from monitor.probes import ProbeService
 from monitor.runtime import Runtime
 from monitor.settings import Settings
-from monitor.store import database
+from monitor.store import database, presence
 from monitor.store.notifications import NotificationWriter
 from monitor.version import __version__
 
@@ -65,6 +68,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         (log.info if auth.reading_needs_credentials else log.warning)("%s", auth.describe_reading())
         log.info("%s", auth.describe_operator())
         checkpoints = asyncio.get_running_loop().create_task(_checkpoints(rt))
+        beats = asyncio.get_running_loop().create_task(_beats(rt))
         try:
             await wiring.start(rt)
             for hook in app.state.startup_hooks:
@@ -76,11 +80,14 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
             yield
         finally:
             checkpoints.cancel()
+            beats.cancel()
             _unwatch_sighup()
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(rt)
             await rt.drain(within=SHUTDOWN_DECIDING)
             await wiring.stop(rt)
+            with contextlib.suppress(TimeoutError):  # a store that hangs delays no stop
+                await asyncio.wait_for(_beat(rt, stopped=True), 1.0)
             await probe_service.aclose()
             writer.stop()
             db.dispose()
@@ -147,6 +154,23 @@ async def _checkpoints(rt: Runtime, every: float = 2.0) -> None:
         except Exception as exc:  # a failed checkpoint is retried at the next round
             rt.metrics.store_errors.labels("checkpoint").inc()
             log.warning("WAL checkpoint failed: %s", exc)
+
+
+async def _beats(rt: Runtime, every: float = presence.BEAT_SECONDS) -> None:
+    """The service's heartbeat in the store: the command line, opening a store directly,
+    asks whether a running service uses it (monitor.store.presence)."""
+    while True:
+        await _beat(rt)
+        await asyncio.sleep(every)
+
+
+async def _beat(rt: Runtime, stopped: bool = False) -> None:
+    who = {"host": socket.gethostname(), "pid": os.getpid(), "public_url": rt.settings.public_url}
+    try:
+        await asyncio.to_thread(presence.beat, rt.db, datetime.now(UTC), who, stopped=stopped)
+    except Exception as exc:  # the next beat tries again; only the CLI's warning depends on it
+        rt.metrics.store_errors.labels("heartbeat").inc()
+        log.warning("heartbeat not written: %s", exc)
 
 
 def _watch_sighup(rt: Runtime) -> None:

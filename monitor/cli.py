@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor import settings as settings_mod
+from monitor.client import ServiceError
 from monitor.errors import MonitorError
 
 Command = Callable[[argparse.Namespace], int]
@@ -58,75 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0 if server.started else 3  # as uvicorn.run: 3 when it could not start
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, datetime):
-            return value.strftime("%Y-%m-%d %H:%M:%S")
-        if value is None:
-            return "-"
-        return str(value)
-
-    cells = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
-
 def cmd_history(args: argparse.Namespace) -> int:
-    from monitor.store import database, queries
-    from monitor.store.states import State
+    from monitor import operating
 
-    known = [str(s) for s in State]
-    if args.what == "executions" and args.status is not None and args.status not in known:
-        print(
-            f"conea-monitor: error: --status {args.status!r} is not an execution state; "
-            f"one of {', '.join(known)} (docs/states.md)",
-            file=sys.stderr,
-        )
-        return 2
-    settings = _load(args)
-    db = database.connect(settings.database_url)
-    try:
-        database.migrate(db)
-        f = queries.Filters(
-            status=args.status,
-            alertname=args.alertname,
-            fingerprint=args.fingerprint,
-            policy=args.policy,
-            since=args.since,
-            until=args.until,
-            limit=args.limit,
-        )
-        if args.what == "alerts":
-            page = queries.list_alerts(db, f)
-            columns = [
-                "id",
-                "last_received_at",
-                "status",
-                "alertname",
-                "fingerprint",
-                "starts_at",
-                "deliveries",
-            ]
-        else:
-            page = queries.list_executions(db, f)
-            columns = [
-                "id",
-                "created_at",
-                "policy",
-                "step",
-                "alertname",
-                "target_key",
-                "state",
-                "mode",
-                "verify_state",
-                "revert_state",
-            ]
-    finally:
-        db.dispose()
-    print(_table(page.items, columns) if page.items else f"no {args.what} recorded")
-    return 0
+    return operating.history(args)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -394,76 +330,40 @@ def _record_replay(settings: settings_mod.Settings, report: dict[str, Any], now:
         db.dispose()
 
 
-def _switch(args: argparse.Namespace, paused: bool) -> int:
-    import getpass
-    from datetime import UTC
-
-    from monitor.store import breaker, control, database
-
-    settings = _load(args)
-    db = database.connect(settings.database_url)
-    try:
-        database.migrate(db)
-        by = f"cli ({getpass.getuser()})"
-        now = datetime.now(UTC)
-        if paused:
-            control.set_paused(db, True, by, args.reason or "", now)
-            said = "automation paused"
-        else:  # the alerts skipped during the pause are queued again, for the service
-            catch_up = not args.no_catch_up
-            said = control.resume(db, by, args.reason or "", now, catch_up=catch_up).summary
-        # Resume closes the blast-radius breaker too; the service reads it at its next batch.
-        closed = not paused and breaker.close_breaker(db, now, by)
-    finally:
-        db.dispose()
-    print(said)
-    if closed:
-        print("breaker closed")
-    return 0
-
-
 def cmd_pause(args: argparse.Namespace) -> int:
-    return _switch(args, True)
+    from monitor import operating
 
-
-def _answer(args: argparse.Namespace, approve: bool) -> int:
-    import getpass
-    from datetime import UTC
-
-    from monitor.store import approvals, database
-
-    for field, value, limit in (("--reason", args.reason, 1000), ("--by", args.by, 100)):
-        if len(value) > limit or not value.isprintable():
-            print(f"conea-monitor: {field}: at most {limit} printable characters", file=sys.stderr)
-            return 2
-    settings = _load(args)
-    db = database.connect(settings.database_url)
-    try:
-        database.migrate(db)
-        by = args.by or f"cli ({getpass.getuser()})"
-        result = approvals.answer(
-            db, args.id, approve=approve, by=by, reason=args.reason, at=datetime.now(UTC)
-        )
-    finally:
-        db.dispose()
-    if not result.ok:
-        print(f"conea-monitor: {result.message}", file=sys.stderr)
-        return 1
-    # The service decides an approved step again at its next sweep (verify_sweep_seconds).
-    print(result.message)
-    return 0
-
-
-def cmd_approve(args: argparse.Namespace) -> int:
-    return _answer(args, True)
-
-
-def cmd_reject(args: argparse.Namespace) -> int:
-    return _answer(args, False)
+    return operating.pause(args, True)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return _switch(args, False)
+    from monitor import operating
+
+    return operating.pause(args, False)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from monitor import operating
+
+    return operating.status(args)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from monitor import operating
+
+    return operating.answer(args, True)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    from monitor import operating
+
+    return operating.answer(args, False)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from monitor import operating
+
+    return operating.reload(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -482,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__import__('monitor').__version__}"
     )
+    service_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Command, help_: str) -> argparse.ArgumentParser:
@@ -494,17 +395,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=settings_mod.DEFAULT_PORT)
 
-    p = add("history", cmd_history, "print recorded alerts or executions")
+    def operate(name: str, func: Command, help_: str) -> argparse.ArgumentParser:
+        p = add(name, func, help_)
+        p.description = (
+            f"{help_}. It asks the running service (--url); --store URL or --config FILE "
+            "open that store directly instead."
+        )
+        service_options(p, argparse.SUPPRESS)  # after the command too, as before it
+        p.add_argument(
+            "--store", metavar="URL", help="open this store (a database URL) directly instead"
+        )
+        p.add_argument("--json", action="store_true", help="print the answer as JSON")
+        return p
+
+    p = operate("history", cmd_history, "print recorded alerts or executions")
     p.add_argument("what", nargs="?", choices=["alerts", "executions"], default="alerts")
     p.add_argument(
-        "--status", help="alerts: firing or resolved; executions: a state (docs/states.md)"
+        "--status",
+        "--state",
+        help="alerts: firing or resolved; executions: a state (docs/states.md)",
     )
     p.add_argument("--alertname")
     p.add_argument("--fingerprint")
-    p.add_argument("--policy")
-    p.add_argument("--since", type=datetime.fromisoformat)
-    p.add_argument("--until", type=datetime.fromisoformat)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--policy", help="executions of this policy")
+    p.add_argument("--since", help="a duration back from now (1h, 2d) or an ISO 8601 time")
+    p.add_argument("--until", help="a duration back from now or an ISO 8601 time")
+    p.add_argument("--limit", type=operating_limit, default=50, help="at most 1000 (default 50)")
+
+    operate("status", cmd_status, "print whether automation is paused, the mode and the breaker")
+    operate("reload", cmd_reload, "make the running service read its policies again")
 
     p = add("check", cmd_check, "check remediation policy files (and the settings)")
     p.add_argument("paths", nargs="*", help="files or directories (default: the configured)")
@@ -555,8 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
             "decided again; the blast-radius breaker is closed)",
         ),
     ):
-        p = add(name, func, help_)
-        p.add_argument("--reason", default="")
+        p = operate(name, func, help_)
+        p.add_argument("--reason", default="", help="recorded in the audit trail")
         if name == "resume":
             p.add_argument(
                 "--no-catch-up",
@@ -568,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("approve", cmd_approve, "approve a step awaiting approval (it is decided again)"),
         ("reject", cmd_reject, "reject a step awaiting approval (nothing acts)"),
     ):
-        p = add(name, func, help_)
+        p = operate(name, func, help_)
         p.add_argument("id", type=_execution_id, help="the execution's id")
         p.add_argument("--reason", default="", help="recorded in the audit trail")
         p.add_argument("--by", default="", help="who answers (default: cli (<user>))")
@@ -588,6 +507,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def service_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``--url`` and ``--token-file``, on the command line and on each command that talks
+    to the service (``default``: SUPPRESS there, so it does not hide the former)."""
+    parser.add_argument(
+        "--url",
+        default=default,
+        help="the running service (default: $CONEA_MONITOR_URL, else http://127.0.0.1:"
+        f"{settings_mod.DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=default,
+        metavar="PATH",
+        help="the token to send (default: $CONEA_MONITOR_TOKEN, else the file "
+        "$CONEA_MONITOR_TOKEN_FILE names)",
+    )
+
+
+def operating_limit(text: str) -> int:
+    from monitor import operating
+
+    return operating.limit(text)
+
+
 def _execution_id(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 2**63:
         raise argparse.ArgumentTypeError(f"not an execution id: {text!r}")
@@ -598,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except ServiceError as exc:  # the service was not reached, or refused
+        print(f"conea-monitor: error: {exc}", file=sys.stderr)
+        return 1
     except MonitorError as exc:
         print(f"conea-monitor: error: {exc}", file=sys.stderr)
         return 2

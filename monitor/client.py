@@ -132,7 +132,11 @@ class ServiceClient:
         env = os.environ
         if url is not None:
             url = _check_url(url, "--url")
-        elif env.get(URL_ENV):
+        elif URL_ENV in env:
+            if not env[URL_ENV].strip():
+                raise ServiceError(
+                    f"${URL_ENV} is set but empty: set it to the address or unset it"
+                )
             url = _check_url(env[URL_ENV], f"${URL_ENV}")
         else:
             url = DEFAULT_URL

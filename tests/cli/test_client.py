@@ -67,6 +67,11 @@ def test_the_flag_wins_over_the_environment(no_env: pytest.MonkeyPatch, tmp_path
         ),
         (
             client.URL_ENV,
+            "",
+            "$CONEA_MONITOR_URL is set but empty: set it to the address or unset it",
+        ),
+        (
+            client.URL_ENV,
             "127.0.0.1:9115",
             "$CONEA_MONITOR_URL: '127.0.0.1:9115' is not the service's address, such as "
             "http://127.0.0.1:9115 or https://conea.example.org",
