@@ -502,8 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p.add_argument("id", type=_execution_id, help="the execution's id")
     p.add_argument("--format", choices=["markdown", "json"], default="markdown")
-    p.add_argument("--url", help="the service's address (default: $CONEA_MONITOR_URL or local)")
-    p.add_argument("--token-file", type=Path, help="a file holding a viewer or operator token")
+    service_options(p, argparse.SUPPRESS)
     return parser
 
 

@@ -129,7 +129,7 @@ def test_the_record_needs_a_viewer_credential(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-        assert done.returncode == 2
+        assert done.returncode == 1
         assert "404 no execution with id 1" in done.stderr
         assert "view-tok" not in done.stderr
 

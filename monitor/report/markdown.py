@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+from monitor.report import record
 from monitor.report.record import NOTHING_CHANGED, Entry, Report
 from monitor.store.records import ActionEntry, Evidence, Execution
 
@@ -191,10 +192,8 @@ def _action(number: int, a: ActionEntry) -> list[str]:
 
 
 def _evidence(item: Evidence, steps: dict[int, int]) -> list[str]:
-    phase = "before the first step" if item.phase == "before" else "after a failed check"
-    step = steps.get(item.execution_id)
-    where = f"step {step}, {phase}" if step is not None else phase
-    out = [f"### {escape(item.name)} ({escape(item.action)}, {where}): {escape(item.outcome)}"]
+    title = record.gathered(item, steps.get(item.execution_id))
+    out = [f"### {escape(title)}: {escape(item.outcome)}"]
     took = (item.finished_at - item.started_at).total_seconds()
     facts = [f"Gathered {when(item.started_at)} in {took:.2f}s"]
     if item.summary:

@@ -144,6 +144,15 @@ def _step_json(e: records.Execution) -> dict[str, Any]:
     }
 
 
+def gathered(item: records.Evidence, step: int | None = None) -> str:
+    """ "pods (kubernetes.pods, step 1, before the first step)": which diagnostic, when."""
+    when = "before the first step" if item.phase == "before" else "after a failed check"
+    if step is not None:
+        when = f"step {step}, {when}"
+    what = f"{item.action}, {when}" if item.name != item.action else when
+    return f"{item.name} ({what})"
+
+
 def _evidence_json(item: records.Evidence, ladder: tuple[records.Execution, ...]) -> dict[str, Any]:
     step = next((e.step + 1 for e in ladder if e.id == item.execution_id), None)
     return {
@@ -180,12 +189,11 @@ def build(handle: database.Handle, execution_id: int) -> Report | None:
     for row in found.audit:
         entries.append(_audited(row, steps))
     for item in found.evidence:
-        phase = "before the first step" if item.phase == "before" else "after a failed check"
         entries.append(
             Entry(
                 item.started_at,
                 "evidence",
-                f"{item.name} ({item.action}, {phase}): {item.summary or item.error or ''}",
+                f"{gathered(item)}: {item.summary or item.error or ''}",
                 steps.get(item.execution_id),
                 item.execution_id,
                 item.outcome,

@@ -25,7 +25,7 @@ from monitor.store import database, evidence
 from monitor.store.records import Evidence
 from tests.engine.conftest import Harness, alert, harness, wait_for
 from tests.support import kube_thread
-from tests.support.kube_objects import deployment
+from tests.support.kube_objects import deployment_with_pods, pod_status
 
 LADDER = """
 policies:
@@ -38,6 +38,7 @@ policies:
     cooldown: 0s
     verify: {window: 2s, interval: 500ms}
     revert: {enabled: true, after: 1s}
+    diagnose: [{action: kubernetes.pods}]
 """
 
 HOSTILE = "<img src=x onerror=alert(1)> [click](http://evil.example) | **x** `y`\n# z"
@@ -58,7 +59,9 @@ def _now() -> str:
 def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
     directory = tmp_path_factory.mktemp("report")
     with kube_thread.emulator() as emu:
-        emu.add(deployment())
+        dep, rs, *pods = deployment_with_pods()
+        for obj in (dep, rs, pod_status(pods[0], ready=False, restarts=7), pod_status(pods[1])):
+            emu.add(obj)
         with harness(directory, LADDER, emulator=emu) as h:
             # The first PATCH fails with a 500: a temporary error, tried again.
             emu.call(lambda e: e.fail(500, method="PATCH", plural="deployments"))
@@ -99,7 +102,7 @@ def _gather(store: Path, first: int, second: int) -> None:
             _evidence(
                 first,
                 "before",
-                "pods",
+                "pod-names",
                 "kubernetes.pods",
                 at,
                 {
@@ -204,20 +207,56 @@ def test_the_timeline_tells_the_incident_in_order(incident: Incident) -> None:
         (1, "succeeded", "not_recovered", "done"),
         (2, "succeeded", "not_recovered", "done"),
     ]
+    # The policy's diagnostic, run by the engine before step 1 and after each failed
+    # check; then what the test stored beside it.
     assert [(e["step"], e["phase"], e["name"], e["outcome"]) for e in body["evidence"]] == [
-        (1, "before", "pods", "ok"),
+        (1, "before", "kubernetes.pods", "ok"),
+        (1, "after_verification", "kubernetes.pods", "ok"),
+        (1, "before", "pod-names", "ok"),
         (1, "after_verification", "errors", "ok"),
         (1, "after_verification", "cpu", "ok"),
+        (2, "after_verification", "kubernetes.pods", "ok"),
         (2, "after_verification", "locks", "timed_out"),
     ]
-    assert body["evidence"][0]["result"]["rows"][0] == ["conea-api-1|<b>x</b>", "0/1", 7]
+    pods = body["evidence"][0]
+    assert pods["summary"] == (
+        "2 pods of deployment production/conea-api, 1 not ready (Running, 7 restarts)"
+    )
+    assert [row[:4] for row in pods["result"]["rows"]] == [
+        ["conea-api-7d9f-x0", "Running", "0/1", 7],
+        ["conea-api-7d9f-x1", "Running", "1/1", 0],
+    ]
+    assert body["evidence"][2]["result"]["rows"][0] == ["conea-api-1|<b>x</b>", "0/1", 7]
     assert body["steps"][0]["actions"][0]["attempts"] == 2  # the 500, then the try that worked
 
     timeline = body["timeline"]
     assert timeline == sorted(timeline, key=lambda e: e["at"])
-    seen = [(e["kind"], e["step"], e["outcome"]) for e in timeline]
+
+    def moment(e: dict[str, Any]) -> tuple[str, int | None, str | None]:
+        if e["kind"] == "evidence":  # which diagnostic run: before, or after a check
+            return ("evidence", e["step"], e["message"].split(":")[0])
+        return (e["kind"], e["step"], e["outcome"])
+
+    seen = [moment(e) for e in timeline]
+    before = "kubernetes.pods (before the first step)"
+    after = "kubernetes.pods (after a failed check)"
     expected = [
         ("alert", None, "firing"),
+        ("decision", 1, "execute"),
+        ("evidence", 1, before),
+        ("verify", 1, "not_recovered"),
+        ("evidence", 1, after),
+        ("escalate", 1, "step 2"),
+        ("decision", 2, "execute"),
+        ("execute", 2, "succeeded"),
+        ("verify", 2, "not_recovered"),
+        ("evidence", 2, after),
+        ("escalate", 2, "exhausted"),
+        ("alert", None, "resolved"),
+    ]
+    positions = [seen.index(e) for e in expected]  # each present...
+    assert positions == sorted(positions)  # ...and in this order
+    step_1 = [
         ("decision", 1, "execute"),
         ("plan", 1, "kubernetes.set_env"),
         ("retry", 1, "apply"),
@@ -225,27 +264,17 @@ def test_the_timeline_tells_the_incident_in_order(incident: Incident) -> None:
         ("pause", None, "paused"),
         ("resume", None, "resumed"),
         ("verify", 1, "not_recovered"),
-        ("escalate", 1, "step 2"),
-        ("decision", 2, "execute"),
-        ("execute", 2, "succeeded"),
-        ("verify", 2, "not_recovered"),
-        ("escalate", 2, "exhausted"),
-        ("alert", None, "resolved"),
     ]
-    positions = [seen.index(e) for e in expected]  # each present...
-    assert positions == sorted(positions)  # ...and in this order
+    positions = [seen.index(e) for e in step_1]
+    assert positions == sorted(positions)
     reverted = [seen.index(("revert", step, "done")) for step in (1, 2)]
-    assert min(reverted) > positions[-1]  # both changes undone once the alert resolved
-    gathered = [e for e in timeline if e["kind"] == "evidence"]
-    assert [(e["step"], e["outcome"]) for e in gathered] == [
-        (1, "ok"),
-        (1, "ok"),
-        (1, "ok"),
-        (2, "timed_out"),
-    ]
-    assert gathered[3]["message"] == (
-        "locks (postgres.activity, after a failed check): locks: timed_out"
+    assert min(reverted) > seen.index(("alert", None, "resolved"))  # undone once resolved
+    gathered = [e["message"] for e in timeline if e["kind"] == "evidence"]
+    assert gathered[0] == (
+        "kubernetes.pods (before the first step): 2 pods of deployment "
+        "production/conea-api, 1 not ready (Running, 7 restarts)"
     )
+    assert "locks (postgres.activity, after a failed check): locks: timed_out" in gathered
     retry = next(e for e in timeline if e["kind"] == "retry")
     assert "500" in retry["message"]
     pause = next(e for e in timeline if e["kind"] == "pause")
@@ -287,9 +316,12 @@ def test_markdown_has_the_sections_and_escapes_what_came_from_outside(
         f"### Step 1: execution \\#{incident.first['id']}",
         f"### Step 2: execution \\#{incident.second['id']}",
         "## Evidence",
-        "### pods (kubernetes.pods, step 1, before the first step): ok",
+        "### kubernetes.pods (step 1, before the first step): ok",
+        "### kubernetes.pods (step 1, after a failed check): ok",
+        "### pod-names (kubernetes.pods, step 1, before the first step): ok",
         "### errors (kubernetes.logs, step 1, after a failed check): ok",
         "### cpu (prometheus.query, step 1, after a failed check): ok",
+        "### kubernetes.pods (step 2, after a failed check): ok",
         "### locks (postgres.activity, step 2, after a failed check): timed\\_out",
         "## Timeline",
     ]
@@ -366,7 +398,7 @@ def test_cli_prints_the_record_over_http(incident: Incident, tmp_path: Path) -> 
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout) == _report(incident, incident.first["id"]).json()
     missing = _cli("report", "999999", *common)
-    assert missing.returncode == 2
+    assert missing.returncode == 1
     assert missing.stdout == ""
     assert missing.stderr == (
         "conea-monitor: error: GET /api/v1/executions/999999/report: 404 "
