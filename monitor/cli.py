@@ -502,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p.add_argument("id", type=_execution_id, help="the execution's id")
     p.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    p.add_argument("--json", dest="format", action="store_const", const="json", help="JSON")
     service_options(p, argparse.SUPPRESS)
     return parser
 

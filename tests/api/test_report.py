@@ -397,6 +397,8 @@ def test_cli_prints_the_record_over_http(incident: Incident, tmp_path: Path) -> 
     as_json = _cli("report", str(incident.first["id"]), "--format", "json", *common)
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout) == _report(incident, incident.first["id"]).json()
+    short = _cli("report", str(incident.first["id"]), "--json", *common)
+    assert short.stdout == as_json.stdout
     missing = _cli("report", "999999", *common)
     assert missing.returncode == 1
     assert missing.stdout == ""
