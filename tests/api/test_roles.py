@@ -39,6 +39,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/notifications"): VIEWER,
     ("GET", "/api/v1/executions"): VIEWER,
     ("GET", "/api/v1/executions/{execution_id}"): VIEWER,
+    ("GET", "/api/v1/executions/{execution_id}/report"): VIEWER,
     ("GET", "/api/v1/audit"): VIEWER,
     ("GET", "/api/v1/status"): VIEWER,
     ("GET", "/docs"): VIEWER,
