@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from monitor import heartbeat, wiring, yamlfile
-from monitor.api import admin, approvals, health, probe, query, webhook
+from monitor.api import admin, approvals, docs, health, probe, query, report, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
@@ -65,6 +65,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         rt.extras["probe_service"] = probe_service
         log.info("store: %s", database.redact(db))
         (log.warning if auth.open_to_loopback_only else log.info)("%s", auth.describe())
+        (log.info if auth.reading_needs_credentials else log.warning)("%s", auth.describe_reading())
         log.info("%s", auth.describe_operator())
         checkpoints = asyncio.get_running_loop().create_task(_checkpoints(rt))
         beats = asyncio.get_running_loop().create_task(_beats(rt))
@@ -95,7 +96,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         title="conea-monitor",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs and /openapi.json need a viewer: monitor/api/docs.py
+        openapi_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -115,6 +117,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(approvals.router)
     app.include_router(probe.router)
+    app.include_router(report.router)
+    app.include_router(docs.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> object:

@@ -366,6 +366,17 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return operating.reload(args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The incident record of an execution, from the running service's API."""
+    from monitor import client
+
+    service = client.ServiceClient.from_args(args.url, args.token_file)
+    path = f"/api/v1/executions/{args.id}/report"
+    text = service.get_text(path, {"format": args.format})
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conea-monitor", description=__doc__)
     parser.add_argument(
@@ -480,6 +491,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=_execution_id, help="the execution's id")
         p.add_argument("--reason", default="", help="recorded in the audit trail")
         p.add_argument("--by", default="", help="who answers (default: cli (<user>))")
+
+    p = sub.add_parser(
+        "report",
+        help="print an execution's incident record (from the running service)",
+        description="The incident record of the ladder an execution is a step of: the alert, "
+        "the evidence, every step with its plans and results, verification, escalation, "
+        "revert, who approved or paused; a postmortem draft (markdown) or JSON.",
+    )
+    p.set_defaults(func=cmd_report)
+    p.add_argument("id", type=_execution_id, help="the execution's id")
+    p.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    p.add_argument("--json", dest="format", action="store_const", const="json", help="JSON")
+    service_options(p, argparse.SUPPRESS)
     return parser
 
 

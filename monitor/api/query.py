@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from pydantic import AfterValidator
 
 from monitor import durations, yamlfile
+from monitor.api import access
 from monitor.api.errors import JSONResponse, problem
 from monitor.runtime import Runtime
 from monitor.store import queries
@@ -56,9 +57,13 @@ def _reason(error: Any) -> str:
     return str(error["msg"])
 
 
+Route = _Route  # for the other /api/v1 routers
+
+
 router = APIRouter(
     prefix="/api/v1",
     route_class=_Route,
+    dependencies=[Depends(access.viewer)],
     responses={400: {"description": "A parameter is out of range or malformed (named)"}},
 )
 
