@@ -27,6 +27,7 @@ from monitor.store import (
     breaker,
     control,
     database,
+    evidence,
     executions,
     locks,
     queue,
@@ -200,6 +201,16 @@ class Store:
         return await self._call(
             "alert_annotations", executions.alert_annotations, self.handle, fingerprint, starts_at
         )
+
+    # Evidence (what the policies' diagnostics gathered) ----------------------------------------
+
+    async def add_evidence(self, item: records.Evidence) -> int:
+        """Store one diagnostic's result for its execution; returns its id."""
+        return await self._call("add_evidence", evidence.add, self.handle, item)
+
+    async def evidence(self, execution_id: int) -> list[records.Evidence]:
+        """The execution's evidence, ordered by ``started_at`` then id."""
+        return await self._call("evidence", evidence.for_execution, self.handle, execution_id)
 
     # Audit, locks, the kill switch ---------------------------------------------------------
 

@@ -121,9 +121,13 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def _required(row: Mapping[str, Any], column: str) -> datetime:
+    return _required_at(row, "executions", column)
+
+
+def _required_at(row: Mapping[str, Any], table: str, column: str) -> datetime:
     value = _aware(row[column])
     if value is None:
-        raise ValueError(f"executions.{column} is empty")
+        raise ValueError(f"{table}.{column} is empty")
     return value
 
 
@@ -195,3 +199,63 @@ class Execution:
             approved_by=row.get("approved_by"),
             approved_at=_aware(row.get("approved_at")),
         )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one diagnostic of a policy gathered for an execution.
+
+    ``phase`` is ``"before"`` (when the policy matched) or ``"after_verification"``
+    (after a failed verification); ``outcome`` is ``"ok"``, ``"failed"`` or
+    ``"timed_out"``. ``result`` is JSON of one of three kinds:
+    ``{"kind": "table", "columns": [str], "rows": [[...]]}``,
+    ``{"kind": "lines", "lines": [str]}`` or
+    ``{"kind": "series", "metric": str, "points": [[unix_seconds, float], ...]}``.
+    """
+
+    id: int
+    execution_id: int
+    phase: str
+    name: str
+    action: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+    error: str | None
+    summary: str
+    result: dict[str, Any] | None
+    truncated: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Evidence:
+        result = row.get("result")
+        return cls(
+            id=int(row["id"]),
+            execution_id=int(row["execution_id"]),
+            phase=str(row["phase"]),
+            name=str(row["name"]),
+            action=str(row["action"]),
+            started_at=_required_at(row, "evidence", "started_at"),
+            finished_at=_required_at(row, "evidence", "finished_at"),
+            outcome=str(row["outcome"]),
+            error=row.get("error"),
+            summary=str(row["summary"]),
+            result=dict(result) if isinstance(result, Mapping) else None,
+            truncated=bool(row["truncated"]),
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The evidence table's row (without ``id``, which the database assigns)."""
+        return {
+            "execution_id": self.execution_id,
+            "phase": self.phase,
+            "name": self.name,
+            "action": self.action,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": self.outcome,
+            "error": self.error,
+            "summary": self.summary,
+            "result": self.result,
+            "truncated": self.truncated,
+        }

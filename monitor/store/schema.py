@@ -216,6 +216,26 @@ audit = Table(
     Index(None, "fingerprint"),
 )
 
+# What a policy's diagnostics gathered for an execution (records.Evidence): when the
+# policy matched ("before") and after a failed verification ("after_verification").
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("execution_id", Id, ForeignKey("executions.id"), nullable=False),
+    Column("phase", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
+    Column("outcome", String(16), nullable=False),  # ok | failed | timed_out
+    Column("error", Text),
+    Column("summary", Text, nullable=False),
+    Column("result", JSON),  # {"kind": "table" | "lines" | "series", ...}
+    Column("truncated", Boolean, nullable=False),
+    Index(None, "execution_id"),
+)
+
 control = Table(
     "control",
     metadata,
