@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from monitor import targets
 from monitor.actions import notify as notify_actions
@@ -420,3 +421,12 @@ def test_notifier_config_errors_name_the_field(raw: dict[str, Any], message: str
     with pytest.raises(ValueError) as info:
         targets.Notifier.model_validate(raw)
     assert message in str(info.value)
+
+
+def test_the_documented_notifiers_are_valid() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "actions.md").read_text()
+    section = text.split("## Configuration: PostgreSQL targets and notifiers", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    raw = yaml.safe_load(block)["notifiers"]
+    kinds = {name: targets.Notifier.model_validate(item).kind for name, item in raw.items()}
+    assert sorted(kinds.values()) == ["email", "pagerduty", "slack", "teams", "webhook"]
