@@ -261,7 +261,7 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     settings = _load(args)
     registry = wiring.build_registry(settings)
     policies = wiring.load_policies(settings, registry, resolve=False)
-    used = {a.action for p in policies for step in p.steps for a in step}
+    used = {name for p in policies for name in p.action_names()}
     used.update(job.action for job in settings.jobs)
     used.update(rbac.RESOLVE_OWNER for p in policies if p.spec.target.get("resolve") == "owner")
     namespaces = (

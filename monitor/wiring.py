@@ -78,7 +78,7 @@ def permission_needs(
 
     wanted = {}
     for p in policies:
-        names = {a.action for step in p.steps for a in step}
+        names = p.action_names()
         if p.spec.target.get("resolve") == "owner":
             names.add(rbac.RESOLVE_OWNER)
         grants = rbac.grants(registry, names)

@@ -38,7 +38,7 @@ def default_registry() -> Registry:
 
     registry = Registry()
     builtin.register(registry)
-    for module_name in ("kubernetes", "postgres", "http", "notify"):
+    for module_name in ("kubernetes", "postgres", "http", "notify", "diagnose"):
         try:
             module = __import__(f"monitor.actions.{module_name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -153,6 +153,9 @@ class Action(Generic[P]):
     timeout: ClassVar[float] = 60.0  # seconds one try (plan, apply or revert) may take
     reads_history: ClassVar[bool] = False  # the engine fills ActionContext.history
     reads_evidence: ClassVar[bool] = False  # the engine fills ActionContext.evidence
+    # A read-only action a policy's ``diagnose:`` runs (never a step; only these there):
+    # its Outcome's details hold the evidence (monitor.actions.diagnose).
+    diagnostic: ClassVar[bool] = False
 
     def attempt_timeout(self, params: P, ctx: ActionContext) -> float:
         """Seconds one try may take with these parameters (default: ``timeout``)."""
@@ -196,6 +199,8 @@ class Registry:
                 raise TypeError(f"action {name!r}: {method}() must be async")
         if cls.revertible and cls.revert is Action.revert:
             raise TypeError(f"action {name!r} says it is revertible but has no revert()")
+        if cls.diagnostic and cls.revertible:
+            raise TypeError(f"action {name!r} is a diagnostic: it cannot be revertible")
         if not (isinstance(cls.timeout, int | float) and 0 < cls.timeout <= 86_400):
             raise TypeError(f"action {name!r}: timeout must be a number of seconds in (0, 86400]")
         for rule in cls.rbac:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -90,10 +91,21 @@ class Verifier:
 
     async def query(self, expr: str) -> Any:
         """The raw instant-query result; raises :class:`QueryError`."""
+        return await self._ask(expr, lambda: self._prom.custom_query(expr))
 
+    async def query_range(self, expr: str, start: datetime, end: datetime, step: float) -> Any:
+        """The raw range-query result (a matrix); raises :class:`QueryError`."""
+        return await self._ask(
+            expr,
+            lambda: self._prom.custom_query_range(
+                expr, start_time=start, end_time=end, step=f"{step:g}"
+            ),
+        )
+
+    async def _ask(self, expr: str, ask: Callable[[], Any]) -> Any:
         def blocking() -> Any:
             try:
-                return self._prom.custom_query(expr)
+                return ask()
             except prom_exceptions.PrometheusApiClientException as exc:
                 text = str(exc)
                 raise QueryError(

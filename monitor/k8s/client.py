@@ -42,6 +42,7 @@ KINDS = {
     "StatefulSet": Kind("apps", "stateful_set", "statefulsets.apps"),
     "ReplicaSet": Kind("apps", "replica_set", "replicasets.apps"),
     "Pod": Kind("core", "pod", "pods"),
+    "Event": Kind("core", "event", "events"),
     "Job": Kind("batch", "job", "jobs.batch"),
     "HorizontalPodAutoscaler": Kind(
         "autoscaling", "horizontal_pod_autoscaler", "horizontalpodautoscalers.autoscaling"
@@ -91,8 +92,13 @@ class Kube:
         self.api_client.close()
 
     async def _call(
-        self, call: k8s_errors.Call, fn: Callable[..., Any], *args: Any, **kwargs: Any
+        self,
+        call: k8s_errors.Call,
+        fn: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
     ) -> Any:
+        as_text = bool(kwargs.pop("_text", False))  # a log: text, not JSON
         kwargs["_request_timeout"] = self.timeout
         # The raw JSON, not the client's typed models: building and flattening them cost
         # more than the request (bench/remediate.py), and they drop fields they don't know.
@@ -107,6 +113,8 @@ class Kube:
                     response.release_conn()
             except Exception as exc:
                 raise k8s_errors.translate(exc, call, self.retry_delay) from exc
+            if as_text:
+                return bytes(data or b"").decode("utf-8", errors="replace")
             return orjson.loads(data) if data else {}
 
         return await asyncio.to_thread(blocking)
@@ -125,13 +133,45 @@ class Kube:
         return dict(await self._call(call, fn, name, namespace))
 
     async def list(
-        self, kind: str, namespace: str, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         spec, fn = self._method("list", kind)
         call = k8s_errors.Call("list", spec.resource, namespace)
-        kwargs = {"label_selector": label_selector} if label_selector else {}
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        if field_selector:
+            kwargs["field_selector"] = field_selector
         result = await self._call(call, fn, namespace, **kwargs)
         return list(result.get("items") or [])
+
+    async def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        previous: bool = False,
+        limit_bytes: int | None = None,
+    ) -> str:
+        """A pod's log (GET pods/{name}/log) as text: the last ``tail_lines`` lines of
+        ``container`` (of its previous instance if ``previous``), at most ``limit_bytes``."""
+        call = k8s_errors.Call("get", "pods/log", namespace, name)
+        kwargs: dict[str, Any] = {}
+        if container:
+            kwargs["container"] = container
+        if tail_lines is not None:
+            kwargs["tail_lines"] = tail_lines
+        if previous:
+            kwargs["previous"] = True
+        if limit_bytes is not None:
+            kwargs["limit_bytes"] = limit_bytes
+        kwargs["_text"] = True
+        fn = self.core.read_namespaced_pod_log
+        return str(await self._call(call, fn, name, namespace, **kwargs))
 
     async def replace(
         self, kind: str, namespace: str, name: str, body: dict[str, Any]

@@ -78,7 +78,7 @@ def check(
         return 1
     assert report.policies is not None and found is not None
     policies = report.policies
-    actions = sorted({a.action for p in policies for step in p.steps for a in step})
+    actions = sorted({name for p in policies for name in p.action_names()})
     print(
         f"SUCCESS: {len(policies)} policies, {len(policies.time_intervals)} time intervals "
         f"in {len(policies.sources)} files; actions used: {', '.join(actions) or 'none'}",

@@ -114,6 +114,7 @@ class Compiler:
             for s, step in enumerate(spec.steps)
             for inner in [("actions",) if isinstance(step, models.StepSpec) else ()]
         )
+        diagnostics = self.diagnostics(spec, locator, loc)
         promql = None
         if spec.verify.promql is not None:
             promql_loc = (*loc, "verify", "promql")
@@ -148,6 +149,7 @@ class Compiler:
             active_intervals=tuple(active),
             inactive_intervals=tuple(inactive),
             ordinal=ordinal,
+            diagnostics=diagnostics,
         )
 
     def resolve(self, names: list[str], locator: Locator, loc: Loc) -> list[NamedTimeInterval]:
@@ -190,9 +192,13 @@ class Compiler:
         if self.registry is None:
             pass
         elif spec.action in self.registry:
-            self.check_params(spec, locator, loc)
+            if self.registry.get(spec.action).diagnostic:
+                self.kind_of(spec, locator, loc, diagnostic=False)
+            else:
+                self.check_params(spec, locator, loc)
         elif self.strict_actions:
-            known = ", ".join(self.registry) or "none"
+            known = ", ".join(n for n in self.registry if not self.registry.get(n).diagnostic)
+            known = known or "none"
             self.error(
                 locator, (*loc, "action"), f"unknown action {spec.action!r} (known: {known})"
             )
@@ -211,7 +217,82 @@ class Compiler:
             retries=spec.retries,
         )
 
-    def check_params(self, spec: models.ActionSpec, locator: Locator, loc: Loc) -> None:
+    def diagnostics(
+        self, policy: models.PolicySpec, locator: Locator, loc: Loc
+    ) -> tuple[CompiledAction, ...]:
+        """``diagnose:``: diagnostic actions only, each name once; ``promql`` parameters
+        are PromQL templates (label values escaped as in ``verify.promql``)."""
+        compiled = []
+        first_at: dict[str, int] = {}
+        for d, spec in enumerate(policy.diagnose):
+            here: Loc = (*loc, "diagnose", d)
+            params = {
+                key: self.template(value, locator, (*here, "with", key), promql=True)
+                if key == "promql" and isinstance(value, str)
+                else self.tree(value, locator, (*here, "with", key))
+                for key, value in spec.with_.items()
+            }
+            if spec.label in first_at:
+                first = first_at[spec.label]
+                reason = (
+                    f"duplicate diagnostic name {spec.label!r} (first at diagnose[{first}]); "
+                    "give one a name:"
+                )
+                self.error(locator, (*here, "name" if spec.name else "action"), reason)
+            first_at.setdefault(spec.label, d)
+            self.kind_of(spec, locator, here, diagnostic=True)
+            compiled.append(
+                CompiledAction(
+                    spec.action,
+                    params,
+                    f"{self.where(locator, here)}: {locating.path(here)}",
+                    spec,
+                    timeout=spec.timeout.total_seconds(),
+                    retries=0,
+                )
+            )
+        return tuple(compiled)
+
+    def kind_of(
+        self,
+        spec: models.ActionSpec | models.DiagnosticSpec,
+        locator: Locator,
+        loc: Loc,
+        *,
+        diagnostic: bool,
+    ) -> None:
+        """A diagnostic only under ``diagnose:``, and only diagnostics there; then its
+        parameters (registered actions; an unknown one as for steps)."""
+        if self.registry is None:
+            return
+        if spec.action not in self.registry:
+            if not diagnostic:
+                return
+            if self.strict_actions:
+                known = ", ".join(n for n in self.registry if self.registry.get(n).diagnostic)
+                reason = f"unknown diagnostic {spec.action!r} (known: {known or 'none'})"
+                self.error(locator, (*loc, "action"), reason)
+            else:
+                line, column = locator.mark((*loc, "action"))
+                self.warnings.append(
+                    f"{locator.filename}:{line}:{column}: {locating.path((*loc, 'action'))}: "
+                    f"diagnostic {spec.action!r} is not registered here; its parameters "
+                    "were not checked"
+                )
+            return
+        is_diagnostic = self.registry.get(spec.action).diagnostic
+        if is_diagnostic and not diagnostic:
+            reason = f"{spec.action!r} is a diagnostic: list it under diagnose:, not in a step"
+            self.error(locator, (*loc, "action"), reason)
+        elif diagnostic and not is_diagnostic:
+            reason = f"{spec.action!r} is not a diagnostic (diagnose: runs read-only actions only)"
+            self.error(locator, (*loc, "action"), reason)
+        elif diagnostic:
+            self.check_params(spec, locator, loc)
+
+    def check_params(
+        self, spec: models.ActionSpec | models.DiagnosticSpec, locator: Locator, loc: Loc
+    ) -> None:
         assert self.registry is not None
         try:
             self.registry.parse_params(spec.action, spec.with_)

@@ -101,6 +101,42 @@ class ActionSpec(Strict):
         return value
 
 
+MAX_DIAGNOSTICS = 10
+DEFAULT_DIAGNOSTIC_TIMEOUT = timedelta(seconds=10)
+MAX_DIAGNOSTIC_TIMEOUT = timedelta(seconds=60)
+
+
+class DiagnosticSpec(Strict):
+    """One diagnostic of ``diagnose:``: a read-only action whose result is kept with the
+    execution as evidence (when the policy matches, and after a failed verification)."""
+
+    action: str = Field(pattern=NAME_PATTERN, description="e.g. kubernetes.logs")
+    name: str | None = Field(
+        None, pattern=NAME_PATTERN, description="what the evidence is called (default: action)"
+    )
+    with_: dict[str, Any] = Field(
+        default_factory=dict, alias="with", description="parameters; strings may be templates"
+    )
+    timeout: Duration = _duration_field("10s", "it may take this long, at most 60s")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_bounds(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        if value > MAX_DIAGNOSTIC_TIMEOUT:
+            limit = durations.format(MAX_DIAGNOSTIC_TIMEOUT)
+            raise ValueError(
+                f"{durations.format(value)} is longer than {limit}, the most a diagnostic may take"
+            )
+        return value
+
+    @property
+    def label(self) -> str:
+        """The evidence's name: ``name``, else the action's."""
+        return self.name or self.action
+
+
 class Budget(Strict):
     attempts: int = Field(3, ge=1, description="at most this many executions per target")
     window: Duration = _duration_field("1h", "...per this window")
@@ -198,6 +234,12 @@ class PolicySpec(Strict):
     )
     verify: Verify = Verify()
     revert: Revert = Revert()
+    diagnose: list[DiagnosticSpec] = Field(
+        default_factory=list,
+        max_length=MAX_DIAGNOSTICS,
+        description="read-only actions gathering evidence when the policy matches and "
+        "after a failed verification (at most 10)",
+    )
 
     @field_validator("target")
     @classmethod

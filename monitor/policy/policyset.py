@@ -36,9 +36,14 @@ class CompiledAction:
     action: str
     params: Any
     where: str
-    spec: models.ActionSpec
+    spec: models.ActionSpec | models.DiagnosticSpec
     timeout: float | None = None  # seconds one try may take
     retries: int | None = None  # tries after the first
+
+    @property
+    def label(self) -> str:
+        """A diagnostic's evidence name (its ``name:``, else the action's)."""
+        return self.spec.label if isinstance(self.spec, models.DiagnosticSpec) else self.action
 
 
 _OPS = {matchers.Op.EQ: 0, matchers.Op.NE: 1, matchers.Op.RE: 2, matchers.Op.NRE: 3}
@@ -57,6 +62,9 @@ class Policy:
     active_intervals: tuple[NamedTimeInterval, ...] = ()
     inactive_intervals: tuple[NamedTimeInterval, ...] = ()
     ordinal: int = 0
+    # ``diagnose:``: read-only actions whose results are kept as evidence; each one's
+    # ``timeout`` is its own (seconds), ``spec`` a models.DiagnosticSpec.
+    diagnostics: tuple[CompiledAction, ...] = ()
     _checks: tuple[tuple[str, int, str, Any], ...] = field(default=(), init=False, repr=False)
 
     @property
@@ -83,6 +91,12 @@ class Policy:
     def rehearsed(self, step: int) -> bool:
         """Is this step rehearsed by the policy (its ``dry_run``, or the step's own)?"""
         return 0 <= step < len(self.spec.steps) and self.spec.step_rehearsed(step)
+
+    def action_names(self) -> set[str]:
+        """Every action the policy runs: its steps' and its diagnostics' (for RBAC)."""
+        return {a.action for step in self.steps for a in step} | {
+            d.action for d in self.diagnostics
+        }
 
     @property
     def verify(self) -> models.Verify:

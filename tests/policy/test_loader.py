@@ -31,7 +31,7 @@ EXPECTED = {
         "invalid-unknown-field.yaml:6:5: policies[0].cooldwon: unknown field (allowed: name,"
         " description, severity, match, target, steps, for_at_least, cooldown, budget, dry_run,"
         " approval,"
-        " active_time_intervals, inactive_time_intervals, verify, revert)",
+        " active_time_intervals, inactive_time_intervals, verify, revert, diagnose)",
     ],
     "invalid-missing-name.yaml": [
         "invalid-missing-name.yaml:2:5: policies[0].name: missing required field",

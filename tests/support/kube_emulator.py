@@ -8,7 +8,12 @@ itself, adding what a real kube-apiserver does and the actions rely on:
   same precondition for a patch that carries ``metadata.resourceVersion``;
 * the ``scale`` subresource as a real ``autoscaling/v1`` ``Scale`` object;
 * JSON patch, merge patch, and strategic merge patch (lists of dicts merged by ``name``);
-* ``labelSelector`` on LIST (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``);
+* ``labelSelector`` on LIST (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``)
+  and ``fieldSelector`` (``metadata.name``/``namespace``, and the fields the real API
+  indexes on core/v1 Events: ``involvedObject.kind``, ``.name``...; another is a 400);
+* the ``log`` subresource of a Pod as text/plain, with ``container``, ``tailLines``,
+  ``previous`` and ``limitBytes`` and the real API's 400s (a container must be named when
+  the pod has several; no previous instance); seed it with :meth:`set_log`;
 * fault injection: :meth:`fail` (403, 500, 429...), :meth:`stall` (a timeout) and
   :meth:`race` (another writer changes the object just before our write lands);
 * ``SelfSubjectAccessReview`` answered from the Roles and ClusterRoles given to
@@ -43,6 +48,23 @@ RESOURCES = {  # kind -> (group, version, plural)
     "DaemonSet": ("apps", "v1", "daemonsets"),
     "CronJob": ("batch", "v1", "cronjobs"),
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
+    "Event": ("", "v1", "events"),
+}
+# Field selectors the real API serves: any kind's metadata.name and metadata.namespace,
+# and the fields core/v1 Events are indexed by (a selector on another field is a 400).
+_FIELDS = {"metadata.name", "metadata.namespace"}
+_EVENT_FIELDS = {
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
 }
 _SCALABLE = {"deployments", "statefulsets", "replicasets"}
 
@@ -154,6 +176,31 @@ def selector_matches(selector: str, labels: dict[str, str]) -> bool:
     return True
 
 
+def field_value(obj: dict[str, Any], path: str) -> str:
+    node: Any = obj
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return "" if node is None else str(node)
+
+
+def field_terms(selector: str, allowed: set[str]) -> list[tuple[str, bool, str]]:
+    """``fieldSelector`` terms ``a.b=c``, ``a.b==c``, ``a.b!=c``, comma-separated, as
+    (field, equal, value); _Reject (400) for a field the API does not index."""
+    terms = []
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        m = re.fullmatch(r"([\w.]+)\s*(!=|==|=)\s*(.*)", term)
+        if m is None:
+            raise _Reject(400, "BadRequest", f"invalid field selector: {term!r}")
+        if m[1] not in allowed:
+            raise _Reject(400, "BadRequest", f'"{m[1]}" is not a known field selector')
+        terms.append((m[1], m[2] != "!=", m[3]))
+    return terms
+
+
+def fields_match(terms: list[tuple[str, bool, str]], obj: dict[str, Any]) -> bool:
+    return all((field_value(obj, f) == value) == equal for f, equal, value in terms)
+
+
 @attrs.define(kw_only=True)
 class KubeEmulator(kmock.KubernetesEmulator):
     """See the module docstring. Seed objects with :meth:`add`, read them with :meth:`read`."""
@@ -163,6 +210,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _counter: itertools.count[int] = attrs.field(factory=lambda: itertools.count(100), init=False)
     roles: list[dict[str, Any]] | None = attrs.field(default=None, init=False)
     reviews: list[dict[str, Any]] = attrs.field(factory=list, init=False)
+    # (namespace, pod, container, previous) -> the log's lines (set_log)
+    logs: dict[tuple[str, str, str, bool], list[str]] = attrs.field(factory=dict, init=False)
 
     # --- for tests --------------------------------------------------------------------
     def add(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +235,22 @@ class KubeEmulator(kmock.KubernetesEmulator):
         obj = self.read(kind, namespace, name)
         change(obj)
         self._store(resource_of(kind), namespace, name, obj, spec_changed=True)
+
+    def set_log(
+        self,
+        namespace: str,
+        pod: str,
+        lines: list[str],
+        *,
+        container: str | None = None,
+        previous: bool = False,
+    ) -> None:
+        """What the pod's container logged (its only or first container by default);
+        ``previous``: the instance before the last restart."""
+        if container is None:
+            obj = self.read("Pod", namespace, pod)
+            container = obj["spec"]["containers"][0]["name"]
+        self.logs[namespace, pod, container, previous] = list(lines)
 
     def fail(
         self,
@@ -284,6 +349,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         try:
             if method == "GET" and request.name is None:
                 return aiohttp.web.json_response(self._list(request))
+            if method == "GET" and request.subresource == "log":
+                return self._log(request)
             if method == "POST" and request.name is None:
                 body = dict(request.data)
                 meta = body.setdefault("metadata", {})
@@ -374,8 +441,47 @@ class KubeEmulator(kmock.KubernetesEmulator):
             obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
         self.objects[resource, namespace, name].history.append(obj)
 
+    def _log(self, request: rendering.Request) -> aiohttp.web.Response:
+        """GET pods/{name}/log as the real API serves it (text/plain)."""
+        assert request.name is not None and request.namespace is not None
+        pod = self._read(request, request.name)
+        names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+        container = request.params.get("container")
+        if not container:
+            if len(names) != 1:
+                raise _Reject(
+                    400,
+                    "BadRequest",
+                    f"a container name must be specified for pod {request.name}, "
+                    f"choose one of: [{' '.join(names)}]",
+                )
+            container = names[0]
+        elif container not in names:
+            raise _Reject(
+                400, "BadRequest", f"container {container} is not valid for pod {request.name}"
+            )
+        previous = request.params.get("previous") == "true"
+        lines = self.logs.get((request.namespace, request.name, container, previous))
+        if lines is None and previous:
+            raise _Reject(
+                400,
+                "BadRequest",
+                f'previous terminated container "{container}" in pod "{request.name}" not found',
+            )
+        lines = lines or []
+        if "tailLines" in request.params:
+            tail = int(request.params["tailLines"])
+            lines = lines[-tail:] if tail > 0 else []
+        body = "".join(f"{line}\n" for line in lines).encode()
+        if "limitBytes" in request.params:
+            body = body[: int(request.params["limitBytes"])]
+        return aiohttp.web.Response(body=body, content_type="text/plain")
+
     def _list(self, request: rendering.Request) -> dict[str, Any]:
         selector = request.params.get("labelSelector", "")
+        plural = request.resource.plural if request.resource is not None else ""
+        allowed = _FIELDS | (_EVENT_FIELDS if plural == "events" else set())
+        fields = field_terms(request.params.get("fieldSelector", ""), allowed)
         items = [
             obj.raw
             for (res, ns, _), obj in self.objects.items()
@@ -383,6 +489,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             and not obj.deleted
             and (request.namespace is None or ns == request.namespace)
             and selector_matches(selector, obj.raw.get("metadata", {}).get("labels", {}))
+            and fields_match(fields, obj.raw)
         ]
         return {
             "apiVersion": "v1",

@@ -120,3 +120,61 @@ def deployment_with_pods(
     rs = owned_by(replica_set(f"{name}-7d9f", namespace, labels), dep)
     made = [owned_by(pod(f"{name}-7d9f-x{i}", namespace, labels), rs) for i in range(pods)]
     return [dep, rs, *made]
+
+
+def pod_status(
+    obj: dict[str, Any],
+    *,
+    ready: bool = True,
+    restarts: int = 0,
+    waiting: str | None = None,
+    last_terminated: str | None = None,
+    node: str = "node-1",
+    phase: str = "Running",
+) -> dict[str, Any]:
+    """``obj`` (a Pod) with a status as the kubelet reports it, for every container."""
+    obj["spec"]["nodeName"] = node
+    statuses = []
+    for container in obj["spec"]["containers"]:
+        status: dict[str, Any] = {
+            "name": container["name"],
+            "ready": ready,
+            "restartCount": restarts,
+            "state": {"waiting": {"reason": waiting}} if waiting else {"running": {}},
+        }
+        if last_terminated:
+            status["lastState"] = {"terminated": {"reason": last_terminated, "exitCode": 1}}
+        statuses.append(status)
+    obj["status"] = {"phase": phase, "containerStatuses": statuses}
+    return obj
+
+
+def event(
+    name: str,
+    involved: dict[str, Any],
+    reason: str,
+    message: str,
+    *,
+    last: str,
+    type_: str = "Normal",
+    count: int = 1,
+) -> dict[str, Any]:
+    """A core/v1 Event about ``involved`` (an object as seeded), last seen at ``last``."""
+    meta = involved["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion", "v1"),
+            "kind": involved["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+        },
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": count,
+        "firstTimestamp": last,
+        "lastTimestamp": last,
+    }

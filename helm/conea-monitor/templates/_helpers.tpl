@@ -93,8 +93,8 @@ release: {{ . | quote }}
 
 {{/*
 The actions whose RBAC rules are granted, sorted and unique: rbac.actions when set, else
-every action of every policy the chart ships (the defaults and policies.files, as
-conea-monitor rbac counts them); plus those of config.jobs.
+every action of every policy the chart ships, in its steps and its diagnose: (the defaults
+and policies.files, as conea-monitor rbac counts them); plus those of config.jobs.
 */}}
 {{- define "conea-monitor.rbacActions" -}}
 {{- $catalogue := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
@@ -119,6 +119,9 @@ conea-monitor rbac counts them); plus those of config.jobs.
 {{- range $action := ($stepActions | default list) }}
 {{- $actions = append $actions $action.action }}
 {{- end }}
+{{- end }}
+{{- range $diagnostic := ($policy.diagnose | default list) }}
+{{- $actions = append $actions $diagnostic.action }}
 {{- end }}
 {{- end }}
 {{- end }}
