@@ -20,6 +20,18 @@ from tests.actions.conftest import Sleeps
 from tests.actions.test_notify import alert_from_fixture
 from tests.support import pagers
 
+# The execution's page, wherever notify.execution_url puts it.
+PAGE = str(
+    notify_actions.execution_url(
+        registry.ActionContext(
+            alert=None,
+            target={},
+            services=registry.Services(public_url="https://monitor.conea.io/"),
+            execution_id="42",
+        )
+    )
+)
+
 EVIDENCE = (
     registry.EvidenceLine(
         name="pods",
@@ -113,11 +125,11 @@ async def test_pagerduty_trigger_has_the_documented_shape_then_resolve_closes_it
     }
     assert payload["custom_details"]["evidence"][1]["outcome"] == "timed_out"
     assert trigger["links"][0] == {
-        "href": "https://monitor.conea.io/api/v1/executions/42",
+        "href": PAGE,
         "text": "Execution 42 in conea-monitor",
     }
     assert trigger["client"] == "conea-monitor"
-    assert trigger["client_url"] == "https://monitor.conea.io/api/v1/executions/42"
+    assert trigger["client_url"] == PAGE
     assert outcome.details == {
         "notifier": "pager",
         "status": 202,
@@ -225,7 +237,7 @@ async def test_teams_card_has_the_documented_shape_facts_evidence_and_link(
     assert card["actions"][0] == {
         "type": "Action.OpenUrl",
         "title": "Open the execution",
-        "url": "https://monitor.conea.io/api/v1/executions/42",
+        "url": PAGE,
     }
 
 
@@ -269,10 +281,10 @@ async def test_email_over_starttls_with_auth_carries_evidence_and_link(
     assert "Restart did not help" in plain
     assert "- pods (ok): 3 pods, 1 not ready (CrashLoopBackOff, 7 restarts)" in plain
     assert "    conea-api-x2k CrashLoopBackOff 0/1 7" in plain
-    assert "Execution: https://monitor.conea.io/api/v1/executions/42" in plain
+    assert f"Execution: {PAGE}" in plain
     markup = html.get_content()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup and "<script>" not in markup
-    assert '<a href="https://monitor.conea.io/api/v1/executions/42">' in markup
+    assert f'<a href="{PAGE}">' in markup
     assert (
         outcome.details["kind"] == "email"
         and outcome.details["reply"] == "Message accepted for delivery"

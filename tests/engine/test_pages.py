@@ -144,7 +144,8 @@ async def test_a_verified_step_resolves_its_page_once(paging: Paging) -> None:
     [row] = await paging.rows()
     [trigger] = paging.pd.events("trigger")
     assert trigger["dedup_key"] == f"conea-monitor/{row.id}"
-    assert trigger["links"][0]["href"] == f"https://mon.example/api/v1/executions/{row.id}"
+    href = trigger["links"][0]["href"]
+    assert href.startswith("https://mon.example/") and href.endswith(f"/executions/{row.id}")
 
     paging.switch.answer = "not_firing"
     await paging.engine.verify(row.id)
