@@ -5,9 +5,9 @@ the short lines a page shows (:class:`~monitor.actions.registry.EvidenceLine`), 
 first, one per diagnostic. :func:`resolve` closes the PagerDuty incidents that a
 ladder's ``notify`` steps opened (an outcome recording a ``trigger``): the engine calls
 it when a step is verified as recovered (:mod:`.verification`) and when the alert
-resolves (:mod:`.resolution`). A resolve goes through the action runner like the
-trigger did (the notifier's timeout and retries); it is audited (kind ``page``), and a
-failure is recorded, never raised.
+resolves (:mod:`.resolution`). A resolve runs in the background (a timer job) through
+the action runner like the trigger did (the notifier's timeout and retries); it is
+audited (kind ``page``), and a failure is recorded, never raised.
 """
 
 from __future__ import annotations
@@ -29,19 +29,25 @@ EXCERPT_LINES = 5
 CELL_LIMIT = 60
 
 
+def may_page(parts: Parts) -> bool:
+    """Is a PagerDuty notifier configured (else no execution has a page to resolve)?"""
+    return any(getattr(n, "kind", None) == "pagerduty" for n in parts.services.notifiers.values())
+
+
 def paged(row: Execution) -> list[str]:
     """The notifiers an execution paged on PagerDuty (a trigger that was sent)."""
     names = {notify.paged(entry.action, entry.outcome) for entry in row.actions}
     return sorted(name for name in names if name is not None)
 
 
-async def resolve(parts: Parts, rows: Sequence[Execution], ctx: AlertContext, why: str) -> None:
-    """Resolve every page the executions ``rows`` opened (a rehearsal opened none)."""
+def resolve(parts: Parts, rows: Sequence[Execution], ctx: AlertContext, why: str) -> None:
+    """Resolve every page the executions ``rows`` opened (a rehearsal opened none), each
+    in the background (a timer): a slow PagerDuty never holds up the alerts' batch."""
     for row in rows:
         if row.dry_run:
             continue
         for name in paged(row):
-            await _resolve_one(parts, row, name, ctx, why)
+            parts.timers.soon(f"page-{row.id}-{name}", _resolve_one, parts, row, name, ctx, why)
 
 
 async def _resolve_one(

@@ -55,6 +55,8 @@ class Resolution:
         """Resolve the pages of ladders no verification has resolved or is resolving
         (a recovered verification resolves its ladder's pages itself)."""
         parts = self.parts
+        if not paging.may_page(parts):
+            return
         for name in sorted({row.policy for row in rows}):
             ladder = [row for row in rows if row.policy == name]
             verified = any(
@@ -63,7 +65,7 @@ class Resolution:
                 for row in ladder
             )
             if not verified:
-                await paging.resolve(parts, ladder, ctx, "the alert resolved")
+                paging.resolve(parts, ladder, ctx, "the alert resolved")
 
     async def _resolved(self, row: Execution, ctx: AlertContext, shared: bool) -> None:
         parts = self.parts

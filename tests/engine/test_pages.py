@@ -128,9 +128,11 @@ async def paging(
                 firing=switch,
                 clock=clock,
             )
+            engine.timers.start()  # a page is resolved in the background, by a timer
             try:
                 yield Paging(Rig(engine, db), pd, switch, clock)
             finally:
+                await engine.stop()
                 db.dispose()
 
 
@@ -151,15 +153,16 @@ async def test_a_verified_step_resolves_its_page_once(paging: Paging) -> None:
     await paging.engine.verify(row.id)
     [row] = await paging.rows()
     assert row.verify_state == VerifyState.RECOVERED
-    assert paging.pd.events("resolve") == [
+    assert await asyncio.to_thread(paging.pd.wait, "resolve") == [
         {
             "routing_key": pagers.ROUTING_KEY,
             "event_action": "resolve",
             "dedup_key": f"conea-monitor/{row.id}",
         }
     ]
-    assert ("page", "resolved") in paging.rig.audit()
+    await asyncio.wait_for(_audited(paging, ("page", "resolved")), 10)
     await paging.resolved()  # Alertmanager says so later: the page is not resolved again
+    assert not [job for job in paging.engine.timers.pending() if job.startswith("page-")]
     assert len(paging.pd.events("resolve")) == 1 and paging.pd.received == paging.pd.accepted
 
 
@@ -221,4 +224,11 @@ async def test_a_page_carries_the_evidence_and_ends_when_the_alert_resolves(
     await engine.verify(second.id)
     assert paging.pd.events("resolve") == []
     await paging.resolved()
-    assert [e["dedup_key"] for e in paging.pd.events("resolve")] == [f"conea-monitor/{second.id}"]
+    resolved = await asyncio.to_thread(paging.pd.wait, "resolve")
+    assert [e["dedup_key"] for e in resolved] == [f"conea-monitor/{second.id}"]
+
+
+async def _audited(paging: Paging, record: tuple[str, str]) -> None:
+    """The audit record is written just after PagerDuty answers."""
+    while record not in paging.rig.audit():
+        await asyncio.sleep(0.01)

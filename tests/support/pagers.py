@@ -56,6 +56,7 @@ class Service:
         self.replies: list[int] = []
         self.called = threading.Event()
         self.release = threading.Event()
+        self.changed = threading.Condition()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -102,7 +103,9 @@ class Service:
                     "errors": errors,
                 }
             return 400, {"error": "; ".join(errors)}
-        self.accepted.append(body)
+        with self.changed:
+            self.accepted.append(body)
+            self.changed.notify_all()
         if self.kind == "teams":
             return 202, None
         return 202, {
@@ -113,6 +116,13 @@ class Service:
 
     def events(self, action: str) -> list[dict[str, Any]]:
         return [e for e in self.accepted if e.get("event_action") == action]
+
+    def wait(self, action: str, count: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """The accepted events of ``action`` once there are ``count`` of them."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.events(action)) >= count, timeout):
+                raise AssertionError(f"no {count} {action} event(s) within {timeout}s")
+        return self.events(action)
 
 
 @contextlib.contextmanager
