@@ -19,12 +19,17 @@ CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 TEXT_LIMIT = 2000
 MAX_FACTS = 10
-_MARKDOWN = re.compile(r"([\\`*_~\[\]()<>#|!-])")
+_MARKDOWN = re.compile(r"([\\`*_~\[\]<>])")  # emphasis, code, links, HTML
+_LINE_START = re.compile(r"(?m)^(\s*)([-+#]|\d+(?=\.))(?=[\s.])")  # a list item, a heading
 
 
 def escape(text: str) -> str:
-    """``text`` with every markdown character backslash-escaped."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    """``text`` with the markdown characters that would format it backslash-escaped
+    (``1.`` at the start of a line becomes ``1\\.``, ``- `` becomes ``\\- ``)."""
+    text = _MARKDOWN.sub(r"\\\1", text)
+    return _LINE_START.sub(
+        lambda m: m[1] + (m[2] + "\\" if m[2][0].isdigit() else "\\" + m[2]), text
+    )
 
 
 def _cut(text: str, limit: int = TEXT_LIMIT) -> str:

@@ -13,7 +13,7 @@ import yaml
 
 from monitor import targets
 from monitor.actions import notify as notify_actions
-from monitor.actions import registry
+from monitor.actions import registry, teams
 from monitor.actions import runner as action_runner
 from monitor.errors import PermanentActionError, TemporaryActionError
 from tests.actions.conftest import Sleeps
@@ -229,16 +229,22 @@ async def test_teams_card_has_the_documented_shape_facts_evidence_and_link(
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
-    assert texts[0] == r"\[FIRING\] QueueTooDeep \- policy queue\-too\-deep"
+    assert texts[0] == r"\[FIRING\] QueueTooDeep - policy queue-too-deep"
     assert "Evidence" in texts
-    assert any(t.startswith(r"pods \(ok\): 3 pods, 1 not ready \(CrashLoopBackOff") for t in texts)
+    assert any(t.startswith("pods (ok): 3 pods, 1 not ready (CrashLoopBackOff") for t in texts)
     [facts] = [b["facts"] for b in card["body"] if b["type"] == "FactSet"]
-    assert {"title": "team", "value": r"\[click me\]\(https://evil.example\) \*\*now\*\*"} in facts
+    assert {"title": "team", "value": r"\[click me\](https://evil.example) \*\*now\*\*"} in facts
     assert card["actions"][0] == {
         "type": "Action.OpenUrl",
         "title": "Open the execution",
         "url": PAGE,
     }
+
+
+def test_teams_escapes_what_would_format_a_line() -> None:
+    assert teams.escape("- item\n1. one\n# title\n12 pods `x` <b>") == (
+        "\\- item\n1\\. one\n\\# title\n12 pods \\`x\\` \\<b\\>"
+    )
 
 
 def email_notifier(box: pagers.Mailbox, **extra: Any) -> dict[str, Any]:
