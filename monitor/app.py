@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from monitor import heartbeat, wiring, yamlfile
-from monitor.api import admin, approvals, health, probe, query, webhook
+from monitor.api import admin, approvals, health, probe, query, report, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
@@ -108,6 +108,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(approvals.router)
     app.include_router(probe.router)
+    app.include_router(report.router)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> object:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from monitor import settings as settings_mod
@@ -465,6 +466,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _switch(args, False)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The incident record of an execution, from the running service's API."""
+    from monitor import client
+
+    service = client.ServiceClient.from_args(args.url, args.token_file)
+    path = f"/api/v1/executions/{args.id}/report"
+    text = service.get_text(path, {"format": args.format})
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conea-monitor", description=__doc__)
     parser.add_argument(
@@ -480,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("serve", cmd_serve, "run the service")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9115)
+    p.add_argument("--port", type=int, default=settings_mod.DEFAULT_PORT)
 
     p = add("history", cmd_history, "print recorded alerts or executions")
     p.add_argument("what", nargs="?", choices=["alerts", "executions"], default="alerts")
@@ -560,6 +572,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id", type=_execution_id, help="the execution's id")
         p.add_argument("--reason", default="", help="recorded in the audit trail")
         p.add_argument("--by", default="", help="who answers (default: cli (<user>))")
+
+    p = sub.add_parser(
+        "report",
+        help="print an execution's incident record (from the running service)",
+        description="The incident record of the ladder an execution is a step of: the alert, "
+        "the evidence, every step with its plans and results, verification, escalation, "
+        "revert, who approved or paused; a postmortem draft (markdown) or JSON.",
+    )
+    p.set_defaults(func=cmd_report)
+    p.add_argument("id", type=_execution_id, help="the execution's id")
+    p.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    p.add_argument("--url", help="the service's address (default: $CONEA_MONITOR_URL or local)")
+    p.add_argument("--token-file", type=Path, help="a file holding a viewer or operator token")
     return parser
 
 

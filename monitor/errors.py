@@ -7,6 +7,7 @@
     ├── PolicyError            a remediation policy is wrong (names file, line, field)
     ├── ProbeError             a probe could not be set up (bad target, unknown module)
     ├── StoreError             the store could not be read or written
+    ├── ServiceError           the running service could not be reached or refused (monitor.client)
     └── ActionError            an action failed; says whether retrying may help
         ├── TemporaryActionError   retry after ``delay`` seconds (429, 5xx, timeouts, 409)
         └── PermanentActionError   retrying will not help (404, 403, refused by a check)

@@ -32,6 +32,7 @@ from monitor.errors import ConfigError
 from monitor.jobs.config import JobConfig
 
 ENV_PREFIX = "CONEA_MONITOR_"
+DEFAULT_PORT = 9115  # `serve --port`; the command line looks for the service there
 
 
 class Section(BaseModel):
@@ -89,6 +90,52 @@ class WebhookSettings(Section):
     @property
     def has_credentials(self) -> bool:
         return bool(self.bearer_token or self.bearer_token_file or self.basic_auth)
+
+
+MAX_ACCESS_USERS = 32
+MAX_USERNAME_CHARS = 100
+
+
+def _username(value: str) -> str:
+    if len(value) > MAX_USERNAME_CHARS:
+        raise ValueError(f"must be at most {MAX_USERNAME_CHARS} characters")
+    if ":" in value or any(not ch.isprintable() for ch in value):
+        raise ValueError("must not contain ':' or control characters (HTTP basic auth)")
+    return value
+
+
+class AccessUser(BasicAuth):
+    """A console user (HTTP basic auth) and what they may do."""
+
+    username: Annotated[str, AfterValidator(_not_blank), AfterValidator(_username)]
+    role: Literal["viewer", "operator"]
+
+
+class AccessSettings(Section):
+    """Who may read (viewers) and who may act (operators) besides the operator token
+    (``automation.api_token``): see monitor/auth.py."""
+
+    viewer_token: Credential | None = None
+    viewer_token_file: Path | None = None
+    basic_auth: list[AccessUser] = Field([], max_length=MAX_ACCESS_USERS)
+
+    @model_validator(mode="after")
+    def _one_viewer_token(self) -> AccessSettings:
+        if self.viewer_token is not None and self.viewer_token_file is not None:
+            raise ValueError("set at most one of viewer_token, viewer_token_file")
+        seen: set[str] = set()
+        for index, user in enumerate(self.basic_auth):
+            if user.username in seen:
+                raise PydanticCustomError(
+                    "duplicate_username",
+                    "username {name} is listed twice",
+                    {
+                        "name": repr(user.username),
+                        "at": ("access", "basic_auth", index, "username"),
+                    },
+                )
+            seen.add(user.username)
+        return self
 
 
 class StoreSettings(Section):
@@ -230,10 +277,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     policies: list[Path] = [Path("remediations")]
     probes_file: Path | None = None
-    public_url: str = "http://127.0.0.1:9115"
+    public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
     webhook: WebhookSettings = WebhookSettings()
+    access: AccessSettings = AccessSettings()
     store: StoreSettings = StoreSettings()
     log: LogSettings = LogSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()

@@ -48,6 +48,9 @@ class _Route(APIRoute):
         return route
 
 
+Route = _Route  # for the other /api/v1 routers
+
+
 router = APIRouter(
     prefix="/api/v1",
     route_class=_Route,

@@ -61,6 +61,11 @@ def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[
     return out
 
 
+def readable(table: Table) -> list[ColumnElement[Any]]:
+    """The table's columns as the read API shows them (times clamped)."""
+    return _readable(table)
+
+
 def _page(engine: Engine, table: Table, query: Select[Any], f: Filters) -> Page:
     if f.before is not None:
         query = query.where(table.c.id < f.before)
