@@ -36,6 +36,7 @@ from monitor.engine.batch import BatchDecider, Busy
 from monitor.engine.breaker import Breaker
 from monitor.engine.clock import Clock, SystemClock
 from monitor.engine.deciding import LOCK_TTL, Decider, Gate
+from monitor.engine.diagnosing import AFTER_VERIFICATION, Diagnoser
 from monitor.engine.executing import Executor
 from monitor.engine.firing import FiringCheck
 from monitor.engine.ledger import Ledger
@@ -50,6 +51,7 @@ from monitor.store.approvals import Answer
 from monitor.store.control import Resumed
 from monitor.store.facade import Store
 from monitor.store.notifications import StoredNotification
+from monitor.store.records import Execution
 from monitor.store.states import RevertState, State, VerifyState
 
 log = logging.getLogger("monitor.engine")
@@ -104,10 +106,14 @@ class Engine:
             scope=scope_mod.Scope.of(automation.namespaces_allow, automation.namespaces_deny),
             dry_run=dry_run,
         )
-        self.verification = Verification(parts, decide=self.decide)
+        self.diagnoser = Diagnoser(parts)
+        self.verification = Verification(parts, decide=self.decide, investigate=self._investigate)
         self.resolution = Resolution(parts, verified=self.verification.verified)
         self.executor = Executor(
-            parts, verify=self.verification.verify, escalate=self.verification.escalate
+            parts,
+            verify=self.verification.verify,
+            escalate=self.verification.escalate,
+            diagnose=self.diagnoser.start,
         )
         max_actions = automation.max_actions
         self.breaker = Breaker(
@@ -198,6 +204,12 @@ class Engine:
         )
         await self.parts.tell(settings.notifier, ctx, message)
 
+    async def _investigate(
+        self, row: Execution, policy: policy_mod.Policy, ctx: AlertContext
+    ) -> None:
+        """The policy's diagnostics again, after a failed verification of ``row``."""
+        await self.diagnoser.gather(policy, ctx, row.target, row.id, AFTER_VERIFICATION)
+
     # Life cycle -------------------------------------------------------------------------
 
     async def start(self, sweep_seconds: float = 10.0) -> None:
@@ -217,6 +229,7 @@ class Engine:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=2.0)
+        await self.diagnoser.settle(within=within)
 
     async def sweep(self) -> None:
         """(Re)schedule every timer the store holds: after a restart, or another replica's;
@@ -269,6 +282,7 @@ class Engine:
         results = await asyncio.gather(
             *(self.executor.run(attempt) for attempt in outcome.claimed), return_exceptions=True
         )
+        await self.diagnoser.settle()  # the evidence gathered beside the steps, too
         failures = [*outcome.failures.values()]
         failures += [r for r in results if isinstance(r, BaseException)]
         if failures:

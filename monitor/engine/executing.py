@@ -34,6 +34,7 @@ log = logging.getLogger("monitor.engine")
 
 Escalate = Callable[[Attempt, str], Awaitable[None]]
 Verify = Callable[[int], Awaitable[None]]
+Diagnose = Callable[[Attempt], None]
 REPORTED = (State.SUCCEEDED, State.FAILED, State.REHEARSED, State.SKIPPED)
 VERIFIED = (
     VerifyState.PENDING,
@@ -56,10 +57,18 @@ class TargetLease:
 
 
 class Executor:
-    def __init__(self, parts: Parts, *, verify: Verify, escalate: Escalate) -> None:
+    def __init__(
+        self,
+        parts: Parts,
+        *,
+        verify: Verify,
+        escalate: Escalate,
+        diagnose: Diagnose | None = None,
+    ) -> None:
         self.parts = parts
         self.verify = verify
         self.escalate = escalate
+        self.diagnose = diagnose  # starts the policy's diagnostics beside the first step
 
     async def run(self, attempt: Attempt) -> None:
         """Run the step's actions in order, stopping at the first that fails."""
@@ -70,6 +79,8 @@ class Executor:
         results: list[Audit] = []  # the last action's result, committed with the finish
         failed: str | None = None
         finished = False
+        if attempt.step == 0 and self.diagnose is not None:
+            self.diagnose(attempt)  # alongside, not in front: the step does not wait
         parts.metrics.executions_in_flight.inc()
         try:
             for compiled in attempt.policy.steps[attempt.step]:

@@ -21,12 +21,18 @@ from monitor.store.records import Execution
 from monitor.store.states import VerifyState
 
 Decide = Callable[[policy_mod.Policy, AlertContext, int], Awaitable[None]]
+Investigate = Callable[[Execution, policy_mod.Policy, AlertContext], Awaitable[object]]
 
 
 class Verification:
-    def __init__(self, parts: Parts, *, decide: Decide) -> None:
+    def __init__(
+        self, parts: Parts, *, decide: Decide, investigate: Investigate | None = None
+    ) -> None:
         self.parts = parts
         self.decide = decide
+        # gathers the policy's diagnostics again after a failed verification, before
+        # escalating (each bounded by its timeout)
+        self.investigate = investigate
 
     async def verify(self, execution_id: int) -> None:
         parts = self.parts
@@ -66,6 +72,8 @@ class Verification:
             await self.verified(row, policy, ctx, VerifyState.RECOVERED, evidence)
         elif now >= deadline:
             await self.verified(row, policy, ctx, VerifyState.NOT_RECOVERED, evidence)
+            if self.investigate is not None:
+                await self.investigate(row, policy, ctx)
             await self.escalate(
                 Attempt(
                     policy,

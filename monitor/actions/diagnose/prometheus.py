@@ -49,6 +49,8 @@ class QueryParams(registry.StrictModel):
 
 
 def _labels(metric: dict[str, Any]) -> str:
+    if not metric:
+        return ""
     name = metric.get("__name__", "")
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
     return f"{name}{{{inner}}}" if inner or not name else name

@@ -1,0 +1,160 @@
+"""Diagnostics: the evidence a policy's ``diagnose:`` gathers, kept with the execution.
+
+When the first step of a policy runs, its diagnostics start alongside it in a task of
+their own (:meth:`Diagnoser.start`): the step never waits for them, and they do not
+take the engine's action slots. After a failed verification they run again
+(:meth:`Diagnoser.gather`, phase ``after_verification``) and the escalation waits for
+them, each bounded by its ``timeout``. Each result is one evidence row
+(:meth:`monitor.store.facade.Store.add_evidence`); a diagnostic that fails or times out
+is recorded as such and never fails the remediation. Rehearsals gather too: diagnostics
+only read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+
+from monitor import policy as policy_mod
+from monitor.actions.diagnose import common as diagnose_common
+from monitor.actions.registry import ActionContext
+from monitor.actions.runner import ActionRunner, ActionTimeout, RetryPolicy
+from monitor.alerts.context import AlertContext
+from monitor.engine.attempt import Attempt
+from monitor.engine.parts import Parts
+from monitor.errors import ActionError, PolicyError, StoreError
+from monitor.store.records import Evidence
+
+log = logging.getLogger("monitor.engine")
+
+BEFORE = "before"
+AFTER_VERIFICATION = "after_verification"
+_ERROR_LENGTH = 1000
+
+
+class Diagnoser:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        # Tried once, each bounded by its own timeout; no slots: a diagnostic never
+        # holds up a step waiting for a slot.
+        self.runner = ActionRunner(
+            retry=RetryPolicy(attempts=1, deadline=3600.0),
+            observe=parts.runner.observe,
+            monotonic=parts.runner.monotonic,
+        )
+        self._tasks: set[asyncio.Task[list[Evidence]]] = set()
+
+    def start(self, attempt: Attempt) -> None:
+        """Gather the ``before`` evidence of ``attempt``'s policy in the background."""
+        policy = attempt.policy
+        if not policy.diagnostics or attempt.execution_id is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.gather(policy, attempt.ctx, attempt.target, attempt.execution_id, BEFORE),
+            name=f"diagnose-{attempt.execution_id}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self, within: float | None = None) -> None:
+        """Wait for the diagnostics started so far (``within`` seconds, then cancel)."""
+        tasks = set(self._tasks)
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=within)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=2.0)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def gather(
+        self,
+        policy: policy_mod.Policy,
+        ctx: AlertContext,
+        target: Mapping[str, str],
+        execution_id: int,
+        phase: str,
+    ) -> list[Evidence]:
+        """Run every diagnostic of ``policy`` at once and store each result."""
+        if not policy.diagnostics:
+            return []
+        found = await asyncio.gather(
+            *(self._one(policy, d, ctx, target, execution_id, phase) for d in policy.diagnostics)
+        )
+        return list(found)
+
+    async def _one(
+        self,
+        policy: policy_mod.Policy,
+        diagnostic: policy_mod.CompiledAction,
+        ctx: AlertContext,
+        target: Mapping[str, str],
+        execution_id: int,
+        phase: str,
+    ) -> Evidence:
+        parts = self.parts
+        limit = diagnostic.timeout or 10.0
+        name = diagnostic.label
+        started = parts.clock.now()
+        outcome, error, summary = "ok", None, ""
+        result: dict[str, Any] | None = None
+        truncated = False
+        try:
+            async with asyncio.timeout(limit):
+                action = parts.registry.get(diagnostic.action)
+                params = policy_mod.parse_params(diagnostic, ctx, parts.registry)
+                actx = ActionContext(
+                    alert=ctx,
+                    target=target,
+                    services=parts.services,
+                    policy=policy.name,
+                    execution_id=str(execution_id),
+                    now=parts.clock.now,
+                    log=log,
+                )
+                plan = await self.runner.plan(action, params, actx, timeout=limit)
+                done = await self.runner.apply(action, params, actx, plan, timeout=limit)
+            summary = done.summary
+            found = done.details.get("result")
+            result = found if isinstance(found, dict) else None
+            truncated = bool(done.details.get("truncated"))
+        except (TimeoutError, ActionTimeout):
+            outcome, error = "timed_out", f"did not finish within {limit:g}s"
+        except (ActionError, PolicyError, KeyError, pydantic.ValidationError) as exc:
+            outcome = "failed"
+            error = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+        except Exception as exc:  # a diagnostic's bug must not touch the remediation
+            log.exception("diagnostic %s of %s raised", name, policy.name)
+            outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            error = diagnose_common.redact(error)[:_ERROR_LENGTH]
+            summary = f"{name} {outcome.replace('_', ' ')}: {error}"[:_ERROR_LENGTH]
+        item = Evidence(
+            id=0,
+            execution_id=execution_id,
+            phase=phase,
+            name=name,
+            action=diagnostic.action,
+            started_at=started,
+            finished_at=parts.clock.now(),
+            outcome=outcome,
+            error=error,
+            summary=summary,
+            result=result,
+            truncated=truncated,
+        )
+        try:
+            stored = await parts.store.add_evidence(item)
+        except StoreError as exc:
+            log.warning("cannot store the evidence %s of execution %s: %s", name, execution_id, exc)
+            return item
+        return dataclasses.replace(item, id=stored)

@@ -1,0 +1,209 @@
+"""Diagnostics in the engine: gathered beside the first step (never in front of it),
+again after a failed verification, each result stored as evidence; one that fails or
+times out is recorded and never stops the remediation; rehearsals gather too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor import errors, policy
+from monitor.actions import Services, builtin
+from monitor.actions import registry as actions
+from monitor.actions.diagnose import common
+from monitor.engine.core import Engine
+from monitor.engine.firing import FiringCheck
+from monitor.metrics import Metrics
+from monitor.settings import AutomationSettings
+from monitor.store import database
+from monitor.store.facade import Store
+from monitor.store.states import State, VerifyState
+from tests.support.engine import firing, stored
+
+
+@dataclass
+class Clock:
+    at: datetime = datetime(2026, 11, 28, 10, 5, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@dataclass
+class Gates:
+    """What the test's actions share: the step opens ``released`` once it runs."""
+
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    never: asyncio.Event = field(default_factory=asyncio.Event)
+    step_saw_evidence: list[bool] = field(default_factory=list)
+
+
+GATES: list[Gates] = []
+
+
+class NoParams(actions.StrictModel):
+    pass
+
+
+class Step(actions.Action[NoParams]):
+    """The first step: it runs while the waiting diagnostic still waits, and frees it."""
+
+    name = "test.step"
+    Params = NoParams
+
+    async def plan(self, params: NoParams, ctx: actions.ActionContext) -> actions.Plan:
+        return actions.Plan(action=self.name, summary="step")
+
+    async def apply(
+        self, params: NoParams, ctx: actions.ActionContext, plan: actions.Plan
+    ) -> actions.Outcome:
+        GATES[-1].step_saw_evidence.append(GATES[-1].released.is_set())
+        GATES[-1].released.set()
+        return actions.Outcome(summary="acted")
+
+
+class Waits(common.Diagnostic[NoParams]):
+    """Finishes only once the step has run: it cannot have been run in front of it."""
+
+    name = "test.waits"
+    Params = NoParams
+
+    async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
+        await GATES[-1].released.wait()
+        return common.table(["pod", "ready"], [["api-1", "0/1"]], "1 pod, 1 not ready")
+
+
+class Hangs(common.Diagnostic[NoParams]):
+    name = "test.hangs"
+    Params = NoParams
+
+    async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
+        await GATES[-1].never.wait()
+        raise AssertionError("unreachable")
+
+
+class Fails(common.Diagnostic[NoParams]):
+    name = "test.fails"
+    Params = NoParams
+
+    async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
+        raise errors.PermanentActionError("the API refused: token=abcdef123456 is invalid")
+
+
+class Crashes(common.Diagnostic[NoParams]):
+    name = "test.crashes"
+    Params = NoParams
+
+    async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
+        raise ZeroDivisionError("a bug")
+
+
+POLICY = """
+policies:
+  - name: api-down
+    match: ['alertname="ApiDown"']
+    target: {kind: Deployment, namespace: production, name: api}
+    steps: [[{action: test.step}]]
+    verify: {window: 5m, interval: 30s}
+    diagnose:
+      - {action: test.waits, name: pods, timeout: 30s}
+      - {action: test.hangs, timeout: 100ms}
+      - {action: test.fails}
+      - {action: test.crashes}
+"""
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, Clock]]:
+    GATES.append(Gates())
+    registry = actions.Registry()
+    builtin.register(registry)
+    for action in (Step, Waits, Hangs, Fails, Crashes):
+        registry.register(action)
+    path = tmp_path / "policies.yaml"
+    path.write_text(POLICY)
+    db = database.connect(f"sqlite:///{tmp_path / 'store.db'}")
+    database.migrate(db)
+    clock = Clock()
+    async with httpx.AsyncClient() as http:
+        yield (
+            Engine(
+                store=Store(db),
+                policies=policy.load([path], registry, strict_actions=True),
+                registry=registry,
+                services=Services(http=http),
+                metrics=Metrics(),
+                automation=AutomationSettings(dry_run=False),
+                firing=FiringCheck(None, None, http),
+                clock=clock,
+            ),
+            clock,
+        )
+    db.dispose()
+
+
+async def test_the_step_runs_beside_its_diagnostics_and_each_result_is_evidence(
+    engine: tuple[Engine, Clock],
+) -> None:
+    eng, _ = engine
+    await eng.handle(stored([firing("f1", alertname="ApiDown")]))
+    [execution] = await eng.store.for_alert("f1", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    assert execution.state == State.SUCCEEDED
+    # the step ran while the "pods" diagnostic was still waiting for it
+    assert GATES[-1].step_saw_evidence == [False]
+    found = {e.name: e for e in await eng.store.evidence(execution.id)}
+    assert sorted(found) == ["pods", "test.crashes", "test.fails", "test.hangs"]
+    assert {e.phase for e in found.values()} == {"before"}
+    pods = found["pods"]
+    assert (pods.outcome, pods.summary, pods.action) == ("ok", "1 pod, 1 not ready", "test.waits")
+    assert pods.result == {"kind": "table", "columns": ["pod", "ready"], "rows": [["api-1", "0/1"]]}
+    hangs = found["test.hangs"]
+    assert (hangs.outcome, hangs.error, hangs.result) == (
+        "timed_out",
+        "did not finish within 0.1s",
+        None,
+    )
+    fails = found["test.fails"]
+    assert fails.outcome == "failed"
+    assert fails.error == "the API refused: token=<redacted> is invalid"
+    assert found["test.crashes"].error == "ZeroDivisionError: a bug"
+    assert eng.diagnoser.running == 0
+
+
+async def test_a_failed_verification_gathers_again_before_escalating(
+    engine: tuple[Engine, Clock],
+) -> None:
+    eng, clock = engine
+    await eng.handle(stored([firing("f2", alertname="ApiDown")]))
+    [execution] = await eng.store.for_alert("f2", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    assert execution.verify_state == VerifyState.PENDING
+    GATES[-1].released.set()
+    clock.at += timedelta(minutes=6)  # past the verify window, the alert still unresolved
+    await eng.verify(execution.id)
+    row = await eng.store.get(execution.id)
+    assert row is not None and row.verify_state == VerifyState.NOT_RECOVERED
+    after = [e for e in await eng.store.evidence(execution.id) if e.phase == "after_verification"]
+    assert sorted((e.name, e.outcome) for e in after) == [
+        ("pods", "ok"),
+        ("test.crashes", "failed"),
+        ("test.fails", "failed"),
+        ("test.hangs", "timed_out"),
+    ]
+    assert all(e.started_at == clock.at for e in after)
+
+
+async def test_a_rehearsal_gathers_evidence_too(engine: tuple[Engine, Clock]) -> None:
+    eng, _ = engine
+    eng.parts.dry_run = True
+    GATES[-1].released.set()  # a rehearsal does not apply the step
+    await eng.handle(stored([firing("f3", alertname="ApiDown")]))
+    [execution] = await eng.store.for_alert("f3", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    assert execution.state == State.REHEARSED
+    found = await eng.store.evidence(execution.id)
+    assert len(found) == 4 and {e.phase for e in found} == {"before"}
