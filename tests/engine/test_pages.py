@@ -232,3 +232,17 @@ async def _audited(paging: Paging, record: tuple[str, str]) -> None:
     """The audit record is written just after PagerDuty answers."""
     while record not in paging.rig.audit():
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("paging", [ONE_STEP], indirect=True)
+async def test_a_resolve_that_pagerduty_refuses_is_recorded(paging: Paging) -> None:
+    await asyncio.wait_for(paging.engine.handle(alert_down()), 30)
+    [row] = await paging.rows()
+    paging.pd.replies = [400]  # the resolve is refused (400: not retried)
+    await paging.resolved()
+    await asyncio.wait_for(_audited(paging, ("page", "failed")), 10)
+    assert paging.pd.events("resolve") == [] and len(paging.pd.received) == 2
+    # It was pending when the alert resolved: that verification ended the page.
+    assert row.verify_state == VerifyState.PENDING
+    [after] = await paging.rows()
+    assert after.verify_state == VerifyState.RECOVERED
