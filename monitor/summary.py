@@ -98,10 +98,22 @@ def _firing(settings: Settings) -> str:
 
 def _notifier(notifier: targets.Notifier) -> str:
     parts: list[str] = [notifier.kind]
-    if isinstance(notifier.url, secrets.SecretRef):
-        parts.append(f"url {notifier.url.describe()} ({_ref_state(notifier.url)})")
-    else:
-        parts.append(f"url {_origin(notifier.url)}…")  # the path of a webhook URL is a secret
+    if notifier.kind == "email":
+        tls = (
+            "implicit TLS"
+            if notifier.tls_on_connect
+            else "STARTTLS"
+            if notifier.encrypted
+            else "no TLS"
+        )
+        parts.append(f"{notifier.describe_url()} ({tls}), {len(notifier.to)} recipient(s)")
+    elif isinstance(notifier.endpoint, secrets.SecretRef):
+        parts.append(f"url {notifier.endpoint.describe()} ({_ref_state(notifier.endpoint)})")
+    else:  # the path of a webhook URL is a secret
+        parts.append(f"url {_origin(notifier.endpoint)}…")
+    for what, ref in (("routing key", notifier.routing_key), ("password", notifier.password)):
+        if ref is not None:
+            parts.append(f"{what} {ref.describe()} ({_ref_state(ref)})")
     for header, value in sorted(notifier.headers.items()):
         if isinstance(value, secrets.SecretValue):
             parts.append(f"header {header} {value.secret.describe()} ({_ref_state(value.secret)})")

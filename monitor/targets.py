@@ -13,6 +13,9 @@ They sit in the service settings by name::
       oncall:
         kind: slack
         url: {env: SLACK_WEBHOOK_URL}
+      pager:
+        kind: pagerduty
+        routing_key: {env: PAGERDUTY_ROUTING_KEY}
 
 Credentials are references (see :mod:`monitor.secrets`), read when a connection is made.
 """
@@ -97,18 +100,57 @@ class PostgresTarget(_Strict):
         return kwargs
 
 
-class Notifier(_Strict):
-    """Where ``notify`` sends: a Slack-compatible incoming webhook or a generic JSON one."""
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+HTTP_KINDS = ("slack", "webhook", "pagerduty", "teams")
+MAX_RECIPIENTS = 50
+# One address: no display name, no whitespace or control characters (a CR/LF would
+# start another header), one @ with a dotless-or-dotted domain after it.
+_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\\\"]{1,64}@[A-Za-z0-9.-]{1,253}")
+_EMAIL_FIELDS = (
+    "host",
+    "port",
+    "starttls",
+    "implicit_tls",
+    "username",
+    "password",
+    "from_",
+    "to",
+    "ca_file",
+)
 
-    kind: Literal["slack", "webhook"]
-    url: secrets.SecretRef | str
+
+class Notifier(_Strict):
+    """Where ``notify`` sends: a Slack-compatible incoming webhook, a generic JSON one,
+    PagerDuty's Events API v2, a Microsoft Teams incoming webhook, or email over SMTP.
+
+    Per kind: ``url`` (slack, webhook, teams; pagerduty defaults to PagerDuty's
+    endpoint), ``headers`` (the HTTP kinds), ``routing_key`` (pagerduty, a secret
+    reference), ``host``/``port``/``starttls``/``implicit_tls``/``username``/``password``/
+    ``from``/``to``/``ca_file`` (email; STARTTLS unless ``implicit_tls`` or port 465).
+    A field another kind uses is an error.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["slack", "webhook", "pagerduty", "teams", "email"]
+    url: secrets.SecretRef | str | None = None
     headers: dict[str, secrets.SecretValue | str] = {}
     timeout: durations.Seconds = Field(10.0, gt=0, le=120)
     retries: int = Field(2, ge=0, le=10)
+    routing_key: secrets.SecretRef | None = None
+    host: str | None = Field(None, min_length=1, max_length=253)
+    port: int | None = Field(None, ge=1, le=65535)
+    starttls: bool | None = None  # email: STARTTLS (the default unless implicit TLS)
+    implicit_tls: bool | None = None  # email: TLS from the first byte (default: port 465)
+    username: secrets.SecretRef | str | None = None
+    password: secrets.SecretRef | None = None
+    from_: str | None = Field(None, alias="from")
+    to: list[str] = Field([], max_length=MAX_RECIPIENTS)
+    ca_file: Path | None = None  # email: CA bundle the server's certificate is checked against
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: secrets.SecretRef | str) -> secrets.SecretRef | str:
+    def _http_url(cls, value: secrets.SecretRef | str | None) -> secrets.SecretRef | str | None:
         if isinstance(value, str) and not re.match(r"https?://[^/\s]+", value):
             raise ValueError(
                 f"invalid URL {value!r}: use http(s)://host/path, or "
@@ -116,5 +158,81 @@ class Notifier(_Strict):
             )
         return value
 
+    @field_validator("from_", "to")
+    @classmethod
+    def _addresses(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for address in [value] if isinstance(value, str) else value or []:
+            if not _ADDRESS.fullmatch(address):
+                raise ValueError(f"invalid email address {address!r}: write name@domain")
+        return value
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: secrets.SecretRef | str | None) -> secrets.SecretRef | str | None:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: leave it out for no AUTH")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Notifier:
+        kind = self.kind
+        given = self.model_fields_set
+        wrong: list[str]
+        if kind == "email":
+            wrong = [f for f in ("url", "headers", "routing_key") if f in given]
+        else:
+            wrong = [f.rstrip("_") for f in _EMAIL_FIELDS if f in given]
+            if kind != "pagerduty" and "routing_key" in given:
+                wrong.append("routing_key")
+        if wrong:
+            raise ValueError(f"kind {kind}: {', '.join(wrong)} does not apply (remove it)")
+        if kind in ("slack", "webhook", "teams") and self.url is None:
+            raise ValueError(f"kind {kind}: url is required")
+        if kind == "pagerduty" and self.routing_key is None:
+            raise ValueError(
+                "kind pagerduty: routing_key is required ({env: NAME} or {file: PATH})"
+            )
+        if kind == "email":
+            missing = [f.rstrip("_") for f in ("host", "from_") if getattr(self, f) is None]
+            if not self.to:
+                missing.append("to")
+            if missing:
+                raise ValueError(f"kind email: {', '.join(missing)} is required")
+            if (self.username is None) != (self.password is None):
+                raise ValueError("kind email: set both username and password, or neither (no AUTH)")
+            if self.username is not None and not self.encrypted:
+                raise ValueError(
+                    "kind email: credentials over an unencrypted connection: set starttls: "
+                    "true or use port 465 (implicit TLS)"
+                )
+        return self
+
+    @property
+    def tls_on_connect(self) -> bool:
+        """SMTP over TLS from the first byte (``implicit_tls``, else port 465)."""
+        return self.implicit_tls if self.implicit_tls is not None else self.port == 465
+
+    @property
+    def encrypted(self) -> bool:
+        return self.tls_on_connect or self.starttls is not False
+
+    @property
+    def smtp_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 465 if self.tls_on_connect else 587 if self.encrypted else 25
+
+    @property
+    def endpoint(self) -> secrets.SecretRef | str:
+        """The URL an HTTP kind posts to (PagerDuty's own unless ``url`` says otherwise)."""
+        if self.url is not None:
+            return self.url
+        if self.kind == "pagerduty":
+            return PAGERDUTY_EVENTS_URL
+        raise ValueError(f"notifier of kind {self.kind} has no URL")
+
     def describe_url(self) -> str:
-        return secrets.show(self.url) if isinstance(self.url, secrets.SecretRef) else self.url
+        if self.kind == "email":
+            return f"smtp://{self.host}:{self.smtp_port}"
+        url = self.endpoint
+        return secrets.show(url) if isinstance(url, secrets.SecretRef) else url

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from monitor import summary
+from monitor.settings import Settings
 from tests.support import service as svc
 from tests.support import services
 
@@ -151,3 +154,36 @@ def test_start_up_says_which_named_services_do_not_answer(
     assert ("INFO", f"PostgreSQL target 'main' ({postgres.user}@{where}): answers") in checks
     assert sorted(line for level, line in checks if level == "WARNING") == sorted(unreachable)
     assert postgres.password not in logs
+
+
+def test_pagers_say_where_they_send_and_whether_their_secret_resolves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONEA_TEST_PD_KEY", "R0ut1ngKeyOfTestsAbCdEf012345678")
+    monkeypatch.delenv("CONEA_TEST_SMTP_PW", raising=False)
+    settings = Settings.model_validate(
+        {
+            "kubernetes": {"mode": "none"},
+            "notifiers": {
+                "pager": {"kind": "pagerduty", "routing_key": {"env": "CONEA_TEST_PD_KEY"}},
+                "mail": {
+                    "kind": "email",
+                    "host": "smtp.conea.io",
+                    "from": "monitor@conea.io",
+                    "to": ["oncall@conea.io"],
+                    "username": "monitor",
+                    "password": {"env": "CONEA_TEST_SMTP_PW"},
+                },
+            },
+        }
+    )
+    lines = summary_lines("\n".join(summary.lines(settings, kube=False, rehearsal=True)))
+    assert (
+        "notifier 'mail': email, smtp://smtp.conea.io:587 (STARTTLS), 1 recipient(s), "
+        "password env:CONEA_TEST_SMTP_PW (env CONEA_TEST_SMTP_PW not set)"
+    ) in lines
+    assert (
+        "notifier 'pager': pagerduty, url https://events.pagerduty.com/…, routing key "
+        "env:CONEA_TEST_PD_KEY (resolvable)"
+    ) in lines
+    assert "R0ut1ngKeyOfTestsAbCdEf012345678" not in "\n".join(lines)

@@ -1,16 +1,22 @@
-"""``notify``: tell people what happened, on a Slack-compatible or a generic JSON webhook.
+"""``notify``: tell people what happened: Slack, a generic JSON webhook, PagerDuty
+(Events API v2), Microsoft Teams (an Adaptive Card) or email (SMTP).
 
 The message names the alert (name, status, labels, summary), what was planned and done
-at each step (``history``, filled in by the engine), the verification result, and links
-to the alert's ``generatorURL`` and to the audit record
-(``public_url``/api/v1/executions/<execution id>). ``message`` (already rendered by the
-engine from the policy's template) leads the text when given. The history is the
-``history`` parameter when given, else ``ActionContext.history`` (``reads_history``).
+at each step (``history``, filled in by the engine), the verification result, the short
+evidence the policy's diagnostics gathered (``ActionContext.evidence``, newest first,
+bounded), and links to the alert's ``generatorURL`` and to the execution's page
+(:func:`execution_url`). ``message`` (already rendered by the engine from the policy's
+template) leads the text when given. The history is the ``history`` parameter when
+given, else ``ActionContext.history`` (``reads_history``).
 
 The notifier (``ctx.services.notifiers[name]``, a :class:`monitor.targets.Notifier`)
-holds the URL, usually a secret reference: it is resolved at apply time and never shown.
-The plan carries the exact payload that would be sent. One try is one request; the
-notifier's ``retries`` and ``timeout`` become the runner's retry policy and try timeout.
+holds the URL, routing key or SMTP credentials, usually secret references: they are
+resolved at apply time and never shown. The plan carries the exact payload that would
+be sent (for email: its headers and text). One try is one request (one SMTP session);
+the notifier's ``retries`` and ``timeout`` become the runner's retry policy and try
+timeout. A PagerDuty trigger's dedup key is ``conea-monitor/<execution id>``;
+``resolve: true`` sends the resolve for it (the engine does, when the alert resolves or
+the step is verified).
 """
 
 from __future__ import annotations
@@ -21,14 +27,25 @@ from typing import Any
 from pydantic import Field
 
 from monitor import secrets, targets
-from monitor.actions import http, registry, runner
-from monitor.actions.registry import HistoryEntry, StepStatus, Verification
+from monitor.actions import http, pagerduty, registry, runner, smtp, teams
+from monitor.actions.registry import EvidenceLine, HistoryEntry, StepStatus, Verification
 from monitor.errors import ConfigError, PermanentActionError
 
-__all__ = ["HistoryEntry", "Notify", "NotifyParams", "StepStatus", "Verification", "register"]
+__all__ = [
+    "EvidenceLine",
+    "HistoryEntry",
+    "Notify",
+    "NotifyParams",
+    "StepStatus",
+    "Verification",
+    "register",
+]
 
 SLACK_TEXT_LIMIT = 2900  # Slack rejects section texts over 3000 characters
 MAX_LABEL_FIELDS = 10
+MAX_EVIDENCE = 6  # diagnostics a message shows
+MAX_EXCERPT = 5  # lines of each
+LINE_LIMIT = 200  # characters of an evidence line
 
 
 class NotifyParams(registry.StrictModel):
@@ -36,6 +53,7 @@ class NotifyParams(registry.StrictModel):
     message: str | None = None
     title: str | None = None
     history: list[HistoryEntry] = []
+    resolve: bool = False  # pagerduty: resolve this execution's incident instead
 
 
 def execution_url(ctx: registry.ActionContext, execution_id: str | None = None) -> str | None:
@@ -43,6 +61,24 @@ def execution_url(ctx: registry.ActionContext, execution_id: str | None = None) 
     if not ident or not ctx.services.public_url:
         return None
     return f"{ctx.services.public_url.rstrip('/')}/api/v1/executions/{ident}"
+
+
+def _line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= LINE_LIMIT else text[: LINE_LIMIT - 1] + "…"
+
+
+def evidence_of(ctx: registry.ActionContext) -> list[dict[str, Any]]:
+    """The context's evidence, bounded: a few diagnostics, a few short lines each."""
+    return [
+        {
+            "name": _line(item.name),
+            "outcome": item.outcome,
+            "summary": _line(item.summary),
+            "excerpt": [_line(line) for line in item.excerpt[:MAX_EXCERPT]],
+        }
+        for item in ctx.evidence[:MAX_EVIDENCE]
+    ]
 
 
 def _alertname(ctx: registry.ActionContext) -> str:
@@ -102,6 +138,7 @@ def compose(params: NotifyParams, ctx: registry.ActionContext) -> dict[str, Any]
         "target": dict(ctx.target),
         "history": [entry.model_dump(mode="json") for entry in history],
         "steps": [_step_line(entry) for entry in history],
+        "evidence": evidence_of(ctx),
         "links": links,
     }
 
@@ -160,6 +197,15 @@ def slack_payload(message: dict[str, Any]) -> dict[str, Any]:
     if message["steps"]:
         lines = "\n".join(f"• {_escape(line)}" for line in message["steps"])
         blocks.append({"type": "section", "text": _mrkdwn(_cut(f"*What was done*\n{lines}"))})
+    if message["evidence"]:
+        found: list[str] = []
+        for item in message["evidence"]:
+            found.append(
+                f"• *{_escape(item['name'])}* ({item['outcome']}): {_escape(item['summary'])}"
+            )
+            found += [f"    {_escape(line)}" for line in item["excerpt"]]
+        evidence = "*Evidence*\n" + "\n".join(found)
+        blocks.append({"type": "section", "text": _mrkdwn(_cut(evidence))})
     link_text = {"alert": "Alert source", "audit": "Audit record"}
     links = [
         link
@@ -178,7 +224,23 @@ def webhook_payload(message: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def payload_for(notifier: targets.Notifier, message: dict[str, Any]) -> dict[str, Any]:
+def payload_for(
+    notifier: targets.Notifier,
+    message: dict[str, Any],
+    *,
+    routing_key: str | None = None,
+    resolve: bool = False,
+    public_url: str = "",
+) -> dict[str, Any]:
+    """The JSON an HTTP kind posts. PagerDuty's routing key is the placeholder a plan
+    shows unless ``routing_key`` (its value, at apply time) is given."""
+    if notifier.kind == "pagerduty":
+        key = routing_key if routing_key is not None else secrets.show(notifier.routing_key)
+        if resolve:
+            return pagerduty.resolve(key, str(message["execution_id"]))
+        return pagerduty.trigger(message, key, public_url)
+    if notifier.kind == "teams":
+        return teams.payload(message)
     return slack_payload(message) if notifier.kind == "slack" else webhook_payload(message)
 
 
@@ -194,6 +256,7 @@ class Notify(registry.Action[NotifyParams]):
     name = "notify"
     Params = NotifyParams
     reads_history = True
+    reads_evidence = True
     timeout = 120.0 + http.TIMEOUT_MARGIN  # the longest notifier timeout, and a margin
 
     def attempt_timeout(self, params: NotifyParams, ctx: registry.ActionContext) -> float:
@@ -216,29 +279,53 @@ class Notify(registry.Action[NotifyParams]):
 
     async def plan(self, params: NotifyParams, ctx: registry.ActionContext) -> registry.Plan:
         notifier = notifier_of(ctx, params.notifier)
-        payload = payload_for(notifier, compose(params, ctx))
+        _check_resolve(params, notifier, ctx)
+        message = compose(params, ctx)
+        details: dict[str, Any] = {
+            "notifier": params.notifier,
+            "kind": notifier.kind,
+            "url": notifier.describe_url(),
+        }
+        if notifier.kind == "email":
+            details["email"] = smtp.shown(smtp.build(message, notifier))
+        else:
+            details["payload"] = payload_for(
+                notifier, message, resolve=params.resolve, public_url=ctx.services.public_url
+            )
+        verb = "resolve the page of" if params.resolve else "notify"
         return registry.Plan(
             action=self.name,
-            summary=f"notify {params.notifier!r} ({notifier.kind}) about {_alertname(ctx)}",
-            details={
-                "notifier": params.notifier,
-                "kind": notifier.kind,
-                "url": notifier.describe_url(),
-                "payload": payload,
-            },
+            summary=f"{verb} {params.notifier!r} ({notifier.kind}) about {_alertname(ctx)}",
+            details=details,
         )
 
     async def apply(
         self, params: NotifyParams, ctx: registry.ActionContext, plan: registry.Plan
     ) -> registry.Outcome:
         notifier = notifier_of(ctx, params.notifier)
-        payload = payload_for(notifier, compose(params, ctx))
+        _check_resolve(params, notifier, ctx)
+        message = compose(params, ctx)
         redactor = secrets.Redactor()
+        if notifier.kind == "email":
+            try:
+                details = await smtp.send(notifier, smtp.build(message, notifier), redactor)
+            except ConfigError as exc:
+                raise PermanentActionError(f"notifier {params.notifier!r}: {exc}") from None
+            return registry.Outcome(
+                summary=f"emailed {params.notifier!r} ({len(notifier.to)} recipient(s)) "
+                f"about {_alertname(ctx)}",
+                details={"notifier": params.notifier, "kind": "email", **details},
+            )
         try:
-            url = secrets.materialize(notifier.url, redactor)
+            url = secrets.materialize(notifier.endpoint, redactor)
             headers = {
                 k: str(v) for k, v in secrets.materialize(notifier.headers, redactor).items()
             }
+            key = (
+                secrets.materialize(notifier.routing_key, redactor)
+                if notifier.routing_key is not None
+                else None
+            )
         except ConfigError as exc:
             raise PermanentActionError(f"notifier {params.notifier!r}: {exc}") from None
         try:
@@ -246,6 +333,13 @@ class Notify(registry.Action[NotifyParams]):
         except PermanentActionError as exc:
             raise PermanentActionError(f"notifier {params.notifier!r}: {exc}") from None
         headers.setdefault("Content-Type", "application/json")
+        payload = payload_for(
+            notifier,
+            message,
+            routing_key=key,
+            resolve=params.resolve,
+            public_url=ctx.services.public_url,
+        )
         request = http.Prepared(
             "POST",
             url,
@@ -269,10 +363,48 @@ class Notify(registry.Action[NotifyParams]):
                 f"notifier {params.notifier!r} ({notifier.describe_url()}): HTTP {status}: "
                 f"{excerpt}"
             )
+        done: dict[str, Any] = {"notifier": params.notifier, "status": status}
+        if notifier.kind != "pagerduty":
+            return registry.Outcome(
+                summary=f"notified {params.notifier!r} ({notifier.kind}) about {_alertname(ctx)}",
+                details=done,
+            )
+        event = payload["event_action"]
+        done.update(kind="pagerduty", event=event, dedup_key=payload.get("dedup_key"))
+        answer = http.response_excerpt(sent, redactor)
+        if isinstance(answer, dict) and isinstance(answer.get("dedup_key"), str):
+            done["dedup_key"] = answer["dedup_key"]
+        verb = "resolved the page on" if params.resolve else "paged"
         return registry.Outcome(
-            summary=f"notified {params.notifier!r} ({notifier.kind}) about {_alertname(ctx)}",
-            details={"notifier": params.notifier, "status": status},
+            summary=f"{verb} {params.notifier!r} (pagerduty {done['dedup_key']}) "
+            f"about {_alertname(ctx)}",
+            details=done,
         )
+
+
+def _check_resolve(
+    params: NotifyParams, notifier: targets.Notifier, ctx: registry.ActionContext
+) -> None:
+    if not params.resolve:
+        return
+    if notifier.kind != "pagerduty":
+        raise PermanentActionError(
+            f"notifier {params.notifier!r}: resolve applies to pagerduty notifiers only "
+            f"(this one is {notifier.kind})"
+        )
+    if not ctx.execution_id:
+        raise PermanentActionError("resolve: no execution whose page to resolve")
+
+
+def paged(entry_action: str, outcome: dict[str, Any] | None) -> str | None:
+    """The notifier an action's outcome paged on PagerDuty (a trigger), or None."""
+    details = (outcome or {}).get("details") or {}
+    if entry_action != "notify" or not isinstance(details, dict):
+        return None
+    if details.get("kind") != "pagerduty" or details.get("event") != "trigger":
+        return None
+    name = details.get("notifier")
+    return name if isinstance(name, str) else None
 
 
 def register(reg: registry.Registry) -> None:

@@ -20,7 +20,9 @@ needs (for Kubernetes actions) and a plan/apply(/revert) split::
 :class:`~monitor.errors.PermanentActionError`; :class:`monitor.actions.runner.ActionRunner`
 owns the timeout of a try (``timeout``, or :meth:`Action.attempt_timeout`) and the retries
 (:meth:`Action.retry_policy`, or the runner's). An action whose ``reads_history`` is true
-is given the earlier steps of its alert's ladder in ``ActionContext.history``. The
+is given the earlier steps of its alert's ladder in ``ActionContext.history``, one
+whose ``reads_evidence`` is true what the ladder's diagnostics found, newest first, in
+``ActionContext.evidence``. The
 registry is per instance, never a class-level global, so tests build their own.
 """
 
@@ -101,6 +103,16 @@ class HistoryEntry(StrictModel):
     execution_id: str | None = None
 
 
+@dataclass(frozen=True)
+class EvidenceLine:
+    """What one diagnostic found, short enough for a page (``ActionContext.evidence``)."""
+
+    name: str
+    outcome: str  # ok | failed | timed_out
+    summary: str  # one line
+    excerpt: tuple[str, ...] = ()  # a few short lines: top events, log lines, table rows
+
+
 @dataclass
 class Services:
     """Clients the actions use, built once by the app (tests pass their own)."""
@@ -126,6 +138,7 @@ class ActionContext:
     execution_id: str | None = None
     dry_run: bool = False
     history: tuple[HistoryEntry, ...] = ()  # for actions whose reads_history is true
+    evidence: tuple[EvidenceLine, ...] = ()  # for actions whose reads_evidence is true
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("monitor.actions"))
 
@@ -139,6 +152,7 @@ class Action(Generic[P]):
     revertible: ClassVar[bool] = False
     timeout: ClassVar[float] = 60.0  # seconds one try (plan, apply or revert) may take
     reads_history: ClassVar[bool] = False  # the engine fills ActionContext.history
+    reads_evidence: ClassVar[bool] = False  # the engine fills ActionContext.evidence
     # A read-only action a policy's ``diagnose:`` runs (never a step; only these there):
     # its Outcome's details hold the evidence (monitor.actions.diagnose).
     diagnostic: ClassVar[bool] = False

@@ -22,6 +22,7 @@ import pydantic
 from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext, HistoryEntry, Plan
 from monitor.actions.runner import AttemptReport
+from monitor.engine import paging
 from monitor.engine.attempt import Attempt, context_of
 from monitor.engine.parts import Parts
 from monitor.errors import ActionError, NotConfigured, PolicyError
@@ -151,8 +152,13 @@ class Executor:
                 dry_run=attempt.dry_run,
                 now=parts.clock.now,
                 log=log,
-                history=await self._history(attempt) if action.reads_history else (),
             )
+            if action.reads_history or action.reads_evidence:
+                ladder = await self._ladder(attempt)
+                if action.reads_history:
+                    actx.history = _history(ladder, attempt.step)
+                if action.reads_evidence:
+                    actx.evidence = await paging.evidence(parts, ladder)
             retry = None
             if compiled.retries is not None:  # the step's count, the action's own waits
                 base = action.retry_policy(params, actx) or parts.runner.retry
@@ -324,12 +330,17 @@ class Executor:
         attempt = Attempt(policy, ctx, row.step, target_key=row.target_key, execution_id=row.id)
         await self.escalate(attempt, f"step failed: {why}")
 
-    async def _history(self, attempt: Attempt) -> tuple[HistoryEntry, ...]:
-        """The earlier steps of this alert's ladder, for actions that report them."""
+    async def _ladder(self, attempt: Attempt) -> list[Execution]:
+        """This alert's executions of the policy up to this step (this one included)."""
         rows = await self.parts.store.for_alert(
             attempt.ctx.fingerprint, attempt.ctx.starts_at, attempt.policy.name
         )
-        return tuple(entry for row in rows if row.step < attempt.step for entry in _history_of(row))
+        return [row for row in rows if row.step <= attempt.step]
+
+
+def _history(rows: list[Execution], step: int) -> tuple[HistoryEntry, ...]:
+    """The earlier steps of the ladder, for actions that report them."""
+    return tuple(entry for row in rows if row.step < step for entry in _history_of(row))
 
 
 def _history_of(row: Execution) -> list[HistoryEntry]:

@@ -12,6 +12,7 @@ from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext
 from monitor.actions.runner import AttemptReport
 from monitor.alerts.context import AlertContext
+from monitor.engine import paging
 from monitor.engine.attempt import Attempt, context_of
 from monitor.engine.parts import Parts
 from monitor.store.records import ActionEntry, Execution
@@ -45,8 +46,26 @@ class Resolution:
         waiting = [r.id for rows in found.values() for r in rows if r.state in WAITING]
         shared = set((await parts.store.members(waiting)).keys()) if waiting else set()
         for ctx in ctxs:
-            for row in found.get((ctx.fingerprint, ctx.starts_at), []):
+            rows = found.get((ctx.fingerprint, ctx.starts_at), [])
+            for row in rows:
                 await self._resolved(row, ctx, row.id in shared)
+            await self._end_pages(rows, ctx)
+
+    async def _end_pages(self, rows: Sequence[Execution], ctx: AlertContext) -> None:
+        """Resolve the pages of ladders no verification has resolved or is resolving
+        (a recovered verification resolves its ladder's pages itself)."""
+        parts = self.parts
+        if not paging.may_page(parts):
+            return
+        for name in sorted({row.policy for row in rows}):
+            ladder = [row for row in rows if row.policy == name]
+            verified = any(
+                row.verify_state == VerifyState.RECOVERED
+                or (row.verify_state == VerifyState.PENDING and parts.policies.get(name))
+                for row in ladder
+            )
+            if not verified:
+                paging.resolve(parts, ladder, ctx, "the alert resolved")
 
     async def _resolved(self, row: Execution, ctx: AlertContext, shared: bool) -> None:
         parts = self.parts

@@ -42,6 +42,10 @@ class Timers:
             func, "date", run_date=when, args=args, id=job_id, replace_existing=True
         )
 
+    def soon(self, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``func(*args)`` now, in the background (whatever the engine's clock says)."""
+        self.at(job_id, datetime.now(UTC), func, *args)
+
     def ensure(
         self, job_id: str, when: datetime, func: Callable[..., Awaitable[Any]], *args: Any
     ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from monitor import policy as policy_mod
 from monitor.alerts.context import AlertContext
+from monitor.engine import paging
 from monitor.engine.attempt import Attempt, context_of
 from monitor.engine.parts import Parts
 from monitor.engine.verifier import QueryError
@@ -139,6 +140,14 @@ class Verification:
             parts.metrics.time_to_recover.labels(policy.name).observe(
                 max(0.0, (parts.clock.now() - ctx.starts_at).total_seconds())
             )
+            if paging.may_page(parts):  # the ladder's pages (this step's and earlier) end
+                ladder = await parts.store.for_alert(ctx.fingerprint, ctx.starts_at, policy.name)
+                paging.resolve(
+                    parts,
+                    [r for r in ladder if r.step <= row.step],
+                    ctx,
+                    f"step {row.step + 1} verified: {evidence}",
+                )
 
     async def escalate(self, attempt: Attempt, why: str) -> None:
         """The step failed or did not help: the ladder's next step, or a person."""

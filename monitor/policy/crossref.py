@@ -297,8 +297,9 @@ class _Checker:
         thing = defined[name]
         refs: list[tuple[str, secrets.SecretRef]] = []
         if isinstance(thing, Notifier):
-            if isinstance(thing.url, secrets.SecretRef):
-                refs.append(("url", thing.url))
+            for part in ("url", "routing_key", "username", "password"):
+                if isinstance(ref := getattr(thing, part), secrets.SecretRef):
+                    refs.append((part, ref))
             for header, value in thing.headers.items():
                 if isinstance(value, secrets.SecretValue):
                     refs.append((f"headers.{header}", value.secret))

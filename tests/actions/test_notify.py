@@ -270,7 +270,7 @@ def test_notifier_config_errors() -> None:
     with pytest.raises(ValueError, match=r"invalid URL 'hooks\.slack\.com/x'"):
         targets.Notifier.model_validate({"kind": "slack", "url": "hooks.slack.com/x"})
     with pytest.raises(ValueError, match="kind"):
-        targets.Notifier.model_validate({"kind": "email", "url": "http://x"})
+        targets.Notifier.model_validate({"kind": "sms", "url": "http://x"})
     with pytest.raises(ValueError, match="exactly one of 'env' or 'file'"):
         targets.Notifier.model_validate({"kind": "slack", "url": {}})
 

@@ -119,6 +119,10 @@ WARNINGS = [
     ("missing-env-secret.yaml", "secrets.yml",
      "missing-env-secret.yaml:7:44: policies[0].steps[0][0].with.notifier: notifier 'oncall': "
      "url: secret env:XREF_NEVER_SET_URL: environment variable 'XREF_NEVER_SET_URL' is not set"),
+    ("missing-routing-key.yaml", "secrets.yml",
+     "missing-routing-key.yaml:7:44: policies[0].steps[0][0].with.notifier: notifier 'pager': "
+     "routing_key: secret env:XREF_NEVER_SET_PD_KEY: environment variable "
+     "'XREF_NEVER_SET_PD_KEY' is not set"),
     ("unreadable-secret-file.yaml", "secrets.yml",
      "unreadable-secret-file.yaml:8:26: policies[0].steps[0][0].with.target: postgres target "
      "'conea-production': password: secret file:secrets/no-such-password: cannot read file: "
