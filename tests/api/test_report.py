@@ -72,7 +72,7 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
             h.wait_execution("1ce1", "succeeded")
             assert h.service.admin("/api/v1/pause", {"reason": "looking"}).status_code == 200
             assert h.service.admin("/api/v1/resume", {"reason": "done"}).status_code == 200
-            second = h.wait_execution("1ce1", "succeeded", step=1, timeout=30)
+            second = h.wait_execution("1ce1", "succeeded", step=2, timeout=30)
             wait_for(lambda: ("escalate", "exhausted") in h.audit_of("1ce1"), 30, "no step left")
             resolved = alert(
                 "ErrorsHigh", "1ce1", status="resolved", starts=starts, severity="critical"
@@ -85,7 +85,7 @@ def incident(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incident]:
                 30,
                 "both steps reverted",
             )
-            first = next(e for e in h.executions(fingerprint="1ce1") if e["step"] == 0)
+            first = next(e for e in h.executions(fingerprint="1ce1") if e["step"] == 1)
             _gather(directory / "data" / "conea-monitor.db", first["id"], second["id"])
             yield Incident(h, first, second)
 
