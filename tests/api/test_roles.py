@@ -301,6 +301,6 @@ def test_a_served_service_logs_no_credential_at_debug(tmp_path: Path) -> None:
                 )
         logs = service.logs()
     assert "automation paused by basic:bob" in logs  # names, where the requests are logged
-    headers = [a.split(" ", 1)[1] for _, a in CALLERS.values() if a]
-    for secret in [*SECRETS.values(), *headers]:
+    sent = [a.split(" ", 1)[1] for _, a in CALLERS.values() if a]
+    for secret in [*SECRETS.values(), *sent]:
         assert secret not in logs
