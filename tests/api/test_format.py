@@ -181,7 +181,7 @@ def test_status_says_who_paused_when_and_why(service: svc.Service) -> None:
         assert status["paused"] is True
         assert (pause["paused"], pause["by"], pause["reason"]) == (
             True,
-            "api (127.0.0.1)",
+            "operator-token",
             "deploy of conea-api",
         )
         assert pause["since"] is not None and pause["since"] == pause["at"]
@@ -191,7 +191,7 @@ def test_status_says_who_paused_when_and_why(service: svc.Service) -> None:
     assert (pause["paused"], pause["since"], pause["by"], pause["reason"]) == (
         False,
         None,
-        "api (127.0.0.1)",
+        "operator-token",
         "deployed",
     )
 

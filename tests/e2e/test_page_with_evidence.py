@@ -108,7 +108,7 @@ def test_a_failed_remediation_pages_with_the_evidence_and_the_link(
             public_url="https://monitor.conea.io",
         ) as h:
             h.post(alert("ApiDown", "ad01"))
-            page = h.wait_execution("ad01", "succeeded", step=1, timeout=30)
+            page = h.wait_execution("ad01", "succeeded", step=2, timeout=30)
             link = trigger_link = pd.accepted[0]["links"][0]["href"]  # the execution's page
             assert link.startswith("https://monitor.conea.io/")
             assert link.endswith(f"/executions/{page['id']}")
