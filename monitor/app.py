@@ -16,8 +16,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
+from swagger_ui_bundle import swagger_ui_path
 
 from monitor import heartbeat, wiring, yamlfile
 from monitor.api import admin, approvals, health, probe, query, webhook
@@ -29,6 +33,7 @@ from monitor.runtime import Runtime
 from monitor.settings import Settings
 from monitor.store import database
 from monitor.store.notifications import NotificationWriter
+from monitor.ui import routes as ui_routes
 from monitor.version import __version__
 
 log = logging.getLogger("monitor")
@@ -88,7 +93,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         title="conea-monitor",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served below from the installed swagger-ui-bundle, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -108,6 +113,9 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(approvals.router)
     app.include_router(probe.router)
+    app.include_router(ui_routes.router)
+    app.mount("/ui/static", StaticFiles(packages=[("monitor.ui", "static")]), name="ui-static")
+    _offline_docs(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> object:
@@ -126,6 +134,22 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         return problem(500, f"internal error ({type(exc).__name__}); see the service log")
 
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI's assets from the swagger-ui-bundle package: it works
+    with no Internet access."""
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
 
 class _App(FastAPI):

@@ -29,6 +29,7 @@ class Filters:
     alertname: str | None = None
     fingerprint: str | None = None
     policy: str | None = None
+    target: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     before: int | None = None
@@ -107,7 +108,13 @@ _NOTIFICATIONS = _Listing(
 )
 _EXECUTIONS = _Listing(
     executions,
-    {"status": "state", "alertname": "alertname", "fingerprint": "fingerprint", "policy": "policy"},
+    {
+        "status": "state",
+        "alertname": "alertname",
+        "fingerprint": "fingerprint",
+        "policy": "policy",
+        "target": "target_key",
+    },
     since="created_at",
     until="created_at",
 )
@@ -170,6 +177,71 @@ def coalesced_into(engine: Engine, execution_id: int, limit: int = 100) -> dict[
             for fp, starts, labels, reason, at in rows
         ],
     }
+
+
+def firing_now(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    """Alerts firing as last delivered (no resolved delivery of the same alert yet),
+    newest first."""
+    resolved = alerts.alias("resolved")
+    query = (
+        select(*_readable(alerts))
+        .where(alerts.c.status == "firing")
+        .where(
+            ~select(resolved.c.id)
+            .where(
+                resolved.c.fingerprint == alerts.c.fingerprint,
+                resolved.c.starts_at == alerts.c.starts_at,
+                resolved.c.status == "resolved",
+            )
+            .exists()
+        )
+        .order_by(alerts.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def deliveries_of(engine: Engine, fingerprint: str, starts_at: datetime) -> list[dict[str, Any]]:
+    """The stored deliveries (firing, resolved) of one alert."""
+    query = (
+        select(*_readable(alerts))
+        .where(alerts.c.fingerprint == fingerprint, alerts.c.starts_at == starts_at)
+        .order_by(alerts.c.id)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def outcomes(
+    engine: Engine, fingerprints: list[str], per_alert: int = 20
+) -> dict[str, list[dict[str, Any]]]:
+    """What alerts led to, by fingerprint: their executions and the skips recorded
+    without one (newest first, at most ``per_alert`` of each)."""
+    found: dict[str, list[dict[str, Any]]] = {fp: [] for fp in fingerprints}
+    if not fingerprints:
+        return found
+    e, a = executions.c, audit.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.id, e.fingerprint, e.starts_at, e.policy, e.step, e.state, e.reason)
+            .where(e.fingerprint.in_(fingerprints))
+            .order_by(e.id.desc())
+            .limit(per_alert * len(fingerprints))
+        ).all()
+        skips = conn.execute(
+            select(a.id, a.fingerprint, a.policy, a.message, a.at)
+            .where(a.fingerprint.in_(fingerprints), a.kind == "skip", a.execution_id.is_(None))
+            .order_by(a.id.desc())
+            .limit(per_alert * len(fingerprints))
+        ).all()
+    for row in rows:
+        found[row.fingerprint].append({"kind": "execution", **row._mapping})
+    for skip in skips:
+        found[skip.fingerprint].append({"kind": "skip", **skip._mapping})
+    for items in found.values():
+        del items[per_alert * 2 :]
+    return found
 
 
 def count(engine: Engine, table_name: str) -> int:
