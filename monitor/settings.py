@@ -91,6 +91,52 @@ class WebhookSettings(Section):
         return bool(self.bearer_token or self.bearer_token_file or self.basic_auth)
 
 
+MAX_ACCESS_USERS = 32
+MAX_USERNAME_CHARS = 100
+
+
+def _username(value: str) -> str:
+    if len(value) > MAX_USERNAME_CHARS:
+        raise ValueError(f"must be at most {MAX_USERNAME_CHARS} characters")
+    if ":" in value or any(not ch.isprintable() for ch in value):
+        raise ValueError("must not contain ':' or control characters (HTTP basic auth)")
+    return value
+
+
+class AccessUser(BasicAuth):
+    """A console user (HTTP basic auth) and what they may do."""
+
+    username: Annotated[str, AfterValidator(_not_blank), AfterValidator(_username)]
+    role: Literal["viewer", "operator"]
+
+
+class AccessSettings(Section):
+    """Who may read (viewers) and who may act (operators) besides the operator token
+    (``automation.api_token``): see monitor/auth.py."""
+
+    viewer_token: Credential | None = None
+    viewer_token_file: Path | None = None
+    basic_auth: list[AccessUser] = Field([], max_length=MAX_ACCESS_USERS)
+
+    @model_validator(mode="after")
+    def _one_viewer_token(self) -> AccessSettings:
+        if self.viewer_token is not None and self.viewer_token_file is not None:
+            raise ValueError("set at most one of viewer_token, viewer_token_file")
+        seen: set[str] = set()
+        for index, user in enumerate(self.basic_auth):
+            if user.username in seen:
+                raise PydanticCustomError(
+                    "duplicate_username",
+                    "username {name} is listed twice",
+                    {
+                        "name": repr(user.username),
+                        "at": ("access", "basic_auth", index, "username"),
+                    },
+                )
+            seen.add(user.username)
+        return self
+
+
 class StoreSettings(Section):
     url: str | None = None  # default: sqlite under data_dir
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = "FULL"
@@ -234,6 +280,7 @@ class Settings(BaseSettings):
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
     webhook: WebhookSettings = WebhookSettings()
+    access: AccessSettings = AccessSettings()
     store: StoreSettings = StoreSettings()
     log: LogSettings = LogSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
