@@ -22,12 +22,13 @@ from fastapi.templating import Jinja2Templates
 
 from monitor import durations
 from monitor.alerts import payload
+from monitor.api.access import REALM
 from monitor.api.admin import MAX_REASON_CHARS, _body, _Refused, reason_error, switch
+from monitor.auth import LOOPBACK, Identity, Role
 from monitor.runtime import Runtime
 from monitor.store import queries
 from monitor.store.states import State
 from monitor.ui import session, views
-from monitor.ui.access import Identity, Role, allows, identify, identify_token
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -62,11 +63,15 @@ def _client(request: Request) -> str | None:
 
 
 async def _who(request: Request, signer: session.Signer) -> Identity | None:
-    rt = _rt(request)
+    """The credential sent (bearer or basic), else the session cookie, else a loopback
+    reader while reading needs no credential (:meth:`Authenticator.identify`)."""
+    auth = _rt(request).auth
     header = request.headers.get("authorization")
-    if header:
-        return identify(rt.auth, header, _client(request))
-    return signer.read_session(request.cookies.get(session.COOKIE))
+    if not header:
+        found = signer.read_session(request.cookies.get(session.COOKIE))
+        if found is not None:
+            return found
+    return auth.identify(header, _client(request))
 
 
 def _page(
@@ -98,9 +103,13 @@ async def _context(request: Request, needed: Role = Role.VIEWER) -> dict[str, An
     """Who asks, checked against ``needed``, and what every page shows (raises _Stop)."""
     signer = session.Signer(await session.key(_rt(request)))
     who = await _who(request, signer)
-    if not allows(_rt(request).auth, who, needed, _client(request)):
-        if who is None:
-            raise _Stop(_page(request, "login.html", _base(request, signer, None), 401))
+    auth = _rt(request).auth
+    if not auth.allows(who, needed, _client(request)):
+        if who is None or who == LOOPBACK:
+            page = _page(request, "login.html", _base(request, signer, who), 401)
+            if auth.users:  # a browser asks for a basic auth user
+                page.headers["www-authenticate"] = REALM
+            raise _Stop(page)
         raise _refused(
             request, 403, "Not allowed", f"{needed} access is needed; you are a {who.role}."
         )
@@ -113,7 +122,7 @@ def _base(request: Request, signer: session.Signer, who: Identity | None) -> dic
         "who": who,
         "signer": signer,
         "csrf": signer.csrf(who),
-        "operator": allows(rt.auth, who, Role.OPERATOR, _client(request)),
+        "operator": rt.auth.allows(who, Role.OPERATOR, _client(request)),
         "mode": views.mode(rt),
         "now": datetime.now(UTC),
         "path": request.url.path,
@@ -328,7 +337,13 @@ def _notification(text: str) -> payload.Notification:
             "commonAnnotations": {},
             "externalURL": "",
             "alerts": [
-                {"endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "annotations": {}, **data}
+                {
+                    "status": "firing",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "",
+                    "annotations": {},
+                    **data,
+                }
             ],
         }
     return payload.parse(json.dumps(data).encode())
@@ -375,14 +390,14 @@ async def login(request: Request) -> Response:
         k: v[0]
         for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=5).items()
     }
-    if not session.same_origin(request, rt.settings.public_url) or not signer.csrf_ok(
-        fields.get("csrf"), None
-    ):
+    before = await _who(request, signer)
+    csrf_ok = signer.csrf_ok(fields.get("csrf"), before)
+    if not session.same_origin(request, rt.settings.public_url) or not csrf_ok:
         raise _refused(request, 403, "Refused", "The login form's CSRF token is not valid.")
     token = fields.get("token", "").strip()
-    who = identify_token(rt.auth, token) if len(token) <= 4096 else None
+    who = rt.auth.identify_token(token) if 0 < len(token) <= 4096 else None
     if who is None:
-        ctx = _base(request, signer, None)
+        ctx = _base(request, signer, before)
         ctx["error"] = "That token is not a viewer's or an operator's."
         return _page(request, "login.html", ctx, 401)
     response = RedirectResponse("/ui/", status_code=303)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import itsdangerous
 from starlette.requests import Request
 
+from monitor.auth import Identity, Role
 from monitor.runtime import Runtime
-from monitor.ui.access import Identity, Role
 
 COOKIE = "conea_console"
 LIFETIME = 12 * 3600  # seconds a login lasts
@@ -67,7 +67,7 @@ class Signer:
         if not isinstance(value, dict):
             return None
         role, name = value.get("role"), value.get("name")
-        if role not in {r.value for r in Role} or not isinstance(name, str):
+        if role not in (Role.VIEWER, Role.OPERATOR) or not isinstance(name, str):
             return None
         return Identity(Role(role), name)
 

@@ -113,7 +113,7 @@ class Console:
 
         async def done() -> list[dict[str, Any]] | None:
             rows = await self.executions()
-            ok = len(rows) >= count and all(r["state"] != "running" for r in rows)
+            ok = len(rows) >= count and all(r["state"] not in ("running", "deferred") for r in rows)
             return rows if ok else None
 
         found: list[dict[str, Any]] = await self.until(done, f"{count} executions")
