@@ -2,8 +2,8 @@
 
 The message names the alert (name, status, labels, summary), what was planned and done
 at each step (``history``, filled in by the engine), the verification result, and links
-to the alert's ``generatorURL`` and to the audit record
-(``public_url``/api/v1/executions/<execution id>). ``message`` (already rendered by the
+to the alert's ``generatorURL`` and to the execution's page in the console
+(``public_url``/ui/executions/<execution id>). ``message`` (already rendered by the
 engine from the policy's template) leads the text when given. The history is the
 ``history`` parameter when given, else ``ActionContext.history`` (``reads_history``).
 
@@ -42,7 +42,7 @@ def execution_url(ctx: registry.ActionContext, execution_id: str | None = None) 
     ident = execution_id or ctx.execution_id
     if not ident or not ctx.services.public_url:
         return None
-    return f"{ctx.services.public_url.rstrip('/')}/api/v1/executions/{ident}"
+    return f"{ctx.services.public_url.rstrip('/')}/ui/executions/{ident}"
 
 
 def _alertname(ctx: registry.ActionContext) -> str:
