@@ -10,6 +10,8 @@ did not bound it), which the driver cannot convert; they read as 9999-12-30.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,8 +44,10 @@ class Page:
     next: int | None
 
 
-def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[Any]]:
-    """The table's columns, times clamped into the range Python's datetime holds."""
+@functools.cache
+def _readable(table: Table, hidden: tuple[str, ...] = ()) -> tuple[ColumnElement[Any], ...]:
+    """The table's columns, times clamped into the range Python's datetime holds (built
+    once per table: building the expressions costs more than a page's query)."""
     out: list[ColumnElement[Any]] = []
     for column in table.c:
         if column.name in hidden:
@@ -59,7 +63,7 @@ def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[
         out.append(
             case((executions.c.dry_run, literal("rehearsal")), else_=literal("live")).label("mode")
         )
-    return out
+    return tuple(out)
 
 
 def _page(engine: Engine, table: Table, query: Select[Any], f: Filters) -> Page:
@@ -131,8 +135,16 @@ def list_notifications(engine: Engine, f: Filters) -> Page:
     return _page(engine, notifications, _NOTIFICATIONS.query(f), f)
 
 
-def list_executions(engine: Engine, f: Filters) -> Page:
-    return _page(engine, executions, _EXECUTIONS.query(f), f)
+_BRIEF = dataclasses.replace(
+    _EXECUTIONS,
+    hidden=("labels", "target", "actions", "error", "verify_detail", "owner", "notification_id"),
+)
+
+
+def list_executions(engine: Engine, f: Filters, brief: bool = False) -> Page:
+    """Executions, newest first; ``brief``: without the labels, target, actions, error,
+    verification detail, owner and notification (a list's columns only)."""
+    return _page(engine, executions, (_BRIEF if brief else _EXECUTIONS).query(f), f)
 
 
 def list_audit(engine: Engine, f: Filters, execution_id: int | None = None) -> Page:
@@ -181,10 +193,11 @@ def coalesced_into(engine: Engine, execution_id: int, limit: int = 100) -> dict[
 
 def firing_now(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
     """Alerts firing as last delivered (no resolved delivery of the same alert yet),
-    newest first."""
+    newest first: id, fingerprint, alertname, labels, starts_at and last_received_at."""
     resolved = alerts.alias("resolved")
+    a = alerts.c
     query = (
-        select(*_readable(alerts))
+        select(a.id, a.fingerprint, a.alertname, a.labels, a.starts_at, a.last_received_at)
         .where(alerts.c.status == "firing")
         .where(
             ~select(resolved.c.id)

@@ -251,7 +251,7 @@ async def executions(request: Request) -> Response:
         limit=_limit(request),
     )
 
-    page = await run_in_threadpool(queries.list_executions, _rt(request).db, f)
+    page = await run_in_threadpool(queries.list_executions, _rt(request).db, f, True)
     shown = {k: v for k, v in request.query_params.items() if k != "before" and v}
     more = urllib.parse.urlencode({**shown, "before": page.next}) if page.next else None
     ctx.update(rows=page.items, more=more, states=STATES, filters=shown)

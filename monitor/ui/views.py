@@ -17,6 +17,7 @@ from monitor.store.states import State
 
 IN_FLIGHT = (State.RUNNING, State.DEFERRED)
 OVERVIEW_ROWS = 20  # rows per overview table
+FIRING_READ = 100  # the newest firing alerts looked at for the overview's policy matches
 
 
 def mode(rt: Runtime) -> str:
@@ -68,17 +69,17 @@ def _overview(rt: Runtime, policies: Any) -> Overview:
     in_flight: list[dict[str, Any]] = []
     for state in IN_FLIGHT:
         in_flight += queries.list_executions(
-            db, queries.Filters(status=state, limit=OVERVIEW_ROWS)
+            db, queries.Filters(status=state, limit=OVERVIEW_ROWS), brief=True
         ).items
     in_flight.sort(key=lambda r: -int(r["id"]))
     awaiting = queries.list_executions(
-        db, queries.Filters(status=State.AWAITING_APPROVAL, limit=OVERVIEW_ROWS)
+        db, queries.Filters(status=State.AWAITING_APPROVAL, limit=OVERVIEW_ROWS), brief=True
     ).items
     failures = queries.list_executions(
-        db, queries.Filters(status=State.FAILED, limit=OVERVIEW_ROWS)
+        db, queries.Filters(status=State.FAILED, limit=OVERVIEW_ROWS), brief=True
     ).items
     firing = []
-    for alert in queries.firing_now(db, limit=200):
+    for alert in queries.firing_now(db, limit=FIRING_READ):
         matched = [p.name for p in policies.match(alert["labels"])] if policies else []
         if matched:
             firing.append({**alert, "policies": matched})
