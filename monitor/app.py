@@ -14,7 +14,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from monitor import heartbeat, wiring, yamlfile
-from monitor.api import admin, approvals, health, probe, query, webhook
+from monitor.api import access, admin, approvals, health, probe, query, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
@@ -141,7 +141,7 @@ def _offline_docs(app: FastAPI) -> None:
     with no Internet access."""
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(access.viewer)])
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",

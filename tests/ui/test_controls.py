@@ -189,6 +189,7 @@ async def test_without_credentials_only_loopback_may_look(console: Console) -> N
         assert page.status_code == 200
         page = await remote.get("/ui/", headers={"authorization": "Bearer wrong"})
         assert page.status_code == 401
+        assert (await remote.get("/docs")).status_code == 401
 
 
 async def test_explain_shows_what_the_engine_would_do(console: Console) -> None:
