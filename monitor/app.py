@@ -14,17 +14,15 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from monitor import heartbeat, wiring, yamlfile
-from monitor.api import access, admin, approvals, health, probe, query, webhook
+from monitor.api import admin, approvals, docs, health, probe, query, webhook
 from monitor.api.errors import problem
 from monitor.auth import Authenticator
 from monitor.metrics import Metrics
@@ -67,6 +65,7 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         rt.extras["probe_service"] = probe_service
         log.info("store: %s", database.redact(db))
         (log.warning if auth.open_to_loopback_only else log.info)("%s", auth.describe())
+        (log.info if auth.reading_needs_credentials else log.warning)("%s", auth.describe_reading())
         log.info("%s", auth.describe_operator())
         checkpoints = asyncio.get_running_loop().create_task(_checkpoints(rt))
         try:
@@ -93,7 +92,8 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         title="conea-monitor",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,  # served below from the installed swagger-ui-bundle, not a CDN
+        docs_url=None,  # /docs and /openapi.json need a viewer: monitor/api/docs.py
+        openapi_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -113,9 +113,10 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(approvals.router)
     app.include_router(probe.router)
+    app.include_router(docs.router)
+    app.mount(docs.ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.include_router(ui_routes.router)
     app.mount("/ui/static", StaticFiles(packages=[("monitor.ui", "static")]), name="ui-static")
-    _offline_docs(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> object:
@@ -134,22 +135,6 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
         return problem(500, f"internal error ({type(exc).__name__}); see the service log")
 
     return app
-
-
-def _offline_docs(app: FastAPI) -> None:
-    """``/docs`` with Swagger UI's assets from the swagger-ui-bundle package: it works
-    with no Internet access."""
-    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False, dependencies=[Depends(access.viewer)])
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} - API",
-            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs/assets/swagger-ui.css",
-            swagger_favicon_url="/docs/assets/favicon-32x32.png",
-        )
 
 
 class _App(FastAPI):

@@ -312,7 +312,9 @@ class Authenticator:
         """May ``identity`` use a route that needs ``needed``? An operator may read; the
         webhook's credential opens the webhook only; a loopback reader needs loopback and
         no credentials configured (never enough for an operator route)."""
-        if identity is None or identity == LOOPBACK:
+        if identity is None:  # no credential, or one that is nobody's: never
+            return False
+        if identity == LOOPBACK:
             return (
                 needed is Role.VIEWER
                 and not self.reading_needs_credentials

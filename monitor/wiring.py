@@ -260,8 +260,9 @@ def _loaded(rt: Runtime, policies: policy.PolicySet) -> None:
     )
 
 
-async def reload(rt: Runtime) -> tuple[bool, list[str]]:
-    """Re-read the policies; on any error keep the running ones and say why."""
+async def reload(rt: Runtime, by: str = "SIGHUP") -> tuple[bool, list[str]]:
+    """Re-read the policies; on any error keep the running ones and say why. ``by`` (who
+    asked: an identity's name, or SIGHUP) goes into the audit record's details."""
     engine: Engine | None = rt.extras.get("engine")
     if engine is None:
         return False, ["the engine is not running"]
@@ -280,7 +281,7 @@ async def reload(rt: Runtime) -> tuple[bool, list[str]]:
                 "reload",
                 "reload failed; the last good policies stay in force",
                 outcome="failed",
-                details={"errors": errors},
+                details={"errors": errors, "by": by},
             )
         )
         return False, errors
@@ -288,6 +289,12 @@ async def reload(rt: Runtime) -> tuple[bool, list[str]]:
     _loaded(rt, policies)
     _check_permissions_soon(rt, engine)
     await rt.store.record(
-        Audit(engine.clock.now(), "reload", f"loaded {len(policies)} policies", outcome="succeeded")
+        Audit(
+            engine.clock.now(),
+            "reload",
+            f"loaded {len(policies)} policies",
+            outcome="succeeded",
+            details={"by": by},
+        )
     )
     return True, []

@@ -137,6 +137,8 @@ def test_with_none_configured_loopback_may_read_but_never_act(tmp_path: Path) ->
     assert auth.identify(None, REMOTE) is None
     assert not auth.allows(None, Role.VIEWER, REMOTE)
     assert not auth.allows(anonymous, Role.VIEWER, REMOTE)  # an identity is no address
+    assert auth.identify("Bearer not-a-token", LOOPBACK) is None  # a wrong one is refused
+    assert not auth.allows(None, Role.VIEWER, LOOPBACK)
     operator = auth.identify("Bearer op-tok", REMOTE)
     assert auth.allows(operator, Role.VIEWER, REMOTE)
     assert auth.allows(operator, Role.OPERATOR, REMOTE)

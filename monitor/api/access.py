@@ -14,7 +14,6 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from monitor import auth as auth_mod
 from monitor.auth import Authenticator, Identity, Role
 from monitor.runtime import Runtime
 
@@ -37,9 +36,9 @@ def _require(request: Request, needed: Role) -> Identity:
     auth = _authenticator(request)
     host = request.client.host if request.client else None
     identity = auth.identify(request.headers.get("authorization"), host)
-    if auth.allows(identity, needed, host):
-        request.state.identity = identity or auth_mod.LOOPBACK
-        return request.state.identity
+    if identity is not None and auth.allows(identity, needed, host):
+        request.state.identity = identity
+        return identity
     if identity is None or identity.name == "loopback":
         challenges = ["Bearer", REALM] if auth.users else ["Bearer"]
         raise HTTPException(

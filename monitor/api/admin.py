@@ -1,11 +1,12 @@
 """Admin routes: the kill switch (``/api/v1/pause``, ``/api/v1/resume``, which also closes
 the blast-radius breaker), ``/api/v1/status`` and ``/-/reload``.
 
-They change what the service does, so they need the operator token (``monitor.auth``)
-from every address, loopback included; every use is an audit record. Bodies are bounded
-(``MAX_BODY_BYTES``) and the pause reason is checked before anything changes. Resume
-queues the alerts skipped during the pause to be decided again (``{"catch_up": false}``
-does not) and says how many.
+They change what the service does, so they need an operator credential
+(``monitor.api.access``) from every address, loopback included; every use is an audit
+record that names who (the credential's name, never the secret). Status needs a viewer.
+Bodies are bounded (``MAX_BODY_BYTES``) and the pause reason is checked before anything
+changes. Resume queues the alerts skipped during the pause to be decided again
+(``{"catch_up": false}`` does not) and says how many.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from monitor import durations, wiring
+from monitor.api import access
 from monitor.api.errors import JSONResponse, problem
+from monitor.auth import Identity
 from monitor.engine.breaker import Breaker
 from monitor.runtime import Runtime
 from monitor.store.breaker import BreakerState
@@ -32,18 +35,6 @@ MAX_REASON_CHARS = 1000
 class _Refused(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
-
-
-def _denied(request: Request) -> Response | None:
-    rt: Runtime = request.app.state.runtime
-    if rt.auth.check_operator(request.headers.get("authorization")):
-        return None
-    return problem(
-        401,
-        "authentication required: send the operator token (automation.api_token, or the "
-        "generated <data_dir>/admin-token) as a bearer token",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
 
 
 async def _body(request: Request) -> bytes:
@@ -105,18 +96,14 @@ def reason_error(reason: object) -> str | None:
     return None
 
 
-async def _switch(request: Request, paused: bool) -> Response:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
+async def _switch(request: Request, paused: bool, who: Identity) -> Response:
     try:
         fields = _fields(await _body(request), ("reason",) if paused else ("reason", "catch_up"))
     except _Refused as refused:
         return refused.response
     rt: Runtime = request.app.state.runtime
-    client = request.client.host if request.client else "unknown"
     answer = await switch(
-        rt, paused, f"api ({client})", fields.get("reason", ""), fields.get("catch_up", True)
+        rt, paused, who.name, fields.get("reason", ""), fields.get("catch_up", True)
     )
     if answer is None:
         return problem(503, "the engine is not running")
@@ -171,16 +158,16 @@ def _breaker_status(rt: Runtime, state: BreakerState) -> dict[str, Any]:
 
 
 @router.post("/api/v1/pause", response_class=JSONResponse)
-async def pause(request: Request) -> Response:
-    return await _switch(request, True)
+async def pause(request: Request, who: access.Operator) -> Response:
+    return await _switch(request, True, who)
 
 
 @router.post("/api/v1/resume", response_class=JSONResponse)
-async def resume(request: Request) -> Response:
-    return await _switch(request, False)
+async def resume(request: Request, who: access.Operator) -> Response:
+    return await _switch(request, False, who)
 
 
-@router.get("/api/v1/status", response_class=JSONResponse)
+@router.get("/api/v1/status", response_class=JSONResponse, dependencies=[Depends(access.viewer)])
 async def status(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     engine = rt.extras.get("engine")
@@ -199,16 +186,13 @@ async def status(request: Request) -> Response:
 
 
 @router.post("/-/reload", response_class=JSONResponse)
-async def reload(request: Request) -> Response:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
+async def reload(request: Request, who: access.Operator) -> Response:
     try:
         await _body(request)  # none expected; bounded all the same
     except _Refused as refused:
         return refused.response
     rt: Runtime = request.app.state.runtime
-    ok, errors = await wiring.reload(rt)
+    ok, errors = await wiring.reload(rt, by=who.name)
     if not ok:
         return problem(
             422,

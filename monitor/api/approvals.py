@@ -5,8 +5,9 @@
 - ``POST /approvals/<token>``: the button: the answer the link stands for, with an
   optional name and reason (a form). The signed token is the credential; it names one
   execution and one answer, expires with the request and counts once.
-- ``POST /api/v1/executions/<id>/approve`` and ``.../reject``: the same with the
-  operator token, ``{"reason": "...", "by": "..."}``.
+- ``POST /api/v1/executions/<id>/approve`` and ``.../reject``: the same with an
+  operator credential (``monitor.api.access``), ``{"reason": "...", "by": "..."}``; the
+  audit records the name given followed by the credential's (``alice (operator-token)``).
 
 A link that is not one of ours is a 403, an expired one a 410, an answer to a step no
 longer awaiting approval (answered, expired, cancelled) a 409; none changes anything.
@@ -23,8 +24,10 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from monitor.api.admin import MAX_REASON_CHARS, _body, _denied, _invalid, _Refused
+from monitor.api import access
+from monitor.api.admin import MAX_REASON_CHARS, _body, _invalid, _Refused
 from monitor.api.errors import JSONResponse, problem
+from monitor.auth import Identity
 from monitor.engine.approval import LinkError
 from monitor.runtime import Runtime
 from monitor.store.records import Execution
@@ -139,10 +142,9 @@ async def answer_link(request: Request, token: str) -> Response:
     return _page(200, "Recorded", f"<p>{html.escape(result.message)}</p>")
 
 
-async def _answer_api(request: Request, execution_id: int, approve: bool) -> Response:
-    denied = _denied(request)
-    if denied is not None:
-        return denied
+async def _answer_api(
+    request: Request, execution_id: int, approve: bool, who: Identity
+) -> Response:
     if not 0 < execution_id < 2**63:
         return problem(404, f"no execution #{execution_id}")
     try:
@@ -162,8 +164,7 @@ async def _answer_api(request: Request, execution_id: int, approve: bool) -> Res
     engine = _engine(request)
     if engine is None:
         return problem(503, "the engine is not running")
-    client = request.client.host if request.client else "unknown"
-    by = f"{name} (api, {client})" if name else f"api ({client})"
+    by = f"{name} ({who.name})" if name else who.name
     result = await engine.answer(execution_id, approve=approve, by=by, reason=reason)
     if not result.ok:
         return problem(404 if result.state is None else 409, result.message)
@@ -173,10 +174,10 @@ async def _answer_api(request: Request, execution_id: int, approve: bool) -> Res
 
 
 @router.post("/api/v1/executions/{execution_id}/approve", response_class=JSONResponse)
-async def approve(request: Request, execution_id: int) -> Response:
-    return await _answer_api(request, execution_id, True)
+async def approve(request: Request, execution_id: int, who: access.Operator) -> Response:
+    return await _answer_api(request, execution_id, True, who)
 
 
 @router.post("/api/v1/executions/{execution_id}/reject", response_class=JSONResponse)
-async def reject(request: Request, execution_id: int) -> Response:
-    return await _answer_api(request, execution_id, False)
+async def reject(request: Request, execution_id: int, who: access.Operator) -> Response:
+    return await _answer_api(request, execution_id, False, who)

@@ -21,6 +21,7 @@ from pydantic import AfterValidator
 
 from monitor import yamlfile
 from monitor.alerts import payload
+from monitor.api import access
 from monitor.api.errors import JSONResponse, problem
 from monitor.runtime import Runtime
 from monitor.store import queries
@@ -51,6 +52,7 @@ class _Route(APIRoute):
 router = APIRouter(
     prefix="/api/v1",
     route_class=_Route,
+    dependencies=[Depends(access.viewer)],
     responses={400: {"description": "A parameter is out of range or malformed (named)"}},
 )
 

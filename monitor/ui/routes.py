@@ -4,7 +4,8 @@ Reading needs a viewer (with no viewer credential configured, loopback may read)
 pause, resume, approve and reject need an operator and a POST form whose CSRF token
 (:mod:`.session`) was made for the same identity. The controls call what the API calls
 (:func:`monitor.api.admin.switch`, the engine's ``answer``), so each lands in the audit
-trail with who did it: ``<name> (console, <address>)``.
+trail with who did it: ``<name> (console)``, the name the roles give (``operator-token``,
+``basic:alice``), never the client's address (as the API records it).
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ async def _context(request: Request, needed: Role = Role.VIEWER) -> dict[str, An
     if not auth.allows(who, needed, _client(request)):
         if who is None or who == LOOPBACK:
             page = _page(request, "login.html", _base(request, signer, who), 401)
-            if auth.users:  # a browser asks for a basic auth user
-                page.headers["www-authenticate"] = REALM
+            # as the API answers; with basic users, a browser asks for one
+            page.headers["www-authenticate"] = f"Bearer, {REALM}" if auth.users else "Bearer"
             raise _Stop(page)
         raise _refused(
             request, 403, "Not allowed", f"{needed} access is needed; you are a {who.role}."
@@ -164,9 +165,9 @@ def _reason(request: Request, fields: dict[str, str]) -> str:
     return reason
 
 
-def _by(ctx: dict[str, Any], request: Request) -> str:
+def _by(ctx: dict[str, Any]) -> str:
     who: Identity = ctx["who"]
-    return f"{who.name} (console, {_client(request) or 'unknown'})"
+    return f"{who.name} (console)"
 
 
 def _text(request: Request, name: str, limit: int) -> str | None:
@@ -427,7 +428,7 @@ async def pause_or_resume(request: Request) -> Response:
     ctx, fields = await _form(request, Role.OPERATOR)
     paused = request.url.path.endswith("/pause")
     reason = _reason(request, fields)
-    answer = await switch(_rt(request), paused, _by(ctx, request), reason)
+    answer = await switch(_rt(request), paused, _by(ctx), reason)
     if answer is None:
         raise _refused(request, 503, "Not ready", "The engine is not running; try again shortly.")
     return RedirectResponse("/ui/", status_code=303)
@@ -444,7 +445,7 @@ async def answer(request: Request, ident: str) -> Response:
     if engine is None:
         raise _refused(request, 503, "Not ready", "The engine is not running; try again shortly.")
     approve = request.url.path.endswith("/approve")
-    result = await engine.answer(execution_id, approve=approve, by=_by(ctx, request), reason=reason)
+    result = await engine.answer(execution_id, approve=approve, by=_by(ctx), reason=reason)
     if not result.ok:
         raise _refused(
             request, 404 if result.state is None else 409, "Not answered", result.message

@@ -54,9 +54,12 @@ def test_bearer_token_from_file(
 
 
 def test_unauthorized_requests_store_nothing_and_are_counted(bearer_service: svc.Service) -> None:
-    before = len(bearer_service.get("/api/v1/notifications").json()["items"])
+    # webhook credentials are set: reading needs a viewer or operator credential
+    operator = {"authorization": f"Bearer {bearer_service.operator_token()}"}
+    before = len(bearer_service.get("/api/v1/notifications", headers=operator).json()["items"])
     bearer_service.post(BODY, headers={"authorization": "Bearer nope"})
-    assert len(bearer_service.get("/api/v1/notifications").json()["items"]) == before
+    after = bearer_service.get("/api/v1/notifications", headers=operator).json()["items"]
+    assert len(after) == before
     assert (
         'conea_monitor_webhooks_total{outcome="unauthorized"}'
         in bearer_service.get("/metrics").text

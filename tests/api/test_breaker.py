@@ -66,7 +66,7 @@ def test_resume_closes_an_open_breaker_and_status_shows_it(
         assert (shown["open"], shown["reason"], shown["closed_by"]) == (
             False,
             REASON,
-            "api (127.0.0.1)",
+            "operator-token",
         )
         assert shown["closed_at"] is not None
         closing = [
@@ -74,7 +74,7 @@ def test_resume_closes_an_open_breaker_and_status_shows_it(
             for a in service.get("/api/v1/audit").json()["items"]
             if a["kind"] == "breaker" and a["outcome"] == "closed"
         ]
-        assert [a["message"] for a in closing] == ["breaker closed by api (127.0.0.1)"]
+        assert [a["message"] for a in closing] == ["breaker closed by operator-token"]
         # Nothing open: resume says nothing about the breaker.
         assert service.admin("/api/v1/resume").json() == {"paused": False}
 

@@ -206,10 +206,13 @@ def test_crash_looping_pod_restarts_its_deployment_through_owner_references(
         )
         service = svc.start(config, port=service_port)
         stack.callback(services.stop, service.process)
+        reader = {"authorization": f"Bearer {service.operator_token()}"}
 
         def executions() -> list[dict[str, Any]]:
             items: list[dict[str, Any]] = service.get(
-                "/api/v1/executions", params={"alertname": "KubePodCrashLooping", "limit": 100}
+                "/api/v1/executions",
+                params={"alertname": "KubePodCrashLooping", "limit": 100},
+                headers=reader,  # webhook credentials are set: reading needs one too
             ).json()["items"]
             return sorted(items, key=lambda e: e["id"])
 

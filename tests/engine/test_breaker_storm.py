@@ -77,7 +77,7 @@ def test_a_storm_over_100_targets_gets_exactly_5_actions(
         assert h.service.admin("/api/v1/resume").json() == {"paused": False, "breaker": "closed"}
         assert breaker_metric(h) == 0
         status = h.service.get("/api/v1/status").json()["breaker"]
-        assert status["open"] is False and status["closed_by"] == "api (127.0.0.1)"
+        assert status["open"] is False and status["closed_by"] == "operator-token"
 
         h.post(*storm(100, 5))
         wait_for(lambda: len(acted(h)) >= 10, 30, "5 more actions after the resume")

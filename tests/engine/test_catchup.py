@@ -129,7 +129,7 @@ def test_resume_decides_again_the_alerts_skipped_during_the_pause_that_still_fir
         assert h.executions(fingerprint=worker["fingerprint"]) == []
         [record] = [a for a in h.audit() if a["kind"] == "resume"]
         assert record["message"] == (
-            "automation resumed by api (127.0.0.1); "
+            "automation resumed by operator-token; "
             "2 alerts skipped during the pause are decided again"
         )
 

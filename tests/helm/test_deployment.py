@@ -283,3 +283,31 @@ def test_the_chart_installs_in_rehearsal_and_going_live_is_explicit(chart: helm.
 def test_a_mode_the_service_does_not_know_is_refused_at_install(chart: helm.Chart) -> None:
     with pytest.raises(helm.HelmValuesError, match="at '/config/automation/mode'"):
         c.render(chart, {"config": {"automation": {"mode": "yolo"}}})
+
+
+def test_the_viewer_token_comes_from_its_own_secret(chart: helm.Chart) -> None:
+    values = {
+        **c.VALUE_SETS["ha-postgres"],
+        "viewerToken": {"existingSecret": "conea-monitor-viewer", "key": "read"},
+    }
+    objects = c.render(chart, values)
+    config = c.service_config(objects)
+    path = config["access"]["viewer_token_file"]
+    assert path not in (
+        config["automation"]["api_token_file"],
+        config["webhook"]["bearer_token_file"],
+    )
+    deployment = c.one(objects, "Deployment")
+    directory, _, key = path.rpartition("/")
+    volume = _volumes(deployment)[_mounts(deployment)[directory]]
+    assert volume["secret"] == {
+        "secretName": "conea-monitor-viewer",
+        "defaultMode": 0o440,
+        "items": [{"key": "read", "path": key}],
+    }
+    notes = c.render_files(chart, values)["conea-monitor/templates/NOTES.txt"]
+    assert "get secret conea-monitor-viewer -o jsonpath='{.data.read}'" in notes
+
+
+def test_without_a_viewer_secret_reading_is_not_configured(chart: helm.Chart) -> None:
+    assert "access" not in c.service_config(c.render(chart, {}))

@@ -41,7 +41,7 @@ async def test_overview_shows_the_switch_waiting_approvals_and_firing_alerts(
     assert answer.status_code == 200
     shown = text((await console.client.get("/ui/")).text)
     assert "paused" in shown
-    assert "by api (127.0.0.1)" in shown
+    assert "by operator-token" in shown
     assert "“deploy freeze”" in shown
 
 

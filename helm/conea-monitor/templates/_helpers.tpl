@@ -220,6 +220,11 @@ The rules of the actions, merged as monitor.actions.rbac.rules merges them: verb
 {{- $_ := set $webhook "basic_auth" (dict "username" $.Values.webhook.basicAuth.username "password_file" (printf "/etc/conea-monitor/webhook/%s" $.Values.webhook.basicAuth.key)) }}
 {{- end }}
 {{- $_ := set $config "webhook" $webhook }}
+{{- with .Values.viewerToken.existingSecret }}
+{{- $access := $config.access | default dict }}
+{{- $_ := set $access "viewer_token_file" (printf "/etc/conea-monitor/viewer/%s" $.Values.viewerToken.key) }}
+{{- $_ := set $config "access" $access }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
