@@ -306,9 +306,34 @@ def _policies(request: Request) -> list[dict[str, Any]]:
 @router.get("/policies", response_class=HTMLResponse)
 @_guarded
 async def policies(request: Request) -> Response:
+    """The loaded policies; ``?alert=<id>`` fills the explain form with a stored alert."""
     ctx = await _context(request)
-    ctx.update(policies=_policies(request), pasted="", report=None)
+    pasted = ""
+    ident = _text(request, "alert", 20)
+    if ident is not None:
+        if not ident.isdigit() or not 1 <= int(ident) <= MAX_ID:
+            raise _refused(request, 400, "Invalid alert", "alert: an alert's id (1, 2, ...)")
+        f = queries.Filters(before=int(ident) + 1, limit=1)
+        page = await run_in_threadpool(queries.list_alerts, _rt(request).db, f)
+        if not page.items or page.items[0]["id"] != int(ident):
+            raise _refused(request, 404, "Not found", f"no alert #{ident}")
+        pasted = json.dumps(_as_received(page.items[0]), indent=2)
+    ctx.update(policies=_policies(request), pasted=pasted, report=None)
     return _page(request, "policies.html", ctx)
+
+
+def _as_received(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored alert as Alertmanager sent it."""
+    ends = row["ends_at"]
+    return {
+        "status": row["status"],
+        "labels": row["labels"],
+        "annotations": row["annotations"],
+        "startsAt": row["starts_at"].isoformat(),
+        "endsAt": ends.isoformat() if ends else "0001-01-01T00:00:00Z",
+        "generatorURL": row["generator_url"],
+        "fingerprint": row["fingerprint"],
+    }
 
 
 EXPLAIN_EXAMPLE = {

@@ -142,9 +142,31 @@ async def test_alerts_page_says_what_each_alert_led_to(console: Console) -> None
     assert page.status_code == 200
     rows = {
         m.group(1): text(m.group(2))
-        for m in re.finditer(r"<tr>\s*<td>(\w+)</td>(.*?)</tr>", page.text, re.S)
+        for m in re.finditer(
+            r"<tr>\s*<td>(\w+) <a[^>]*>explain</a></td>(.*?)</tr>", page.text, re.S
+        )
         if "conea-web" in m.group(2) or m.group(1) != "HighErrorRate"
     }
     assert "skipped:" in rows["HighErrorRate"] and "paused" in rows["HighErrorRate"]
     assert "no policy matches: recorded only" in rows["DiskFull"]
     assert f'href="/ui/executions/{done["id"]}"' in page.text
+
+
+async def test_a_stored_alert_can_be_explained(console: Console) -> None:
+    await console.post_alerts(alert("QueueBacklog", "q1", deployment="worker"))
+    await console.settled(1)
+    page = await console.client.get("/ui/alerts")
+    link = re.search(r'href="(/ui/policies\?alert=\d+)#explain"', page.text)
+    assert link is not None
+    form = await console.client.get(link.group(1))
+    pasted = html_mod.unescape(form.text.split('id="alert-json"')[1].split(">", 1)[1])
+    pasted = pasted.split("</textarea>")[0]
+    csrf = await console.csrf(link.group(1))
+    answer = await console.client.post("/ui/policies/explain", data={"alert": pasted, "csrf": csrf})
+    report = text(answer.text.split('id="report"')[1])
+    assert "alert QueueBacklog [firing] fingerprint q1" in report
+    assert (
+        "policy scale-queue" in report and "already recorded: step 1: awaiting_approval" in report
+    )
+    for bad, status in (("abc", 400), ("999999", 404)):
+        assert (await console.client.get(f"/ui/policies?alert={bad}")).status_code == status
