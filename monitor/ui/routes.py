@@ -39,6 +39,7 @@ templates.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=Tr
 
 PAGE = 50  # rows per list page, unless ?limit= says otherwise
 MAX_PAGE = 500
+MAX_EXPLAINED = 20  # alerts one explain form looks at
 MAX_ID = 2**63 - 1
 STATES = [s.value for s in State]
 _HEADERS = {
@@ -138,11 +139,7 @@ async def _form(request: Request, needed: Role) -> tuple[dict[str, Any], dict[st
         body = await _body(request)
     except _Refused as refused:
         raise _Stop(refused.response) from None
-    try:
-        parsed = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
-    except ValueError:
-        raise _refused(request, 400, "Invalid form", "The form could not be read.") from None
-    fields = {k: v[0] for k, v in parsed.items()}
+    fields = _read_form(request, body)
     signer: session.Signer = ctx["signer"]
     if not session.same_origin(request, _rt(request).settings.public_url):
         raise _refused(request, 403, "Refused", "The form was not sent from this console.")
@@ -155,6 +152,15 @@ async def _form(request: Request, needed: Role) -> tuple[dict[str, Any], dict[st
             "send it again.",
         )
     return ctx, fields
+
+
+def _read_form(request: Request, body: bytes) -> dict[str, str]:
+    """A urlencoded form's fields (the first value of each); 400 when it cannot be read."""
+    try:
+        parsed = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    except ValueError:
+        raise _refused(request, 400, "Invalid form", "The form could not be read.") from None
+    return {k: v[0] for k, v in parsed.items()}
 
 
 def _reason(request: Request, fields: dict[str, str]) -> str:
@@ -349,7 +355,7 @@ def _notification(text: str) -> payload.Notification:
     """A pasted notification, or one alert (put in a notification of its own)."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise payload.PayloadError(f"not JSON: {exc}", []) from None
     if isinstance(data, dict) and "alerts" not in data:
         data = {
@@ -372,7 +378,12 @@ def _notification(text: str) -> payload.Notification:
                 }
             ],
         }
-    return payload.parse(json.dumps(data).encode())
+    notification = payload.parse(json.dumps(data).encode())
+    if len(notification.alerts) > MAX_EXPLAINED:
+        raise payload.PayloadError(
+            f"{len(notification.alerts)} alerts: explain at most {MAX_EXPLAINED} at a time", []
+        )
+    return notification
 
 
 @router.post("/policies/explain", response_class=HTMLResponse)
@@ -412,10 +423,7 @@ async def login(request: Request) -> Response:
         body = await _body(request)
     except _Refused as refused:
         return refused.response
-    fields = {
-        k: v[0]
-        for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=5).items()
-    }
+    fields = _read_form(request, body)
     before = await _who(request, signer)
     csrf_ok = signer.csrf_ok(fields.get("csrf"), before)
     if not session.same_origin(request, rt.settings.public_url) or not csrf_ok:

@@ -3,9 +3,11 @@ an operator, each in the audit trail with who did it; refused otherwise, changin
 
 from __future__ import annotations
 
+import html as html_mod
+
 import httpx
 
-from tests.ui.conftest import Console, alert
+from tests.ui.conftest import Console, alert, notification
 from tests.ui.test_pages import text
 
 
@@ -201,8 +203,23 @@ async def test_explain_shows_what_the_engine_would_do(console: Console) -> None:
     report = text(answer.text.split('id="report"')[1])
     assert "policy restart-api" in report and "target Deployment/production/conea-api" in report
     assert "plan log:" in report
-    answer = await console.client.post("/ui/policies/explain", data={"alert": "{", "csrf": csrf})
-    assert answer.status_code == 400 and "not JSON" in answer.text
+    many = notification(*(alert("HighErrorRate", f"e{i}") for i in range(21))).decode()
+    for bad, why in (
+        ("{", "not JSON"),
+        ("[" * 5000 + "]" * 5000, "not JSON"),
+        ("[1]", "must be a JSON object"),
+        ("[" * 15000, "not JSON"),
+        ('{"labels": {}}', "alerts[0].startsAt: required field is missing"),
+        (many, "21 alerts: explain at most 20 at a time"),
+    ):
+        answer = await console.client.post(
+            "/ui/policies/explain", data={"alert": bad, "csrf": csrf}
+        )
+        assert answer.status_code == 400 and why in html_mod.unescape(answer.text), bad[:40]
+    answer = await console.client.post(
+        "/ui/policies/explain", content=b"%%%=" * 30, headers={"content-type": "text/plain"}
+    )
+    assert answer.status_code in (400, 403)
     answer = await console.client.post("/ui/policies/explain", data={"alert": pasted})
     assert answer.status_code == 403
     assert await console.executions() == []  # explaining changed nothing
