@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,15 +46,25 @@ async def key(rt: Runtime) -> str:
 @dataclass(frozen=True)
 class Signer:
     key: str
+    clock: Callable[[], float] = time.time  # seconds since the epoch (tests pass their own)
+
+    def _serializer(self, salt: str) -> itsdangerous.URLSafeTimedSerializer:
+        clock = self.clock
+
+        class Stamped(itsdangerous.TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        return itsdangerous.URLSafeTimedSerializer(self.key, salt=salt, signer=Stamped)
 
     def _session(self) -> itsdangerous.URLSafeTimedSerializer:
-        return itsdangerous.URLSafeTimedSerializer(self.key, salt=_SESSION_SALT)
+        return self._serializer(_SESSION_SALT)
 
     def _csrf(self) -> itsdangerous.URLSafeTimedSerializer:
-        return itsdangerous.URLSafeTimedSerializer(self.key, salt=_CSRF_SALT)
+        return self._serializer(_CSRF_SALT)
 
     def session(self, identity: Identity) -> str:
-        value = {"role": str(identity.role), "name": identity.name, "issued": int(time.time())}
+        value = {"role": str(identity.role), "name": identity.name, "issued": int(self.clock())}
         return str(self._session().dumps(value))
 
     def read_session(self, cookie: str | None) -> Identity | None:

@@ -4,9 +4,13 @@ an operator, each in the audit trail with who did it; refused otherwise, changin
 from __future__ import annotations
 
 import html as html_mod
+import re
+from pathlib import Path
 
 import httpx
 
+from monitor.app import create_app
+from monitor.settings import Settings
 from tests.ui.conftest import Console, alert, notification
 from tests.ui.test_pages import text
 
@@ -233,3 +237,20 @@ async def test_docs_load_without_the_internet(console: Console) -> None:
     assert script.status_code == 200 and len(script.content) > 100_000
     css = await console.client.get("/ui/static/console.css")
     assert css.status_code == 200 and "@media" in css.text
+
+
+async def test_the_cookie_is_secure_when_the_console_is_served_over_https(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", policies=[], public_url="https://conea.example")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        token = app.state.runtime.auth.operator.decode()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://conea.example") as c:
+            page = await c.get("/ui/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf is not None
+            answer = await c.post("/ui/login", data={"token": token, "csrf": csrf.group(1)})
+    assert answer.status_code == 303
+    assert "Secure" in answer.headers["set-cookie"]
