@@ -32,6 +32,7 @@ class Filters:
     fingerprint: str | None = None
     policy: str | None = None
     target: str | None = None
+    states: tuple[str, ...] = ()  # any of these (the column ``status`` compares)
     since: datetime | None = None
     until: datetime | None = None
     before: int | None = None
@@ -94,6 +95,8 @@ class _Listing:
             value = getattr(f, name)
             if value:
                 q = q.where(self.table.c[column] == value)
+        if f.states:
+            q = q.where(self.table.c[self.equal["status"]].in_(f.states))
         if f.since:
             q = q.where(self.table.c[self.since] >= f.since)
         if f.until:

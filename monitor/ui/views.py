@@ -66,12 +66,9 @@ class Overview:
 
 def _overview(rt: Runtime, policies: Any) -> Overview:
     db = rt.db
-    in_flight: list[dict[str, Any]] = []
-    for state in IN_FLIGHT:
-        in_flight += queries.list_executions(
-            db, queries.Filters(status=state, limit=OVERVIEW_ROWS), brief=True
-        ).items
-    in_flight.sort(key=lambda r: -int(r["id"]))
+    in_flight = queries.list_executions(
+        db, queries.Filters(states=IN_FLIGHT, limit=OVERVIEW_ROWS), brief=True
+    ).items
     awaiting = queries.list_executions(
         db, queries.Filters(status=State.AWAITING_APPROVAL, limit=OVERVIEW_ROWS), brief=True
     ).items
@@ -88,7 +85,7 @@ def _overview(rt: Runtime, policies: Any) -> Overview:
         _pause(rt),
         breaker.breaker_state(db),
         rt.settings.automation.max_actions,
-        in_flight[:OVERVIEW_ROWS],
+        in_flight,
         awaiting,
         failures,
         firing[:OVERVIEW_ROWS],

@@ -37,6 +37,12 @@ policies:
     steps:
       - [{action: log, with: {message: "would scale {{ labels.deployment }}"}}]
     cooldown: 0s
+  - name: slow-burn
+    match: ['alertname="SlowBurn"']
+    target: {kind: Deployment, namespace: production, name: "{{ labels.deployment }}"}
+    for_at_least: 1000d
+    steps:
+      - [{action: log, with: {message: "burning"}}]
 """
 
 STARTS = "2026-11-29T03:00:00Z"

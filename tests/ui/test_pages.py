@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html as html_mod
 import re
+from typing import Any
 
 from tests.ui.conftest import Console, alert
 
@@ -43,6 +44,22 @@ async def test_overview_shows_the_switch_waiting_approvals_and_firing_alerts(
     assert "paused" in shown
     assert "by operator-token" in shown
     assert "“deploy freeze”" in shown
+
+
+async def test_overview_shows_what_is_in_flight(console: Console) -> None:
+    await console.post_alerts(alert("HighErrorRate", "a1"))
+    [done] = await console.settled(1)
+    await console.post_alerts(alert("SlowBurn", "s1", deployment="billing"))
+
+    async def deferred() -> list[dict[str, Any]]:
+        return await console.executions(status="deferred")
+
+    [row] = await console.until(deferred, "the deferred execution")
+    page = await console.client.get("/ui/")
+    in_flight = page.text.split('id="in-flight"')[1].split("</section>")[0]
+    assert f'href="/ui/executions/{row["id"]}"' in in_flight
+    assert "In flight (1)" in text(in_flight) and "slow-burn" in in_flight
+    assert f'href="/ui/executions/{done["id"]}"' not in in_flight  # finished
 
 
 async def test_execution_page_shows_alert_policy_plan_verdicts_and_timeline(

@@ -1,4 +1,4 @@
-"""the console's lists: executions by state, policy or alert name, newest first
+"""the console's lists: executions by state, policy (and state) or alert name, newest first
 
 Revision ID: 0006
 Revises: 0004
@@ -17,6 +17,7 @@ depends_on = None
 INDEXES = {
     "ix_executions_state_id": ["state", "id"],
     "ix_executions_policy_id": ["policy", "id"],
+    "ix_executions_policy_state_id": ["policy", "state", "id"],
     "ix_executions_alertname_id": ["alertname", "id"],
 }
 
