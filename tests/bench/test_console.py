@@ -27,4 +27,4 @@ def test_a_tiny_console_bench_times_every_page() -> None:
     assert result["executions"] == 500
     assert set(result["pages"]) == set(bench.pages(500))
     for figures in result["pages"].values():
-        assert set(figures) == {"path", "p50_ms", "p99_ms"}
+        assert set(figures) == {"path", "p50_ms", "p99_ms", "cpu_ms"}
