@@ -215,7 +215,7 @@ class Authenticator:
             assert password is not None  # the settings require one of the two
             user = _clean(entry.username, f"access.basic_auth[{index}].username", from_file=False)
             self.users.append(
-                (user, password, Identity(Role(entry.role), f"basic:{entry.username}"))
+                (user, password, Identity(Role(entry.role), f"basic:{user.decode()}"))
             )
 
     @property

@@ -247,6 +247,17 @@ def test_an_empty_viewer_token_file_names_the_setting_and_path(tmp_path: Path) -
     )
 
 
+def test_an_empty_password_file_names_the_user_and_path(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text(" \n")
+    user = {"username": "alice", "password_file": str(tmp_path / "pw"), "role": "viewer"}
+    with pytest.raises(ConfigError) as caught:
+        authenticator(tmp_path, access={"basic_auth": [user]})
+    assert str(caught.value) == (
+        f"access.basic_auth[0].password_file {str(tmp_path / 'pw')!r}: the credential is empty "
+        "(that would let anyone in)"
+    )
+
+
 def test_an_empty_viewer_token_from_the_environment_names_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

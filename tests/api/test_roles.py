@@ -13,6 +13,7 @@ import base64
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -296,3 +297,44 @@ async def test_tokens_never_appear_in_logs_at_debug(
     ]
     for secret in [*SECRETS.values(), "wrong-s3cret-tok", "wrong-s3cret-pw", *headers]:
         assert not any(secret in text for text in texts), secret
+
+
+@pytest.mark.parametrize(
+    ("config", "level", "said"),
+    [
+        ({}, logging.WARNING, "no viewer credentials configured: loopback clients may read"),
+        (CONFIGURED, logging.INFO, "reading the API needs viewer token or basic auth or the"),
+    ],
+)
+async def test_start_up_says_who_may_read(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    config: dict[str, Any],
+    level: int,
+    said: str,
+) -> None:
+    app = create_app(settings_mod.load(svc.write_config(tmp_path, **config)))
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert [r.levelno for r in caplog.records if r.getMessage().startswith(said)] == [level]
+
+
+def test_a_served_service_logs_no_credential_at_debug(tmp_path: Path) -> None:
+    """The real server (uvicorn, text logs at DEBUG): every route with every credential."""
+    config = svc.write_config(tmp_path, log={"level": "DEBUG"}, **CONFIGURED)
+    with svc.running(config) as service:
+        for (method, path), _kind in sorted(ROUTES.items()):
+            for _client, authorization in CALLERS.values():
+                headers = {"content-type": "application/json"}
+                if authorization:
+                    headers["authorization"] = authorization
+                body = BODIES.get(path, b"{}") if method == "POST" else None
+                httpx.request(
+                    method, service.url + _concrete(path), headers=headers, content=body, timeout=30
+                )
+        logs = service.logs()
+    assert "automation paused by basic:bob" in logs  # names, where the requests are logged
+    sent = [a.split(" ", 1)[1] for _, a in CALLERS.values() if a]
+    for secret in [*SECRETS.values(), *sent]:
+        assert secret not in logs

@@ -175,6 +175,12 @@ def test_rejected_nothing_acts_unanswered_the_next_step_runs_resolved_it_is_not_
             token,
         )
         assert refused.status_code == 200, refused.text
+        [answer] = [
+            a
+            for a in h.audit(fingerprint=rejected["fingerprint"])
+            if a["kind"] == "approval" and a["outcome"] == "rejected"
+        ]
+        assert answer["details"]["by"] == "bob (operator-token)"  # the name, and the credential's
         # The third resolves in Alertmanager before it is approved: the still-firing
         # check at approval says so, and nothing acts.
         resolve(am, "worker")

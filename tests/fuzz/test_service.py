@@ -298,7 +298,11 @@ def test_still_stores_and_answers(service: Running, backend: str) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["alerts"] == 1
-    listed = service.client.get("/api/v1/alerts", params={"fingerprint": "f0220f0220f02200"})
+    listed = service.client.get(
+        "/api/v1/alerts",
+        params={"fingerprint": "f0220f0220f02200"},
+        headers=service.admin_headers,  # webhook credentials are set: reading needs one
+    )
     assert listed.status_code == 200, listed.text
     items = listed.json()["items"]
     assert [item["fingerprint"] for item in items] == ["f0220f0220f02200"]
