@@ -187,3 +187,40 @@ async def test_a_stored_alert_can_be_explained(console: Console) -> None:
     )
     for bad, status in (("abc", 400), ("999999", 404)):
         assert (await console.client.get(f"/ui/policies?alert={bad}")).status_code == status
+
+
+NASTY = [
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "null",
+    "-1",
+    "0",
+    "1e309",
+    "99999999999999999999999",
+    "1h 30m",
+    "2999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00Z",
+    "🙂" * 40,
+    "x" * 5000,
+    "'; DROP TABLE executions; --",
+    "%",
+    "[]",
+]
+
+
+async def test_no_query_value_is_a_server_error(console: Console) -> None:
+    pages = {
+        "/ui/executions": ["state", "policy", "target", "alertname", "since", "before", "limit"],
+        "/ui/alerts": ["status", "alertname", "since", "before", "limit"],
+        "/ui/policies": ["alert"],
+    }
+    for path, params in pages.items():
+        for param in params:
+            for value in NASTY:
+                answer = await console.client.get(path, params={param: value})
+                assert answer.status_code < 500, (path, param, value[:20], answer.text[:200])
+    for ident in ["0", "-1", "%00", "1.5", "9" * 30, "🙂"]:
+        answer = await console.client.get(f"/ui/executions/{ident}")
+        assert answer.status_code == 404, ident
