@@ -126,6 +126,12 @@ def policy_view(policy: Any) -> dict[str, Any]:
     }
 
 
+def loaded(rt: Runtime) -> list[dict[str, Any]]:
+    """The policies the engine runs, as the pages show them."""
+    engine = rt.extras.get("engine")
+    return [policy_view(p) for p in engine.policies] if engine else []
+
+
 @dataclass
 class Detail:
     row: dict[str, Any]
