@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
+from swagger_ui_bundle import swagger_ui_path
 
 from monitor import heartbeat, wiring, yamlfile
 from monitor.api import admin, approvals, docs, health, probe, query, report, webhook
@@ -32,6 +34,7 @@ from monitor.runtime import Runtime
 from monitor.settings import Settings
 from monitor.store import database, presence
 from monitor.store.notifications import NotificationWriter
+from monitor.ui import routes as ui_routes
 from monitor.version import __version__
 
 log = logging.getLogger("monitor")
@@ -119,6 +122,9 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
     app.include_router(probe.router)
     app.include_router(report.router)
     app.include_router(docs.router)
+    app.mount(docs.ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.include_router(ui_routes.router)
+    app.mount("/ui/static", StaticFiles(packages=[("monitor.ui", "static")]), name="ui-static")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> object:

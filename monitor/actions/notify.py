@@ -4,9 +4,9 @@
 The message names the alert (name, status, labels, summary), what was planned and done
 at each step (``history``, filled in by the engine), the verification result, the short
 evidence the policy's diagnostics gathered (``ActionContext.evidence``, newest first,
-bounded), and links to the alert's ``generatorURL`` and to the execution's page
-(:func:`execution_url`). ``message`` (already rendered by the engine from the policy's
-template) leads the text when given. The history is the ``history`` parameter when
+bounded), and links to the alert's ``generatorURL`` and to the execution's page in the
+console (:func:`execution_url`: ``public_url``/ui/executions/<execution id>). ``message``
+(already rendered by the engine from the policy's template) leads the text when given. The history is the ``history`` parameter when
 given, else ``ActionContext.history`` (``reads_history``).
 
 The notifier (``ctx.services.notifiers[name]``, a :class:`monitor.targets.Notifier`)
@@ -60,7 +60,7 @@ def execution_url(ctx: registry.ActionContext, execution_id: str | None = None) 
     ident = execution_id or ctx.execution_id
     if not ident or not ctx.services.public_url:
         return None
-    return f"{ctx.services.public_url.rstrip('/')}/api/v1/executions/{ident}"
+    return f"{ctx.services.public_url.rstrip('/')}/ui/executions/{ident}"
 
 
 def _line(text: str) -> str:

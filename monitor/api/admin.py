@@ -78,16 +78,23 @@ def _fields(body: bytes, accepted: tuple[str, ...]) -> dict[str, Any]:
             raise _invalid(name, f"unknown field; {only}")
         shown = repr(name[:64]) + ("..." if len(name) > 64 else "")
         raise _invalid("(body)", f"unknown field {shown}; {only}")
-    reason = data.get("reason", "")
-    if not isinstance(reason, str):
-        raise _invalid("reason", "must be a string")
-    if len(reason) > MAX_REASON_CHARS:
-        raise _invalid("reason", f"must be at most {MAX_REASON_CHARS} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in reason):
-        raise _invalid("reason", "must not contain NUL or other control characters")
+    why = reason_error(data.get("reason", ""))
+    if why is not None:
+        raise _invalid("reason", why)
     if not isinstance(data.get("catch_up", True), bool):
         raise _invalid("catch_up", "must be true or false")
     return data
+
+
+def reason_error(reason: object) -> str | None:
+    """Why a reason is refused, or None: printable text of at most 1,000 characters."""
+    if not isinstance(reason, str):
+        return "must be a string"
+    if len(reason) > MAX_REASON_CHARS:
+        return f"must be at most {MAX_REASON_CHARS} characters"
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in reason):
+        return "must not contain NUL or other control characters"
+    return None
 
 
 async def _switch(request: Request, paused: bool, who: Identity) -> Response:
@@ -95,23 +102,35 @@ async def _switch(request: Request, paused: bool, who: Identity) -> Response:
         fields = _fields(await _body(request), ("reason",) if paused else ("reason", "catch_up"))
     except _Refused as refused:
         return refused.response
-    reason: str = fields.get("reason", "")
     rt: Runtime = request.app.state.runtime
+    answer = await switch(
+        rt, paused, who.name, fields.get("reason", ""), fields.get("catch_up", True)
+    )
+    if answer is None:
+        return problem(503, "the engine is not running")
+    return JSONResponse(answer)
+
+
+async def switch(
+    rt: Runtime, paused: bool, by: str, reason: str, catch_up: bool = True
+) -> dict[str, Any] | None:
+    """Pause or resume (resume closes the breaker too) for ``by``, with a checked
+    ``reason``: the API's answer, or None when the engine is not running. The console
+    calls this too."""
     engine = rt.extras.get("engine")
     if engine is None:
-        return problem(503, "the engine is not running")
-    by = who.name
+        return None
     answer: dict[str, Any] = {}
     if paused:
         await engine.set_paused(True, by, reason)
     else:
-        resumed = await engine.resume(by, reason, catch_up=fields.get("catch_up", True))
+        resumed = await engine.resume(by, reason, catch_up=catch_up)
         if resumed.was_paused:  # what became of the alerts skipped during the pause
             answer.update(caught_up=resumed.caught_up, message=resumed.summary)
     answer = {"paused": await engine.is_paused(), **answer}
     if not paused and await _close_breaker(rt, engine.clock.now(), by):
         answer["breaker"] = "closed"
-    return JSONResponse(answer)
+    return answer
 
 
 async def _close_breaker(rt: Runtime, now: datetime, by: str) -> bool:

@@ -14,6 +14,8 @@ did not bound it), which the driver cannot convert; they read as 9999-12-30.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +75,8 @@ class Filters:
     alertname: str | None = None
     fingerprint: str | None = None
     policy: str | None = None
+    target: str | None = None
+    states: tuple[str, ...] = ()  # any of these (the column ``status`` compares)
     since: datetime | None = None
     until: datetime | None = None
     before: int | None = None
@@ -85,8 +89,10 @@ class Page:
     next: int | None
 
 
-def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[Any]]:
-    """The table's columns, times clamped into the range Python's datetime holds."""
+@functools.cache
+def _readable(table: Table, hidden: tuple[str, ...] = ()) -> tuple[ColumnElement[Any], ...]:
+    """The table's columns, times clamped into the range Python's datetime holds (built
+    once per table: building the expressions costs more than a page's query)."""
     out: list[ColumnElement[Any]] = []
     for column in table.c:
         if column.name in hidden:
@@ -104,7 +110,7 @@ def _readable(table: Table, hidden: tuple[str, ...] = ()) -> list[ColumnElement[
         out.append(
             case((executions.c.dry_run, literal("rehearsal")), else_=literal("live")).label("mode")
         )
-    return out
+    return tuple(out)
 
 
 def readable(table: Table) -> list[ColumnElement[Any]]:
@@ -142,6 +148,8 @@ class _Listing:
                 q = q.where(self.table.c[column] == value)
         if f.mode and self.table is executions:
             q = q.where(executions.c.dry_run.is_(f.mode == "rehearsal"))
+        if f.states:
+            q = q.where(self.table.c[self.equal["status"]].in_(f.states))
         if f.since:
             q = q.where(self.table.c[self.since] >= f.since)
         if f.until:
@@ -160,7 +168,13 @@ _NOTIFICATIONS = _Listing(
 )
 _EXECUTIONS = _Listing(
     executions,
-    {"status": "state", "alertname": "alertname", "fingerprint": "fingerprint", "policy": "policy"},
+    {
+        "status": "state",
+        "alertname": "alertname",
+        "fingerprint": "fingerprint",
+        "policy": "policy",
+        "target": "target_key",
+    },
     since="created_at",
     until="created_at",
 )
@@ -177,8 +191,16 @@ def list_notifications(engine: Engine, f: Filters) -> Page:
     return _page(engine, notifications, _NOTIFICATIONS.query(f), f)
 
 
-def list_executions(engine: Engine, f: Filters) -> Page:
-    return _page(engine, executions, _EXECUTIONS.query(f), f)
+_BRIEF = dataclasses.replace(
+    _EXECUTIONS,
+    hidden=("labels", "target", "actions", "error", "verify_detail", "owner", "notification_id"),
+)
+
+
+def list_executions(engine: Engine, f: Filters, brief: bool = False) -> Page:
+    """Executions, newest first; ``brief``: without the labels, target, actions, error,
+    verification detail, owner and notification (a list's columns only)."""
+    return _page(engine, executions, (_BRIEF if brief else _EXECUTIONS).query(f), f)
 
 
 def list_audit(engine: Engine, f: Filters, execution_id: int | None = None) -> Page:
@@ -223,6 +245,72 @@ def coalesced_into(engine: Engine, execution_id: int, limit: int = 100) -> dict[
             for fp, starts, labels, reason, at in rows
         ],
     }
+
+
+def firing_now(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    """Alerts firing as last delivered (no resolved delivery of the same alert yet),
+    newest first: id, fingerprint, alertname, labels, starts_at and last_received_at."""
+    resolved = alerts.alias("resolved")
+    a = alerts.c
+    query = (
+        select(a.id, a.fingerprint, a.alertname, a.labels, a.starts_at, a.last_received_at)
+        .where(alerts.c.status == "firing")
+        .where(
+            ~select(resolved.c.id)
+            .where(
+                resolved.c.fingerprint == alerts.c.fingerprint,
+                resolved.c.starts_at == alerts.c.starts_at,
+                resolved.c.status == "resolved",
+            )
+            .exists()
+        )
+        .order_by(alerts.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def deliveries_of(engine: Engine, fingerprint: str, starts_at: datetime) -> list[dict[str, Any]]:
+    """The stored deliveries (firing, resolved) of one alert."""
+    query = (
+        select(*_readable(alerts))
+        .where(alerts.c.fingerprint == fingerprint, alerts.c.starts_at == starts_at)
+        .order_by(alerts.c.id)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def outcomes(
+    engine: Engine, fingerprints: list[str], per_alert: int = 20
+) -> dict[str, list[dict[str, Any]]]:
+    """What alerts led to, by fingerprint: their executions and the skips recorded
+    without one (newest first, at most ``per_alert`` of each)."""
+    found: dict[str, list[dict[str, Any]]] = {fp: [] for fp in fingerprints}
+    if not fingerprints:
+        return found
+    e, a = executions.c, audit.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.id, e.fingerprint, e.starts_at, e.policy, e.step, e.state, e.reason)
+            .where(e.fingerprint.in_(fingerprints))
+            .order_by(e.id.desc())
+            .limit(per_alert * len(fingerprints))
+        ).all()
+        skips = conn.execute(
+            select(a.id, a.fingerprint, a.policy, a.message, a.at)
+            .where(a.fingerprint.in_(fingerprints), a.kind == "skip", a.execution_id.is_(None))
+            .order_by(a.id.desc())
+            .limit(per_alert * len(fingerprints))
+        ).all()
+    for row in rows:
+        found[row.fingerprint].append({"kind": "execution", **row._mapping})
+    for skip in skips:
+        found[skip.fingerprint].append({"kind": "skip", **skip._mapping})
+    for items in found.values():
+        del items[per_alert * 2 :]
+    return found
 
 
 def count(engine: Engine, table_name: str) -> int:

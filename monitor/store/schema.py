@@ -157,6 +157,11 @@ executions = Table(
     Index(None, "revert_state", "revert_at"),
     Index(None, "state", "due_at"),
     Index(None, "created_at"),  # the breaker's live actions of a window, across targets
+    # The console's and the API's lists, newest first (bench/console.py)
+    Index(None, "state", "id"),
+    Index(None, "policy", "id"),
+    Index(None, "policy", "state", "id"),
+    Index(None, "alertname", "id"),
     # At most one deferred first step per (policy, target): alerts that arrive while it
     # waits are coalesced into it (table ``coalesced``), not deferred each on their own.
     Index(

@@ -137,7 +137,7 @@ async def test_slack_message_says_what_happened_and_hides_the_webhook_url(
     assert "verification: not_recovered (demo_queue_depth still 42 after 5m)" in done
     links = blocks[4]["elements"][0]["text"]
     assert "<http://vm:19090/graph?g0.expr=demo_queue_depth+%3E+10&g0.tab=1|Alert source>" in links
-    assert "<https://monitor.conea.io/api/v1/executions/ex-42|Audit record>" in links
+    assert "<https://monitor.conea.io/ui/executions/ex-42|Audit record>" in links
     assert outcome.details == {"notifier": "oncall", "status": 200}
     for recorded in (plan.model_dump_json(), outcome.model_dump_json(), caplog.text):
         assert "hook-secret-path-XyZ123" not in recorded
@@ -173,7 +173,7 @@ async def test_generic_webhook_carries_alert_history_links_and_secret_header(
     assert body["history"][0]["verification"] == "not_recovered"
     assert body["links"] == {
         "alert": "http://vm:19090/graph?g0.expr=demo_queue_depth+%3E+10&g0.tab=1",
-        "audit": "https://monitor.conea.io/api/v1/executions/ex-42",
+        "audit": "https://monitor.conea.io/ui/executions/ex-42",
     }
     assert body["target"] == {"kind": "deployment", "name": "conea-api"}
     assert "hdr-token-556677" not in plan.model_dump_json()
@@ -326,7 +326,7 @@ async def test_a_non_http_alert_link_is_left_out(
     params = notify_actions.NotifyParams(notifier="oncall")
     await action.apply(params, ctx, await action.plan(params, ctx))
     [context] = fake_api.received[0].json()["blocks"][-1]["elements"]
-    assert context["text"] == "<https://monitor.conea.io/api/v1/executions/ex-42|Audit record>"
+    assert context["text"] == "<https://monitor.conea.io/ui/executions/ex-42|Audit record>"
 
 
 async def test_a_hook_echoing_its_secret_url_is_masked_and_cut(

@@ -29,6 +29,12 @@ VIEWER = "viewer"
 OPERATOR = "operator"
 WEBHOOK = "webhook"  # its own credentials (webhook.*), loopback while it has none
 LINK = "link"  # a signed approval link: the signature is the credential, not the header
+# The console's forms (docs/console.md): the role, then a CSRF token made for the caller;
+# these requests carry none, so a caller with the role is refused for the token ("csrf").
+FORM = "form"  # pause, resume, approve, reject: an operator
+VIEWER_FORM = "viewer form"  # explain: a viewer
+LOGIN = "login"  # anyone, with the login page's CSRF token
+CSRF = "csrf"
 
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): OPEN,
@@ -52,6 +58,22 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/executions/{execution_id}/reject"): OPERATOR,
     ("GET", "/approvals/{token}"): LINK,
     ("POST", "/approvals/{token}"): LINK,
+    ("GET", "/docs/assets"): OPEN,  # Swagger UI's script and stylesheet
+    ("GET", "/ui/static"): OPEN,  # the console's stylesheet
+    ("GET", "/ui/"): VIEWER,
+    ("GET", "/ui/executions"): VIEWER,
+    ("GET", "/ui/executions/{ident}"): VIEWER,
+    ("GET", "/ui/alerts"): VIEWER,
+    ("GET", "/ui/policies"): VIEWER,
+    ("GET", "/ui/login"): OPEN,
+    ("GET", "/ui/logout"): OPEN,
+    ("POST", "/ui/logout"): OPEN,
+    ("POST", "/ui/login"): LOGIN,
+    ("POST", "/ui/policies/explain"): VIEWER_FORM,
+    ("POST", "/ui/pause"): FORM,
+    ("POST", "/ui/resume"): FORM,
+    ("POST", "/ui/executions/{ident}/approve"): FORM,
+    ("POST", "/ui/executions/{ident}/reject"): FORM,
 }
 
 REMOTE = "10.1.2.3"
@@ -103,6 +125,9 @@ EXPECTED: dict[str, list[str | int]] = {
     OPERATOR: [401, 401, 403, 403, 403, OK, OK],
     WEBHOOK: [401, 401, OK, 401, 401, 401, 401],
     LINK: [LINK] * 7,
+    FORM: [401, 401, 403, 403, 403, CSRF, CSRF],
+    VIEWER_FORM: [401, 401, 403, CSRF, CSRF, CSRF, CSRF],
+    LOGIN: [CSRF] * 7,
 }
 
 # With none configured: the generated operator token is the only credential.
@@ -118,6 +143,9 @@ BARE_EXPECTED: dict[str, list[str | int]] = {
     OPERATOR: [401, 401, 401, OK],
     WEBHOOK: [401, OK, OK, 401],  # the webhook without credentials: loopback, as before
     LINK: [LINK] * 4,
+    FORM: [401, 401, 401, CSRF],
+    VIEWER_FORM: [401, CSRF, 401, CSRF],
+    LOGIN: [CSRF] * 4,
 }
 
 BODIES = {
@@ -158,6 +186,12 @@ def _outcome(response: httpx.Response, kind: str) -> str | int:
         assert response.status_code == 403, response.text
         assert "Approval link refused" in response.text
         return LINK
+    if (
+        kind in (FORM, VIEWER_FORM, LOGIN)
+        and response.status_code == 403
+        and ("CSRF token" in response.text)
+    ):
+        return CSRF
     if response.status_code in (401, 403):
         return response.status_code
     return OK
@@ -183,7 +217,7 @@ async def _table(
                 wrong.append(
                     f"{method} {path} as {caller}: {got} ({response.text[:80]}), not {want}"
                 )
-            if got == 401 and kind in (VIEWER, OPERATOR):
+            if got == 401 and kind in (VIEWER, OPERATOR, FORM, VIEWER_FORM):
                 assert "Bearer" in response.headers["www-authenticate"]
     assert wrong == []
 

@@ -1,0 +1,140 @@
+"""What every console page shares: who asks (the roles of :mod:`monitor.auth`, else the
+session cookie of :mod:`.session`), the templates, and the refusal pages.
+
+A handler raises :class:`Stop` with the page to answer (401 with the login form, 403,
+400 naming a bad value, 404); :func:`guarded` turns it into the response.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from monitor.api.access import REALM
+from monitor.auth import LOOPBACK, Identity, Role
+from monitor.runtime import Runtime
+from monitor.ui import session, views
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals["ago"] = views.ago
+templates.env.filters["when"] = lambda v: v.strftime("%Y-%m-%d %H:%M:%S UTC") if v else ""
+templates.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str)
+
+
+MAX_ID = 2**63 - 1
+
+
+_HEADERS = {
+    "cache-control": "no-store",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "content-security-policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+}
+
+
+class Stop(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def identity_of(request: Request, signer: session.Signer) -> Identity | None:
+    """The credential sent (bearer or basic), else the session cookie, else a loopback
+    reader while reading needs no credential (:meth:`Authenticator.identify`)."""
+    auth = runtime(request).auth
+    header = request.headers.get("authorization")
+    if not header:
+        found = signer.read_session(request.cookies.get(session.COOKIE))
+        if found is not None:
+            return found
+    return auth.identify(header, client(request))
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    status: int = 200,
+) -> HTMLResponse:
+    context = {
+        "who": None,
+        "operator": False,
+        "mode": views.mode(runtime(request)),
+        "now": datetime.now(UTC),
+        "path": request.url.path,
+        **context,
+    }
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers.update(_HEADERS)
+    return response
+
+
+def refused(request: Request, status: int, title: str, message: str, **more: Any) -> Stop:
+    return Stop(
+        render(request, "refused.html", {"title": title, "message": message, **more}, status)
+    )
+
+
+async def context(request: Request, needed: Role = Role.VIEWER) -> dict[str, Any]:
+    """Who asks, checked against ``needed``, and what every page shows (raises Stop)."""
+    signer = session.Signer(await session.key(runtime(request)))
+    who = await identity_of(request, signer)
+    auth = runtime(request).auth
+    if not auth.allows(who, needed, client(request)):
+        if who is None or who == LOOPBACK:
+            page = render(request, "login.html", base(request, signer, who), 401)
+            # as the API answers; with basic users, a browser asks for one
+            page.headers["www-authenticate"] = f"Bearer, {REALM}" if auth.users else "Bearer"
+            raise Stop(page)
+        raise refused(
+            request, 403, "Not allowed", f"{needed} access is needed; you are a {who.role}."
+        )
+    return base(request, signer, who)
+
+
+def base(request: Request, signer: session.Signer, who: Identity | None) -> dict[str, Any]:
+    rt = runtime(request)
+    return {
+        "who": who,
+        "signer": signer,
+        "csrf": signer.csrf(who),
+        "operator": rt.auth.allows(who, Role.OPERATOR, client(request)),
+        "mode": views.mode(rt),
+        "now": datetime.now(UTC),
+        "path": request.url.path,
+    }
+
+
+def guarded(handler: Any) -> Any:
+    """Turn a Stop raised anywhere in the handler into its page."""
+
+    @functools.wraps(handler)
+    async def run(*args: Any, **kwargs: Any) -> Response:
+        try:
+            response: Response = await handler(*args, **kwargs)
+        except Stop as stop:
+            return stop.response
+        return response
+
+    return run
+
+
+def execution_id(request: Request, text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
+        raise refused(request, 404, "Not found", f"no execution {text[:40]!r}")
+    return int(text)
