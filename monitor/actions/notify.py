@@ -6,8 +6,9 @@ at each step (``history``, filled in by the engine), the verification result, th
 evidence the policy's diagnostics gathered (``ActionContext.evidence``, newest first,
 bounded), and links to the alert's ``generatorURL`` and to the execution's page in the
 console (:func:`execution_url`: ``public_url``/ui/executions/<execution id>). ``message``
-(already rendered by the engine from the policy's template) leads the text when given. The history is the ``history`` parameter when
-given, else ``ActionContext.history`` (``reads_history``).
+(already rendered by the engine from the policy's template) leads the text when given.
+The history is the ``history`` parameter when given, else ``ActionContext.history``
+(``reads_history``).
 
 The notifier (``ctx.services.notifiers[name]``, a :class:`monitor.targets.Notifier`)
 holds the URL, routing key or SMTP credentials, usually secret references: they are

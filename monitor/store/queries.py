@@ -113,7 +113,7 @@ def _readable(table: Table, hidden: tuple[str, ...] = ()) -> tuple[ColumnElement
     return tuple(out)
 
 
-def readable(table: Table) -> list[ColumnElement[Any]]:
+def readable(table: Table) -> tuple[ColumnElement[Any], ...]:
     """The table's columns as the read API shows them (times clamped)."""
     return _readable(table)
 
