@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 from tests.support import browser  # noqa: E402
 from tests.support import service as svc  # noqa: E402
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
                     driver.get(f"{service.url}/ui/login")
                     driver.find_element(By.ID, "token").send_keys(TOKEN)
                     driver.find_element(By.ID, "login").click()
+                    # The login's redirect must land before the next page is asked for,
+                    # or it replaces that page.
+                    WebDriverWait(driver, 10).until(lambda d: "/ui/login" not in d.current_url)
                     driver.get(f"{service.url}{path}")
+                    WebDriverWait(driver, 10).until(lambda d, at=path: d.current_url.endswith(at))
                     driver.save_screenshot(str(args.out / name))
                 print(f"wrote {args.out / name}")
     return 0

@@ -293,7 +293,15 @@ def outcomes(
     e, a = executions.c, audit.c
     with engine.connect() as conn:
         rows = conn.execute(
-            select(e.id, e.fingerprint, e.starts_at, e.policy, e.step, e.state, e.reason)
+            select(
+                e.id,
+                e.fingerprint,
+                e.starts_at,
+                e.policy,
+                (e.step + 1).label("step"),
+                e.state,
+                e.reason,
+            )
             .where(e.fingerprint.in_(fingerprints))
             .order_by(e.id.desc())
             .limit(per_alert * len(fingerprints))

@@ -13,6 +13,8 @@ from fastapi.concurrency import run_in_threadpool
 from monitor import durations
 from monitor.runtime import Runtime
 from monitor.store import breaker, control, queries
+from monitor.store import evidence as evidence_store
+from monitor.store.records import Evidence
 from monitor.store.states import State
 
 IN_FLIGHT = (State.RUNNING, State.DEFERRED)
@@ -144,6 +146,61 @@ class Detail:
     escalations: list[dict[str, Any]]
     reverts: list[dict[str, Any]]
     approvals: list[dict[str, Any]]
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+PHASES = {"before": "before the first step", "after_verification": "after a failed check"}
+SPARK_WIDTH, SPARK_HEIGHT = 240, 40
+
+
+def sparkline(points: list[Any]) -> str:
+    """An SVG polyline's ``points`` for a series ([[unix seconds, value], ...]), scaled
+    into SPARK_WIDTH x SPARK_HEIGHT; empty when there is nothing to draw."""
+    pairs = []
+    for point in points:
+        try:
+            t, v = float(point[0]), float(point[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if v == v and abs(v) != float("inf"):  # NaN and infinities are gaps
+            pairs.append((t, v))
+    if len(pairs) < 2:
+        return ""
+    t0, t1 = pairs[0][0], pairs[-1][0]
+    low, high = min(v for _, v in pairs), max(v for _, v in pairs)
+    span_t, span_v = (t1 - t0) or 1.0, (high - low) or 1.0
+    xs = ((t - t0) / span_t * SPARK_WIDTH for t, _ in pairs)
+    ys = (SPARK_HEIGHT - (v - low) / span_v * SPARK_HEIGHT for _, v in pairs)
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+
+
+def evidence_view(step: int, item: Evidence) -> dict[str, Any]:
+    """One diagnostic's result as the execution page shows it."""
+    result = item.result or {}
+    view: dict[str, Any] = {
+        "step": step,
+        "phase": PHASES.get(item.phase, item.phase),
+        "name": item.name,
+        "action": item.action,
+        "outcome": item.outcome,
+        "error": item.error,
+        "summary": item.summary,
+        "truncated": item.truncated,
+        "at": item.started_at,
+        "kind": result.get("kind"),
+    }
+    if view["kind"] == "table":
+        view["columns"] = [str(c) for c in result.get("columns", [])]
+        view["rows"] = [[str(c) for c in row] for row in result.get("rows", [])]
+    elif view["kind"] == "lines":
+        view["lines"] = [str(line) for line in result.get("lines", [])]
+    elif view["kind"] == "series":
+        points = result.get("points", [])
+        view["metric"] = str(result.get("metric", ""))
+        view["spark"] = sparkline(points)
+        values = [p[1] for p in points if isinstance(p, list | tuple) and len(p) == 2]
+        view["last"] = values[-1] if values else None
+    return view
 
 
 def _detail(rt: Runtime, execution_id: int, policies: Any) -> Detail | None:
@@ -170,6 +227,9 @@ def _detail(rt: Runtime, execution_id: int, policies: Any) -> Detail | None:
         escalations=[a for a in audit if a["kind"] == "escalate"],
         reverts=[a for a in audit if a["kind"] == "revert"],
         approvals=[a for a in audit if a["kind"] == "approval"],
+        evidence=[
+            evidence_view(n, item) for n, item in evidence_store.for_ladder(db, execution_id)
+        ],
     )
 
 

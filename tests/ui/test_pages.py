@@ -224,3 +224,52 @@ async def test_no_query_value_is_a_server_error(console: Console) -> None:
     for ident in ["0", "-1", "%00", "1.5", "9" * 30, "🙂"]:
         answer = await console.client.get(f"/ui/executions/{ident}")
         assert answer.status_code == 404, ident
+
+
+async def test_execution_page_shows_the_ladders_evidence_escaped(console: Console) -> None:
+    """What the diagnostics stored (a table, log lines, a series, a timeout) is on the
+    page, with hostile text escaped and the series drawn as a sparkline."""
+    from datetime import UTC, datetime
+
+    from monitor.store import evidence
+    from monitor.store.records import Evidence
+
+    await console.post_alerts(alert("HighErrorRate", "a1"))
+    [row] = await console.settled(1)
+    at = datetime.now(UTC)
+
+    def item(name: str, action: str, outcome: str, result: Any, **kw: Any) -> Evidence:
+        fields: dict[str, Any] = {
+            "id": 0, "execution_id": row["id"], "phase": "before", "name": name,
+            "action": action, "started_at": at, "finished_at": at, "outcome": outcome,
+            "error": None, "summary": "", "result": result, "truncated": False, **kw,
+        }  # fmt: skip
+        return Evidence(**fields)
+
+    for stored in (
+        item("pods", "kubernetes.pods", "ok",
+             {"kind": "table", "columns": ["name", "ready"],
+              "rows": [["conea-api-<b>x</b>", "0/1"]]},
+             summary="1 pod, 1 not ready (CrashLoopBackOff)"),
+        item("errors", "kubernetes.logs", "ok",
+             {"kind": "lines", "lines": ["ERROR <script>alert(1)</script>"]},
+             phase="after_verification", truncated=True),
+        item("cpu", "prometheus.query", "ok",
+             {"kind": "series", "metric": "rate(cpu[1m])",
+              "points": [[0, 0.5], [60, 1.5], [120, 1.0]]}),
+        item("locks", "postgres.activity", "timed_out", None, error="no answer within 10s"),
+    ):  # fmt: skip
+        evidence.add(console.rt.db, stored)
+
+    page = await console.client.get(f"/ui/executions/{row['id']}")
+    section = page.text.split('id="evidence"')[1].split("</section>")[0]
+    shown = text(section)
+    assert "pods (kubernetes.pods) step 1, before the first step" in shown
+    assert "1 pod, 1 not ready (CrashLoopBackOff)" in shown
+    assert "<td>conea-api-&lt;b&gt;x&lt;/b&gt;</td>" in section
+    assert "after a failed check" in shown and "(cut to its size cap)" in shown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section and "<script>" not in section
+    assert 'points="0.0,40.0 120.0,0.0 240.0,20.0"' in section
+    assert "locks (postgres.activity)" in shown and "timed_out" in shown
+    assert "no answer within 10s" in shown
+    assert shown.index("pods (") < shown.index("errors (") < shown.index("locks (")
