@@ -11,6 +11,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def _fill(service: svc.Service) -> int:
     raise SystemExit("the engine did not decide the alerts in 20 s")
 
 
+def _arrived(path: str) -> Callable[[Any], bool]:
+    def check(driver: Any) -> bool:
+        return bool(driver.current_url.endswith(path))
+
+    return check
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                     # or it replaces that page.
                     WebDriverWait(driver, 10).until(lambda d: "/ui/login" not in d.current_url)
                     driver.get(f"{service.url}{path}")
-                    WebDriverWait(driver, 10).until(lambda d, at=path: d.current_url.endswith(at))
+                    WebDriverWait(driver, 10).until(_arrived(path))
                     driver.save_screenshot(str(args.out / name))
                 print(f"wrote {args.out / name}")
     return 0
