@@ -38,6 +38,7 @@ from tests.support.kube_objects import deployment, hpa
 NAMESPACE = "production"
 NAME = "conea-api"
 TOKEN = "e2e-webhook-token"  # noqa: S105 (a throwaway credential for local programs)
+VIEWER_TOKEN = "e2e-viewer-token"  # noqa: S105 (reads the service's API)
 
 
 def prometheus_config(demo: int, service: int, alertmanager: int) -> str:
@@ -130,9 +131,13 @@ class Stack:
     # Reading the state -------------------------------------------------------------------
 
     def api(self, path: str, **params: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.service.get(
-            f"/api/v1/{path}", params={"limit": 1000, **params}
-        ).json()["items"]
+        answer = self.service.get(
+            f"/api/v1/{path}",
+            params={"limit": 1000, **params},
+            headers={"authorization": f"Bearer {VIEWER_TOKEN}"},
+        )
+        answer.raise_for_status()
+        items: list[dict[str, Any]] = answer.json()["items"]
         return items
 
     def executions(self, **params: Any) -> list[dict[str, Any]]:
@@ -223,6 +228,7 @@ def running(directory: Path | None = None) -> Iterator[Stack]:
             alertmanager_url=alertmanager.url,
             verify_sweep_seconds=0.5,
             webhook={"bearer_token_file": str(token_file)},
+            access={"viewer_token": VIEWER_TOKEN},
             kubernetes={"mode": "kubeconfig", "kubeconfig": str(emulator.kubeconfig(directory))},
             automation={"dry_run": False, "namespaces_allow": [NAMESPACE]},
             notifiers={"oncall": {"kind": "webhook", "url": f"{receiver.url}/oncall"}},

@@ -199,10 +199,13 @@ def test_probe_down_restart_does_not_help_escalates_to_a_page(
     assert page["title"] == f"{s.demo.url}/healthz still does not answer after a restart"
     assert page["policy"] == "restart-unresponsive-api"
     assert page["alert"]["status"] == "firing"
-    # The page links to its audit record, which a person follows to see what was tried.
-    assert page["links"]["audit"] == f"{s.service.url}/api/v1/executions/{executions[1]['id']}"
-    linked = httpx.get(page["links"]["audit"], timeout=10).json()
-    assert (linked["policy"], linked["step"]) == ("restart-unresponsive-api", 2)
+    # The page links to the execution's page in the console, which a person follows to
+    # see what was tried.
+    assert page["links"]["audit"] == f"{s.service.url}/ui/executions/{executions[1]['id']}"
+    viewer = {"authorization": f"Bearer {stack_mod.VIEWER_TOKEN}"}
+    linked = httpx.get(page["links"]["audit"], headers=viewer, timeout=10)
+    assert linked.status_code == 200
+    assert "restart-unresponsive-api, step 2 of 2" in linked.text
     # The page itself says what was tried and how it went.
     [tried] = page["history"]
     assert (tried["action"], tried["status"], tried["verification"]) == (
