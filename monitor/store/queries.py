@@ -45,6 +45,7 @@ AUDIT_KINDS = (
     "execute",
     "finish",
     "job",
+    "page",
     "pause",
     "plan",
     "poison",
@@ -313,9 +314,9 @@ def outcomes(
             .limit(per_alert * len(fingerprints))
         ).all()
     for row in rows:
-        found[row.fingerprint].append({"kind": "execution", **row._mapping})
+        found[row.fingerprint].append({"what": "execution", **row._mapping})
     for skip in skips:
-        found[skip.fingerprint].append({"kind": "skip", **skip._mapping})
+        found[skip.fingerprint].append({"what": "skip", **skip._mapping})
     for items in found.values():
         del items[per_alert * 2 :]
     return found

@@ -246,7 +246,7 @@ def _alerts(rt: Runtime, f: queries.Filters, policies: Any) -> tuple[list[Any], 
         results = [
             r
             for r in led[alert["fingerprint"]]
-            if r["kind"] == "skip" or r["starts_at"] == alert["starts_at"]
+            if r["what"] == "skip" or r["starts_at"] == alert["starts_at"]
         ]
         matched = [p.name for p in policies.match(alert["labels"])] if policies else []
         out.append({**alert, "led_to": results, "policies": matched})
