@@ -36,7 +36,7 @@ from monitor.engine.batch import BatchDecider, Busy
 from monitor.engine.breaker import Breaker
 from monitor.engine.clock import Clock, SystemClock
 from monitor.engine.deciding import LOCK_TTL, Decider, Gate
-from monitor.engine.diagnosing import AFTER_VERIFICATION, Diagnoser
+from monitor.engine.diagnosing import AFTER_FAILURE, AFTER_VERIFICATION, Diagnoser
 from monitor.engine.executing import Executor
 from monitor.engine.firing import FiringCheck
 from monitor.engine.ledger import Ledger
@@ -114,6 +114,7 @@ class Engine:
             verify=self.verification.verify,
             escalate=self.verification.escalate,
             diagnose=self.diagnoser.start,
+            investigate=self._investigate_failure,
         )
         max_actions = automation.max_actions
         self.breaker = Breaker(
@@ -209,6 +210,13 @@ class Engine:
     ) -> None:
         """The policy's diagnostics again, after a failed verification of ``row``."""
         await self.diagnoser.gather(policy, ctx, row.target, row.id, AFTER_VERIFICATION)
+
+    async def _investigate_failure(self, attempt: Attempt) -> None:
+        """The policy's diagnostics again, after ``attempt``'s step failed outright."""
+        if attempt.execution_id is not None:
+            await self.diagnoser.gather(
+                attempt.policy, attempt.ctx, attempt.target, attempt.execution_id, AFTER_FAILURE
+            )
 
     # Life cycle -------------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 When the first step of a policy runs, its diagnostics start alongside it in a task of
 their own (:meth:`Diagnoser.start`): the step never waits for them, and they do not
-take the engine's action slots. After a failed verification they run again
-(:meth:`Diagnoser.gather`, phase ``after_verification``) and the escalation waits for
-them, each bounded by its ``timeout``. Each result is one evidence row
+take the engine's action slots. After a failed verification (phase
+``after_verification``) or a step that failed outright (phase ``after_failure``) they
+run again (:meth:`Diagnoser.gather`) and the escalation waits for them, each bounded by
+its ``timeout``. Each result is one evidence row
 (:meth:`monitor.store.facade.Store.add_evidence`); a diagnostic that fails or times out
 is recorded as such and never fails the remediation. Rehearsals gather too: diagnostics
 only read.
@@ -34,6 +35,7 @@ log = logging.getLogger("monitor.engine")
 
 BEFORE = "before"
 AFTER_VERIFICATION = "after_verification"
+AFTER_FAILURE = "after_failure"
 _ERROR_LENGTH = 1000
 
 

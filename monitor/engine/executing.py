@@ -35,6 +35,7 @@ log = logging.getLogger("monitor.engine")
 Escalate = Callable[[Attempt, str], Awaitable[None]]
 Verify = Callable[[int], Awaitable[None]]
 Diagnose = Callable[[Attempt], None]
+Investigate = Callable[[Attempt], Awaitable[None]]
 REPORTED = (State.SUCCEEDED, State.FAILED, State.REHEARSED, State.SKIPPED)
 VERIFIED = (
     VerifyState.PENDING,
@@ -75,11 +76,13 @@ class Executor:
         verify: Verify,
         escalate: Escalate,
         diagnose: Diagnose | None = None,
+        investigate: Investigate | None = None,
     ) -> None:
         self.parts = parts
         self.verify = verify
         self.escalate = escalate
         self.diagnose = diagnose  # starts the policy's diagnostics beside the first step
+        self.investigate = investigate  # gathers them again after a step that failed
 
     async def run(self, attempt: Attempt) -> None:
         """Run the step's actions in order, stopping at the first that fails."""
@@ -112,6 +115,8 @@ class Executor:
                 await asyncio.shield(self._abandon(attempt, entries, results))
         if failed and state in (State.FAILED, State.REHEARSED):
             why = "rehearsal: the step would fail" if attempt.dry_run else "step failed"
+            if self.investigate is not None:
+                await self.investigate(attempt)  # the page that follows carries the evidence
             await self.escalate(attempt, f"{why}: {failed}")
 
     async def _one_action(
@@ -327,7 +332,11 @@ class Executor:
             return
         annotations, generator = await parts.store.alert_annotations(row.fingerprint, row.starts_at)
         ctx = context_of(row, annotations, generator)
-        attempt = Attempt(policy, ctx, row.step, target_key=row.target_key, execution_id=row.id)
+        attempt = Attempt(
+            policy, ctx, row.step, target=row.target, target_key=row.target_key, execution_id=row.id
+        )
+        if self.investigate is not None:
+            await self.investigate(attempt)
         await self.escalate(attempt, f"step failed: {why}")
 
     async def _ladder(self, attempt: Attempt) -> list[Execution]:

@@ -146,7 +146,11 @@ def _step_json(e: records.Execution) -> dict[str, Any]:
 
 def gathered(item: records.Evidence, step: int | None = None) -> str:
     """ "pods (kubernetes.pods, step 1, before the first step)": which diagnostic, when."""
-    when = "before the first step" if item.phase == "before" else "after a failed check"
+    when = {
+        "before": "before the first step",
+        "after_verification": "after a failed check",
+        "after_failure": "after the step failed",
+    }.get(item.phase, item.phase)
     if step is not None:
         when = f"step {step}, {when}"
     what = f"{item.action}, {when}" if item.name != item.action else when

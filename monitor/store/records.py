@@ -205,9 +205,10 @@ class Execution:
 class Evidence:
     """What one diagnostic of a policy gathered for an execution.
 
-    ``phase`` is ``"before"`` (when the policy matched) or ``"after_verification"``
-    (after a failed verification); ``outcome`` is ``"ok"``, ``"failed"`` or
-    ``"timed_out"``. ``result`` is JSON of one of three kinds:
+    ``phase`` is ``"before"`` (when the policy matched), ``"after_verification"``
+    (after a failed verification) or ``"after_failure"`` (after a step that failed).
+    ``outcome`` is ``"ok"``, ``"failed"`` or ``"timed_out"``. ``result`` is JSON of
+    one of three kinds:
     ``{"kind": "table", "columns": [str], "rows": [[...]]}``,
     ``{"kind": "lines", "lines": [str]}`` or
     ``{"kind": "series", "metric": str, "points": [[unix_seconds, float], ...]}``.

@@ -222,7 +222,8 @@ audit = Table(
 )
 
 # What a policy's diagnostics gathered for an execution (records.Evidence): when the
-# policy matched ("before") and after a failed verification ("after_verification").
+# policy matched ("before"), after a failed verification ("after_verification") and
+# after a step that failed ("after_failure").
 evidence = Table(
     "evidence",
     metadata,

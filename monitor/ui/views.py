@@ -149,7 +149,11 @@ class Detail:
     evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
-PHASES = {"before": "before the first step", "after_verification": "after a failed check"}
+PHASES = {
+    "before": "before the first step",
+    "after_verification": "after a failed check",
+    "after_failure": "after the step failed",
+}
 SPARK_WIDTH, SPARK_HEIGHT = 240, 40
 
 

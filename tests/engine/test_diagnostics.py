@@ -1,6 +1,7 @@
 """Diagnostics in the engine: gathered beside the first step (never in front of it),
-again after a failed verification, each result stored as evidence; one that fails or
-times out is recorded and never stops the remediation; rehearsals gather too."""
+again after a failed verification or a failed step, each result stored as evidence; one
+that fails or times out is recorded and never stops the remediation; rehearsals gather
+too."""
 
 from __future__ import annotations
 
@@ -68,6 +69,21 @@ class Step(actions.Action[NoParams]):
         return actions.Outcome(summary="acted")
 
 
+class Breaks(actions.Action[NoParams]):
+    """A step whose action fails outright."""
+
+    name = "test.breaks"
+    Params = NoParams
+
+    async def plan(self, params: NoParams, ctx: actions.ActionContext) -> actions.Plan:
+        return actions.Plan(action=self.name, summary="break")
+
+    async def apply(
+        self, params: NoParams, ctx: actions.ActionContext, plan: actions.Plan
+    ) -> actions.Outcome:
+        raise errors.PermanentActionError("the Deployment is gone")
+
+
 class Waits(common.Diagnostic[NoParams]):
     """Finishes only once the step has run: it cannot have been run in front of it."""
 
@@ -116,6 +132,12 @@ policies:
       - {action: test.hangs, timeout: 100ms}
       - {action: test.fails}
       - {action: test.crashes}
+  - name: api-broken
+    match: ['alertname="ApiBroken"']
+    target: {kind: Deployment, namespace: production, name: api}
+    steps: [[{action: test.breaks}], [{action: log, with: {message: "a person takes over"}}]]
+    diagnose:
+      - {action: test.fails}
 """
 
 
@@ -124,7 +146,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, Clock]]:
     GATES.append(Gates())
     registry = actions.Registry()
     builtin.register(registry)
-    for action in (Step, Waits, Hangs, Fails, Crashes):
+    for action in (Step, Breaks, Waits, Hangs, Fails, Crashes):
         registry.register(action)
     path = tmp_path / "policies.yaml"
     path.write_text(POLICY)
@@ -207,3 +229,18 @@ async def test_a_rehearsal_gathers_evidence_too(engine: tuple[Engine, Clock]) ->
     assert execution.state == State.REHEARSED
     found = await eng.store.evidence(execution.id)
     assert len(found) == 4 and {e.phase for e in found} == {"before"}
+
+
+async def test_a_step_that_fails_gathers_again_before_escalating(
+    engine: tuple[Engine, Clock],
+) -> None:
+    eng, clock = engine
+    await eng.handle(stored([firing("f4", alertname="ApiBroken")]))
+    await eng.diagnoser.settle()
+    rows = await eng.store.for_alert("f4", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    first, second = sorted(rows, key=lambda r: r.step)
+    assert (first.state, second.step) == (State.FAILED, 1)  # escalated to the next step
+    phases = sorted((e.phase, e.name) for e in await eng.store.evidence(first.id))
+    assert phases == [("after_failure", "test.fails"), ("before", "test.fails")]
+    [after] = [e for e in await eng.store.evidence(first.id) if e.phase == "after_failure"]
+    assert after.started_at == clock.at and after.outcome == "failed"
