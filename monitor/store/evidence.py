@@ -29,10 +29,13 @@ def for_execution(handle: Engine, execution_id: int) -> list[Evidence]:
 LADDER_LIMIT = 100  # evidence items of one ladder read at most
 
 
-def for_ladder(handle: Engine, execution_id: int) -> list[tuple[int, Evidence]]:
+def for_ladder(
+    handle: Engine, execution_id: int, limit: int = LADDER_LIMIT
+) -> list[tuple[int, Evidence]]:
     """What the diagnostics gathered for the ladder ``execution_id`` is a step of (the
-    same alert under the same policy), oldest first, each with its step (1-based); empty
-    when there is no such execution. At most :data:`LADDER_LIMIT` items."""
+    same alert under the same policy), step by step and oldest first within a step, each
+    with its step (1-based); empty when there is no such execution. At most ``limit``
+    items, in one query."""
     e = executions.c
     with handle.connect() as conn:
         me = conn.execute(
@@ -48,7 +51,7 @@ def for_ladder(handle: Engine, execution_id: int) -> list[tuple[int, Evidence]]:
                 e.starts_at == me.starts_at,
                 e.policy == me.policy,
             )
-            .order_by(evidence.c.started_at, evidence.c.id)
-            .limit(LADDER_LIMIT)
+            .order_by(e.step, evidence.c.started_at, evidence.c.id)
+            .limit(limit)
         ).all()
     return [(int(row.ladder_step), Evidence.from_row(dict(row._mapping))) for row in rows]

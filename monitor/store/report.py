@@ -95,7 +95,7 @@ def incident(engine: Engine, execution_id: int) -> Incident | None:
             .order_by(a.at, a.id)
             .limit(AUDIT_LIMIT + 1)
         ).all()
-    gathered = [item for e in ladder for item in evidence.for_execution(engine, e.id)]
+    gathered = [item for _, item in evidence.for_ladder(engine, execution_id, EVIDENCE_LIMIT + 1)]
     rows = sorted([dict(r._mapping) for r in (*own, *loose)], key=lambda r: (r["at"], r["id"]))
     return Incident(
         executions=ladder,
