@@ -3,11 +3,15 @@
 The supported public face::
 
     from monitor import Settings, create_app, load_settings
+
+``create_app`` is imported on first use (PEP 562): the CLI's commands that only talk to
+a running service never pay for the application, the engine and everything behind them.
 """
 
 from __future__ import annotations
 
-from monitor.app import create_app
+from typing import TYPE_CHECKING, Any
+
 from monitor.errors import (
     ActionError,
     ConfigError,
@@ -21,6 +25,9 @@ from monitor.errors import (
 from monitor.settings import Settings
 from monitor.settings import load as load_settings
 from monitor.version import __version__
+
+if TYPE_CHECKING:
+    from monitor.app import create_app
 
 __all__ = [
     "ActionError",
@@ -36,3 +43,11 @@ __all__ = [
     "create_app",
     "load_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from monitor.app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'monitor' has no attribute {name!r}")

@@ -20,13 +20,15 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor import durations
 from monitor import settings as settings_mod
 from monitor.client import ServiceClient
 from monitor.errors import ConfigError, MonitorError
-from monitor.store import presence
+
+if TYPE_CHECKING:
+    from monitor.store import presence
 
 FAILED = 1  # the command reached nothing, or was refused
 USAGE = 2
@@ -121,7 +123,7 @@ class Store:
 def opened(args: argparse.Namespace, verb: str) -> Iterator[Store]:
     """The store ``--store`` or ``--config`` names, which must exist; warns on stderr when
     it is empty or no running service has used it in the last minute."""
-    from monitor.store import database
+    from monitor.store import database, presence
 
     if args.store is not None:
         url, source = args.store, "--store"
