@@ -11,8 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import select, text, update
 
@@ -27,6 +25,7 @@ from monitor.store import notifications as store_notifications
 from monitor.store.notifications import NotificationWriter, StoredNotification
 from monitor.store.schema import audit, notifications
 from tests.engine.conftest import alert, notification, wait_for
+from tests.support import migrations
 from tests.support import service as svc
 from tests.support.services import Postgres
 
@@ -41,15 +40,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_the_migration_keeps_unprocessed_notifications_and_goes_back(db_url: str) -> None:
     db = database.connect(db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(database.MIGRATIONS))
-
-    def to(revision: str, down: bool = False) -> None:
-        with db.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-    to("0001")
+    migrations.to(db, "0001")
     body = notification(alert("Down", "m000"))
     with db.begin() as conn:
         conn.execute(
@@ -66,7 +57,7 @@ def test_the_migration_keeps_unprocessed_notifications_and_goes_back(db_url: str
     assert (pending.body, pending.attempts) == (body.decode(), 0)
     queue.retry_later(db, {pending.id: (3, "boom", now)}, now)
     assert queue.lease(db, "r", now, now, limit_alerts=10) == []
-    to("0001", down=True)
+    migrations.to(db, "0001", down=True)
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM notifications")).scalar() == 1
     db.dispose()

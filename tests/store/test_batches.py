@@ -6,15 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from monitor.alerts import payload
 from monitor.store import batches, database, queue
 from monitor.store import notifications as store_notifications
 from tests.engine.conftest import alert, notification
-from tests.support import service
+from tests.support import migrations, service
 
 
 def store(db: database.Handle, *counts: int) -> list[int]:
@@ -72,15 +70,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_0003_keeps_one_deferred_first_step_per_target_and_goes_back(url: str) -> None:
     db = database.connect(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(database.MIGRATIONS))
-
-    def to(revision: str, down: bool = False) -> None:
-        with db.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-    to("0002")
+    migrations.to(db, "0002")
     now = datetime(2026, 11, 29, tzinfo=UTC)
     with db.begin() as conn:
         for n, (state, step, target) in enumerate(
@@ -101,12 +91,12 @@ def test_0003_keeps_one_deferred_first_step_per_target_and_goes_back(url: str) -
                 ),
                 {"step": step, "fp": f"f{n}", "at": now, "target": target, "state": state},
             )
-    to("head")
+    migrations.to(db, "head")
     with db.connect() as conn:
         states = [r[0] for r in conn.execute(text("SELECT state FROM executions ORDER BY id"))]
         assert conn.execute(text("SELECT count(*) FROM coalesced")).scalar_one() == 0
     assert states == ["cancelled", "deferred", "deferred", "deferred", "succeeded"]
-    to("0002", down=True)
+    migrations.to(db, "0002", down=True)
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM executions")).scalar_one() == 5
     db.dispose()

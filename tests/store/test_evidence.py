@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect
 
 from monitor.store import database
@@ -16,7 +14,7 @@ from monitor.store import executions as store
 from monitor.store.facade import Store
 from monitor.store.records import Evidence, ExecutionKey
 from monitor.store.states import State
-from tests.support import service
+from tests.support import migrations, service
 
 NOW = datetime(2026, 11, 29, 5, 0, tzinfo=UTC)
 
@@ -122,18 +120,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_0005_adds_the_evidence_table_and_goes_back(url: str) -> None:
     db = database.connect(url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(database.MIGRATIONS))
-
-    def to(revision: str, down: bool = False) -> None:
-        with db.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.downgrade if down else command.upgrade)(cfg, revision)
-
-    to("head")
+    migrations.to(db, "head")
     tables = inspect(db)
     assert "evidence" in tables.get_table_names()
     assert [ix["column_names"] for ix in tables.get_indexes("evidence")] == [["execution_id"]]
-    to("0004", down=True)
+    migrations.to(db, "0004", down=True)
     assert "evidence" not in inspect(db).get_table_names()
     db.dispose()
