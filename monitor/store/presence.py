@@ -1,24 +1,27 @@
 """Whether a running service uses this store: its heartbeat, and what the store holds.
 
-The service writes a heartbeat row in the ``control`` table (``service``) when it starts,
-every ``BEAT_SECONDS`` while it runs, and once more when it stops (``stopped``). The
+Each replica of the service writes its own heartbeat row in the ``control`` table
+(``service/<digest of host and pid>``) when it starts, every ``BEAT_SECONDS`` while it
+runs, and once more when it stops (``stopped``). The
 command line, when it opens a store directly (``--config``/``--store``), asks
 :func:`usage` whether that store is empty and when a service last used it (the
 heartbeat, or the freshest notification or execution if that is newer), and warns when
 it is not the store a running service uses. Only the heartbeat counts as a sign of a
 service: the command line itself writes executions and notifications too (approve,
-resume's catch-up). With several replicas on one store the row is theirs together: the
-freshest beat wins.
+resume's catch-up). With several replicas on one store, the store is in use while any
+replica's beat is fresh and not a stop: one replica stopping says nothing of the others.
+A beat also removes the rows of replicas gone for more than a day.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, make_url, select
+from sqlalchemy import Engine, delete, make_url, or_, select
 from sqlalchemy.exc import ArgumentError
 
 from monitor.store import database
@@ -26,16 +29,29 @@ from monitor.store.control import set_control
 from monitor.store.queue import aware
 from monitor.store.schema import control, executions
 
-KEY = "service"  # the heartbeat's row in the control table
+KEY = "service"  # the heartbeats' rows in the control table: KEY/<replica>
 BEAT_SECONDS = 20.0
-FRESH = timedelta(minutes=1)  # a beat older than this: no service is running on the store
+FRESH = timedelta(minutes=1)  # a beat older than this: that replica is not running
+GONE = timedelta(days=1)  # a replica's row older than this is removed by the next beat
+
+
+def key(who: dict[str, Any]) -> str:
+    """The row of the replica ``who`` (its host and pid), within the table's 64 characters."""
+    digest = hashlib.sha256(f"{who.get('host', '')}:{who.get('pid', '')}".encode()).hexdigest()
+    return f"{KEY}/{digest[:32]}"
+
+
+def _rows() -> Any:
+    return or_(control.c.key == KEY, control.c.key.startswith(f"{KEY}/"))
 
 
 def beat(engine: Engine, at: datetime, who: dict[str, Any], *, stopped: bool = False) -> None:
-    """The service's heartbeat (``who``: host, pid, public_url); ``stopped`` at its end."""
+    """A replica's heartbeat (``who``: host, pid, public_url); ``stopped`` at its end."""
     set_control(
-        engine, KEY, {**who, "stopped": stopped}, at, str(who.get("host", ""))[:255] or None
+        engine, key(who), {**who, "stopped": stopped}, at, str(who.get("host", ""))[:255] or None
     )
+    with engine.begin() as conn:
+        conn.execute(delete(control).where(_rows(), control.c.updated_at < at - GONE))
 
 
 @dataclass(frozen=True)
@@ -44,9 +60,9 @@ class Usage:
 
     executions: bool  # any execution recorded
     switched: bool  # any switch was ever set (kill switch, breaker, approval key)
-    last_seen: datetime | None  # the service's last heartbeat
-    stopped: bool  # and it said it stopped
-    service: dict[str, Any] | None  # the heartbeat's host, pid, public_url
+    last_seen: datetime | None  # the chosen heartbeat: the freshest, unless it is a stop
+    stopped: bool  # and another replica beat within FRESH of it; and whether it said so
+    service: dict[str, Any] | None  # its host, pid, public_url
 
     @property
     def empty(self) -> bool:
@@ -60,18 +76,24 @@ class Usage:
 
 def usage(engine: Engine) -> Usage:
     with engine.connect() as conn:
-        found = conn.execute(
-            select(control.c.value, control.c.updated_at).where(control.c.key == KEY)
-        ).first()
+        beats = [
+            (aware(at), value if isinstance(value, dict) else {})
+            for value, at in conn.execute(
+                select(control.c.value, control.c.updated_at).where(_rows())
+            )
+        ]
         any_execution = conn.execute(select(executions.c.id).limit(1)).first() is not None
         any_switch = conn.execute(select(control.c.key).limit(1)).first() is not None
-    service = found.value if found is not None and isinstance(found.value, dict) else None
+    beats.sort(key=lambda b: b[0], reverse=True)
+    # The freshest beat, unless it is a stop and another replica beat as recently.
+    running = [b for b in beats if not b[1].get("stopped") and b[0] >= beats[0][0] - FRESH]
+    chosen = running[0] if running else beats[0] if beats else None
     return Usage(
         executions=any_execution,
         switched=any_switch,
-        last_seen=aware(found.updated_at) if found is not None else None,
-        stopped=bool(service and service.get("stopped")),
-        service=service,
+        last_seen=chosen[0] if chosen else None,
+        stopped=bool(chosen and chosen[1].get("stopped")),
+        service=chosen[1] if chosen else None,
     )
 
 
