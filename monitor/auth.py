@@ -330,7 +330,3 @@ class Authenticator:
             return is_loopback(client_host)
         found = _credentials(authorization)
         return found is not None and self._webhook(*found)
-
-    def check_operator(self, authorization: str | None) -> bool:
-        """Pause/resume/reload: an operator credential, from every address (loopback too)."""
-        return self.allows(self.identify(authorization, None), Role.OPERATOR, None)
