@@ -33,7 +33,7 @@ LINK = "link"  # a signed approval link: the signature is the credential, not th
 # these requests carry none, so a caller with the role is refused for the token ("csrf").
 FORM = "form"  # pause, resume, approve, reject: an operator
 VIEWER_FORM = "viewer form"  # explain: a viewer
-LOGIN = "login"  # anyone, with the login page's CSRF token
+LOGIN = "login"  # log in and out: anyone, with the page's CSRF token
 CSRF = "csrf"
 
 ROUTES: dict[tuple[str, str], str] = {
@@ -66,8 +66,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/ui/alerts"): VIEWER,
     ("GET", "/ui/policies"): VIEWER,
     ("GET", "/ui/login"): OPEN,
-    ("GET", "/ui/logout"): OPEN,
-    ("POST", "/ui/logout"): OPEN,
+    ("POST", "/ui/logout"): LOGIN,
     ("POST", "/ui/login"): LOGIN,
     ("POST", "/ui/policies/explain"): VIEWER_FORM,
     ("POST", "/ui/pause"): FORM,
