@@ -26,16 +26,23 @@ router = APIRouter(include_in_schema=False)
 
 
 MAX_EXPLAINED = 20  # alerts one explain form looks at
+EXPLAIN_NEEDS = (
+    "Explain is for operators: it plans each action with the service's own credentials, "
+    "reading the live state of whatever target the pasted alert names, which the API "
+    "does not let a viewer do either."
+)
 SIGNED_OUT_MESSAGE = (
     "You were signed out: the credential you logged in with has changed or been removed "
     "since. Log in with the current one."
 )
 
 
-async def _form(request: Request, needed: Role) -> tuple[dict[str, Any], dict[str, str]]:
+async def _form(
+    request: Request, needed: Role, why: str = ""
+) -> tuple[dict[str, Any], dict[str, str]]:
     """A POST's context and fields: the role, then the origin and the CSRF token, are
     checked before anything is read further (raises pages.Stop with a 401/403 page)."""
-    ctx = await pages.context(request, needed)
+    ctx = await pages.context(request, needed, why)
     try:
         body = await _body(request)
     except _Refused as refused:
@@ -117,7 +124,7 @@ def _notification(text: str) -> payload.Notification:
 async def explain(request: Request) -> Response:
     from monitor.engine import explain as explaining
 
-    ctx, fields = await _form(request, Role.VIEWER)
+    ctx, fields = await _form(request, Role.OPERATOR, EXPLAIN_NEEDS)
     pasted = fields.get("alert", "")
     engine = pages.runtime(request).extras.get("engine")
     ctx.update(

@@ -116,8 +116,9 @@ def refused(request: Request, status: int, title: str, message: str, **more: Any
     )
 
 
-async def context(request: Request, needed: Role = Role.VIEWER) -> dict[str, Any]:
-    """Who asks, checked against ``needed``, and what every page shows (raises Stop)."""
+async def context(request: Request, needed: Role = Role.VIEWER, why: str = "") -> dict[str, Any]:
+    """Who asks, checked against ``needed``, and what every page shows (raises Stop;
+    ``why`` is added to the 403 page's message)."""
     signer = await session.signer(runtime(request))
     who = await identity_of(request, signer)
     auth = runtime(request).auth
@@ -128,7 +129,10 @@ async def context(request: Request, needed: Role = Role.VIEWER) -> dict[str, Any
             page.headers["www-authenticate"] = f"Bearer, {REALM}" if auth.users else "Bearer"
             raise Stop(page)
         raise refused(
-            request, 403, "Not allowed", f"{needed} access is needed; you are a {who.role}."
+            request,
+            403,
+            "Not allowed",
+            f"{needed} access is needed; you are a {who.role}." + (f" {why}" if why else ""),
         )
     return base(request, signer, who)
 

@@ -195,6 +195,7 @@ async def test_without_credentials_only_loopback_may_look(console: Console) -> N
 
 
 async def test_explain_shows_what_the_engine_would_do(console: Console) -> None:
+    await login(console)  # explain is an operator's (tests/ui/test_signout.py)
     page = await console.client.get("/ui/policies")
     shown = text(page.text)
     assert "restart-api" in shown and "scale-queue" in shown

@@ -1,6 +1,6 @@
 """A console session ends when the credential that opened it changes (the token rotated,
 a basic-auth user's password changed or the user removed), across a restart on the same
-store; log-out clears the cookie."""
+store; log-out clears the cookie; explain is an operator's."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tests.ui.test_pages import text
 
 TOKEN_A = "operator-token-a-s3cret"
 TOKEN_B = "operator-token-b-s3cret"
+VIEWER = "viewer-token-s3cret"
 A: dict[str, Any] = {"automation": {"api_token": TOKEN_A}}
 B: dict[str, Any] = {"automation": {"api_token": TOKEN_B}}
 SIGNED_OUT = "signed out: the credential you logged in with has changed or been removed"
@@ -59,9 +60,9 @@ def carry(client: httpx.AsyncClient, cookie: str) -> None:
     client.cookies.set(session.COOKIE, cookie, domain="conea.test", path="/ui")
 
 
-def access(**alice: str) -> dict[str, Any]:
+def access(viewer: bool = False, **alice: str) -> dict[str, Any]:
     users = [{"username": "alice", "role": "operator", **alice}] if alice else []
-    return {"basic_auth": users}
+    return {"basic_auth": users, **({"viewer_token": VIEWER} if viewer else {})}
 
 
 async def csrf(client: httpx.AsyncClient, path: str = "/ui/login") -> str:
@@ -200,3 +201,32 @@ async def test_log_out_clears_the_cookie_but_cannot_revoke_a_copy(
         assert "Pause automation" in text((await client.get("/ui/")).text)
     async with serving(tmp_path, store_url, cookie, **B) as (_, client):
         await signed_out(client)
+
+
+async def test_explain_is_an_operators(store_url: str, tmp_path: Path) -> None:
+    pasted = '{"labels": {"alertname": "HighErrorRate", "namespace": "production", '
+    pasted += '"deployment": "conea-api"}, "startsAt": "2026-11-29T03:00:00Z", "fingerprint": "e1"}'
+    settings: dict[str, Any] = {"automation": {"api_token": TOKEN_A}, "access": access(viewer=True)}
+    async with serving(tmp_path, store_url, **settings) as (_, client):
+        await log_in(client, VIEWER)
+        page = await client.get("/ui/policies")
+        assert page.status_code == 200 and "restart-api" in text(page.text)
+        assert 'action="/ui/policies/explain"' not in page.text
+        assert "An operator can explain an alert here" in text(page.text)
+        answer = await client.post(
+            "/ui/policies/explain", data={"alert": pasted, "csrf": await csrf(client, "/ui/")}
+        )
+        assert answer.status_code == 403
+        shown = text(answer.text)
+        assert "operator access is needed; you are a viewer." in shown
+        assert "Explain is for operators: it plans each action with the service's own" in shown
+        assert 'id="report"' not in answer.text
+
+        await log_in(client, TOKEN_A)
+        page = await client.get("/ui/policies")
+        assert 'action="/ui/policies/explain"' in page.text
+        answer = await client.post(
+            "/ui/policies/explain", data={"alert": pasted, "csrf": await csrf(client, "/ui/")}
+        )
+        assert answer.status_code == 200
+        assert "policy restart-api" in text(answer.text.split('id="report"')[1])
