@@ -25,8 +25,10 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -331,6 +333,20 @@ class Authenticator:
         found = _credentials(authorization)
         return found is not None and self._webhook(*found)
 
-    def check_operator(self, authorization: str | None) -> bool:
-        """Pause/resume/reload: an operator credential, from every address (loopback too)."""
-        return self.allows(self.identify(authorization, None), Role.OPERATOR, None)
+    def fingerprint(self, identity: Identity, key: bytes) -> str | None:
+        """A short keyed digest of the credential that stands for ``identity`` now (the
+        first 16 hex digits of HMAC-SHA256 under ``key`` over its role, name and secret),
+        never the secret; None when no credential stands for it (the loopback reader, the
+        webhook, a basic-auth user removed or given another role). A session made when the
+        credential was another has another fingerprint (:mod:`monitor.ui.session`)."""
+        secret: bytes | None = None
+        if identity == OPERATOR_TOKEN:
+            secret = self.operator
+        elif identity == VIEWER_TOKEN:
+            secret = self.viewer
+        elif identity.name.startswith("basic:"):
+            secret = next((p for _, p, who in self.users if who == identity), None)
+        if secret is None:
+            return None
+        message = json.dumps([str(identity.role), identity.name]).encode() + b"\0" + secret
+        return hmac.new(key, message, hashlib.sha256).hexdigest()[:16]

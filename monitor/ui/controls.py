@@ -19,18 +19,30 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from monitor.alerts import payload
 from monitor.api.admin import _body, _Refused, reason_error, switch
 from monitor.auth import Identity, Role
+from monitor.settings import MAX_CREDENTIAL_CHARS, MAX_USERNAME_CHARS
 from monitor.ui import pages, session, views
 
 router = APIRouter(include_in_schema=False)
 
 
 MAX_EXPLAINED = 20  # alerts one explain form looks at
+EXPLAIN_NEEDS = (
+    "Explain is for operators: it plans each action with the service's own credentials, "
+    "reading the live state of whatever target the pasted alert names, which the API "
+    "does not let a viewer do either."
+)
+SIGNED_OUT_MESSAGE = (
+    "You were signed out: the credential you logged in with has changed or been removed "
+    "since. Log in with the current one."
+)
 
 
-async def _form(request: Request, needed: Role) -> tuple[dict[str, Any], dict[str, str]]:
+async def _form(
+    request: Request, needed: Role, why: str = ""
+) -> tuple[dict[str, Any], dict[str, str]]:
     """A POST's context and fields: the role, then the origin and the CSRF token, are
     checked before anything is read further (raises pages.Stop with a 401/403 page)."""
-    ctx = await pages.context(request, needed)
+    ctx = await pages.context(request, needed, why)
     try:
         body = await _body(request)
     except _Refused as refused:
@@ -112,7 +124,7 @@ def _notification(text: str) -> payload.Notification:
 async def explain(request: Request) -> Response:
     from monitor.engine import explain as explaining
 
-    ctx, fields = await _form(request, Role.VIEWER)
+    ctx, fields = await _form(request, Role.OPERATOR, EXPLAIN_NEEDS)
     pasted = fields.get("alert", "")
     engine = pages.runtime(request).extras.get("engine")
     ctx.update(
@@ -135,31 +147,45 @@ async def explain(request: Request) -> Response:
 @router.get("/login", response_class=HTMLResponse)
 @pages.guarded
 async def login_form(request: Request) -> Response:
-    signer = session.Signer(await session.key(pages.runtime(request)))
-    return pages.render(
-        request, "login.html", pages.base(request, signer, await pages.identity_of(request, signer))
-    )
+    signer = await session.signer(pages.runtime(request))
+    who, changed = pages.reading(request, signer)
+    ctx = pages.base(request, signer, who)
+    if changed or request.query_params.get("signed_out") == "credential":
+        ctx["error"] = SIGNED_OUT_MESSAGE
+    page = pages.render(request, "login.html", ctx)
+    if changed:
+        pages.forget(page)
+    return page
 
 
 @router.post("/login", response_class=HTMLResponse)
 @pages.guarded
 async def login(request: Request) -> Response:
+    """A token (the viewer's or the operator's), or an ``access.basic_auth`` user's name
+    and password, opens a session."""
     rt = pages.runtime(request)
-    signer = session.Signer(await session.key(rt))
+    signer = await session.signer(rt)
     try:
         body = await _body(request)
     except _Refused as refused:
         return refused.response
     fields = _read_form(request, body)
-    before = await pages.identity_of(request, signer)
+    before, _ = pages.reading(request, signer)
     csrf_ok = signer.csrf_ok(fields.get("csrf"), before)
     if not session.same_origin(request, rt.settings.public_url) or not csrf_ok:
         raise pages.refused(request, 403, "Refused", "The login form's CSRF token is not valid.")
     token = fields.get("token", "").strip()
-    who = rt.auth.identify_token(token) if 0 < len(token) <= 4096 else None
+    username = fields.get("username", "").strip()
+    readable = 0 < len(token) <= MAX_CREDENTIAL_CHARS and len(username) <= MAX_USERNAME_CHARS
+    if username:
+        who = rt.auth.identify_basic(username, token) if readable else None
+        wrong = "That name and password are not an access.basic_auth user's."
+    else:
+        who = rt.auth.identify_token(token) if readable else None
+        wrong = "That token is not a viewer's or an operator's."
     if who is None:
         ctx = pages.base(request, signer, before)
-        ctx["error"] = "That token is not a viewer's or an operator's."
+        ctx["error"] = wrong
         return pages.render(request, "login.html", ctx, 401)
     response = RedirectResponse("/ui/", status_code=303)
     response.set_cookie(
@@ -174,10 +200,24 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.api_route("/logout", methods=["GET", "POST"], response_class=HTMLResponse)
+@router.post("/logout", response_class=HTMLResponse)
+@pages.guarded
 async def logout(request: Request) -> Response:
-    response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(session.COOKIE, path="/ui", httponly=True, samesite="strict")
+    """Clear the session cookie (a copy of it stays valid: see monitor/ui/session.py).
+    A session already signed out (its credential changed) needs no CSRF token to go."""
+    rt = pages.runtime(request)
+    signer = await session.signer(rt)
+    try:
+        body = await _body(request)
+    except _Refused as refused:
+        return refused.response
+    fields = _read_form(request, body)
+    who, changed = pages.reading(request, signer)
+    csrf_ok = signer.csrf_ok(fields.get("csrf"), who)
+    if not changed and (not session.same_origin(request, rt.settings.public_url) or not csrf_ok):
+        raise pages.refused(request, 403, "Refused", "The log-out form's CSRF token is not valid.")
+    response = RedirectResponse(pages.SIGNED_OUT if changed else "/ui/login", status_code=303)
+    pages.forget(response)
     return response
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from monitor.api.access import REALM
@@ -53,16 +53,42 @@ def client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+SIGNED_OUT = "/ui/login?signed_out=credential"  # where a signed-out session is sent
+
+
 async def identity_of(request: Request, signer: session.Signer) -> Identity | None:
     """The credential sent (bearer or basic), else the session cookie, else a loopback
-    reader while reading needs no credential (:meth:`Authenticator.identify`)."""
+    reader while reading needs no credential (:meth:`Authenticator.identify`). A session
+    whose credential has changed since it was opened raises Stop: a redirect to the login
+    page that clears the cookie (see :func:`reading`)."""
+    found, changed = reading(request, signer)
+    if changed:
+        response = RedirectResponse(SIGNED_OUT, status_code=303)
+        forget(response)
+        raise Stop(response)
+    return found
+
+
+def reading(request: Request, signer: session.Signer) -> tuple[Identity | None, bool]:
+    """Who asks (as :func:`identity_of`), and whether a session cookie was signed out
+    because its credential changed (then logged once; who asks is then decided as if
+    there were no cookie)."""
     auth = runtime(request).auth
     header = request.headers.get("authorization")
+    changed = False
     if not header:
-        found = signer.read_session(request.cookies.get(session.COOKIE))
-        if found is not None:
-            return found
-    return auth.identify(header, client(request))
+        found = signer.read(request.cookies.get(session.COOKIE))
+        if found.identity is not None:
+            return found.identity, False
+        if found.changed is not None:
+            session.signed_out(runtime(request), found)
+            changed = True
+    return auth.identify(header, client(request)), changed
+
+
+def forget(response: Response) -> None:
+    """Clear the session cookie (as it was set: ``Path=/ui``)."""
+    response.delete_cookie(session.COOKIE, path="/ui", httponly=True, samesite="strict")
 
 
 def render(
@@ -90,9 +116,10 @@ def refused(request: Request, status: int, title: str, message: str, **more: Any
     )
 
 
-async def context(request: Request, needed: Role = Role.VIEWER) -> dict[str, Any]:
-    """Who asks, checked against ``needed``, and what every page shows (raises Stop)."""
-    signer = session.Signer(await session.key(runtime(request)))
+async def context(request: Request, needed: Role = Role.VIEWER, why: str = "") -> dict[str, Any]:
+    """Who asks, checked against ``needed``, and what every page shows (raises Stop;
+    ``why`` is added to the 403 page's message)."""
+    signer = await session.signer(runtime(request))
     who = await identity_of(request, signer)
     auth = runtime(request).auth
     if not auth.allows(who, needed, client(request)):
@@ -102,7 +129,10 @@ async def context(request: Request, needed: Role = Role.VIEWER) -> dict[str, Any
             page.headers["www-authenticate"] = f"Bearer, {REALM}" if auth.users else "Bearer"
             raise Stop(page)
         raise refused(
-            request, 403, "Not allowed", f"{needed} access is needed; you are a {who.role}."
+            request,
+            403,
+            "Not allowed",
+            f"{needed} access is needed; you are a {who.role}." + (f" {why}" if why else ""),
         )
     return base(request, signer, who)
 

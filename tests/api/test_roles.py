@@ -31,9 +31,8 @@ WEBHOOK = "webhook"  # its own credentials (webhook.*), loopback while it has no
 LINK = "link"  # a signed approval link: the signature is the credential, not the header
 # The console's forms (docs/console.md): the role, then a CSRF token made for the caller;
 # these requests carry none, so a caller with the role is refused for the token ("csrf").
-FORM = "form"  # pause, resume, approve, reject: an operator
-VIEWER_FORM = "viewer form"  # explain: a viewer
-LOGIN = "login"  # anyone, with the login page's CSRF token
+FORM = "form"  # pause, resume, approve, reject, explain: an operator
+LOGIN = "login"  # log in and out: anyone, with the page's CSRF token
 CSRF = "csrf"
 
 ROUTES: dict[tuple[str, str], str] = {
@@ -66,10 +65,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/ui/alerts"): VIEWER,
     ("GET", "/ui/policies"): VIEWER,
     ("GET", "/ui/login"): OPEN,
-    ("GET", "/ui/logout"): OPEN,
-    ("POST", "/ui/logout"): OPEN,
+    ("POST", "/ui/logout"): LOGIN,
     ("POST", "/ui/login"): LOGIN,
-    ("POST", "/ui/policies/explain"): VIEWER_FORM,
+    ("POST", "/ui/policies/explain"): FORM,
     ("POST", "/ui/pause"): FORM,
     ("POST", "/ui/resume"): FORM,
     ("POST", "/ui/executions/{ident}/approve"): FORM,
@@ -126,7 +124,6 @@ EXPECTED: dict[str, list[str | int]] = {
     WEBHOOK: [401, 401, OK, 401, 401, 401, 401],
     LINK: [LINK] * 7,
     FORM: [401, 401, 403, 403, 403, CSRF, CSRF],
-    VIEWER_FORM: [401, 401, 403, CSRF, CSRF, CSRF, CSRF],
     LOGIN: [CSRF] * 7,
 }
 
@@ -144,7 +141,6 @@ BARE_EXPECTED: dict[str, list[str | int]] = {
     WEBHOOK: [401, OK, OK, 401],  # the webhook without credentials: loopback, as before
     LINK: [LINK] * 4,
     FORM: [401, 401, 401, CSRF],
-    VIEWER_FORM: [401, CSRF, 401, CSRF],
     LOGIN: [CSRF] * 4,
 }
 
@@ -186,11 +182,7 @@ def _outcome(response: httpx.Response, kind: str) -> str | int:
         assert response.status_code == 403, response.text
         assert "Approval link refused" in response.text
         return LINK
-    if (
-        kind in (FORM, VIEWER_FORM, LOGIN)
-        and response.status_code == 403
-        and ("CSRF token" in response.text)
-    ):
+    if kind in (FORM, LOGIN) and response.status_code == 403 and ("CSRF token" in response.text):
         return CSRF
     if response.status_code in (401, 403):
         return response.status_code
@@ -217,7 +209,7 @@ async def _table(
                 wrong.append(
                     f"{method} {path} as {caller}: {got} ({response.text[:80]}), not {want}"
                 )
-            if got == 401 and kind in (VIEWER, OPERATOR, FORM, VIEWER_FORM):
+            if got == 401 and kind in (VIEWER, OPERATOR, FORM):
                 assert "Bearer" in response.headers["www-authenticate"]
     assert wrong == []
 

@@ -140,7 +140,7 @@ def test_a_viewers_post_is_refused(service: svc.Service, chrome: webdriver.Chrom
     chrome.get(f"{service.url}/ui/policies")
     # A viewer's page has no pause form; build one with the viewer's own CSRF token.
     chrome.execute_script(
-        "const f = document.querySelector('form[action=\"/ui/policies/explain\"]');"
+        "const f = document.querySelector('form[action=\"/ui/logout\"]');"
         "f.action = '/ui/pause'; f.submit();"
     )
     problem = wait(chrome).until(

@@ -53,7 +53,7 @@ async def test_login_sets_a_signed_session_cookie_not_the_token(console: Console
     shown = text((await console.client.get("/ui/")).text)
     assert "operator-token (operator)" in shown and "Pause automation" in shown
 
-    await console.client.post("/ui/logout")
+    await console.client.post("/ui/logout", data={"csrf": await console.csrf()})
     assert "conea_console" not in console.client.cookies
     shown = text((await console.client.get("/ui/")).text)
     assert "loopback viewer" in shown and "Pause automation" not in shown
@@ -115,7 +115,7 @@ async def test_a_post_without_a_good_csrf_token_changes_nothing(console: Console
 
 
 async def test_a_csrf_token_is_bound_to_its_identity(console: Console) -> None:
-    anonymous = await console.csrf("/ui/policies")  # made for the loopback viewer
+    anonymous = await console.csrf("/ui/login")  # made for the loopback viewer
     await login(console)
     answer = await console.client.post("/ui/pause", data={"csrf": anonymous})
     assert answer.status_code == 403
@@ -123,7 +123,7 @@ async def test_a_csrf_token_is_bound_to_its_identity(console: Console) -> None:
 
 
 async def test_controls_need_an_operator(console: Console) -> None:
-    csrf = await console.csrf("/ui/policies")  # a loopback viewer's (explain) form
+    csrf = await console.csrf("/ui/login")  # a loopback viewer's form
     page = await console.client.get("/ui/")
     assert "Pause automation" not in page.text and "An operator can pause" in page.text
     answer = await console.client.post("/ui/pause", data={"csrf": csrf, "reason": "x"})
@@ -195,6 +195,7 @@ async def test_without_credentials_only_loopback_may_look(console: Console) -> N
 
 
 async def test_explain_shows_what_the_engine_would_do(console: Console) -> None:
+    await login(console)  # explain is an operator's (tests/ui/test_signout.py)
     page = await console.client.get("/ui/policies")
     shown = text(page.text)
     assert "restart-api" in shown and "scale-queue" in shown

@@ -172,6 +172,8 @@ async def test_alerts_page_says_what_each_alert_led_to(console: Console) -> None
 async def test_a_stored_alert_can_be_explained(console: Console) -> None:
     await console.post_alerts(alert("QueueBacklog", "q1", deployment="worker"))
     await console.settled(1)
+    login = {"token": console.token, "csrf": await console.csrf("/ui/login")}
+    assert (await console.client.post("/ui/login", data=login)).status_code == 303  # an operator
     page = await console.client.get("/ui/alerts")
     link = re.search(r'href="(/ui/policies\?alert=\d+)#explain"', page.text)
     assert link is not None
