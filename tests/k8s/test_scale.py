@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pydantic
 import pytest
 
 from monitor import errors
+from monitor.actions import default_registry
+from monitor.alerts.context import AlertContext
 from monitor.k8s import workloads
+from monitor.policy import loader, policyset
 from tests.k8s.conftest import context
 from tests.support.kube_objects import deployment, hpa
 
@@ -362,3 +367,34 @@ async def test_a_deployment_whose_hpa_has_another_name_scales_through_that_hpa(
     )
     assert bounds(emulator) == (6, 10) and replicas(emulator) == 4
     assert not [r for r in emulator if r.method.value == "PUT"]
+
+
+async def test_kube_prometheus_stacks_hpa_maxed_out_raises_the_named_hpa(emulator, kube, actions):
+    """The optional policy answers KubeHpaMaxedOut on an HPA not named after its
+    Deployment: the HPA's maxReplicas goes up, the Deployment is not touched."""
+    emulator.add(deployment(replicas=10))
+    emulator.add(autoscaler(max_replicas=10))
+    kps = Path(__file__).resolve().parents[2] / "remediations/optional/kube-prometheus-stack.yaml"
+    registry = default_registry()
+    policy = loader.load([kps], registry).get("kps-hpa-maxed-out")
+    assert policy is not None
+    alert = AlertContext(
+        labels={
+            "alertname": "KubeHpaMaxedOut",
+            "namespace": "production",
+            "horizontalpodautoscaler": "web-autoscaler",
+        },
+        annotations={},
+        status="firing",
+        fingerprint="f",
+        starts_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+    )
+    [step] = policy.steps[0]
+    params = policyset.parse_params(step, alert, registry)
+    target = policyset.render_target(policy, alert)
+    action = actions.get("kubernetes.scale")
+    ctx = context(kube, **target)
+    plan = await action.plan(params, ctx)
+    assert plan.summary == "raise HPA production/web-autoscaler maxReplicas 10 -> 12"
+    await action.apply(params, ctx, plan)
+    assert bounds(emulator) == (2, 12) and replicas(emulator) == 10
