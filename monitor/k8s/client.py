@@ -40,6 +40,7 @@ class Kind:
 KINDS = {
     "Deployment": Kind("apps", "deployment", "deployments.apps"),
     "StatefulSet": Kind("apps", "stateful_set", "statefulsets.apps"),
+    "DaemonSet": Kind("apps", "daemon_set", "daemonsets.apps"),
     "ReplicaSet": Kind("apps", "replica_set", "replicasets.apps"),
     "Pod": Kind("core", "pod", "pods"),
     "Event": Kind("core", "event", "events"),

@@ -37,6 +37,9 @@ KINDS = {  # accepted spellings -> canonical kind
     "ds": "DaemonSet",
     "cronjob": "CronJob",
     "cronjobs": "CronJob",
+    "horizontalpodautoscaler": "HorizontalPodAutoscaler",
+    "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+    "hpa": "HorizontalPodAutoscaler",
 }
 
 

@@ -134,3 +134,9 @@ def set_env_entry(container: dict[str, Any], name: str, entry: dict[str, Any] | 
 
 def paused(workload: Mapping[str, Any]) -> bool:
     return bool(workload.get("spec", {}).get("paused"))
+
+
+def on_delete(workload: Mapping[str, Any]) -> bool:
+    """A StatefulSet or DaemonSet that replaces its pods only when they are deleted."""
+    strategy = workload.get("spec", {}).get("updateStrategy") or {}
+    return bool(strategy.get("type") == "OnDelete")

@@ -27,7 +27,7 @@ def test_cluster_role_for_the_configured_actions_is_merged_and_minimal():
     assert role["rules"] == [
         {
             "apiGroups": ["apps"],
-            "resources": ["deployments", "statefulsets"],
+            "resources": ["daemonsets", "deployments", "statefulsets"],
             "verbs": ["get", "patch"],
         },
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},

@@ -68,11 +68,13 @@ async def test_a_missing_verb_is_named_per_policy(
     emulator.grant(role)
     findings = await access.check(kube_any, {"restart-api": _needs(RESTART, "production")})
     assert [str(f) for f in findings] == [
+        "policy 'restart-api' needs patch daemonsets.apps in production: denied",
         "policy 'restart-api' needs patch deployments.apps in production: denied",
         "policy 'restart-api' needs patch statefulsets.apps in production: denied",
     ]
     assert access.denied(findings) == {
-        "restart-api": "needs patch deployments.apps in production: denied; "
+        "restart-api": "needs patch daemonsets.apps in production: denied; "
+        "needs patch deployments.apps in production: denied; "
         "needs patch statefulsets.apps in production: denied"
     }
 

@@ -7,7 +7,7 @@ import pytest
 from monitor import errors
 from monitor.k8s import workloads
 from tests.k8s.conftest import context
-from tests.support.kube_objects import deployment
+from tests.support.kube_objects import deployment, workload
 
 RESTARTED = "kubectl.kubernetes.io/restartedAt"
 
@@ -60,6 +60,54 @@ async def test_restart_after_a_race_keeps_the_other_writers_change(emulator, kub
         obj["spec"]["replicas"] == 9
         and RESTARTED in obj["spec"]["template"]["metadata"]["annotations"]
     )
+
+
+async def restart_agent(actions, kube, kind, params=None):
+    """kubernetes.restart of the ``kind`` named node-agent: (plan, outcome)."""
+    action = actions.get("kubernetes.restart")
+    parsed = actions.parse_params("kubernetes.restart", params or {})
+    ctx = context(kube, kind=kind, name="node-agent")
+    plan = await action.plan(parsed, ctx)
+    return plan, await action.apply(parsed, ctx, plan)
+
+
+@pytest.mark.parametrize("kind", ["DaemonSet", "StatefulSet"])
+async def test_restart_of_a_daemonset_or_statefulset(emulator, kube, actions, kind):
+    emulator.add(workload(kind, "node-agent"))
+    plan, outcome = await restart_agent(actions, kube, kind.lower())
+    assert plan.summary == (
+        f"restart {kind.lower()} production/node-agent (rolling, via the {RESTARTED} annotation)"
+    )
+    obj = emulator.read(kind, "production", "node-agent")
+    assert obj["spec"]["template"]["metadata"]["annotations"][RESTARTED] == ("2026-11-28T12:00:00Z")
+    assert outcome.summary == (
+        f"restarted {kind.lower()} production/node-agent at 2026-11-28T12:00:00Z"
+    )
+
+
+async def test_restart_of_a_daemonset_restarted_moments_ago_is_a_noop(emulator, kube, actions):
+    ds = workload("DaemonSet", "node-agent")
+    ds["spec"]["template"] = {"metadata": {"annotations": {RESTARTED: "2026-11-28T11:58:00Z"}}}
+    emulator.add(ds)
+    plan, _ = await restart_agent(actions, kube, "DaemonSet", {"unless_restarted_within": "10m"})
+    assert plan.noop and plan.summary.startswith("leave daemonset production/node-agent alone")
+    assert not [r for r in emulator if r.method.value == "PATCH"]
+
+
+@pytest.mark.parametrize("kind", ["DaemonSet", "StatefulSet"])
+async def test_restart_refuses_a_workload_that_replaces_pods_only_on_delete(
+    emulator, kube, actions, kind
+):
+    obj = workload(kind, "node-agent")
+    obj["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    emulator.add(obj)
+    with pytest.raises(errors.PermanentActionError) as caught:
+        await restart_agent(actions, kube, kind)
+    assert str(caught.value) == (
+        f"{kind.lower()} production/node-agent replaces its pods only when they are deleted "
+        "(updateStrategy OnDelete): a restart would change its template and no pod; refusing"
+    )
+    assert not [r for r in emulator if r.method.value == "PATCH"]
 
 
 # --- set_env ---------------------------------------------------------------------------

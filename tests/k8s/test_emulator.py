@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from tests.support import kube_emulator
-from tests.support.kube_objects import deployment
+from tests.support.kube_objects import deployment, hpa, workload
 
 
 async def request(
@@ -183,3 +183,36 @@ async def test_race_runs_before_the_next_write(emulator):
     obj["spec"]["replicas"] = 5
     assert (await request(emulator, "PUT", DEPLOY, obj))[0] == 409
     assert emulator.read("Deployment", "production", "conea-api")["spec"]["replicas"] == 8
+
+
+HPA = "/apis/autoscaling/v2/namespaces/production/horizontalpodautoscalers/conea-api"
+
+
+async def test_hpas_are_served_and_a_max_below_their_min_is_a_422(emulator):
+    emulator.add(hpa(min_replicas=4, max_replicas=10))
+    status, body = await request(emulator, "GET", HPA)
+    assert status == 200 and body["spec"]["maxReplicas"] == 10
+    status, body = await request(
+        emulator, "GET", "/apis/autoscaling/v2/namespaces/production/horizontalpodautoscalers"
+    )
+    assert [item["metadata"]["name"] for item in body["items"]] == ["conea-api"]
+    lower = [{"op": "replace", "path": "/spec/maxReplicas", "value": 3}]
+    status, body = await request(emulator, "PATCH", HPA, lower, "application/json-patch+json")
+    assert status == 422 and body["message"] == (
+        'HorizontalPodAutoscaler.autoscaling "conea-api" is invalid: spec.maxReplicas: '
+        "Invalid value: 3: must be greater than or equal to `minReplicas`"
+    )
+    raise_ = [{"op": "replace", "path": "/spec/maxReplicas", "value": 12}]
+    status, body = await request(emulator, "PATCH", HPA, raise_, "application/json-patch+json")
+    assert status == 200 and body["spec"]["maxReplicas"] == 12
+
+
+async def test_daemonsets_are_served_and_patched(emulator):
+    emulator.add(workload("DaemonSet", "node-agent"))
+    path = "/apis/apps/v1/namespaces/production/daemonsets/node-agent"
+    patch = {"spec": {"template": {"metadata": {"annotations": {"a": "b"}}}}}
+    status, body = await request(
+        emulator, "PATCH", path, patch, "application/strategic-merge-patch+json"
+    )
+    assert status == 200 and body["spec"]["template"]["metadata"]["annotations"] == {"a": "b"}
+    assert body["metadata"]["generation"] == 2

@@ -187,6 +187,23 @@ async def test_a_workload_the_action_does_not_act_on_is_an_error(emulator, kube,
     )
 
 
+async def test_a_daemon_set_pod_crash_looping_restarts_its_daemon_set(emulator, kube, actions):
+    """kube-prometheus-stack's KubePodCrashLooping on a node agent's pod (kps-crash-looping)."""
+    owner = emulator.add(objs.workload("DaemonSet", "node-agent"))
+    emulator.add(objs.owned_by(objs.pod("node-agent-abc"), owner))
+    action = actions.get("kubernetes.restart")
+    params = actions.parse_params("kubernetes.restart", {"unless_restarted_within": "10m"})
+    ctx = context(kube, **pod_target("node-agent-abc"))
+    plan = await action.plan(params, ctx)
+    assert plan.summary == (
+        f"restart daemonset production/node-agent (rolling, via the {RESTARTED} annotation) "
+        "(target Pod production/node-agent-abc -> DaemonSet node-agent)"
+    )
+    await action.apply(params, ctx, plan)
+    template = emulator.read("DaemonSet", "production", "node-agent")["spec"]["template"]
+    assert template["metadata"]["annotations"][RESTARTED] == "2026-11-28T12:00:00Z"
+
+
 async def test_resolve_starts_from_a_pod_replica_set_or_job(emulator, kube, actions):
     emulator.add(objs.deployment())
     action = actions.get("kubernetes.restart")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pydantic
 import pytest
 
 from monitor import errors
+from monitor.actions import default_registry
+from monitor.alerts.context import AlertContext
 from monitor.k8s import workloads
+from monitor.policy import loader, policyset
 from tests.k8s.conftest import context
 from tests.support.kube_objects import deployment, hpa
 
@@ -224,3 +229,172 @@ async def test_hpa_edited_concurrently_is_read_again(emulator, kube, actions):
     assert len(patches) == 2 and patches[0].headers["Content-Type"] == (
         "application/json-patch+json"
     )
+
+
+# --- an HPA as the target: its maxReplicas ---------------------------------------------
+def autoscaler(name="web-autoscaler", target="conea-api", min_replicas=2, max_replicas=10):
+    """An HPA not named after the Deployment it scales."""
+    obj = hpa(target=target, min_replicas=min_replicas, max_replicas=max_replicas)
+    obj["metadata"]["name"] = name
+    return obj
+
+
+def bounds(emulator, name="web-autoscaler"):
+    spec = emulator.read("HorizontalPodAutoscaler", "production", name)["spec"]
+    return spec["minReplicas"], spec["maxReplicas"]
+
+
+HPA_TARGET = {"kind": "HorizontalPodAutoscaler", "name": "web-autoscaler"}
+
+
+async def test_an_hpa_target_raises_its_max_replicas_and_revert_restores_it(
+    emulator, kube, actions
+):
+    emulator.add(deployment(replicas=10))
+    emulator.add(autoscaler(max_replicas=10))
+    action, params, ctx, plan, outcome = await run(
+        actions, kube, {"by": 2, "max": 30}, **HPA_TARGET
+    )
+    assert plan.summary == "raise HPA production/web-autoscaler maxReplicas 10 -> 12"
+    assert plan.details["scales"] == "Deployment/conea-api"
+    assert bounds(emulator) == (2, 12)  # minReplicas left alone: the HPA still decides
+    assert replicas(emulator) == 10  # the HPA scales the Deployment, not us
+    assert [(c.resource, c.field, c.before, c.after) for c in outcome.changes] == [
+        ("HorizontalPodAutoscaler/web-autoscaler", "spec.maxReplicas", 10, 12)
+    ]
+    patch = next(r for r in emulator if r.method.value == "PATCH")
+    assert patch.headers["Content-Type"] == "application/json-patch+json"
+    assert patch.data[0]["path"] == "/metadata/resourceVersion"  # guarded by what it read
+
+    back = await action.revert(params, ctx, outcome.revert_state)
+    assert bounds(emulator) == (2, 10)
+    assert back.summary == (
+        "revert scale of HPA production/web-autoscaler: "
+        "HorizontalPodAutoscaler/web-autoscaler spec.maxReplicas 12 -> 10"
+    )
+
+
+async def test_an_hpa_plan_writes_nothing_and_its_kind_may_be_spelled_hpa(emulator, kube, actions):
+    emulator.add(autoscaler(max_replicas=10))
+    plan = await actions.get("kubernetes.scale").plan(
+        actions.parse_params("kubernetes.scale", {"replicas": 15}),
+        context(kube, kind="hpa", name="web-autoscaler"),
+    )
+    assert plan.summary == "raise HPA production/web-autoscaler maxReplicas 10 -> 15"
+    assert bounds(emulator) == (2, 10)
+    assert [r.method.value for r in emulator] == ["GET"]
+
+
+async def test_an_hpa_at_the_bound_is_left_alone(emulator, kube, actions):
+    emulator.add(autoscaler(max_replicas=30))
+    _, _, _, plan, outcome = await run(actions, kube, {"by": 2, "max": 30}, **HPA_TARGET)
+    assert plan.noop and outcome.revert_state is None
+    assert outcome.summary == (
+        "nothing to change: keep HPA production/web-autoscaler maxReplicas at 30"
+    )
+    assert not [r for r in emulator if r.method.value == "PATCH"]
+
+
+async def test_an_hpa_max_is_not_lowered_below_its_min(emulator, kube, actions):
+    emulator.add(autoscaler(min_replicas=4, max_replicas=10))
+    _, _, _, plan, _ = await run(actions, kube, {"by": "-50%"}, **HPA_TARGET)
+    assert plan.summary == "lower HPA production/web-autoscaler maxReplicas 10 -> 5"
+    _, _, _, plan, _ = await run(actions, kube, {"replicas": 1}, **HPA_TARGET)
+    assert plan.summary == (
+        "lower HPA production/web-autoscaler maxReplicas 5 -> 4 (not below its minReplicas 4)"
+    )
+    assert bounds(emulator) == (4, 4)
+
+
+async def test_an_hpa_edited_between_read_and_write_is_decided_again(emulator, kube, actions):
+    emulator.add(autoscaler(max_replicas=10))
+    emulator.race(
+        lambda e: e.modify(
+            "HorizontalPodAutoscaler",
+            "production",
+            "web-autoscaler",
+            lambda o: o["spec"].update(maxReplicas=20),
+        )
+    )
+    _, _, _, _, outcome = await run(actions, kube, {"by": 2}, **HPA_TARGET)
+    assert bounds(emulator) == (2, 22)  # from their 20, not over it with 12
+    assert (outcome.changes[0].before, outcome.changes[0].after) == (20, 22)
+
+
+async def test_revert_of_an_hpa_max_leaves_what_changed_since(emulator, kube, actions):
+    emulator.add(autoscaler(min_replicas=2, max_replicas=10))
+    action, params, ctx, _, outcome = await run(actions, kube, {"by": 4}, **HPA_TARGET)
+    # Someone raised the floor above the old maximum: 10 is no longer a valid maximum.
+    emulator.modify(
+        "HorizontalPodAutoscaler",
+        "production",
+        "web-autoscaler",
+        lambda o: o["spec"].update(minReplicas=12),
+    )
+    back = await action.revert(params, ctx, outcome.revert_state)
+    assert bounds(emulator) == (12, 14)
+    assert back.summary.endswith("spec.maxReplicas left at 14 (its minReplicas is 12 now)")
+    assert back.changes == []
+
+    emulator.modify(
+        "HorizontalPodAutoscaler",
+        "production",
+        "web-autoscaler",
+        lambda o: o["spec"].update(minReplicas=2, maxReplicas=16),
+    )
+    back = await action.revert(params, ctx, outcome.revert_state)
+    assert bounds(emulator) == (2, 16)
+    assert back.summary.endswith("spec.maxReplicas left at 16 (changed by someone else)")
+
+
+async def test_a_missing_hpa_is_permanent(emulator, kube, actions):
+    emulator.add(deployment(name="web-autoscaler"))  # a Deployment of that name is no HPA
+    with pytest.raises(errors.PermanentActionError, match="not found"):
+        await run(actions, kube, {"by": 2}, **HPA_TARGET)
+    assert replicas(emulator, "web-autoscaler") == 4
+
+
+async def test_a_deployment_whose_hpa_has_another_name_scales_through_that_hpa(
+    emulator, kube, actions
+):
+    """The HPA is found by its scaleTargetRef, whatever its name: the Deployment's replicas
+    are never written while an HPA would undo them."""
+    emulator.add(deployment(replicas=4))
+    emulator.add(autoscaler(min_replicas=4, max_replicas=10))
+    _, _, _, plan, _ = await run(actions, kube, {"by": 2})
+    assert plan.summary == (
+        "scale production/conea-api 4 -> 6 via HPA web-autoscaler minReplicas 4 -> 6"
+    )
+    assert bounds(emulator) == (6, 10) and replicas(emulator) == 4
+    assert not [r for r in emulator if r.method.value == "PUT"]
+
+
+async def test_kube_prometheus_stacks_hpa_maxed_out_raises_the_named_hpa(emulator, kube, actions):
+    """The optional policy answers KubeHpaMaxedOut on an HPA not named after its
+    Deployment: the HPA's maxReplicas goes up, the Deployment is not touched."""
+    emulator.add(deployment(replicas=10))
+    emulator.add(autoscaler(max_replicas=10))
+    kps = Path(__file__).resolve().parents[2] / "remediations/optional/kube-prometheus-stack.yaml"
+    registry = default_registry()
+    policy = loader.load([kps], registry).get("kps-hpa-maxed-out")
+    assert policy is not None
+    alert = AlertContext(
+        labels={
+            "alertname": "KubeHpaMaxedOut",
+            "namespace": "production",
+            "horizontalpodautoscaler": "web-autoscaler",
+        },
+        annotations={},
+        status="firing",
+        fingerprint="f",
+        starts_at=datetime(2026, 11, 29, 12, 0, tzinfo=UTC),
+    )
+    [step] = policy.steps[0]
+    params = policyset.parse_params(step, alert, registry)
+    target = policyset.render_target(policy, alert)
+    action = actions.get("kubernetes.scale")
+    ctx = context(kube, **target)
+    plan = await action.plan(params, ctx)
+    assert plan.summary == "raise HPA production/web-autoscaler maxReplicas 10 -> 12"
+    await action.apply(params, ctx, plan)
+    assert bounds(emulator) == (2, 12) and replicas(emulator) == 10

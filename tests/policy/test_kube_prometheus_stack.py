@@ -33,7 +33,7 @@ CASES = {
     "KubeHpaMaxedOut": (
         {"horizontalpodautoscaler": "conea-api"},
         "kps-hpa-maxed-out",
-        {"kind": "Deployment", "namespace": "production", "name": "conea-api"},
+        {"kind": "HorizontalPodAutoscaler", "namespace": "production", "name": "conea-api"},
     ),
     "KubeDeploymentReplicasMismatch": (
         {"deployment": "conea-api"},

@@ -7,6 +7,8 @@ itself, adding what a real kube-apiserver does and the actions rely on:
 * ``PUT`` (replace) answering 409 when the body's resourceVersion is stale, and the
   same precondition for a patch that carries ``metadata.resourceVersion``;
 * the ``scale`` subresource as a real ``autoscaling/v1`` ``Scale`` object;
+* HorizontalPodAutoscalers (``autoscaling/v2``) and DaemonSets like any object, a write
+  leaving an HPA with ``maxReplicas`` below 1 or below its ``minReplicas`` answered 422;
 * JSON patch, merge patch, and strategic merge patch (lists of dicts merged by ``name``);
 * ``labelSelector`` on LIST (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``)
   and ``fieldSelector`` (``metadata.name``/``namespace``, and the fields the real API
@@ -156,6 +158,28 @@ def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
         elif op["op"] == "remove":
             del node[key]
     return doc
+
+
+def _validate_hpa(name: str, obj: dict[str, Any]) -> None:
+    """The API server's checks on an HPA's replica bounds: 422 like it."""
+    spec = obj.get("spec") or {}
+    low, high = spec.get("minReplicas", 1), spec.get("maxReplicas")
+    problem = None
+    if not isinstance(high, int) or high < 1:
+        problem = f"spec.maxReplicas: Invalid value: {high!r}: must be greater than or equal to 1"
+    elif not isinstance(low, int) or low < 1:
+        problem = f"spec.minReplicas: Invalid value: {low!r}: must be greater than or equal to 1"
+    elif high < low:
+        problem = (
+            f"spec.maxReplicas: Invalid value: {high}: must be greater than or equal to "
+            "`minReplicas`"
+        )
+    if problem:
+        raise _Reject(
+            422,
+            "Invalid",
+            f'HorizontalPodAutoscaler.autoscaling "{name}" is invalid: {problem}',
+        )
 
 
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
@@ -424,6 +448,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             new["metadata"] = {**current["metadata"], **new.get("metadata", {})}
             if "status" in current:
                 new["status"] = current["status"]
+        if request.resource.plural == "horizontalpodautoscalers":
+            _validate_hpa(request.name, new)
         changed = new.get("spec") != current.get("spec")
         self._store(request.resource, request.namespace, request.name, new, changed)
         return self._view(request, self._read(request, request.name))

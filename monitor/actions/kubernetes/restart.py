@@ -1,4 +1,5 @@
-"""``kubernetes.restart``: ``kubectl rollout restart``."""
+"""``kubernetes.restart``: ``kubectl rollout restart`` of a Deployment, StatefulSet or
+DaemonSet."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from monitor.actions.registry import (
 from monitor.k8s import client as k8s_client
 from monitor.k8s import names, workloads
 
+KINDS = (*common.WORKLOADS, "DaemonSet")
+
 
 class RestartParams(StrictModel):
     # Leave a workload alone that was restarted this recently (its restartedAt): with
@@ -27,12 +30,13 @@ class RestartParams(StrictModel):
 
 
 class Restart(Action[RestartParams]):
-    """``kubectl rollout restart``: a new restartedAt annotation on the pod template."""
+    """``kubectl rollout restart`` of a Deployment, StatefulSet or DaemonSet: a new
+    restartedAt annotation on the pod template."""
 
     name = "kubernetes.restart"
     Params = RestartParams
     timeout = common.WRITE_TIMEOUT
-    rbac = (RbacRule(("apps",), ("deployments", "statefulsets"), ("get", "patch")),)
+    rbac = (RbacRule(("apps",), ("daemonsets", "deployments", "statefulsets"), ("get", "patch")),)
 
     async def _read(self, kube: k8s_client.Kube, t: names.Target) -> dict[str, Any]:
         obj = await kube.read(t.kind, t.namespace, t.name)
@@ -41,11 +45,16 @@ class Restart(Action[RestartParams]):
                 f"{t} is paused: a restart would not roll out until it is resumed "
                 "(kubectl rollout resume); refusing"
             )
+        if workloads.on_delete(obj):
+            raise errors.PermanentActionError(
+                f"{t} replaces its pods only when they are deleted (updateStrategy "
+                "OnDelete): a restart would change its template and no pod; refusing"
+            )
         return obj
 
     async def plan(self, params: RestartParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        t = await common.workload(ctx, kube)
+        t = await common.workload(ctx, kube, KINDS)
         obj = await self._read(kube, t)
         recent = _recent(obj, params.unless_restarted_within, ctx.now())
         if recent:
@@ -63,7 +72,7 @@ class Restart(Action[RestartParams]):
 
     async def apply(self, params: RestartParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
-        t = await common.workload(ctx, kube)
+        t = await common.workload(ctx, kube, KINDS)
         stamp = ctx.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
         async def attempt() -> Outcome:

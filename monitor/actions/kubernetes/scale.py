@@ -1,4 +1,5 @@
-"""``kubernetes.scale``: replicas of a Deployment or StatefulSet, through its HPA if any."""
+"""``kubernetes.scale``: replicas of a Deployment or StatefulSet, through its HPA if any;
+or an HPA's ``maxReplicas`` when the target is the HorizontalPodAutoscaler itself."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from monitor import errors
 from monitor.actions.kubernetes import common
 from monitor.actions.registry import (
     Action,
@@ -24,6 +26,9 @@ from monitor.k8s import names, workloads
 
 Decided = tuple[Plan, dict[str, Any], dict[str, Any] | None]
 OBSERVED_FOR = 2.0  # seconds a plan's reads stand in for apply's
+HPA = "HorizontalPodAutoscaler"
+KINDS = (*common.WORKLOADS, HPA)
+MIN, MAX = "spec.minReplicas", "spec.maxReplicas"
 
 
 class ScaleParams(StrictModel):
@@ -49,7 +54,8 @@ class ScaleParams(StrictModel):
 
 
 class Scale(Action[ScaleParams]):
-    """Scales a workload, through its HPA's min/maxReplicas when an HPA targets it."""
+    """Scales a workload, through its HPA's min/maxReplicas when an HPA targets it; with an
+    HPA as the target, moves its maxReplicas (the replica count stays the HPA's call)."""
 
     name = "kubernetes.scale"
     Params = ScaleParams
@@ -61,6 +67,8 @@ class Scale(Action[ScaleParams]):
     )
 
     async def _decide(self, kube: k8s_client.Kube, t: names.Target, params: ScaleParams) -> Decided:
+        if t.kind == HPA:
+            return await self._decide_max(kube, t, params)
         scale = await kube.read_scale(t.kind, t.namespace, t.name)
         hpa = workloads.hpa_for(
             await kube.list("HorizontalPodAutoscaler", t.namespace), t.kind, t.name
@@ -113,13 +121,58 @@ class Scale(Action[ScaleParams]):
         )
         return plan, scale, hpa
 
+    async def _decide_max(
+        self, kube: k8s_client.Kube, t: names.Target, params: ScaleParams
+    ) -> Decided:
+        """The HPA's ``spec.maxReplicas`` moved as ``params`` say, never below its
+        ``minReplicas`` (the API refuses that)."""
+        hpa = await kube.read(HPA, t.namespace, t.name)
+        spec = hpa.get("spec") or {}
+        current, low = spec.get("maxReplicas"), spec.get("minReplicas") or 1
+        if not isinstance(current, int) or not isinstance(low, int):
+            raise errors.PermanentActionError(
+                f"HPA {t.namespace}/{t.name} has no integer spec.maxReplicas/minReplicas "
+                f"({current!r}, {low!r}); refusing"
+            )
+        want = workloads.desired_replicas(
+            current, replicas=params.replicas, by=params.by, minimum=params.min, maximum=params.max
+        )
+        held = ""
+        if want < low:
+            want, held = low, f" (not below its minReplicas {low})"
+        verb = "raise" if want > current else "lower" if want < current else ""
+        summary = (
+            f"{verb} HPA {t.namespace}/{t.name} maxReplicas {current} -> {want}{held}"
+            if verb
+            else f"keep HPA {t.namespace}/{t.name} maxReplicas at {current}"
+        )
+        ref = spec.get("scaleTargetRef") or {}
+        changes = (
+            [Change(resource=f"{HPA}/{t.name}", field=MAX, before=current, after=want)]
+            if want != current
+            else []
+        )
+        plan = Plan(
+            action=self.name,
+            summary=summary,
+            changes=changes,
+            noop=not changes,
+            details={
+                "current": current,
+                "desired": want,
+                "hpa": t.name,
+                "scales": f"{ref.get('kind', '?')}/{ref.get('name', '?')}",
+            },
+        )
+        return plan, {}, hpa
+
     def __init__(self) -> None:
         # What a plan read, for the apply that follows it at once (by execution id).
         self._observed: dict[str, tuple[float, Decided]] = {}
 
     async def plan(self, params: ScaleParams, ctx: ActionContext) -> Plan:
         kube = common.kube(ctx)
-        t = await common.workload(ctx, kube)
+        t = await common.workload(ctx, kube, KINDS)
         decided = await self._decide(kube, t, params)
         if ctx.execution_id is not None and not ctx.dry_run:
             now = time.monotonic()
@@ -131,7 +184,7 @@ class Scale(Action[ScaleParams]):
 
     async def apply(self, params: ScaleParams, ctx: ActionContext, plan: Plan) -> Outcome:
         kube = common.kube(ctx)
-        t = await common.workload(ctx, kube)
+        t = await common.workload(ctx, kube, KINDS)
         seen = self._observed.pop(ctx.execution_id or "", None)
         # Right after its plan, apply writes against what the plan read: the write is
         # guarded by that resourceVersion, so a change in between is a conflict, and the
@@ -163,43 +216,40 @@ class Scale(Action[ScaleParams]):
         self, params: ScaleParams, ctx: ActionContext, state: dict[str, Any]
     ) -> Outcome:
         kube = common.kube(ctx)
-        t = names.target(state, kube.scope, common.WORKLOADS)
+        t = names.target(state, kube.scope, KINDS)
         recorded = [Change.model_validate(c) for c in state.get("changes", [])]
+        what = f"HPA {t.namespace}/{t.name}" if t.kind == HPA else f"{t.namespace}/{t.name}"
 
         async def attempt() -> Outcome:
-            scale = await kube.read_scale(t.kind, t.namespace, t.name)
+            scale = {} if t.kind == HPA else await kube.read_scale(t.kind, t.namespace, t.name)
             hpa = (
-                await kube.read(
-                    "HorizontalPodAutoscaler",
-                    t.namespace,
-                    names.validate_name(state["hpa"], "HPA name"),
-                )
+                await kube.read(HPA, t.namespace, names.validate_name(state["hpa"], "HPA name"))
                 if state.get("hpa")
                 else None
             )
             obj = hpa if hpa is not None else scale
             back: list[Change] = []
-            kept: list[Change] = []
+            kept: list[tuple[Change, str]] = []
             for change in recorded:
                 now = _field(obj, change.field)
-                target = back if now == change.after else kept
-                target.append(
-                    Change(
-                        resource=change.resource,
-                        field=change.field,
-                        before=now,
-                        after=change.before,
-                    )
+                undo = Change(
+                    resource=change.resource, field=change.field, before=now, after=change.before
                 )
+                if now == change.after:
+                    back.append(undo)
+                else:
+                    kept.append((undo, "changed by someone else"))
+            # An HPA's maxReplicas may not go below its minReplicas: the API refuses it.
+            low = next((c.after for c in back if c.field == MIN), _field(obj, MIN) or 1)
+            for undo in [c for c in back if c.field == MAX and c.after < low]:
+                back.remove(undo)
+                kept.append((undo, f"its minReplicas is {low} now"))
             if back:
                 await _write(kube, t, scale, hpa, {c.field: c.after for c in back})
             words = [f"{c.resource} {c.field} {c.before} -> {c.after}" for c in back]
-            words += [
-                f"{c.resource} {c.field} left at {c.before} (changed by someone else)" for c in kept
-            ]
+            words += [f"{c.resource} {c.field} left at {c.before} ({why})" for c, why in kept]
             return Outcome(
-                summary=f"revert scale of {t.namespace}/{t.name}: "
-                + ("; ".join(words) or "nothing recorded"),
+                summary=f"revert scale of {what}: " + ("; ".join(words) or "nothing recorded"),
                 changes=back,
             )
 
