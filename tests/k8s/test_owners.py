@@ -261,3 +261,37 @@ def test_the_permission_check_and_rbac_count_what_resolve_owner_reads(tmp_path):
     assert "get jobs.batch in production" in asked
     role = rbac.rules(registry, ["kubernetes.restart", rbac.RESOLVE_OWNER])
     assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]} in role
+
+
+def test_the_permission_check_asks_only_for_the_workload_kind_a_policy_targets(tmp_path):
+    """A Role written for Deployment restarts keeps working after restart learnt DaemonSets:
+    a policy is checked for the kind it names, and for all when the kind is not literal."""
+    (tmp_path / "p.yaml").write_text(
+        "policies:\n"
+        "  - name: api\n"
+        "    match: ['alertname=\"A\"']\n"
+        "    target: {kind: deploy, namespace: production, name: api}\n"
+        "    steps: [[{action: kubernetes.restart}]]\n"
+        "  - name: agent\n"
+        "    match: ['alertname=\"B\"']\n"
+        "    target: {kind: DaemonSet, namespace: production, name: agent}\n"
+        "    steps: [[{action: kubernetes.restart}]]\n"
+        "  - name: any\n"
+        "    match: ['alertname=\"C\"']\n"
+        "    target: {kind: '{{ labels.kind }}', namespace: production, name: x}\n"
+        "    steps: [[{action: kubernetes.restart}]]\n"
+    )
+    registry = default_registry()
+    policies = loader.load([tmp_path], registry)
+    needs = wiring.permission_needs(policies, registry, scope_mod.Scope(), "monitoring")
+    asked = {name: {str(n) for n in found} for name, found in needs.items()}
+    assert asked["api"] == {
+        "get deployments.apps in production",
+        "patch deployments.apps in production",
+    }
+    assert asked["agent"] == {
+        "get daemonsets.apps in production",
+        "patch daemonsets.apps in production",
+    }
+    assert "patch statefulsets.apps in production" in asked["any"]
+    assert "patch daemonsets.apps in production" in asked["any"]
