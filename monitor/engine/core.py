@@ -238,6 +238,7 @@ class Engine:
             if late:
                 await asyncio.wait(late, timeout=2.0)
         await self.diagnoser.settle(within=within)
+        self.diagnoser.close()
 
     async def sweep(self) -> None:
         """(Re)schedule every timer the store holds: after a restart, or another replica's;

@@ -9,6 +9,12 @@ its ``timeout``. Each result is one evidence row
 (:meth:`monitor.store.facade.Store.add_evidence`); a diagnostic that fails or times out
 is recorded as such and never fails the remediation. Rehearsals gather too: diagnostics
 only read.
+
+Their blocking calls (the ``kubernetes`` client, the store's writes) run in a pool of
+:data:`THREADS` threads of their own (:func:`monitor.threads.using`), never in asyncio's
+default pool, where the steps' calls run: a burst of slow diagnostics cannot delay a
+step. :meth:`Diagnoser.close` (the engine's stop) drops what is queued there and does
+not wait for a call in progress (each is bounded by the client's request timeout).
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pydantic
 
 from monitor import policy as policy_mod
+from monitor import threads
 from monitor.actions.diagnose import common as diagnose_common
 from monitor.actions.registry import ActionContext
 from monitor.actions.runner import ActionRunner, ActionTimeout, RetryPolicy
@@ -37,6 +45,7 @@ BEFORE = "before"
 AFTER_VERIFICATION = "after_verification"
 AFTER_FAILURE = "after_failure"
 _ERROR_LENGTH = 1000
+THREADS = 4  # the diagnostics' worker threads (a replica's; each call is short and bounded)
 
 
 class Diagnoser:
@@ -49,6 +58,7 @@ class Diagnoser:
             observe=parts.runner.observe,
             monotonic=parts.runner.monotonic,
         )
+        self.pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="diagnose")
         self._tasks: set[asyncio.Task[list[Evidence]]] = set()
 
     def start(self, attempt: Attempt) -> None:
@@ -74,6 +84,11 @@ class Diagnoser:
         if late:
             await asyncio.wait(late, timeout=2.0)
 
+    def close(self) -> None:
+        """Drop the calls queued for the diagnostics' threads; wait for none (a call in
+        progress ends within its request timeout, its result unused)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
     @property
     def running(self) -> int:
         return len(self._tasks)
@@ -89,9 +104,13 @@ class Diagnoser:
         """Run every diagnostic of ``policy`` at once and store each result."""
         if not policy.diagnostics:
             return []
-        found = await asyncio.gather(
-            *(self._one(policy, d, ctx, target, execution_id, phase) for d in policy.diagnostics)
-        )
+        with threads.using(self.pool):  # the tasks gather starts inherit the pool
+            found = await asyncio.gather(
+                *(
+                    self._one(policy, d, ctx, target, execution_id, phase)
+                    for d in policy.diagnostics
+                )
+            )
         return list(found)
 
     async def _one(
