@@ -6,9 +6,10 @@ take the engine's action slots. After a failed verification (phase
 ``after_verification``) or a step that failed outright (phase ``after_failure``) they
 run again (:meth:`Diagnoser.gather`) and the escalation waits for them, each bounded by
 its ``timeout``. Each result is one evidence row
-(:meth:`monitor.store.facade.Store.add_evidence`); a diagnostic that fails or times out
-is recorded as such and never fails the remediation. Rehearsals gather too: diagnostics
-only read.
+(:meth:`monitor.store.facade.Store.add_evidence`) and counts in
+``conea_monitor_diagnostics_total`` and ``conea_monitor_diagnostic_seconds``; a
+diagnostic that fails or times out is recorded as such and never fails the remediation.
+Rehearsals gather too: diagnostics only read.
 
 Their blocking calls (the ``kubernetes`` client, the store's writes) run in a pool of
 :data:`THREADS` threads of their own (:func:`monitor.threads.using`), never in asyncio's
@@ -46,6 +47,7 @@ AFTER_VERIFICATION = "after_verification"
 AFTER_FAILURE = "after_failure"
 _ERROR_LENGTH = 1000
 THREADS = 4  # the diagnostics' worker threads (a replica's; each call is short and bounded)
+OUTCOMES = {"ok": "ok", "failed": "error", "timed_out": "timeout"}  # evidence -> metric
 
 
 class Diagnoser:
@@ -126,6 +128,7 @@ class Diagnoser:
         limit = diagnostic.timeout or 10.0
         name = diagnostic.label
         started = parts.clock.now()
+        began = self.runner.monotonic()
         outcome, error, summary = "ok", None, ""
         result: dict[str, Any] | None = None
         truncated = False
@@ -156,6 +159,10 @@ class Diagnoser:
         except Exception as exc:  # a diagnostic's bug must not touch the remediation
             log.exception("diagnostic %s of %s raised", name, policy.name)
             outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+        parts.metrics.diagnostics.labels(diagnostic.action, OUTCOMES[outcome]).inc()
+        parts.metrics.diagnostic_seconds.labels(diagnostic.action).observe(
+            max(self.runner.monotonic() - began, 0.0)
+        )
         if error is not None:
             error = diagnose_common.redact(error)[:_ERROR_LENGTH]
             summary = f"{name} {outcome.replace('_', ' ')}: {error}"[:_ERROR_LENGTH]

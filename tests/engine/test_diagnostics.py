@@ -1,7 +1,8 @@
 """Diagnostics in the engine: gathered beside the first step (never in front of it),
 again after a failed verification or a failed step, each result stored as evidence; one
 that fails or times out is recorded and never stops the remediation; rehearsals gather
-too. The diagnostics' blocking calls run in threads of their own."""
+too. The diagnostics' blocking calls run in threads of their own, and each counts in the
+metrics."""
 
 from __future__ import annotations
 
@@ -300,6 +301,28 @@ async def test_a_step_that_fails_gathers_again_before_escalating(
     assert phases == [("after_failure", "test.fails"), ("before", "test.fails")]
     [after] = [e for e in await eng.store.evidence(first.id) if e.phase == "after_failure"]
     assert after.started_at == clock.at and after.outcome == "failed"
+
+
+async def test_each_diagnostic_counts_by_kind_and_outcome(engine: tuple[Engine, Clock]) -> None:
+    eng, _ = engine
+    await eng.handle(stored([firing("f5", alertname="ApiDown")]))
+    registry = eng.parts.metrics.registry
+
+    def counted(kind: str, outcome: str) -> float | None:
+        labels = {"kind": kind, "outcome": outcome}
+        return registry.get_sample_value("conea_monitor_diagnostics_total", labels)
+
+    assert counted("test.waits", "ok") == 1
+    assert counted("test.hangs", "timeout") == 1
+    assert counted("test.fails", "error") == 1
+    assert counted("test.crashes", "error") == 1
+    assert counted("test.waits", "error") is None
+    for kind in ("test.waits", "test.hangs", "test.fails", "test.crashes"):
+        labels = {"kind": kind}
+        assert registry.get_sample_value("conea_monitor_diagnostic_seconds_count", labels) == 1
+    # the one that timed out took its timeout (0.1 s): it is in no bucket below that
+    fast = {"kind": "test.hangs", "le": "0.05"}
+    assert registry.get_sample_value("conea_monitor_diagnostic_seconds_bucket", fast) == 0
 
 
 async def test_a_diagnostic_holding_its_thread_does_not_hold_up_the_steps_calls(
