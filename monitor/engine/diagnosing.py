@@ -2,12 +2,14 @@
 
 When the first step of a policy runs, its diagnostics start alongside it in a task of
 their own (:meth:`Diagnoser.start`): the step never waits for them, and they do not
-take the engine's action slots. After a failed verification (phase
+take the engine's action slots. A step that waits for a person's approval gathers them
+when the request is made (:meth:`Diagnoser.gather`, phase ``before``), so the approver
+sees the evidence with the plan; once approved, the step does not gather them again
+unless they are older than :data:`FRESH`. After a failed verification (phase
 ``after_verification``) or a step that failed outright (phase ``after_failure``) they
-run again (:meth:`Diagnoser.gather`) and the escalation waits for them, each bounded by
-its ``timeout``. Each result is one evidence row
-(:meth:`monitor.store.facade.Store.add_evidence`) and counts in
-``conea_monitor_diagnostics_total`` and ``conea_monitor_diagnostic_seconds``; a
+run again and the escalation waits for them, each bounded by its ``timeout``. Each
+result is one evidence row (:meth:`monitor.store.facade.Store.add_evidence`) and counts
+in ``conea_monitor_diagnostics_total`` and ``conea_monitor_diagnostic_seconds``; a
 diagnostic that fails or times out is recorded as such and never fails the remediation.
 Rehearsals gather too: diagnostics only read.
 
@@ -25,6 +27,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pydantic
@@ -47,6 +50,7 @@ AFTER_VERIFICATION = "after_verification"
 AFTER_FAILURE = "after_failure"
 _ERROR_LENGTH = 1000
 THREADS = 4  # the diagnostics' worker threads (a replica's; each call is short and bounded)
+FRESH = timedelta(minutes=10)  # evidence gathered for an approval is not gathered again
 OUTCOMES = {"ok": "ok", "failed": "error", "timed_out": "timeout"}  # evidence -> metric
 
 
@@ -64,13 +68,13 @@ class Diagnoser:
         self._tasks: set[asyncio.Task[list[Evidence]]] = set()
 
     def start(self, attempt: Attempt) -> None:
-        """Gather the ``before`` evidence of ``attempt``'s policy in the background."""
+        """Gather the ``before`` evidence of ``attempt``'s policy in the background (an
+        approved step: unless it was gathered for the approval less than FRESH ago)."""
         policy = attempt.policy
         if not policy.diagnostics or attempt.execution_id is None:
             return
         task = asyncio.get_running_loop().create_task(
-            self.gather(policy, attempt.ctx, attempt.target, attempt.execution_id, BEFORE),
-            name=f"diagnose-{attempt.execution_id}",
+            self._before(attempt, attempt.execution_id), name=f"diagnose-{attempt.execution_id}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -94,6 +98,17 @@ class Diagnoser:
     @property
     def running(self) -> int:
         return len(self._tasks)
+
+    async def fresh(self, execution_id: int) -> bool:
+        """Has ``execution_id`` ``before`` evidence gathered less than FRESH ago?"""
+        since = self.parts.clock.now() - FRESH
+        found = await self.parts.store.evidence(execution_id)
+        return any(e.phase == BEFORE and e.started_at >= since for e in found)
+
+    async def _before(self, attempt: Attempt, execution_id: int) -> list[Evidence]:
+        if attempt.approved and await self.fresh(execution_id):
+            return []  # gathered when the approval was asked for: the approver saw it
+        return await self.gather(attempt.policy, attempt.ctx, attempt.target, execution_id, BEFORE)
 
     async def gather(
         self,

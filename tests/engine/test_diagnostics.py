@@ -1,8 +1,9 @@
 """Diagnostics in the engine: gathered beside the first step (never in front of it),
 again after a failed verification or a failed step, each result stored as evidence; one
 that fails or times out is recorded and never stops the remediation; rehearsals gather
-too. The diagnostics' blocking calls run in threads of their own, and each counts in the
-metrics."""
+too. A step waiting for approval gathers before anyone approves, not again once approved
+(unless that evidence is stale); the diagnostics' blocking calls run in threads of their
+own, and each counts in the metrics."""
 
 from __future__ import annotations
 
@@ -165,6 +166,15 @@ class Acts(actions.Action[NoParams]):
         return actions.Outcome(summary="acted")
 
 
+class Reads(common.Diagnostic[NoParams]):
+    name = "test.reads"
+    Params = NoParams
+
+    async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
+        GATES[-1].events.append("read")
+        return common.lines(["api-1 restarted 3 times"], "1 pod restarting")
+
+
 POLICY = """
 policies:
   - name: api-down
@@ -195,6 +205,13 @@ policies:
     steps: [[{action: log, with: {message: "restarting the api"}}]]
     diagnose:
       - {action: test.blocks, timeout: 60s}
+  - name: api-asked
+    match: ['alertname="ApiAsked"']
+    target: {kind: Deployment, namespace: production, name: api}
+    approval: required
+    steps: [[{action: log, with: {message: "restarting the api"}}]]
+    diagnose:
+      - {action: test.reads}
 """
 
 
@@ -203,7 +220,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, Clock]]:
     GATES.append(Gates())
     registry = actions.Registry()
     builtin.register(registry)
-    for action in (Step, Breaks, Waits, Hangs, Fails, Crashes, Blocks, Acts):
+    for action in (Step, Breaks, Waits, Hangs, Fails, Crashes, Blocks, Acts, Reads):
         registry.register(action)
     path = tmp_path / "policies.yaml"
     path.write_text(POLICY)
@@ -364,3 +381,55 @@ async def test_stopping_does_not_wait_for_a_diagnostic_stuck_in_its_thread(
     gates.unblock.set()
     await asyncio.to_thread(eng.diagnoser.pool.shutdown, wait=True)
     assert gates.events[-1] == "diagnostic released"
+
+
+async def _asked(eng: Engine, fingerprint: str) -> int:
+    """An ApiAsked alert handled and its approval requested: the waiting execution."""
+    await eng.handle(stored([firing(fingerprint, alertname="ApiAsked")]))
+    [row] = await eng.store.for_alert(fingerprint, datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    assert row.state == State.DEFERRED  # the request follows at once (a timer's job)
+    await eng.redecide(row.id)
+    return row.id
+
+
+async def test_a_step_awaiting_approval_has_its_evidence_before_anyone_approves(
+    engine: tuple[Engine, Clock],
+) -> None:
+    eng, clock = engine
+    waiting = await _asked(eng, "f8")
+    row = await eng.store.get(waiting)
+    assert row is not None and row.state == State.AWAITING_APPROVAL
+    [found] = await eng.store.evidence(waiting)
+    assert (found.phase, found.name, found.outcome, found.summary) == (
+        "before",
+        "test.reads",
+        "ok",
+        "1 pod restarting",
+    )
+    assert found.result == {"kind": "lines", "lines": ["api-1 restarted 3 times"]}
+
+    clock.at += timedelta(minutes=9)  # approved while the evidence is fresh
+    assert (await eng.answer(waiting, approve=True, by="alice")).ok
+    await eng.redecide(waiting)
+    await eng.diagnoser.settle()
+    row = await eng.store.get(waiting)
+    assert row is not None and row.state == State.SUCCEEDED
+    assert GATES[-1].events == ["read"]  # not gathered again
+    assert [e.id for e in await eng.store.evidence(waiting)] == [found.id]
+
+
+async def test_approved_once_its_evidence_is_stale_the_step_gathers_again(
+    engine: tuple[Engine, Clock],
+) -> None:
+    eng, clock = engine
+    waiting = await _asked(eng, "f9")
+    clock.at += timedelta(minutes=11)
+    assert (await eng.answer(waiting, approve=True, by="alice")).ok
+    await eng.redecide(waiting)
+    await eng.diagnoser.settle()
+    assert GATES[-1].events == ["read", "read"]
+    found = await eng.store.evidence(waiting)
+    assert [(e.phase, e.started_at) for e in found] == [
+        ("before", clock.at - timedelta(minutes=11)),
+        ("before", clock.at),
+    ]
