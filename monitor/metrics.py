@@ -14,6 +14,8 @@ PREFIX = "conea_monitor"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # A batch of decisions: from a handful of alerts on an idle service to a storm's backlog.
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A diagnostic: a read of the API or the database, bounded by its timeout (10 s unless set).
+DIAGNOSTIC_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RECOVERY_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # Label values taken from alerts are bounded: targets beyond this many are counted as OTHER.
 MAX_TARGETS = 200
@@ -143,6 +145,21 @@ class Metrics:
             f"{PREFIX}_reverts_total",
             "Reverts by policy, action and outcome (succeeded, failed).",
             ["policy", "action", "outcome"],
+            registry=r,
+        )
+        self.diagnostics = Counter(
+            f"{PREFIX}_diagnostics_total",
+            "Diagnostics run (a policy's diagnose:), by kind (the diagnostic's action) and "
+            "outcome (ok, error, timeout).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.diagnostic_seconds = Histogram(
+            f"{PREFIX}_diagnostic_seconds",
+            "Time one diagnostic took, by kind (the diagnostic's action), its store write "
+            "excluded.",
+            ["kind"],
+            buckets=DIAGNOSTIC_BUCKETS,
             registry=r,
         )
         self.time_to_recover = Histogram(

@@ -164,8 +164,8 @@ def remediation() -> dict[str, Any]:
         "conea-remediation",
         "Conea / Remediation activity",
         "What conea-monitor decided and did: its backlog and breaker, executions by action and "
-        "outcome, verifications, skips by guardrail, time to recover, and the service's own "
-        "health.",
+        "outcome, diagnostics, verifications, skips by guardrail, time to recover, and the "
+        "service's own health.",
         [
             kit.query_variable(
                 "namespace", "Namespace", 'label_values(up{job=~"conea-monitor.*"}, namespace)'
@@ -348,6 +348,37 @@ def remediation() -> dict[str, Any]:
                         ],
                         unit="s",
                         description="Time to plan and apply one action.",
+                    ),
+                ],
+            ),
+            kit.Row(
+                "Diagnostics",
+                [
+                    kit.timeseries(
+                        "Diagnostics by kind and outcome",
+                        [
+                            Query(
+                                f"sum by (kind, outcome) (increase(conea_monitor_diagnostics_total{{{SELF}}}[{RATE}]))",
+                                "{{kind}} {{outcome}}",
+                            )
+                        ],
+                        unit="short",
+                        stack=True,
+                        description="The evidence a policy's diagnose: gathers: ok, error, "
+                        "timeout (the diagnostic's timeout; the remediation goes on).",
+                    ),
+                    kit.timeseries(
+                        "Diagnostic duration p95 by kind",
+                        [
+                            Query(
+                                "histogram_quantile(0.95, sum by (kind, le) (rate("
+                                f"conea_monitor_diagnostic_seconds_bucket{{{SELF}}}[{RATE}])))",
+                                "{{kind}}",
+                            )
+                        ],
+                        unit="s",
+                        description="Time one diagnostic took, in the diagnostics' own "
+                        "threads. Near its timeout: the API or database it reads is slow.",
                     ),
                 ],
             ),

@@ -4,10 +4,12 @@ A step that needs approval (:meth:`Parts.needs_approval`: ``approval: required``
 policy or the step, or ``automation.mode: approval``) is decided as any other: the
 guardrails and the "still firing?" check pass first. Then, instead of acting, its plan
 is made (read-only, from live state) and the execution waits in ``awaiting_approval``
-until ``automation.approval.timeout``; the approval notifier gets the plan with an
-approve and a reject link. Each link is signed (itsdangerous, with a key every replica
-shares), names one execution and one answer, and expires with the request; it counts
-once, because an answer is a guarded move of the row (:mod:`monitor.store.approvals`).
+until ``automation.approval.timeout``; the policy's diagnostics gather their evidence
+(phase ``before``, :mod:`.diagnosing`) and the approval notifier gets the plan and that
+evidence with an approve and a reject link. Each link is signed (itsdangerous, with a
+key every replica shares), names one execution and one answer, and expires with the
+request; it counts once, because an answer is a guarded move of the row
+(:mod:`monitor.store.approvals`).
 
 Approved, the execution is decided again at once (``deferred``, approved): the
 guardrails, the still-firing check and the breaker run again and the plan is made
@@ -28,14 +30,17 @@ import itsdangerous
 from monitor import policy as policy_mod
 from monitor.actions.registry import ActionContext
 from monitor.actions.runner import RetryPolicy
+from monitor.engine import paging
 from monitor.engine.attempt import Attempt, context_of
 from monitor.engine.deciding import identity
 from monitor.engine.parts import Parts
+from monitor.errors import StoreError
 from monitor.store.states import State
 
 log = logging.getLogger("monitor.engine")
 
 Escalate = Callable[[Attempt, str], Awaitable[None]]
+Gather = Callable[[Attempt, int], Awaitable[object]]  # the diagnostics of an execution
 SALT = "conea-monitor approval"
 VERDICTS = ("approve", "reject")
 MAX_TOKEN = 512  # characters: a link's token is far shorter; longer is refused unread
@@ -88,10 +93,18 @@ class Links:
 
 
 class Approvals:
-    def __init__(self, parts: Parts, *, escalate: Escalate, expired: Callable[[int], Any]) -> None:
+    def __init__(
+        self,
+        parts: Parts,
+        *,
+        escalate: Escalate,
+        expired: Callable[[int], Any],
+        gather: Gather | None = None,
+    ) -> None:
         self.parts = parts
         self.escalate = escalate
         self.expired = expired  # the timer's callback (the engine's, for one entry point)
+        self.gather = gather  # the evidence the approver sees with the plan
         self._links: Links | None = None
 
     async def links(self) -> Links:
@@ -107,7 +120,8 @@ class Approvals:
 
     async def request(self, attempt: Attempt) -> None:
         """Ask for approval of a deferred step the guardrails let act: its plan, the
-        move to ``awaiting_approval``, the expiry timer, the notification."""
+        move to ``awaiting_approval``, the expiry timer, the diagnostics' evidence, the
+        notification."""
         parts, policy = self.parts, attempt.policy
         assert attempt.existing is not None and attempt.decision is not None
         now = parts.clock.now()
@@ -136,6 +150,8 @@ class Approvals:
             return
         parts.metrics.approvals.labels(policy.name, "requested").inc()
         parts.timers.at(f"approval-{attempt.existing}", until, self.expired, attempt.existing)
+        if self.gather is not None:  # each diagnostic bounded by its timeout
+            await self.gather(attempt, attempt.existing)
         await self._tell(attempt, attempt.existing, summary, until)
 
     async def expire(self, execution_id: int) -> None:
@@ -208,7 +224,7 @@ class Approvals:
         )
 
     async def _tell(self, attempt: Attempt, execution_id: int, summary: str, until: Any) -> None:
-        parts = self.parts
+        parts, policy, step = self.parts, attempt.policy, attempt.step
         notifier = parts.automation.approval.notifier
         if notifier is None:
             log.warning(
@@ -228,8 +244,14 @@ class Approvals:
             f"Unanswered by {until.isoformat()}, the request expires and the next step of the "
             "ladder is decided."
         )
+        ctx = self._context(attempt, execution_id)
+        try:  # what the ladder's diagnostics found (without it if it cannot be read)
+            key = attempt.ctx
+            rows = await parts.store.for_alert(key.fingerprint, key.starts_at, policy.name)
+            ctx.evidence = await paging.evidence(parts, [r for r in rows if r.step <= step])
+        except StoreError as exc:
+            log.warning("approval: cannot read the evidence of %s: %s", attempt.where, exc)
         try:
-            ctx = self._context(attempt, execution_id)
             await parts.tell(notifier, ctx, message, title=f"Approve? {attempt.where}")
         except Exception as exc:  # the request stands; the API and the CLI can answer it
             log.warning("approval: cannot notify %s: %s", notifier, exc)

@@ -36,7 +36,7 @@ from monitor.engine.batch import BatchDecider, Busy
 from monitor.engine.breaker import Breaker
 from monitor.engine.clock import Clock, SystemClock
 from monitor.engine.deciding import LOCK_TTL, Decider, Gate
-from monitor.engine.diagnosing import AFTER_FAILURE, AFTER_VERIFICATION, Diagnoser
+from monitor.engine.diagnosing import AFTER_FAILURE, AFTER_VERIFICATION, BEFORE, Diagnoser
 from monitor.engine.executing import Executor
 from monitor.engine.firing import FiringCheck
 from monitor.engine.ledger import Ledger
@@ -124,7 +124,9 @@ class Engine:
             notify=self._tell if max_actions is not None and max_actions.notifier else None,
         )
         self.gate: Gate = gate or self.breaker
-        self.approvals = Approvals(parts, escalate=self.verification.escalate, expired=self.expire)
+        self.approvals = Approvals(
+            parts, escalate=self.verification.escalate, expired=self.expire, gather=self._ask
+        )
         self.decider = Decider(
             parts,
             run=self.executor.run,
@@ -211,6 +213,12 @@ class Engine:
         """The policy's diagnostics again, after a failed verification of ``row``."""
         await self.diagnoser.gather(policy, ctx, row.target, row.id, AFTER_VERIFICATION)
 
+    async def _ask(self, attempt: Attempt, execution_id: int) -> None:
+        """The policy's diagnostics for a step that now waits for approval."""
+        await self.diagnoser.gather(
+            attempt.policy, attempt.ctx, attempt.target, execution_id, BEFORE
+        )
+
     async def _investigate_failure(self, attempt: Attempt) -> None:
         """The policy's diagnostics again, after ``attempt``'s step failed outright."""
         if attempt.execution_id is not None:
@@ -238,6 +246,7 @@ class Engine:
             if late:
                 await asyncio.wait(late, timeout=2.0)
         await self.diagnoser.settle(within=within)
+        self.diagnoser.close()
 
     async def sweep(self) -> None:
         """(Re)schedule every timer the store holds: after a restart, or another replica's;

@@ -2,13 +2,22 @@
 
 When the first step of a policy runs, its diagnostics start alongside it in a task of
 their own (:meth:`Diagnoser.start`): the step never waits for them, and they do not
-take the engine's action slots. After a failed verification (phase
+take the engine's action slots. A step that waits for a person's approval gathers them
+when the request is made (:meth:`Diagnoser.gather`, phase ``before``), so the approver
+sees the evidence with the plan; once approved, the step does not gather them again
+unless they are older than :data:`FRESH`. After a failed verification (phase
 ``after_verification``) or a step that failed outright (phase ``after_failure``) they
-run again (:meth:`Diagnoser.gather`) and the escalation waits for them, each bounded by
-its ``timeout``. Each result is one evidence row
-(:meth:`monitor.store.facade.Store.add_evidence`); a diagnostic that fails or times out
-is recorded as such and never fails the remediation. Rehearsals gather too: diagnostics
-only read.
+run again and the escalation waits for them, each bounded by its ``timeout``. Each
+result is one evidence row (:meth:`monitor.store.facade.Store.add_evidence`) and counts
+in ``conea_monitor_diagnostics_total`` and ``conea_monitor_diagnostic_seconds``; a
+diagnostic that fails or times out is recorded as such and never fails the remediation.
+Rehearsals gather too: diagnostics only read.
+
+Their blocking calls (the ``kubernetes`` client, the store's writes) run in a pool of
+:data:`THREADS` threads of their own (:func:`monitor.threads.using`), never in asyncio's
+default pool, where the steps' calls run: a burst of slow diagnostics cannot delay a
+step. :meth:`Diagnoser.close` (the engine's stop) drops what is queued there and does
+not wait for a call in progress (each is bounded by the client's request timeout).
 """
 
 from __future__ import annotations
@@ -17,11 +26,14 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pydantic
 
 from monitor import policy as policy_mod
+from monitor import threads
 from monitor.actions.diagnose import common as diagnose_common
 from monitor.actions.registry import ActionContext
 from monitor.actions.runner import ActionRunner, ActionTimeout, RetryPolicy
@@ -37,6 +49,9 @@ BEFORE = "before"
 AFTER_VERIFICATION = "after_verification"
 AFTER_FAILURE = "after_failure"
 _ERROR_LENGTH = 1000
+THREADS = 4  # the diagnostics' worker threads (a replica's; each call is short and bounded)
+FRESH = timedelta(minutes=10)  # evidence gathered for an approval is not gathered again
+OUTCOMES = {"ok": "ok", "failed": "error", "timed_out": "timeout"}  # evidence -> metric
 
 
 class Diagnoser:
@@ -49,16 +64,17 @@ class Diagnoser:
             observe=parts.runner.observe,
             monotonic=parts.runner.monotonic,
         )
+        self.pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="diagnose")
         self._tasks: set[asyncio.Task[list[Evidence]]] = set()
 
     def start(self, attempt: Attempt) -> None:
-        """Gather the ``before`` evidence of ``attempt``'s policy in the background."""
+        """Gather the ``before`` evidence of ``attempt``'s policy in the background (an
+        approved step: unless it was gathered for the approval less than FRESH ago)."""
         policy = attempt.policy
         if not policy.diagnostics or attempt.execution_id is None:
             return
         task = asyncio.get_running_loop().create_task(
-            self.gather(policy, attempt.ctx, attempt.target, attempt.execution_id, BEFORE),
-            name=f"diagnose-{attempt.execution_id}",
+            self._before(attempt, attempt.execution_id), name=f"diagnose-{attempt.execution_id}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -74,9 +90,25 @@ class Diagnoser:
         if late:
             await asyncio.wait(late, timeout=2.0)
 
+    def close(self) -> None:
+        """Drop the calls queued for the diagnostics' threads; wait for none (a call in
+        progress ends within its request timeout, its result unused)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
     @property
     def running(self) -> int:
         return len(self._tasks)
+
+    async def fresh(self, execution_id: int) -> bool:
+        """Has ``execution_id`` ``before`` evidence gathered less than FRESH ago?"""
+        since = self.parts.clock.now() - FRESH
+        found = await self.parts.store.evidence(execution_id)
+        return any(e.phase == BEFORE and e.started_at >= since for e in found)
+
+    async def _before(self, attempt: Attempt, execution_id: int) -> list[Evidence]:
+        if attempt.approved and await self.fresh(execution_id):
+            return []  # gathered when the approval was asked for: the approver saw it
+        return await self.gather(attempt.policy, attempt.ctx, attempt.target, execution_id, BEFORE)
 
     async def gather(
         self,
@@ -89,9 +121,13 @@ class Diagnoser:
         """Run every diagnostic of ``policy`` at once and store each result."""
         if not policy.diagnostics:
             return []
-        found = await asyncio.gather(
-            *(self._one(policy, d, ctx, target, execution_id, phase) for d in policy.diagnostics)
-        )
+        with threads.using(self.pool):  # the tasks gather starts inherit the pool
+            found = await asyncio.gather(
+                *(
+                    self._one(policy, d, ctx, target, execution_id, phase)
+                    for d in policy.diagnostics
+                )
+            )
         return list(found)
 
     async def _one(
@@ -107,6 +143,7 @@ class Diagnoser:
         limit = diagnostic.timeout or 10.0
         name = diagnostic.label
         started = parts.clock.now()
+        began = self.runner.monotonic()
         outcome, error, summary = "ok", None, ""
         result: dict[str, Any] | None = None
         truncated = False
@@ -137,6 +174,10 @@ class Diagnoser:
         except Exception as exc:  # a diagnostic's bug must not touch the remediation
             log.exception("diagnostic %s of %s raised", name, policy.name)
             outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+        parts.metrics.diagnostics.labels(diagnostic.action, OUTCOMES[outcome]).inc()
+        parts.metrics.diagnostic_seconds.labels(diagnostic.action).observe(
+            max(self.runner.monotonic() - began, 0.0)
+        )
         if error is not None:
             error = diagnose_common.redact(error)[:_ERROR_LENGTH]
             summary = f"{name} {outcome.replace('_', ' ')}: {error}"[:_ERROR_LENGTH]

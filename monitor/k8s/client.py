@@ -1,7 +1,7 @@
 """The Kubernetes client of the service: configuration, worker threads, mapped errors.
 
 The official ``kubernetes`` client is blocking; every call runs in a worker thread
-(``asyncio.to_thread``). Each method makes ONE request: a failure reaches the caller as
+(:func:`monitor.threads.run`). Each method makes ONE request: a failure reaches the caller as
 a :mod:`monitor.errors` exception (:mod:`monitor.k8s.errors`): temporary for 429, 5xx,
 timeouts and transport errors, with the ``Retry-After`` as its ``delay``. Retrying is the
 action runner's job (:mod:`monitor.actions.runner`); urllib3's retries are off.
@@ -11,7 +11,6 @@ Objects go in and come out as plain dicts in the API's own JSON shape
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import kubernetes.config
 import orjson
 from kubernetes.config import config_exception
 
-from monitor import errors
+from monitor import errors, threads
 from monitor import scope as scope_mod
 from monitor.k8s import errors as k8s_errors
 
@@ -118,7 +117,7 @@ class Kube:
                 return bytes(data or b"").decode("utf-8", errors="replace")
             return orjson.loads(data) if data else {}
 
-        return await asyncio.to_thread(blocking)
+        return await threads.run(blocking)
 
     def _method(self, verb: str, kind: str, suffix: str = "") -> tuple[Kind, Callable[..., Any]]:
         try:

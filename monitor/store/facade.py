@@ -1,6 +1,6 @@
 """The store as the async service sees it: one object owns the hop to a worker thread.
 
-Every method runs one of the store's synchronous functions with :func:`asyncio.to_thread`,
+Every method runs one of the store's synchronous functions with :func:`monitor.threads.run`,
 turns the database's failures into :class:`~monitor.errors.StoreError` (naming the
 operation and the kind of failure, never the URL) and returns typed records
 (:mod:`monitor.store.records`) instead of rows. :class:`~monitor.store.executions.
@@ -9,7 +9,6 @@ AlreadyClaimed` and :class:`~monitor.store.states.IllegalTransition` pass throug
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor import threads
 from monitor.errors import StoreError
 from monitor.store import (
     approvals,
@@ -49,7 +49,7 @@ class Store:
 
     async def _call(self, operation: str, fn: Callable[P, T], *args: P.args, **kw: P.kwargs) -> T:
         try:
-            return await asyncio.to_thread(functools.partial(fn, *args, **kw))
+            return await threads.run(functools.partial(fn, *args, **kw))
         except _FAILURES as exc:
             raise StoreError(f"{operation}: {type(exc).__name__}") from exc
 

@@ -1,6 +1,6 @@
 """Approval mode, end to end: a real Alertmanager (the still-firing check), the
-notifier that receives the request with its signed links, the links themselves, the
-operator API, the command line, rejection and expiry."""
+notifier that receives the request with its signed links and the diagnostics' evidence,
+the links themselves, the operator API, the command line, rejection and expiry."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.engine.conftest import Harness, harness, notification, wait_for
-from tests.support import kube_thread
+from tests.support import kube_objects, kube_thread
 from tests.support import notifier as notifier_server
 from tests.support.notifier import Recorder
 from tests.support.services import Alertmanager, alertmanager_server
@@ -113,6 +113,7 @@ def state_of(h: Harness, fingerprint: str, step: int = 1) -> str | None:
 
 
 AM_CONFIG = "route: {receiver: none}\nreceivers: [{name: none}]\n"
+DIAGNOSED = POLICIES + "    diagnose: [{action: kubernetes.pods}]\n"
 
 
 def test_approved_by_its_signed_link_the_step_acts_once_and_the_approver_is_recorded(
@@ -255,3 +256,41 @@ def test_the_command_line_approves_and_the_service_acts(
             timeout=60,
         )
         assert twice.returncode == 1 and "not awaiting approval" in twice.stderr
+
+
+def test_the_approver_sees_the_diagnostics_evidence_before_anyone_approves(
+    tmp_path: Path, emu: kube_thread.ThreadedEmulator, inbox: Recorder
+) -> None:
+    for obj in kube_objects.deployment_with_pods("conea-api")[1:]:
+        emu.add(obj)
+    with (
+        alertmanager_server(AM_CONFIG) as am,
+        harness(tmp_path, DIAGNOSED, emulator=emu, **settings(inbox, am, "1h")) as h,
+    ):
+        alert = fire(am, "conea-api")
+        assert h.service.post(notification(alert)).status_code == 200
+        waiting = h.wait_execution(alert["fingerprint"], "awaiting_approval")
+        tokens = wait_for(lambda: inbox.requests and links(inbox, "conea-api"), 10, "the request")
+        [request] = [m for m in inbox.requests if str(m["title"]).startswith("Approve?")]
+        assert [(e["name"], e["outcome"]) for e in request["evidence"]] == [
+            ("kubernetes.pods", "ok")
+        ]
+        [pods_line] = request["evidence"]
+        assert pods_line["summary"].startswith("2 pods of deployment production/conea-api")
+        assert [line.split()[0] for line in pods_line["excerpt"]] == [
+            "conea-api-7d9f-x0",
+            "conea-api-7d9f-x1",
+        ]
+        # The incident record and the console's execution page show it, before any answer.
+        report = h.service.get(f"/api/v1/executions/{waiting['id']}/report").json()
+        assert [(e["phase"], e["name"]) for e in report["evidence"]] == [
+            ("before", "kubernetes.pods")
+        ]
+        page = h.service.get(f"/ui/executions/{waiting['id']}")
+        assert page.status_code == 200
+        section = page.text.split('id="evidence"')[1].split("</section>")[0]
+        assert "kubernetes.pods" in section and "conea-api-7d9f-x1" in section
+        answered = httpx.post(f"{h.service.url}/approvals/{tokens['approve']}", data={"by": "al"})
+        assert answered.status_code == 200, answered.text
+        h.wait_execution(alert["fingerprint"], "succeeded")
+        assert h.env()["RATE_LIMIT"] == "50"

@@ -166,6 +166,8 @@ def service_metrics() -> metrics.Metrics:
         policy="scale-out-on-cpu", action="kubernetes.scale", outcome="succeeded"
     ).inc()
     m.time_to_recover.labels(policy="scale-out-on-cpu").observe(240)
+    m.diagnostics.labels(kind="kubernetes.pods", outcome="ok").inc(2)
+    m.diagnostic_seconds.labels(kind="kubernetes.pods").observe(0.08)
     m.executions_in_flight.set(0)
     m.backlog_notifications.set(3)
     m.backlog_alerts.set(30)
