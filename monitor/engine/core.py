@@ -236,7 +236,10 @@ class Engine:
 
     async def stop(self, within: float = 5.0) -> None:
         """Stop the timers; give the steps in flight ``within`` seconds to finish, then
-        interrupt them (each is recorded as failed, "interrupted", and its lock freed)."""
+        interrupt them (each is recorded as failed, "interrupted", and its lock freed).
+        Diagnostics still gathering share the same ``within``: they run beside the steps."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
         self.timers.shutdown()
         runs = set(self._runs)
         if runs:
@@ -245,7 +248,7 @@ class Engine:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=2.0)
-        await self.diagnoser.settle(within=within)
+        await self.diagnoser.settle(within=max(0.0, deadline - loop.time()))
         self.diagnoser.close()
 
     async def sweep(self) -> None:
