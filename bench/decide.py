@@ -8,9 +8,11 @@
    consumer and engine (batches, coalescing), on SQLite with one replica and, with
    ``--postgres URL``, on PostgreSQL with two replicas sharing the queue. Prints the
    time until the queue is empty, alerts/s, and checks that no execution key was run
-   twice.
+   twice. ``--max-actions COUNT`` configures the blast-radius breaker (a window of 1h),
+   whose count every batch that acts then takes and checks in its commit.
 
     .venv/bin/python -m bench.decide [--policies 1000] [--alerts 10000] [--postgres URL]
+        [--max-actions COUNT]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from monitor.engine.core import Engine
 from monitor.engine.firing import FiringCheck
 from monitor.metrics import Metrics
 from monitor.runtime import Runtime
-from monitor.settings import AutomationSettings, Settings
+from monitor.settings import AutomationSettings, MaxActions, Settings
 from monitor.store import database, notifications
 from monitor.store.facade import Store
 from monitor.store.records import TargetHistory
@@ -147,7 +149,12 @@ def storm_alerts(count: int, targets: int) -> list[bytes]:
 
 
 def storm(
-    url: str, policies: policy.PolicySet, count: int, targets: int, replicas: int
+    url: str,
+    policies: policy.PolicySet,
+    count: int,
+    targets: int,
+    replicas: int,
+    max_actions: int | None = None,
 ) -> dict[str, float]:
     """Store ``count`` alerts, each delivered twice, then let ``replicas`` consumers
     (each its own engine and connection pool, as separate replicas would) take them
@@ -174,7 +181,14 @@ def storm(
                 registry=default_registry(),
                 services=Services(http=http),
                 metrics=metrics,
-                automation=AutomationSettings(max_concurrent_executions=64),
+                automation=AutomationSettings(
+                    max_concurrent_executions=64,
+                    max_actions=(
+                        None
+                        if max_actions is None
+                        else MaxActions.model_validate({"count": max_actions, "window": "1h"})
+                    ),
+                ),
                 firing=FiringCheck(None, None, http),
                 owner=f"replica-{replica}",
             )
@@ -243,6 +257,12 @@ def main() -> int:
         metavar="URL",
         help="also run the storm on this (empty) PostgreSQL database, two replicas sharing it",
     )
+    parser.add_argument(
+        "--max-actions",
+        type=int,
+        metavar="COUNT",
+        help="configure the blast-radius breaker: COUNT live actions in 1h",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -281,7 +301,7 @@ def main() -> int:
             runs.append(("PostgreSQL, 2 replicas", args.postgres, 2))
         failed = False
         for label, url, replicas in runs:
-            got = storm(url, small, args.alerts, args.targets, replicas)
+            got = storm(url, small, args.alerts, args.targets, replicas, args.max_actions)
             failed = failed or got["dupes"] > 0
             print(
                 f"storm ({label}): {args.alerts} alerts x 2 deliveries over {args.targets} "

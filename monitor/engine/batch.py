@@ -17,9 +17,11 @@ policy) pair in a batch is decided together:
    decision and one timer per (policy, target), whatever the number of alerts; when it
    comes due, the oldest of its alerts still firing is decided (:mod:`.deciding`);
 4. the groups that are to act are re-checked against Alertmanager ("still firing?"),
-   then the blast-radius breaker admits them or not;
+   then the blast-radius breaker admits them or not (in memory, a first sieve);
 5. one transaction writes every claim (with the target's lock), deferral, coalesced
-   alert and skip (:func:`monitor.store.batches.commit`).
+   alert and skip (:func:`monitor.store.batches.commit`); the breaker admits each live
+   claim again there, by its count locked in that transaction, so that replicas
+   together never pass it.
 
 The claimed executions are then run by the caller. Later steps (escalations) and
 deferred decisions that come due are decided one at a time by :mod:`.deciding`.
@@ -327,7 +329,12 @@ class BatchDecider:
         plan.acting.append((fresh, decision))
 
     def _defer(
-        self, fresh: list[_Pair], decision: guardrails.Decision, now: datetime, plan: _Plan
+        self,
+        fresh: list[_Pair],
+        decision: guardrails.Decision,
+        now: datetime,
+        plan: _Plan,
+        after: ExecutionKey | None = None,
     ) -> None:
         parts = self.parts
         first = fresh[0]
@@ -356,6 +363,7 @@ class BatchDecider:
                 self.decider.row(attempt, fields),
                 record,
                 self._members(fresh[1:], why),
+                after=after,
             )
         )
         plan.born.append((attempt, fresh))
@@ -383,15 +391,26 @@ class BatchDecider:
             if chosen is None:
                 continue
             others = fresh[fresh.index(chosen) + 1 :]  # the ones before it were stale
-            if decision.outcome == "execute" and not self.gate.admit():
-                for pair in [chosen, *others]:
-                    plan.records.append(self._skip(pair, "breaker", self.gate.reason(), decision))
-                continue
+            refused: list[Audit] = []
+            if decision.outcome == "execute":
+                if not self.gate.admit():
+                    for pair in [chosen, *others]:
+                        plan.records.append(
+                            self._skip(pair, "breaker", self.gate.reason(), decision)
+                        )
+                    continue
+                # Should the store refuse it, the same records (the reason is the store's).
+                refused = [self._refusal(pair, decision) for pair in [chosen, *others]]
             decision.verdicts.append(guardrails.Verdict("stale", True, evidence))
-            self._claim(chosen, others, decision, plan)
+            self._claim(chosen, others, decision, plan, refused)
 
     def _claim(
-        self, chosen: _Pair, others: list[_Pair], decision: guardrails.Decision, plan: _Plan
+        self,
+        chosen: _Pair,
+        others: list[_Pair],
+        decision: guardrails.Decision,
+        plan: _Plan,
+        refused: list[Audit],
     ) -> None:
         parts = self.parts
         now = parts.clock.now()
@@ -429,6 +448,7 @@ class BatchDecider:
                 busy_due=due,
                 busy_record=busy,
                 seen_at=plan.seen_at,
+                refused=refused,
             )
         )
         plan.born.append((attempt, [chosen]))
@@ -446,16 +466,19 @@ class BatchDecider:
         )
         decision = guardrails.Decision("defer", reason=reason, guardrail="cooldown", due_at=due)
         decision.verdicts.append(guardrails.Verdict("cooldown", False, reason))
-        self._defer(others, decision, now, plan)
+        self._defer(others, decision, now, plan, after=chosen.key)
 
     # 5. One commit, then timers, metrics and the runs ------------------------------------
 
     async def _commit(self, plan: _Plan, now: datetime, outcome: Outcome) -> Outcome:
         parts = self.parts
         fates = await parts.store.commit_batch(
-            plan.births, plan.joins, plan.records, plan.processed, now
+            plan.births, plan.joins, plan.records, plan.processed, now, self.gate.limit(now)
         )
         await self.gate.settle(now)
+        for fate in fates:
+            if fate.refusal is not None:
+                await self.gate.refused(now, fate.refusal)
         for into, members in plan.joins.items():
             for member in members:
                 parts.metrics.decisions.labels(member.key.policy, "coalesced").inc()
@@ -498,6 +521,13 @@ class BatchDecider:
                 parts.metrics.decisions.labels(name, "defer").inc()
             log.info("defer: %s", (birth.busy_record or birth.record).message)
             parts.timers.at(f"decide-{fate.execution_id}", due, self.redecide, fate.execution_id)
+        elif fate.fate == "refused":
+            if fate.refusal is not None:  # the claim; its records name its group's alerts
+                for _ in birth.refused:
+                    parts.metrics.skips.labels(name, "breaker").inc()
+                    parts.metrics.decisions.labels(name, "skip").inc()
+                log.info("skip: %s: %s", birth.key, fate.refusal.reason)
+            return  # a deferral of its group's other alerts: not written
         elif fate.fate == "coalesced":
             assert fate.execution_id is not None
             why = "a decision on this target is already waiting"
@@ -533,6 +563,17 @@ class BatchDecider:
             attempt=self._attempt(pair),
             outcome=guardrail,
             details=decision.as_dict() if decision is not None else None,
+        )
+
+    def _refusal(self, pair: _Pair, decision: guardrails.Decision) -> Audit:
+        """The skip record of a claim the breaker refuses in the store, which completes
+        the message with its reason (as :meth:`_skip` words it; counted when refused)."""
+        return self.parts.ledger.note(
+            "skip",
+            f"{pair.policy.name!r}: breaker: ",
+            attempt=self._attempt(pair),
+            outcome="breaker",
+            details=decision.as_dict(),
         )
 
     def _duplicate(self, pair: _Pair) -> Audit:

@@ -9,10 +9,15 @@ in memory, for each decision that would act for real; the admission that would e
 breaker in the store (a compare-and-set: of two replicas exactly one opens it) and the
 one that opened it tells the configured notifier, once.
 
+The in-memory count is a first sieve; the store has the last word. Each claim the
+sieve lets through is admitted again in its own commit (:meth:`Breaker.limit`, and
+:class:`monitor.store.breaker.Admission`), by the count locked there, so replicas
+deciding at once never pass ``count`` together. A claim refused there is skipped like
+one refused here, and the commit that refused first opened the breaker:
+:meth:`Breaker.refused` then tells the notifier.
+
 Counting starts at the window or at the last close, whichever is later, so a resume
-gives the next ``count`` actions. Replicas share the stored state; each counts its own
-admissions within a batch, so between two refreshes replicas together may pass ``count``
-by what their batches admitted meanwhile.
+gives the next ``count`` actions.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from datetime import datetime
 from monitor import durations
 from monitor.metrics import Metrics
 from monitor.settings import MaxActions
+from monitor.store import breaker as store_breaker
 from monitor.store.breaker import BreakerState
 from monitor.store.facade import Store
 
@@ -37,8 +43,7 @@ CLOSED_BY_WINDOW = "window"  # closed_by of a close by ``reset: auto``
 def describe(settings: MaxActions, actions: int) -> str:
     """The reason a tripped breaker gives, e.g. ``breaker open: 5 live actions in the
     last 10m (max 5)``."""
-    window = durations.format(settings.window)
-    return f"breaker open: {actions} live actions in the last {window} (max {settings.count})"
+    return store_breaker.describe(settings.count, settings.window, actions)
 
 
 def notifier_message(settings: MaxActions, reason: str) -> str:
@@ -152,6 +157,32 @@ class Breaker:
         self._metrics.breaker_open.set(1 if self.is_open else 0)
         if opened and self._notify is not None:
             await self._tell(self._notify, notifier_message(settings, reason))
+
+    def limit(self, now: datetime) -> store_breaker.Limit | None:
+        """What a live claim made at ``now`` is admitted by in the store (None: disabled)."""
+        settings = self.settings
+        if settings is None:
+            return None
+        return store_breaker.Limit(settings.count, settings.window, now)
+
+    async def refused(self, now: datetime, refusal: store_breaker.Refusal) -> None:
+        """The store refused a claim (another replica's actions filled the count since
+        the last refresh): open here too, and if that commit opened it tell the
+        notifier, once."""
+        settings = self.settings
+        if settings is None:
+            return
+        if refusal.opened:
+            before = self._state
+            self._state = BreakerState(
+                True, now, refusal.reason, before.closed_at, before.closed_by
+            )
+            log.warning("%s: automation stops acting until the breaker closes", refusal.reason)
+        elif not self._state.open:
+            self._state = await self._store.breaker_state()
+        self._metrics.breaker_open.set(1 if self.is_open else 0)
+        if refusal.opened and self._notify is not None:
+            await self._tell(self._notify, notifier_message(settings, refusal.reason))
 
     async def _tell(self, notify: Notify, message: str) -> None:
         try:

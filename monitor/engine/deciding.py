@@ -21,7 +21,8 @@ from monitor.engine import guardrails
 from monitor.engine.attempt import Attempt
 from monitor.engine.parts import Parts
 from monitor.errors import PolicyError
-from monitor.store.records import AlreadyClaimed, Execution, Lock
+from monitor.store.breaker import Limit, Refusal, Refused
+from monitor.store.records import AlreadyClaimed, Audit, Execution, Lock
 from monitor.store.states import State, lock_key
 
 log = logging.getLogger("monitor.engine")
@@ -49,12 +50,16 @@ def approval_wait(decision: guardrails.Decision, now: datetime) -> guardrails.De
 class Gate(Protocol):
     """The blast-radius breaker as the deciders use it (:mod:`.breaker`): ``refresh``
     reads its state once per batch, ``admit`` counts one live action in memory, and
-    ``settle`` records (and tells) that it opened, after the commit."""
+    ``settle`` records (and tells) that it opened, after the commit. ``limit`` is what
+    the store admits each live claim by, in the claim's commit; ``refused`` hears of a
+    claim it refused."""
 
     async def refresh(self, now: datetime) -> None: ...
     def admit(self) -> bool: ...
     def reason(self) -> str: ...
     async def settle(self, now: datetime) -> None: ...
+    def limit(self, now: datetime) -> Limit | None: ...
+    async def refused(self, now: datetime, refusal: Refusal) -> None: ...
 
 
 class NoGate:
@@ -70,6 +75,12 @@ class NoGate:
         return ""
 
     async def settle(self, now: datetime) -> None:
+        return None
+
+    def limit(self, now: datetime) -> Limit | None:
+        return None
+
+    async def refused(self, now: datetime, refusal: Refusal) -> None:
         return None
 
 
@@ -277,10 +288,22 @@ class Decider:
         )
         row = self._identity(attempt, fields) if attempt.existing is not None else None
         row = row or self.row(attempt, fields)
+        live = decision.outcome == "execute"
         try:
             claimed = await parts.store.start(
-                attempt.key, row, record, attempt.lock, attempt.existing
+                attempt.key,
+                row,
+                record,
+                attempt.lock,
+                attempt.existing,
+                limit=self.gate.limit(now) if live else None,
+                refused=self._refusal(attempt) if live else None,
             )
+        except Refused as refused:  # the store's count was full: skipped there
+            parts.metrics.skips.labels(policy.name, "breaker").inc()
+            parts.metrics.decisions.labels(policy.name, "skip").inc()
+            await self.gate.refused(now, refused.refusal)
+            return None
         except AlreadyClaimed:
             parts.metrics.skips.labels(policy.name, "duplicate").inc()
             await parts.ledger.audit(
@@ -299,6 +322,18 @@ class Decider:
         parts.metrics.decisions.labels(policy.name, decision.outcome).inc()
         execution_id, locked = claimed
         return attempt.but(execution_id=execution_id), locked
+
+    def _refusal(self, attempt: Attempt) -> Audit:
+        """The skip record of a claim the breaker refuses in the store, which completes
+        the message with its reason (as :meth:`_skip` words it)."""
+        decision = attempt.decision
+        return self.parts.ledger.note(
+            "skip",
+            f"{attempt.policy.name!r}: breaker: ",
+            attempt=attempt,
+            outcome="breaker",
+            details=decision.as_dict() if decision is not None else None,
+        )
 
     async def _busy(self, attempt: Attempt) -> None:
         """The target is locked by another execution: decide again a little later."""

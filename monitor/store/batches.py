@@ -6,7 +6,8 @@ coalesced alerts and audit records in one transaction (:func:`commit`). Exactly-
 per execution key still comes from the uniqueness constraints: every insert here is
 ``ON CONFLICT DO NOTHING`` and a conflict is reported back as a duplicate (or as
 "coalesced into" the deferred execution another replica created for the same policy
-and target a moment before).
+and target a moment before). With the blast-radius breaker configured, every live claim
+is admitted or refused by its count in the same transaction (:class:`.breaker.Admission`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from monitor.store import breaker as breaker_mod
 from monitor.store import locks as locks_mod
 from monitor.store.control import PAUSE_KEY
 from monitor.store.executions import _birth, _moved, acted
@@ -172,15 +174,23 @@ class Birth:
     # after that (another replica's) makes this claim wait as if the target were busy,
     # so that its cooldown is judged again with what the read did not see.
     seen_at: datetime | None = None
+    # A live claim the breaker refuses is not written; these skip records are, each
+    # message completed with the breaker's reason (the claim's alert and the others of
+    # its group).
+    refused: Sequence[Audit] = ()
+    # A deferral that only exists because the claim of this key acts (the other alerts
+    # of its group, waiting for its cooldown): not written when that claim is refused.
+    after: ExecutionKey | None = None
 
 
-Fate = Literal["claimed", "deferred", "busy", "duplicate", "coalesced"]
+Fate = Literal["claimed", "deferred", "busy", "duplicate", "coalesced", "refused"]
 
 
 @dataclass(frozen=True)
 class Born:
     fate: Fate
     execution_id: int | None  # the new row; for "coalesced", the row it joined
+    refusal: breaker_mod.Refusal | None = None  # for a "refused" claim (not its followers)
 
 
 def commit(
@@ -191,27 +201,36 @@ def commit(
     records: Iterable[Audit],
     processed: Sequence[int] = (),
     at: datetime | None = None,
+    limit: breaker_mod.Limit | None = None,
 ) -> list[Born]:
     """Write a batch's decisions in one transaction: the ``births`` (claims with their
     lock, or deferrals), the alerts coalesced into existing executions (``joins``: id ->
     members), the standalone ``records`` (skips), and the notifications decided
-    (``processed``, marked at ``at``). Returns each birth's fate.
+    (``processed``, marked at ``at``). Returns each birth's fate. With ``limit`` (the
+    blast-radius breaker), each live claim is first admitted by the breaker's count,
+    locked and counted in this transaction; a refused one is "refused".
 
-    Locks and rows are taken in one order (by target, then policy) so that two replicas'
-    batches cannot deadlock on each other; a deadlock the database reports anyway (or a
-    serialization failure) is retried, up to ``RETRIES`` times."""
+    Locks and rows are taken in one order (the breaker's row first, then by target and
+    policy, a group's claim before its deferral) so that two replicas' batches cannot
+    deadlock on each other; a deadlock the database reports anyway (or a serialization
+    failure) is retried, up to ``RETRIES`` times."""
     records = list(records)
     order = sorted(
         range(len(births)),
         key=lambda i: (
             births[i].row["target_key"],
             births[i].key.policy,
+            births[i].lock is None,
             births[i].key.fingerprint,
         ),
     )
+    if limit is not None and not any(_live(birth) for birth in births):
+        limit = None  # nothing to count: no lock on the breaker's row
     for attempt in range(RETRIES + 1):
         try:
-            fates = _commit(engine, [births[i] for i in order], joins, records, processed, at)
+            fates = _commit(
+                engine, [births[i] for i in order], joins, records, processed, at, limit
+            )
         except DBAPIError as exc:
             if attempt == RETRIES or not isinstance(exc.orig, _CONTENTION):
                 raise
@@ -234,14 +253,22 @@ def _commit(
     records: Sequence[Audit],
     processed: Sequence[int],
     at: datetime | None,
+    limit: breaker_mod.Limit | None,
 ) -> list[Born]:
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     fates: list[Born] = []
     with engine.begin() as conn:
+        admit = breaker_mod.Admission(conn, limit) if limit is not None else None
         audits: list[Audit | tuple[Audit, int | None]] = list(records)
         members: list[tuple[int, Member]] = [(eid, m) for eid, many in joins.items() for m in many]
+        refused: set[ExecutionKey] = set()
         for birth in births:
-            fate = _born(conn, dialect, birth, audits)
+            if birth.after is not None and birth.after in refused:
+                fates.append(Born("refused", None))
+                continue
+            fate = _born(conn, dialect, birth, audits, admit)
+            if fate.fate == "refused":
+                refused.add(birth.key)
             fates.append(fate)
             if fate.execution_id is not None and fate.fate != "duplicate":
                 members.extend((fate.execution_id, m) for m in birth.members)
@@ -369,18 +396,38 @@ def _acted_since(conn: Connection, birth: Birth) -> bool:
     return found is not None
 
 
+def _live(birth: Birth) -> bool:
+    """A claim that would act for real (the breaker counts it)."""
+    return birth.lock is not None and not birth.row.get("dry_run")
+
+
 def _born(
-    conn: Connection, dialect: Any, birth: Birth, audits: list[Audit | tuple[Audit, int | None]]
+    conn: Connection,
+    dialect: Any,
+    birth: Birth,
+    audits: list[Audit | tuple[Audit, int | None]],
+    admit: breaker_mod.Admission | None = None,
 ) -> Born:
     key = birth.key
     claimed = birth.lock is not None and locks_mod.take_in(conn, birth.lock)
     if claimed and birth.lock is not None and _acted_since(conn, birth):
         locks_mod.release_in(conn, birth.lock)
         claimed = False
+    counted = False
+    if claimed and birth.lock is not None and admit is not None and _live(birth):
+        refusal = admit()
+        if refusal is not None:
+            locks_mod.release_in(conn, birth.lock)
+            for record in birth.refused:
+                audits.append(dataclasses.replace(record, message=record.message + refusal.reason))
+            return Born("refused", None, refusal)
+        counted = True
     if claimed and birth.lock is not None:
         new = _insert(conn, dialect, _birth(key, {**birth.row, "state": State.RUNNING}))
         if new is None:
             locks_mod.release_in(conn, birth.lock)
+            if counted and admit is not None:
+                admit.give_back()
             return Born("duplicate", None)
         audits.append((_with(birth.record, _moved("state", None, State.RUNNING)), new))
         return Born("claimed", new)

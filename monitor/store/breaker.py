@@ -5,6 +5,13 @@ The row's value is ``{"open", "opened_at", "reason", "closed_at", "closed_by"}``
 ISO 8601). Opening and closing are compare-and-set updates guarded by the stored
 ``open``: of two replicas that trip it at once, exactly one opens it (and notifies), and
 each move is written with its audit record (kind ``breaker``) in the same commit.
+
+A live claim is admitted in the claim's own transaction (:class:`Admission`): the row is
+locked first (``FOR UPDATE`` on PostgreSQL; on SQLite a no-op write takes the one
+writer's lock), the window is counted under that lock, and every admission or refusal of
+the transaction is counted against it. Of replicas claiming at once, each waits for the
+other's commit and counts what it wrote, so together they never pass ``count``; the
+claim that would pass it opens the breaker in the same commit.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, false, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from monitor import durations
 from monitor.store import states
 from monitor.store.schema import audit, control, executions
 
@@ -104,6 +112,103 @@ def _read(conn: Connection) -> BreakerState:
 def breaker_state(engine: Engine) -> BreakerState:
     with engine.connect() as conn:
         return _read(conn)
+
+
+def describe(count: int, window: timedelta, actions: int) -> str:
+    """The reason a tripped breaker gives, e.g. ``breaker open: 5 live actions in the
+    last 10m (max 5)``."""
+    return (
+        f"breaker open: {actions} live actions in the last {durations.format(window)} (max {count})"
+    )
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``automation.max_actions`` as a claim made at ``now`` is checked against it."""
+
+    count: int
+    window: timedelta
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A live claim the breaker refused in the store: why, and whether this refusal
+    opened the breaker (its caller then tells the notifier)."""
+
+    reason: str
+    opened: bool
+
+
+class Refused(Exception):
+    """Raised, after its commit, by a claim the breaker refused (:attr:`refusal`)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+class Admission:
+    """The breaker's count within one transaction: built first thing in it (the lock is
+    taken before any other, so two claiming transactions cannot deadlock on it), asked
+    once per live claim."""
+
+    def __init__(self, conn: Connection, limit: Limit) -> None:
+        self._conn = conn
+        self._limit = limit
+        self.state = _locked(conn, limit.now)
+        self.counted = (
+            0 if self.state.open else _live(conn, since(self.state, limit.now, limit.window))
+        )
+
+    def __call__(self) -> Refusal | None:
+        """None: admitted (counted); else why not. The first refusal of a closed
+        breaker opens it, with its audit record, in this transaction."""
+        if self.state.open:
+            return Refusal(self.state.reason or "breaker open", False)
+        limit = self._limit
+        if self.counted < limit.count:
+            self.counted += 1
+            return None
+        reason = describe(limit.count, limit.window, self.counted)
+        before = self.state
+        self.state = BreakerState(True, limit.now, reason, before.closed_at, before.closed_by)
+        self._conn.execute(
+            update(control)
+            .where(control.c.key == KEY)
+            .values(value=self.state.value(), updated_at=limit.now, updated_by="breaker")
+        )
+        _audit(self._conn, limit.now, "open", reason, None)
+        return Refusal(reason, True)
+
+    def give_back(self) -> None:
+        """An admitted claim that was not written after all (a duplicate)."""
+        self.counted = max(0, self.counted - 1)
+
+
+def _locked(conn: Connection, at: datetime) -> BreakerState:
+    """Lock the breaker's row (created closed if missing) until the transaction ends."""
+    for _ in range(2):
+        if conn.dialect.name == "postgresql":
+            value = conn.execute(
+                select(control.c.value).where(control.c.key == KEY).with_for_update()
+            ).first()
+        else:  # SQLite: a write first takes the database's one writer lock
+            value = conn.execute(
+                update(control)
+                .where(control.c.key == KEY)
+                .values(updated_at=control.c.updated_at)
+                .returning(control.c.value)
+            ).first()
+        if value is not None:
+            return BreakerState.from_value(value[0])
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(
+            dialect.insert(control)
+            .values(key=KEY, value=BreakerState().value(), updated_at=at, updated_by="breaker")
+            .on_conflict_do_nothing(index_elements=[control.c.key])
+        )
+    raise AssertionError("the breaker's row was neither found nor created")
 
 
 def _is_open() -> Any:

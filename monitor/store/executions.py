@@ -9,15 +9,17 @@ restarted service picks them up again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from monitor.store import breaker as breaker_mod
 from monitor.store import locks as locks_mod
 from monitor.store import states
 
@@ -138,6 +140,9 @@ def start(
     audit_record: Audit,
     lock: Lock,
     existing: int | None = None,
+    *,
+    limit: breaker_mod.Limit | None = None,
+    refused: Audit | None = None,
 ) -> tuple[int, bool] | None:
     """Claim an execution, record the decision and try the target's lock, in one commit.
 
@@ -145,6 +150,12 @@ def start(
     execution is taken with a compare-and-set (None if another replica took it). Returns
     the execution id and whether the lock was taken. The state table is checked first
     (:class:`IllegalTransition`; nothing is written).
+
+    With ``limit`` (a live claim and the blast-radius breaker), the breaker admits it
+    first, by its count locked in this transaction; refused, nothing is claimed: the
+    ``refused`` skip record (its message completed with the reason) is written, an
+    ``existing`` deferred execution is skipped, and :class:`~.breaker.Refused` raised
+    after the commit.
     """
     target = _member("state", _plain(row.get("state", State.RUNNING)))
     source = None if existing is None else State.DEFERRED
@@ -152,26 +163,67 @@ def start(
         raise IllegalTransition("state", source, target, f"execution {existing or key}")
     try:
         with engine.begin() as conn:
-            if existing is None:
-                result = conn.execute(
-                    insert(executions).returning(executions.c.id), [_birth(key, row)]
-                )
-                execution_id = int(result.scalar_one())
-            else:
-                moved = conn.execute(
-                    update(executions)
-                    .where(executions.c.id == existing, executions.c.state == State.DEFERRED.value)
-                    .values(**_columns(row))
-                ).rowcount
-                if not moved:
-                    return None
-                execution_id = existing
-            conn.execute(
-                insert(audit), [audit_record.row(execution_id, _moved("state", source, target))]
-            )
-            return execution_id, locks_mod.take_in(conn, lock)
+            refusal = breaker_mod.Admission(conn, limit)() if limit is not None else None
+            if refusal is None:
+                return _start_in(conn, key, row, audit_record, lock, existing, source, target)
+            _refuse(conn, refusal, refused, existing)
     except IntegrityError as exc:
         raise AlreadyClaimed(str(key)) from exc
+    raise breaker_mod.Refused(refusal)  # after the commit of its records
+
+
+def _start_in(
+    conn: Connection,
+    key: ExecutionKey,
+    row: Mapping[str, Any],
+    audit_record: Audit,
+    lock: Lock,
+    existing: int | None,
+    source: State | None,
+    target: StrEnum,
+) -> tuple[int, bool] | None:
+    """The claim itself (:func:`start`), in ``conn``'s transaction."""
+    if existing is None:
+        result = conn.execute(insert(executions).returning(executions.c.id), [_birth(key, row)])
+        execution_id = int(result.scalar_one())
+    else:
+        moved = conn.execute(
+            update(executions)
+            .where(executions.c.id == existing, executions.c.state == State.DEFERRED.value)
+            .values(**_columns(row))
+        ).rowcount
+        if not moved:
+            return None
+        execution_id = existing
+    conn.execute(insert(audit), [audit_record.row(execution_id, _moved("state", source, target))])
+    return execution_id, locks_mod.take_in(conn, lock)
+
+
+def _refuse(
+    conn: Connection, refusal: breaker_mod.Refusal, record: Audit | None, existing: int | None
+) -> None:
+    """A claim the breaker refused: its skip record, and an existing deferred execution
+    moved to skipped (unless another replica took it meanwhile)."""
+    if record is None:
+        return
+    record = dataclasses.replace(record, message=record.message + refusal.reason)
+    if existing is None:
+        conn.execute(insert(audit), [record.row(None)])
+        return
+    moved = conn.execute(
+        update(executions)
+        .where(executions.c.id == existing, executions.c.state == State.DEFERRED.value)
+        .values(
+            state=State.SKIPPED.value,
+            reason=f"breaker: {refusal.reason}",
+            due_at=None,
+            updated_at=record.at,
+        )
+    ).rowcount
+    if moved:
+        conn.execute(
+            insert(audit), [record.row(existing, _moved("state", State.DEFERRED, State.SKIPPED))]
+        )
 
 
 def move(

@@ -81,11 +81,22 @@ class Store:
         audit: records.Audit,
         lock: records.Lock,
         existing: int | None = None,
+        *,
+        limit: breaker.Limit | None = None,
+        refused: records.Audit | None = None,
     ) -> tuple[int, bool] | None:
         """Claim (insert, or take a deferred ``existing``), audit, try the lock: one
-        commit. Raises AlreadyClaimed; None when another replica took ``existing``."""
+        commit. Raises AlreadyClaimed; None when another replica took ``existing``; with
+        ``limit``, raises breaker.Refused when its count is full (``refused`` written)."""
         return await self._call(
-            "start", executions.start, self.handle, key, row, audit, lock, existing
+            "start",
+            functools.partial(executions.start, limit=limit, refused=refused),
+            self.handle,
+            key,
+            row,
+            audit,
+            lock,
+            existing,
         )
 
     async def defer(
@@ -326,6 +337,7 @@ class Store:
         audits: Sequence[records.Audit],
         processed: Sequence[int] = (),
         at: datetime | None = None,
+        limit: breaker.Limit | None = None,
     ) -> list[batches.Born]:
         return await self._call(
             "commit_batch",
@@ -336,6 +348,7 @@ class Store:
                 records=audits,
                 processed=processed,
                 at=at,
+                limit=limit,
             ),
             self.handle,
         )
