@@ -26,8 +26,10 @@ from typing import Any
 import itsdangerous
 
 from monitor import policy as policy_mod
+from monitor.actions import pagerduty
 from monitor.actions.registry import ActionContext
 from monitor.actions.runner import RetryPolicy
+from monitor.engine import paging
 from monitor.engine.attempt import Attempt, context_of
 from monitor.engine.deciding import identity
 from monitor.engine.parts import Parts
@@ -171,6 +173,7 @@ class Approvals:
         if not moved or policy is None:
             return
         parts.metrics.approvals.labels(policy.name, "expired").inc()
+        await paging.end(parts, execution_id, "the approval request expired")
         annotations, generator = await parts.store.alert_annotations(row.fingerprint, row.starts_at)
         ctx = context_of(row, annotations, generator)
         attempt = Attempt(policy, ctx, row.step, target_key=row.target_key, execution_id=row.id)
@@ -230,7 +233,10 @@ class Approvals:
         )
         try:
             ctx = self._context(attempt, execution_id)
-            await parts.tell(notifier, ctx, message, title=f"Approve? {attempt.where}")
+            key = pagerduty.approval_key(execution_id)  # resolved once answered
+            await parts.tell(notifier, ctx, message, f"Approve? {attempt.where}", key)
+            if paging.is_pager(parts, notifier):
+                await paging.opened_page(parts, notifier, key, "approval", execution_id)
         except Exception as exc:  # the request stands; the API and the CLI can answer it
             log.warning("approval: cannot notify %s: %s", notifier, exc)
             await parts.ledger.audit(
