@@ -182,7 +182,7 @@ async def sweep(parts: Parts) -> int:
         if why is None:
             continue
         row = ladder.execution if ladder is not None else None
-        parts.timers.ensure(f"page-{page.id}", now, _send, parts, page, row, None, why)
+        parts.timers.soon(f"page-{page.id}", _send, parts, page, row, None, why)
         started += 1
     return started
 

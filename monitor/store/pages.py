@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Select, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.queue import aware, in_chunks
@@ -126,15 +126,21 @@ def of_executions(handle: Engine, execution_ids: Sequence[int], kind: str) -> li
     return found
 
 
+def open_query(since: datetime, limit: int) -> Select[Any]:
+    """Open pages opened at ``since`` or later, oldest first, at most ``limit`` (read by
+    ``ix_pages_open``: the open pages only, whatever the number of executions)."""
+    return (
+        select(pages)
+        .where(pages.c.resolved_at.is_(None), pages.c.opened_at >= since)
+        .order_by(pages.c.opened_at, pages.c.id)
+        .limit(limit)
+    )
+
+
 def open_since(handle: Engine, since: datetime, limit: int) -> list[Page]:
-    """Open pages opened at ``since`` or later, oldest first, at most ``limit``."""
+    """:func:`open_query`'s pages."""
     with handle.connect() as conn:
-        rows = conn.execute(
-            select(pages)
-            .where(pages.c.resolved_at.is_(None), pages.c.opened_at >= since)
-            .order_by(pages.c.opened_at, pages.c.id)
-            .limit(limit)
-        )
+        rows = conn.execute(open_query(since, limit))
         return [Page.from_row(dict(row._mapping)) for row in rows]
 
 
