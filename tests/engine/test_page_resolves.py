@@ -24,6 +24,7 @@ from monitor.engine.core import Engine
 from monitor.metrics import Metrics
 from monitor.settings import AutomationSettings
 from monitor.store import database, pages
+from monitor.store.breaker import BreakerState
 from monitor.store.facade import Store
 from monitor.store.records import Execution
 from monitor.store.schema import audit
@@ -319,3 +320,53 @@ def test_open_pages_are_found_by_their_index_not_by_reading_the_executions(
         )
     db.dispose()
     assert "ix_pages_open" in plan and "executions" not in plan
+
+
+async def test_what_ends_each_kind_of_page(world: World) -> None:
+    engine = world.engine(PAGING)
+    await asyncio.wait_for(engine.handle(alert_down()), 30)
+    [row] = await engine.store.for_alert("dddd0001", STARTS)
+    page = pages.Page(
+        row.id, "pager", f"conea-monitor/{row.id}", "step", row.id, STARTS, None, None, 0, None
+    )
+    later = dataclasses.replace(row, id=row.id + 1, step=1, state=State.CANCELLED, reason="gone")
+    recovered = dataclasses.replace(row, verify_state=VerifyState.RECOVERED)
+    earlier = dataclasses.replace(row, step=0, verify_state=VerifyState.RECOVERED)
+    mine = dataclasses.replace(row, step=1)
+    assert paging.ended(page, pages.Ladder(row, [row], False), None) is None
+    assert paging.ended(page, pages.Ladder(row, [row], True), None) == "the alert resolved"
+    assert paging.ended(page, pages.Ladder(row, [recovered], False), None) == "step 1 verified"
+    assert paging.ended(page, pages.Ladder(row, [row, later], False), None) == (
+        "step 2 was cancelled: gone"
+    )
+    # a verification of an earlier step says nothing about a later step's page
+    assert paging.ended(page, pages.Ladder(mine, [earlier, mine], False), None) is None
+    assert paging.ended(page, None, None) == "its execution is gone"
+
+    asking = dataclasses.replace(
+        page, kind="approval", dedup_key=f"conea-monitor/approval/{row.id}"
+    )
+    waiting = dataclasses.replace(row, state=State.AWAITING_APPROVAL)
+    assert paging.ended(asking, pages.Ladder(waiting, [waiting], False), None) is None
+    for state, said in (
+        (State.REJECTED, "rejected"),
+        (State.EXPIRED, "expired"),
+        (State.CANCELLED, "cancelled"),
+    ):
+        answered = dataclasses.replace(row, state=state)
+        assert paging.ended(asking, pages.Ladder(answered, [], False), None) == (
+            f"the approval request was {said}"
+        )
+    approved = dataclasses.replace(row, state=State.DEFERRED, approved_by="alice")
+    assert paging.ended(asking, pages.Ladder(approved, [], False), None) == (
+        "the approval request was approved"
+    )
+
+    opened = datetime(2026, 11, 29, 10, tzinfo=UTC)
+    tripped = dataclasses.replace(
+        page, kind="breaker", execution_id=None, dedup_key=pagerduty.breaker_key(opened)
+    )
+    assert paging.ended(tripped, None, BreakerState(True, opened, "full")) is None
+    assert paging.ended(tripped, None, BreakerState(False, opened)) == "the breaker closed"
+    again = BreakerState(True, opened + timedelta(hours=1), "full")
+    assert paging.ended(tripped, None, again) == "the breaker closed (and opened again since)"
