@@ -234,7 +234,8 @@ class Approvals:
         try:
             ctx = self._context(attempt, execution_id)
             key = pagerduty.approval_key(execution_id)  # resolved once answered
-            await parts.tell(notifier, ctx, message, f"Approve? {attempt.where}", key)
+            title = f"Approve? {attempt.where}"
+            await parts.tell(notifier, ctx, message, title=title, dedup_key=key)
             if paging.is_pager(parts, notifier):
                 await paging.opened_page(parts, notifier, key, "approval", execution_id)
         except Exception as exc:  # the request stands; the API and the CLI can answer it

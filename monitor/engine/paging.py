@@ -73,21 +73,18 @@ def is_pager(parts: Parts, notifier: str | None) -> bool:
     return getattr(found, "kind", None) == "pagerduty"
 
 
-def paged(row: Execution) -> list[str]:
-    """The notifiers an execution paged on PagerDuty (a trigger that was sent)."""
-    names = {notify.paged(entry.action, entry.outcome) for entry in row.actions}
-    return sorted(name for name in names if name is not None)
-
-
 async def opened(parts: Parts, execution_id: int, action: str, outcome: dict[str, Any]) -> None:
     """Record the page a step's action opened (its outcome a PagerDuty trigger), if any.
     A store failure is logged: the step's outcome still names the page."""
     name = notify.paged(action, outcome)
-    if name is None:
-        return
-    details = outcome.get("details") or {}
-    key = details.get("dedup_key") or pagerduty.dedup_key(str(execution_id))
-    await opened_page(parts, name, str(key), "step", execution_id)
+    if name is not None:
+        await opened_page(parts, name, _key(execution_id, outcome), "step", execution_id)
+
+
+def _key(execution_id: int, outcome: dict[str, Any] | None) -> str:
+    """The dedup key of a step's trigger: the one PagerDuty answered (the execution's)."""
+    key = ((outcome or {}).get("details") or {}).get("dedup_key")
+    return str(key) if key else pagerduty.dedup_key(str(execution_id))
 
 
 async def opened_page(
@@ -110,17 +107,25 @@ async def resolve(parts: Parts, rows: Sequence[Execution], ctx: AlertContext, wh
     """Resolve every page the executions ``rows`` opened (a rehearsal opened none), each
     in the background (a timer): a slow PagerDuty never holds up the alerts' batch."""
     live = {row.id: row for row in rows if not row.dry_run}
-    for row in live.values():  # a page recorded only in the step's outcome (older rows)
-        for name in paged(row):
-            await parts.store.page_opened(
-                notifier=name,
-                dedup_key=pagerduty.dedup_key(str(row.id)),
-                kind="step",
-                execution_id=row.id,
-                at=row.finished_at or parts.clock.now(),
-                reopen=False,
-            )
-    for page in await parts.store.open_pages(sorted(live), "step"):
+    try:
+        for row in live.values():  # a page recorded only in the step's outcome (older rows)
+            for entry in row.actions:
+                name = notify.paged(entry.action, entry.outcome)
+                if name is None:
+                    continue
+                await parts.store.page_opened(
+                    notifier=name,
+                    dedup_key=_key(row.id, entry.outcome),
+                    kind="step",
+                    execution_id=row.id,
+                    at=row.finished_at or parts.clock.now(),
+                    reopen=False,
+                )
+        found = await parts.store.open_pages(sorted(live), "step")
+    except StoreError as exc:  # the sweep resolves them once the store answers
+        log.warning("cannot read the pages to resolve (%s): %s", why, exc)
+        return
+    for page in found:
         assert page.execution_id is not None
         parts.timers.soon(
             f"page-{page.id}", _send, parts, page, live.get(page.execution_id), ctx, why
@@ -132,7 +137,12 @@ async def end(parts: Parts, execution_id: int, why: str) -> None:
     is resolved (in the background)."""
     if not may_page(parts):
         return
-    for page in await parts.store.open_pages([execution_id], "approval"):
+    try:
+        found = await parts.store.open_pages([execution_id], "approval")
+    except StoreError as exc:  # the sweep resolves it once the store answers
+        log.warning("cannot read the approval page to resolve (%s): %s", why, exc)
+        return
+    for page in found:
         parts.timers.soon(f"page-{page.id}", _send, parts, page, None, None, why)
 
 
@@ -191,6 +201,15 @@ async def _send(
     parts: Parts, page: Page, row: Execution | None, ctx: AlertContext | None, why: str
 ) -> None:
     """Claim the page's resolve, send it, and record what happened (one commit)."""
+    try:
+        await _claim_and_send(parts, page, row, ctx, why)
+    except StoreError as exc:  # its claim expires, and a later sweep sends it again
+        log.warning("resolving the page %s on %r: %s", page.dedup_key, page.notifier, exc)
+
+
+async def _claim_and_send(
+    parts: Parts, page: Page, row: Execution | None, ctx: AlertContext | None, why: str
+) -> None:
     now = parts.clock.now()
     if not await parts.store.claim_page(page.id, now, now + CLAIM):
         return  # resolved, another replica sends it, or a failed one waits for its time
