@@ -15,9 +15,9 @@ holds the URL, routing key or SMTP credentials, usually secret references: they 
 resolved at apply time and never shown. The plan carries the exact payload that would
 be sent (for email: its headers and text). One try is one request (one SMTP session);
 the notifier's ``retries`` and ``timeout`` become the runner's retry policy and try
-timeout. A PagerDuty trigger's dedup key is ``conea-monitor/<execution id>``;
-``resolve: true`` sends the resolve for it (the engine does, when the alert resolves or
-the step is verified).
+timeout. A PagerDuty trigger's dedup key is ``conea-monitor/<execution id>`` unless
+``dedup_key`` names another; ``resolve: true`` sends the resolve for it (the engine
+does, when the ladder ends: :mod:`monitor.engine.paging`).
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class NotifyParams(registry.StrictModel):
     title: str | None = None
     history: list[HistoryEntry] = []
     resolve: bool = False  # pagerduty: resolve this execution's incident instead
+    # pagerduty: the incident's key, instead of conea-monitor/<execution id> (the engine's
+    # approval requests and breaker messages: monitor.engine.paging)
+    dedup_key: str | None = Field(default=None, min_length=1, max_length=pagerduty.DEDUP_LIMIT)
 
 
 def execution_url(ctx: registry.ActionContext, execution_id: str | None = None) -> str | None:
@@ -232,14 +235,20 @@ def payload_for(
     routing_key: str | None = None,
     resolve: bool = False,
     public_url: str = "",
+    dedup_key: str | None = None,
 ) -> dict[str, Any]:
     """The JSON an HTTP kind posts. PagerDuty's routing key is the placeholder a plan
-    shows unless ``routing_key`` (its value, at apply time) is given."""
+    shows unless ``routing_key`` (its value, at apply time) is given; its dedup key is
+    ``dedup_key`` when given, else the execution's."""
     if notifier.kind == "pagerduty":
         key = routing_key if routing_key is not None else secrets.show(notifier.routing_key)
+        dedup = dedup_key or (
+            pagerduty.dedup_key(str(message["execution_id"])) if message["execution_id"] else None
+        )
         if resolve:
-            return pagerduty.resolve(key, str(message["execution_id"]))
-        return pagerduty.trigger(message, key, public_url)
+            assert dedup is not None  # _check_resolve
+            return pagerduty.resolve(key, dedup)
+        return pagerduty.trigger(message, key, public_url, dedup)
     if notifier.kind == "teams":
         return teams.payload(message)
     return slack_payload(message) if notifier.kind == "slack" else webhook_payload(message)
@@ -291,7 +300,11 @@ class Notify(registry.Action[NotifyParams]):
             details["email"] = smtp.shown(smtp.build(message, notifier))
         else:
             details["payload"] = payload_for(
-                notifier, message, resolve=params.resolve, public_url=ctx.services.public_url
+                notifier,
+                message,
+                resolve=params.resolve,
+                public_url=ctx.services.public_url,
+                dedup_key=params.dedup_key,
             )
         verb = "resolve the page of" if params.resolve else "notify"
         return registry.Plan(
@@ -340,6 +353,7 @@ class Notify(registry.Action[NotifyParams]):
             routing_key=key,
             resolve=params.resolve,
             public_url=ctx.services.public_url,
+            dedup_key=params.dedup_key,
         )
         request = http.Prepared(
             "POST",
@@ -376,9 +390,10 @@ class Notify(registry.Action[NotifyParams]):
         if isinstance(answer, dict) and isinstance(answer.get("dedup_key"), str):
             done["dedup_key"] = answer["dedup_key"]
         verb = "resolved the page on" if params.resolve else "paged"
+        # the engine's own pages (approval, breaker) are about no alert or job
+        about = "" if params.dedup_key and ctx.alert is None else f" about {_alertname(ctx)}"
         return registry.Outcome(
-            summary=f"{verb} {params.notifier!r} (pagerduty {done['dedup_key']}) "
-            f"about {_alertname(ctx)}",
+            summary=f"{verb} {params.notifier!r} (pagerduty {done['dedup_key']}){about}",
             details=done,
         )
 
@@ -393,8 +408,8 @@ def _check_resolve(
             f"notifier {params.notifier!r}: resolve applies to pagerduty notifiers only "
             f"(this one is {notifier.kind})"
         )
-    if not ctx.execution_id:
-        raise PermanentActionError("resolve: no execution whose page to resolve")
+    if not ctx.execution_id and not params.dedup_key:
+        raise PermanentActionError("resolve: no execution or dedup_key whose page to resolve")
 
 
 def paged(entry_action: str, outcome: dict[str, Any] | None) -> str | None:

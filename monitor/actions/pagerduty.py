@@ -2,13 +2,15 @@
 
 One incident per execution: the dedup key is ``conea-monitor/<execution id>``, so the
 engine can resolve what an execution's page opened when the alert resolves or the
-step is verified. The event's shape is PagerDuty's (``payload.summary`` at most 1024
+step is verified; the engine's other pages have keys of their own (:func:`approval_key`,
+:func:`breaker_key`). The event's shape is PagerDuty's (``payload.summary`` at most 1024
 characters, ``severity`` one of critical, error, warning, info); the routing key is a
 secret reference, shown as a placeholder in plans and filled in when the event is sent.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 SUMMARY_LIMIT = 1024
@@ -35,6 +37,16 @@ def dedup_key(execution_id: str) -> str:
     return f"{CLIENT}/{execution_id}"[:DEDUP_LIMIT]
 
 
+def approval_key(execution_id: int) -> str:
+    """The incident of the approval request of an execution."""
+    return f"{CLIENT}/approval/{execution_id}"
+
+
+def breaker_key(opened_at: datetime) -> str:
+    """The incident of the breaker opened at ``opened_at`` (UTC, to the microsecond)."""
+    return f"{CLIENT}/breaker/{opened_at.astimezone(UTC).isoformat()}"
+
+
 def severity(labels: dict[str, str]) -> str:
     """PagerDuty's severity from the alert's ``severity`` label (``error`` if unknown)."""
     return SEVERITIES.get(labels.get("severity", "").strip().lower(), DEFAULT_SEVERITY)
@@ -44,8 +56,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def trigger(message: dict[str, Any], routing_key: str, public_url: str) -> dict[str, Any]:
-    """The trigger event for a composed message (see :func:`monitor.actions.notify.compose`)."""
+def trigger(
+    message: dict[str, Any], routing_key: str, public_url: str, dedup: str | None = None
+) -> dict[str, Any]:
+    """The trigger event for a composed message (see :func:`monitor.actions.notify.compose`);
+    ``dedup`` the incident's key (none: PagerDuty makes one up)."""
     alert = message["alert"] or {}
     labels: dict[str, str] = alert.get("labels", {})
     target: dict[str, str] = message["target"]
@@ -81,8 +96,8 @@ def trigger(message: dict[str, Any], routing_key: str, public_url: str) -> dict[
         "payload": payload,
         "client": CLIENT,
     }
-    if message["execution_id"]:
-        event["dedup_key"] = dedup_key(message["execution_id"])
+    if dedup:
+        event["dedup_key"] = dedup[:DEDUP_LIMIT]
     texts = {"audit": f"Execution {message['execution_id']} in conea-monitor"}
     texts["alert"] = "Alert source"
     links = [
@@ -97,10 +112,6 @@ def trigger(message: dict[str, Any], routing_key: str, public_url: str) -> dict[
     return event
 
 
-def resolve(routing_key: str, execution_id: str) -> dict[str, Any]:
-    """The resolve event for the incident an execution's trigger opened."""
-    return {
-        "routing_key": routing_key,
-        "event_action": "resolve",
-        "dedup_key": dedup_key(execution_id),
-    }
+def resolve(routing_key: str, dedup: str) -> dict[str, Any]:
+    """The resolve event for the incident a trigger with the key ``dedup`` opened."""
+    return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": dedup[:DEDUP_LIMIT]}

@@ -28,6 +28,7 @@ from typing import Any
 import itsdangerous
 
 from monitor import policy as policy_mod
+from monitor.actions import pagerduty
 from monitor.actions.registry import ActionContext
 from monitor.actions.runner import RetryPolicy
 from monitor.engine import paging
@@ -187,6 +188,7 @@ class Approvals:
         if not moved or policy is None:
             return
         parts.metrics.approvals.labels(policy.name, "expired").inc()
+        await paging.end(parts, execution_id, "the approval request expired")
         annotations, generator = await parts.store.alert_annotations(row.fingerprint, row.starts_at)
         ctx = context_of(row, annotations, generator)
         attempt = Attempt(policy, ctx, row.step, target_key=row.target_key, execution_id=row.id)
@@ -246,13 +248,17 @@ class Approvals:
         )
         ctx = self._context(attempt, execution_id)
         try:  # what the ladder's diagnostics found (without it if it cannot be read)
-            key = attempt.ctx
-            rows = await parts.store.for_alert(key.fingerprint, key.starts_at, policy.name)
+            alert = attempt.ctx
+            rows = await parts.store.for_alert(alert.fingerprint, alert.starts_at, policy.name)
             ctx.evidence = await paging.evidence(parts, [r for r in rows if r.step <= step])
         except StoreError as exc:
             log.warning("approval: cannot read the evidence of %s: %s", attempt.where, exc)
         try:
-            await parts.tell(notifier, ctx, message, title=f"Approve? {attempt.where}")
+            page_key = pagerduty.approval_key(execution_id)  # resolved once answered
+            title = f"Approve? {attempt.where}"
+            await parts.tell(notifier, ctx, message, title=title, dedup_key=page_key)
+            if paging.is_pager(parts, notifier):
+                await paging.opened_page(parts, notifier, page_key, "approval", execution_id)
         except Exception as exc:  # the request stands; the API and the CLI can answer it
             log.warning("approval: cannot notify %s: %s", notifier, exc)
             await parts.ledger.audit(

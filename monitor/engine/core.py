@@ -27,9 +27,11 @@ from collections.abc import Sequence
 
 from monitor import policy as policy_mod
 from monitor import scope as scope_mod
+from monitor.actions import pagerduty
 from monitor.actions.registry import ActionContext, Registry, Services
 from monitor.actions.runner import ActionRunner, RetryPolicy
 from monitor.alerts.context import AlertContext
+from monitor.engine import paging
 from monitor.engine.approval import Approvals
 from monitor.engine.attempt import Attempt
 from monitor.engine.batch import BatchDecider, Busy
@@ -205,7 +207,11 @@ class Engine:
             policy="automation.max_actions",
             now=self.clock.now,
         )
-        await self.parts.tell(settings.notifier, ctx, message)
+        opened_at = self.breaker.state.opened_at  # set as it opened, before telling
+        key = pagerduty.breaker_key(opened_at) if opened_at is not None else None
+        await self.parts.tell(settings.notifier, ctx, message, dedup_key=key)
+        if key is not None and paging.is_pager(self.parts, settings.notifier):
+            await paging.opened_page(self.parts, settings.notifier, key, "breaker", None)
 
     async def _investigate(
         self, row: Execution, policy: policy_mod.Policy, ctx: AlertContext
@@ -253,7 +259,8 @@ class Engine:
 
     async def sweep(self) -> None:
         """(Re)schedule every timer the store holds: after a restart, or another replica's;
-        and fail the steps a stopped replica left running (their lock expired)."""
+        fail the steps a stopped replica left running (their lock expired); and resolve
+        the PagerDuty pages still owed (:func:`.paging.sweep`)."""
         await self.breaker.watch(self.clock.now())  # an idle replica's metric follows too
         for stale in await self.store.abandoned(self.clock.now(), LOCK_TTL):
             await self.executor.reap(stale)
@@ -266,6 +273,8 @@ class Engine:
                 self.timers.ensure(f"verify-{row.id}", row.verify_at, self.verify, row.id)
             if row.revert_state == RevertState.SCHEDULED and row.revert_at is not None:
                 self.timers.ensure(f"revert-{row.id}", row.revert_at, self.revert, row.id)
+        if paging.may_page(self.parts):  # resolves still owed (a restart, a failure)
+            await paging.sweep(self.parts)
 
     # The kill switch (one store function, shared with the API and the command line) -------
 
@@ -357,6 +366,7 @@ class Engine:
             self.timers.cancel(f"approval-{execution_id}")
             verdict = "approved" if approve else "rejected"
             self.parts.metrics.approvals.labels(answer.policy, verdict).inc()
+            await paging.end(self.parts, execution_id, f"the approval request was {verdict}")
             if approve:
                 self.timers.at(
                     f"decide-{execution_id}", self.clock.now(), self.redecide, execution_id

@@ -194,6 +194,8 @@ class Executor:
             outcome = await parts.runner.apply(action, params, actx, plan, **how)
             entry.outcome = outcome.model_dump(mode="json")
             entry.attempts = tries["count"] + 1
+            if attempt.execution_id is not None:  # the page it opened, if any, recorded
+                await paging.opened(parts, attempt.execution_id, name, entry.outcome)
             parts.metrics.executions.labels(policy.name, name, "succeeded").inc()
             done = parts.ledger.note(
                 "execute",

@@ -41,13 +41,19 @@ class Parts:
     denied: dict[str, str] = field(default_factory=dict)
 
     async def tell(
-        self, notifier: str, ctx: ActionContext, message: str, title: str | None = None
+        self,
+        notifier: str,
+        ctx: ActionContext,
+        message: str,
+        title: str | None = None,
+        dedup_key: str | None = None,
     ) -> None:
         """Send ``message`` to a notifier through the ``notify`` action and the action
-        runner (its timeout and retries bound the wait); raises what the action raises."""
+        runner (its timeout and retries bound the wait); raises what the action raises.
+        ``dedup_key``: the incident's key, if the notifier is a PagerDuty one."""
         action = self.registry.get("notify")
         params = action.Params.model_validate(
-            {"notifier": notifier, "message": message, "title": title}
+            {"notifier": notifier, "message": message, "title": title, "dedup_key": dedup_key}
         )
         retry = action.retry_policy(params, ctx)
         plan = await self.runner.plan(action, params, ctx, retry=retry)

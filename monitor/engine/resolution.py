@@ -65,7 +65,7 @@ class Resolution:
                 for row in ladder
             )
             if not verified:
-                paging.resolve(parts, ladder, ctx, "the alert resolved")
+                await paging.resolve(parts, ladder, ctx, "the alert resolved")
 
     async def _resolved(self, row: Execution, ctx: AlertContext, shared: bool) -> None:
         parts = self.parts
@@ -95,6 +95,8 @@ class Resolution:
         ):
             parts.timers.cancel(f"decide-{row.id}")
             parts.timers.cancel(f"approval-{row.id}")
+            if row.state == State.AWAITING_APPROVAL:
+                await paging.end(parts, row.id, "the approval request was cancelled")
         if row.verify_state == VerifyState.PENDING and policy is not None:
             parts.timers.cancel(f"verify-{row.id}")
             await self.verified(

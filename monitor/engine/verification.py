@@ -142,7 +142,7 @@ class Verification:
             )
             if paging.may_page(parts):  # the ladder's pages (this step's and earlier) end
                 ladder = await parts.store.for_alert(ctx.fingerprint, ctx.starts_at, policy.name)
-                paging.resolve(
+                await paging.resolve(
                     parts,
                     [r for r in ladder if r.step <= row.step],
                     ctx,

@@ -30,6 +30,7 @@ from monitor.store import (
     evidence,
     executions,
     locks,
+    pages,
     queue,
     records,
     states,
@@ -366,6 +367,50 @@ class Store:
     ) -> dict[tuple[str, datetime], list[records.Execution]]:
         rows = await self._call("for_alerts", batches.for_alerts, self.handle, keys)
         return {k: [records.Execution.from_row(r) for r in v] for k, v in rows.items()}
+
+    # Pages (monitor.store.pages) ---------------------------------------------------------
+
+    async def page_opened(
+        self,
+        *,
+        notifier: str,
+        dedup_key: str,
+        kind: str,
+        execution_id: int | None,
+        at: datetime,
+        reopen: bool = True,
+    ) -> None:
+        await self._call(
+            "page_opened",
+            pages.opened,
+            self.handle,
+            notifier=notifier,
+            dedup_key=dedup_key,
+            kind=kind,
+            execution_id=execution_id,
+            at=at,
+            reopen=reopen,
+        )
+
+    async def open_pages(self, execution_ids: Sequence[int], kind: str) -> list[pages.Page]:
+        return await self._call("open_pages", pages.of_executions, self.handle, execution_ids, kind)
+
+    async def pages_open_since(self, since: datetime, limit: int) -> list[pages.Page]:
+        return await self._call("pages_open_since", pages.open_since, self.handle, since, limit)
+
+    async def claim_page(self, page_id: int, now: datetime, until: datetime) -> bool:
+        return await self._call("claim_page", pages.claim, self.handle, page_id, now, until)
+
+    async def page_resolved(self, page_id: int, at: datetime, record: records.Audit) -> None:
+        await self._call("page_resolved", pages.resolved, self.handle, page_id, at, record)
+
+    async def page_failed(
+        self, page_id: int, retry_at: datetime, error: str, record: records.Audit
+    ) -> None:
+        await self._call("page_failed", pages.failed, self.handle, page_id, retry_at, error, record)
+
+    async def page_ladders(self, execution_ids: Sequence[int]) -> dict[int, pages.Ladder]:
+        return await self._call("page_ladders", pages.ladders, self.handle, execution_ids)
 
     async def checkpoint(self) -> None:
         """Copy SQLite's WAL back into the database (PostgreSQL: nothing to do)."""

@@ -242,6 +242,34 @@ evidence = Table(
     Index(None, "execution_id"),
 )
 
+# Every PagerDuty incident conea-monitor opened (a step's page, an approval request, the
+# breaker's message), until its resolve is sent (monitor.store.pages). ``retry_at`` is a
+# replica's claim on sending the resolve, or when a failed one is tried again.
+OPEN_PAGE = "resolved_at IS NULL"
+
+pages = Table(
+    "pages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("notifier", String(255), nullable=False),
+    Column("dedup_key", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # step | approval | breaker
+    Column("execution_id", Id, ForeignKey("executions.id")),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("retry_at", UTCDateTime()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    UniqueConstraint("notifier", "dedup_key"),
+    Index(None, "execution_id"),
+    Index(
+        "ix_pages_open",
+        "opened_at",
+        sqlite_where=text(OPEN_PAGE),
+        postgresql_where=text(OPEN_PAGE),
+    ),
+)
+
 control = Table(
     "control",
     metadata,

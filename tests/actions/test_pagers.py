@@ -448,3 +448,26 @@ def test_the_documented_notifiers_are_valid() -> None:
     raw = yaml.safe_load(block)["notifiers"]
     kinds = {name: targets.Notifier.model_validate(item).kind for name, item in raw.items()}
     assert sorted(kinds.values()) == ["email", "pagerduty", "slack", "teams", "webhook"]
+
+
+async def test_a_dedup_key_names_the_incident_a_trigger_opens_and_a_resolve_closes(
+    action: notify_actions.Notify, routing_key: str
+) -> None:
+    with pagers.service("pagerduty") as pd:
+        pager = {"kind": "pagerduty", "url": pd.url, "routing_key": {"env": "PD_ROUTING_KEY"}}
+        ctx = dataclasses.replace(ctx_for(pager), alert=None, execution_id=None)
+        key = "conea-monitor/breaker/2026-11-29T10:00:00+00:00"
+        for params in (
+            notify_actions.NotifyParams(notifier="pager", message="breaker open", dedup_key=key),
+            notify_actions.NotifyParams(notifier="pager", resolve=True, dedup_key=key),
+        ):
+            outcome = await action.apply(params, ctx, await action.plan(params, ctx))
+            assert outcome.details["dedup_key"] == key
+        assert outcome.summary == f"resolved the page on 'pager' (pagerduty {key})"
+    assert [(e["event_action"], e["dedup_key"]) for e in pd.received] == [
+        ("trigger", key),
+        ("resolve", key),
+    ]
+    assert pd.received == pd.accepted
+    with pytest.raises(ValueError, match="dedup_key"):
+        notify_actions.NotifyParams(notifier="pager", dedup_key="k" * 256)
