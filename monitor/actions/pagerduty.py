@@ -85,7 +85,7 @@ def trigger(
     payload["custom_details"] = {
         "message": message["message"],
         "policy": message["policy"],
-        "step": message["step"] + 1,
+        "step": message["step"],  # already 1-based (notify.compose)
         "labels": labels,
         "what was done": message["steps"],
         "evidence": message["evidence"],

@@ -124,6 +124,7 @@ async def test_pagerduty_trigger_has_the_documented_shape_then_resolve_closes_it
         "excerpt": ["conea-api-7d9 Running 1/1 0", "conea-api-x2k CrashLoopBackOff 0/1 7"],
     }
     assert payload["custom_details"]["evidence"][1]["outcome"] == "timed_out"
+    assert payload["custom_details"]["step"] == ctx.step + 1  # 1-based, as people read it
     assert trigger["links"][0] == {
         "href": PAGE,
         "text": "Execution 42 in conea-monitor",
