@@ -200,8 +200,14 @@ class Runtime:
         now = datetime.now(UTC)
         preferred = list(self._preferred)
         self._preferred.clear()
+        held = dict(self._handed)  # as they are now: the webhook may push some out meanwhile
         leased = await self.store.lease(
-            self.owner, now, now + LEASE, limit_alerts=self.batch_alerts, prefer=preferred
+            self.owner,
+            now,
+            now + LEASE,
+            limit_alerts=self.batch_alerts,
+            prefer=preferred,
+            held=held.keys(),
         )
         self._full = False
         if self._marking and leased:  # decided already; the writer's mark is on its way
@@ -215,7 +221,7 @@ class Runtime:
         started = loop.time()
         self._busy = ([item.id for item in leased], started)
         try:
-            notes, failures = await self._read(leased)
+            notes, failures = await self._read(leased, held)
             if failures:  # bodies that no longer parse are parked before the rest is decided
                 await self._failed({i.id: i.attempts for i in leased}, failures)
                 leased = queue.Taken(item for item in leased if item.id not in failures)
@@ -245,19 +251,25 @@ class Runtime:
         return len(leased)
 
     async def _read(
-        self, leased: list[Leased]
+        self, leased: list[Leased], held: Mapping[int, StoredNotification]
     ) -> tuple[list[StoredNotification], dict[int, BaseException]]:
-        """The leased bodies parsed, each alert marked as a repeat when an earlier
-        notification delivered it first (never in resume's catch-up, which re-delivers
-        alerts skipped during the pause to have them decided again)."""
+        """The leased notifications as the engine takes them: those this process stored
+        and ``held`` as the webhook parsed them (no body read, no parse); the others'
+        bodies parsed, each alert marked as a repeat when an earlier notification
+        delivered it first (never in resume's catch-up, which re-delivers alerts skipped
+        during the pause to have them decided again)."""
         parsed: list[tuple[Leased, Notification]] = []
         failures: dict[int, BaseException] = {}
         handed: dict[int, StoredNotification] = {}
         for item in leased:
-            note = self._handed.pop(item.id, None)
+            note = held.get(item.id)
             if note is not None:
-                self._handed_alerts -= len(note.alerts)
+                if self._handed.pop(item.id, None) is not None:
+                    self._handed_alerts -= len(note.alerts)
                 handed[item.id] = note
+                continue
+            if item.body is None:  # cannot be: the lease skips only the bodies held
+                failures[item.id] = LookupError("its body was not read; read again later")
                 continue
             try:
                 parsed.append((item, payload.parse(item.body.encode("utf-8"))))
