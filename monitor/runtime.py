@@ -52,7 +52,8 @@ BATCH_ALERTS = 500  # alerts decided per batch (at least one notification)
 LEASE = timedelta(minutes=2)  # other replicas keep off a leased batch this long
 IDLE_POLL = 1.0  # seconds between looks at the store when nothing woke the consumer
 PREFERRED = 10_000  # notification ids remembered as "ahead of the queue"
-HANDED_BATCHES = 2  # batches' worth of handed-over notifications kept parsed
+HANDED_BATCHES = 2  # batches' worth of handed-over notifications kept parsed, at least
+HANDED_MAX = 20_000  # alerts kept parsed, at most (a few kB each)
 MARKING = 10_000  # notifications remembered as decided while the writer marks them
 BACKLOG_READ = 2.0  # seconds between readings of the queue's length while busy
 
@@ -87,7 +88,7 @@ class Runtime:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _decided: asyncio.Event = field(default_factory=asyncio.Event)  # set after each batch
     # The last notifications the webhook handed over, parsed and with their repeats marked
-    # (a few batches' worth: when deciding keeps up it needs no parse and no store read).
+    # (the backlog backpressure allows: a storm's backlog needs no store read and no parse).
     _handed: dict[int, StoredNotification] = field(default_factory=dict)
     _handed_alerts: int = 0
     # Notifications decided here and handed to the writer to be marked processed: until
@@ -115,12 +116,19 @@ class Runtime:
         self._backlog += len(stored.alerts)
         self._handed[stored.id] = stored  # decided as it is if this replica takes it soon
         self._handed_alerts += len(stored.alerts)
-        while self._handed_alerts > self.batch_alerts * HANDED_BATCHES:  # oldest out
+        while self._handed_alerts > self._handover_alerts():  # oldest out
             oldest = self._handed.pop(next(iter(self._handed)))
             self._handed_alerts -= len(oldest.alerts)
         if self.prefer is not None and self._backlog > self.batch_alerts and self.prefer(stored):
             self._preferred.append(stored.id)
         self._wake.set()
+
+    def _handover_alerts(self) -> int:
+        """How many alerts' worth of handed-over notifications are kept parsed: the
+        backlog backpressure allows, and a batch, so that a storm's backlog is decided
+        without reading back what this process stored (bounded by ``HANDED_MAX``)."""
+        backlog = self.settings.webhook.backpressure_alerts + self.batch_alerts
+        return min(HANDED_MAX, max(self.batch_alerts * HANDED_BATCHES, backlog))
 
     async def hold(self) -> float:
         """Backpressure for the webhook: while more alerts than

@@ -120,3 +120,35 @@ async def test_one_pushed_out_of_the_handover_while_leasing_is_still_decided(
     finally:
         writer.stop()
     assert seen == [first.id]
+
+
+async def test_a_backlog_up_to_the_backpressure_limit_is_decided_without_a_read(
+    db: database.Handle,
+) -> None:
+    writer = NotificationWriter(db)
+    writer.start()
+    settings = Settings(policies=[], webhook={"backpressure_alerts": 30})
+    seen: list[int] = []
+
+    async def handler(batch: list[StoredNotification]) -> dict[int, BaseException]:
+        seen.extend(note.id for note in batch)
+        at = datetime.now(UTC)  # marked processed in the handler's commit, as the engine does
+        store_notifications.write_batch(db, [], [(note.id, at) for note in batch])
+        return {}
+
+    rt = Runtime(settings, Metrics(), db, writer, Authenticator(settings), handler=handler)
+    rt.handler_marks = True
+    rt.batch_alerts = 5  # the backlog is seven batches
+    try:
+        stored = []
+        for i in range(35):
+            body = notification(alert("Storm", f"s{i:03d}"))
+            stored.append(await writer.submit(body, payload.parse(body), datetime.now(UTC)))
+        for note in stored:
+            spoil(db, note.id)  # a body read back would be parked
+            rt.dispatch(note)
+        while await rt.take_batch():
+            pass
+    finally:
+        writer.stop()
+    assert seen == [note.id for note in stored]
