@@ -6,8 +6,10 @@ that a policy could act on waits there, unprocessed, until it is decided. One co
 task per replica (:meth:`Runtime.start`) leases a batch of them (up to
 ``BATCH_ALERTS`` alerts; replicas share the queue through the lease), hands the batch
 to the engine, and marks it processed. The webhook only wakes the consumer, and puts
-notifications about targets nothing works on ahead of the queue (``prefer``). Memory
-holds no backlog: a restart, a stop or another replica finds it in the store.
+notifications about targets nothing works on ahead of the queue (``prefer``). What this
+process stored is decided as the webhook parsed it (no body read back, no parse), up to the
+backlog backpressure allows; memory holds only that copy: a restart, a stop or another
+replica finds the backlog in the store, and reads and parses it.
 
 A notification whose deciding raises is tried again after a backoff (doubling), up to
 ``max_attempts`` times in all, counting attempts made before a restart; then it is parked
