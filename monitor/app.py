@@ -147,8 +147,9 @@ def create_app(settings: Settings, metrics: Metrics | None = None) -> FastAPI:
 
 class _App(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
-        # GET /probe is answered before the middleware and routing (monitor/api/probe.py)
-        return probe.in_front(super().build_middleware_stack())
+        # POST /webhook/alertmanager and GET /probe are answered before the middleware
+        # and routing (monitor/api/webhook.py, monitor/api/probe.py)
+        return webhook.in_front(probe.in_front(super().build_middleware_stack()))
 
 
 async def _checkpoints(rt: Runtime, every: float = 2.0) -> None:

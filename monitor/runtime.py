@@ -6,8 +6,10 @@ that a policy could act on waits there, unprocessed, until it is decided. One co
 task per replica (:meth:`Runtime.start`) leases a batch of them (up to
 ``BATCH_ALERTS`` alerts; replicas share the queue through the lease), hands the batch
 to the engine, and marks it processed. The webhook only wakes the consumer, and puts
-notifications about targets nothing works on ahead of the queue (``prefer``). Memory
-holds no backlog: a restart, a stop or another replica finds it in the store.
+notifications about targets nothing works on ahead of the queue (``prefer``). What this
+process stored is decided as the webhook parsed it (no body read back, no parse), up to the
+backlog backpressure allows; memory holds only that copy: a restart, a stop or another
+replica finds the backlog in the store, and reads and parses it.
 
 A notification whose deciding raises is tried again after a backoff (doubling), up to
 ``max_attempts`` times in all, counting attempts made before a restart; then it is parked
@@ -52,7 +54,8 @@ BATCH_ALERTS = 500  # alerts decided per batch (at least one notification)
 LEASE = timedelta(minutes=2)  # other replicas keep off a leased batch this long
 IDLE_POLL = 1.0  # seconds between looks at the store when nothing woke the consumer
 PREFERRED = 10_000  # notification ids remembered as "ahead of the queue"
-HANDED_BATCHES = 2  # batches' worth of handed-over notifications kept parsed
+HANDED_BATCHES = 2  # batches' worth of handed-over notifications kept parsed, at least
+HANDED_MAX = 20_000  # alerts kept parsed, at most (a few kB each)
 MARKING = 10_000  # notifications remembered as decided while the writer marks them
 BACKLOG_READ = 2.0  # seconds between readings of the queue's length while busy
 
@@ -87,7 +90,7 @@ class Runtime:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _decided: asyncio.Event = field(default_factory=asyncio.Event)  # set after each batch
     # The last notifications the webhook handed over, parsed and with their repeats marked
-    # (a few batches' worth: when deciding keeps up it needs no parse and no store read).
+    # (the backlog backpressure allows: a storm's backlog needs no store read and no parse).
     _handed: dict[int, StoredNotification] = field(default_factory=dict)
     _handed_alerts: int = 0
     # Notifications decided here and handed to the writer to be marked processed: until
@@ -115,12 +118,19 @@ class Runtime:
         self._backlog += len(stored.alerts)
         self._handed[stored.id] = stored  # decided as it is if this replica takes it soon
         self._handed_alerts += len(stored.alerts)
-        while self._handed_alerts > self.batch_alerts * HANDED_BATCHES:  # oldest out
+        while self._handed_alerts > self._handover_alerts():  # oldest out
             oldest = self._handed.pop(next(iter(self._handed)))
             self._handed_alerts -= len(oldest.alerts)
         if self.prefer is not None and self._backlog > self.batch_alerts and self.prefer(stored):
             self._preferred.append(stored.id)
         self._wake.set()
+
+    def _handover_alerts(self) -> int:
+        """How many alerts' worth of handed-over notifications are kept parsed: the
+        backlog backpressure allows, and a batch, so that a storm's backlog is decided
+        without reading back what this process stored (bounded by ``HANDED_MAX``)."""
+        backlog = self.settings.webhook.backpressure_alerts + self.batch_alerts
+        return min(HANDED_MAX, max(self.batch_alerts * HANDED_BATCHES, backlog))
 
     async def hold(self) -> float:
         """Backpressure for the webhook: while more alerts than
@@ -200,8 +210,14 @@ class Runtime:
         now = datetime.now(UTC)
         preferred = list(self._preferred)
         self._preferred.clear()
+        held = dict(self._handed)  # as they are now: the webhook may push some out meanwhile
         leased = await self.store.lease(
-            self.owner, now, now + LEASE, limit_alerts=self.batch_alerts, prefer=preferred
+            self.owner,
+            now,
+            now + LEASE,
+            limit_alerts=self.batch_alerts,
+            prefer=preferred,
+            held=held.keys(),
         )
         self._full = False
         if self._marking and leased:  # decided already; the writer's mark is on its way
@@ -215,7 +231,7 @@ class Runtime:
         started = loop.time()
         self._busy = ([item.id for item in leased], started)
         try:
-            notes, failures = await self._read(leased)
+            notes, failures = await self._read(leased, held)
             if failures:  # bodies that no longer parse are parked before the rest is decided
                 await self._failed({i.id: i.attempts for i in leased}, failures)
                 leased = queue.Taken(item for item in leased if item.id not in failures)
@@ -245,19 +261,25 @@ class Runtime:
         return len(leased)
 
     async def _read(
-        self, leased: list[Leased]
+        self, leased: list[Leased], held: Mapping[int, StoredNotification]
     ) -> tuple[list[StoredNotification], dict[int, BaseException]]:
-        """The leased bodies parsed, each alert marked as a repeat when an earlier
-        notification delivered it first (never in resume's catch-up, which re-delivers
-        alerts skipped during the pause to have them decided again)."""
+        """The leased notifications as the engine takes them: those this process stored
+        and ``held`` as the webhook parsed them (no body read, no parse); the others'
+        bodies parsed, each alert marked as a repeat when an earlier notification
+        delivered it first (never in resume's catch-up, which re-delivers alerts skipped
+        during the pause to have them decided again)."""
         parsed: list[tuple[Leased, Notification]] = []
         failures: dict[int, BaseException] = {}
         handed: dict[int, StoredNotification] = {}
         for item in leased:
-            note = self._handed.pop(item.id, None)
+            note = held.get(item.id)
             if note is not None:
-                self._handed_alerts -= len(note.alerts)
+                if self._handed.pop(item.id, None) is not None:
+                    self._handed_alerts -= len(note.alerts)
                 handed[item.id] = note
+                continue
+            if item.body is None:  # cannot be: the lease skips only the bodies held
+                failures[item.id] = LookupError("its body was not read; read again later")
                 continue
             try:
                 parsed.append((item, payload.parse(item.body.encode("utf-8"))))

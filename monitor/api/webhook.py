@@ -8,10 +8,15 @@ are refused by the payload model (422), so one request cannot wedge the writer.
 
 This is the hot path (``bench/webhook.py``), so it is a bare ASGI endpoint: no request
 object, no dependency solving; the body is parsed straight from bytes by pydantic.
+``create_app`` puts it in front of the framework (:func:`in_front`), as ``/probe`` is:
+``POST /webhook/alertmanager`` never goes through the middleware and the router, and a
+bug inside is answered here as the framework's handler answers one (a JSON 500 naming
+the exception, logged). ``router`` serves the same endpoint from inside a FastAPI app.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,11 +24,13 @@ from typing import Any
 import orjson
 from fastapi import APIRouter
 from starlette import routing
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.alerts import payload
 from monitor.errors import StoreError
 from monitor.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 JSON = b"application/json"
 
@@ -158,9 +165,41 @@ class WebhookEndpoint:
         )
 
 
+ENDPOINT = WebhookEndpoint()
+PATH = "/webhook/alertmanager"
+
+
+def in_front(app: ASGIApp) -> ASGIApp:
+    """``app`` with ``POST /webhook/alertmanager`` answered before it: the framework's
+    middleware and routing never see a notification. Everything else, other methods on
+    the path included (405 from the router), goes to ``app``."""
+
+    async def front(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST":
+            await _guarded(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return front
+
+
+async def _guarded(scope: Scope, receive: Receive, send: Send) -> None:
+    """The endpoint, with what the framework's error handling did for it: a bug is
+    logged and, unless the answer has begun, answered with a JSON 500 naming it."""
+    started = False
+
+    async def tracked(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        await ENDPOINT(scope, receive, tracked)
+    except Exception as exc:
+        log.exception("unhandled error on POST %s", PATH)
+        if not started:
+            await _problem(send, 500, f"internal error ({type(exc).__name__}); see the service log")
+
+
 router = APIRouter()
-router.routes.append(
-    routing.Route(
-        "/webhook/alertmanager", WebhookEndpoint(), methods=["POST"], include_in_schema=False
-    )
-)
+router.routes.append(routing.Route(PATH, ENDPOINT, methods=["POST"], include_in_schema=False))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
@@ -294,10 +294,11 @@ class Store:
         *,
         limit_alerts: int,
         prefer: Sequence[int] = (),
+        held: Collection[int] = (),
     ) -> queue.Taken:
         return await self._call(
             "lease",
-            functools.partial(queue.lease, limit_alerts=limit_alerts, prefer=prefer),
+            functools.partial(queue.lease, limit_alerts=limit_alerts, prefer=prefer, held=held),
             self.handle,
             owner,
             now,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine
 
-from monitor.alerts.payload import Alert, Notification
+from monitor.alerts.payload import ZERO_TIME, Alert, Notification
 from monitor.errors import StoreError
 from monitor.heartbeat import Heartbeat
 
@@ -148,18 +149,18 @@ def write_in(
         if not items:
             return []
         ids = _insert_notifications(cur, d, items, needs)
-        by_key = _aggregate(d, ids, items)
+        by_key, keyed = _aggregate(d, ids, items)
         stored_ids = _upsert_alerts(cur, d, by_key)
     finally:
         cur.close()
     out = []
     seen: dict[Key, int] = {}
-    for nid, (_body, n, received), need in zip(ids, items, needs, strict=True):
+    for nid, keys, (_body, n, received), need in zip(ids, keyed, items, needs, strict=True):
         stored = []
-        for a in n.alerts:
-            aid, before = stored_ids[a.key]
-            count = seen.get(a.key, 0)
-            seen[a.key] = count + 1
+        for key, a in zip(keys, n.alerts, strict=True):
+            aid, before = stored_ids[key]
+            count = seen.get(key, 0)
+            seen[key] = count + 1
             stored.append(StoredAlert(aid, a, repeat=(before + count) > 0))
         out.append(StoredNotification(nid, n, received, stored, need))
     return out
@@ -204,22 +205,31 @@ def _insert_notifications(
 
 def _aggregate(
     d: _Driver, ids: list[int], items: Sequence[tuple[bytes, Notification, datetime]]
-) -> dict[Key, list[Any]]:
-    """One row per dedupe key; a key may occur in several notifications of the batch."""
+) -> tuple[dict[Key, list[Any]], list[list[Key]]]:
+    """One row per dedupe key (a key may occur in several notifications of the batch),
+    and each notification's alerts' keys. Every alert of a storm passes here: the
+    attribute reads and conversions are done once per alert, in locals."""
     by_key: dict[Key, list[Any]] = {}
+    keyed: list[list[Key]] = []
+    ts, dumps = d.ts, orjson.dumps
     for nid, (_body, n, received) in zip(ids, items, strict=True):
-        at = d.ts(received)
+        at = ts(received)
+        keys: list[Key] = []
         for a in n.alerts:
-            row = by_key.get(a.key)
+            fingerprint, starts_at, status = key = (a.fingerprint, a.starts_at, a.status)
+            keys.append(key)
+            row = by_key.get(key)
             if row is None:
-                by_key[a.key] = [
-                    a.fingerprint,
-                    d.ts(a.starts_at),
-                    a.status,
-                    a.alertname,
-                    d.json(a.labels),
-                    d.json(a.annotations),
-                    d.ts(a.ends_at),
+                labels = a.labels
+                ends = a.ends_at_raw
+                by_key[key] = [
+                    fingerprint,
+                    ts(starts_at),
+                    status,
+                    labels.get("alertname", ""),  # Alert.alertname
+                    dumps(labels).decode(),
+                    dumps(a.annotations).decode(),
+                    None if ends <= ZERO_TIME else ts(ends),  # Alert.ends_at
                     a.generator_url,
                     1,
                     nid,
@@ -231,8 +241,9 @@ def _aggregate(
                 row[8] += 1
                 row[10] = nid
                 row[12] = at
-                row[5] = d.json(a.annotations)
-    return by_key
+                row[5] = dumps(a.annotations).decode()
+        keyed.append(keys)
+    return by_key, keyed
 
 
 def _chunks(keys: list[Key]) -> list[list[Key]]:
@@ -258,7 +269,7 @@ def _upsert_alerts(
             f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES {d.values(13, len(chunk))}"
             + _ALERT_CONFLICT
         )
-        cur.execute(sql, [value for key in chunk for value in by_key[key]])
+        cur.execute(sql, list(itertools.chain.from_iterable(map(by_key.__getitem__, chunk))))
         for aid, deliveries, fingerprint, starts_at, status in cur.fetchall():
             key = bound[(fingerprint, starts_at, status)]
             out[key] = (int(aid), int(deliveries) - by_key[key][8])

@@ -12,7 +12,7 @@ retry time (:func:`retry_later`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,10 +39,11 @@ def in_chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any
 
 @dataclass(frozen=True)
 class Leased:
-    """A notification taken from the queue: its body as received, and its history."""
+    """A notification taken from the queue: its body as received (None when the caller
+    said it holds the notification parsed already), and its history."""
 
     id: int
-    body: str
+    body: str | None
     received_at: datetime
     attempts: int
 
@@ -72,9 +73,12 @@ def lease(
     *,
     limit_alerts: int,
     prefer: Sequence[int] = (),
+    held: Collection[int] = (),
 ) -> Taken:
     """Lease up to ``limit_alerts`` alerts' worth of notifications (at least one): the
-    ``prefer``red ids first (alerts for targets nothing works on), then the oldest."""
+    ``prefer``red ids first (alerts for targets nothing works on), then the oldest. The
+    bodies of those ``held`` (the caller has them parsed: this process stored them) are
+    not read: their ``body`` is None."""
     c = notifications.c
     available = _available(now)
     with engine.begin() as conn:
@@ -110,17 +114,19 @@ def lease(
                     .where(c.id.in_(chunk), available)
                     .values(lease_owner=owner, lease_until=until)
                 )
-        rows: list[Any] = []
-        for chunk in in_chunks(ids):
-            mine = [c.lease_owner == owner, c.lease_until == until] if shared else []
-            rows.extend(
-                conn.execute(
-                    select(c.id, c.payload, c.received_at, c.attempts).where(c.id.in_(chunk), *mine)
-                ).all()
-            )
+        mine = [c.lease_owner == owner, c.lease_until == until] if shared else []
+        known = [nid for nid in ids if nid in held]
+        unread = [nid for nid in ids if nid not in held] if known else ids
+        got: list[Leased] = []
+        for chunk in in_chunks(known):
+            q = select(c.id, c.received_at, c.attempts).where(c.id.in_(chunk), *mine)
+            got.extend(Leased(int(r[0]), None, r[1], int(r[2])) for r in conn.execute(q))
+        for chunk in in_chunks(unread):
+            q = select(c.id, c.payload, c.received_at, c.attempts).where(c.id.in_(chunk), *mine)
+            got.extend(Leased(int(r[0]), str(r[1]), r[2], int(r[3])) for r in conn.execute(q))
     position = {nid: i for i, nid in enumerate(ids)}  # the preferred first, then the oldest
-    rows.sort(key=lambda r: position[int(r[0])])
-    taken = Taken(Leased(int(r[0]), str(r[1]), r[2], int(r[3])) for r in rows)
+    got.sort(key=lambda item: position[item.id])
+    taken = Taken(got)
     taken.more = more
     return taken
 

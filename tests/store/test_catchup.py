@@ -49,7 +49,7 @@ def queued(db: database.Handle) -> list[payload.Notification]:
     taken = queue.lease(db, "t", now, now + timedelta(minutes=2), limit_alerts=100_000)
     ids = [t.id for t in taken]
     batches.commit(db, births=[], joins={}, records=[], processed=ids, at=now)  # decided
-    return [payload.parse(t.body.encode()) for t in taken]
+    return [payload.parse((t.body or "").encode()) for t in taken]  # none held: all read
 
 
 def resume_records(db: database.Handle) -> list[tuple[str, Any]]:
