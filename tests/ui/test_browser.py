@@ -60,6 +60,14 @@ def wait(driver: webdriver.Chrome) -> WebDriverWait[webdriver.Chrome]:
     return WebDriverWait(driver, 20)
 
 
+def follow(driver: webdriver.Chrome, by: str, value: str) -> None:
+    """Click a link or a form's button and wait until the page it leads to has replaced
+    this one (looking for an element meanwhile can find the old page's, detached under us)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(by, value).click()
+    wait(driver).until(expected_conditions.staleness_of(old))
+
+
 def login(driver: webdriver.Chrome, service: svc.Service, token: str) -> None:
     driver.get(f"{service.url}/ui/login")
     driver.find_element(By.ID, "token").send_keys(token)
@@ -89,22 +97,22 @@ def test_pages_show_what_the_engine_did(service: svc.Service, chrome: webdriver.
     assert "QueueBacklog" in chrome.find_element(By.ID, "awaiting").text
     assert not chrome.find_elements(By.ID, "switch-button")  # a viewer gets no controls
 
-    chrome.find_element(By.LINK_TEXT, "Executions").click()
-    chrome.find_element(By.LINK_TEXT, str(done["id"])).click()
+    follow(chrome, By.LINK_TEXT, "Executions")
+    follow(chrome, By.LINK_TEXT, str(done["id"]))
     assert chrome.find_element(By.ID, "state").text == "succeeded"
     assert "Deployment/production/conea-api" in chrome.find_element(By.ID, "target").text
     timeline = chrome.find_element(By.ID, "audit").text
     assert "succeeded" in timeline
     assert "cooldown" in chrome.find_element(By.ID, "guardrails").text
 
-    chrome.find_element(By.LINK_TEXT, "Alerts").click()
+    follow(chrome, By.LINK_TEXT, "Alerts")
     assert f"#{done['id']}" in chrome.find_element(By.TAG_NAME, "table").text
 
 
 def test_pause_and_resume_through_the_page(service: svc.Service, chrome: webdriver.Chrome) -> None:
     login(chrome, service, OPERATOR)
     chrome.find_element(By.ID, "reason").send_keys("browser test pause")
-    chrome.find_element(By.ID, "switch-button").click()
+    follow(chrome, By.ID, "switch-button")
     wait(chrome).until(
         expected_conditions.text_to_be_present_in_element((By.ID, "pause-state"), "paused")
     )
@@ -113,7 +121,7 @@ def test_pause_and_resume_through_the_page(service: svc.Service, chrome: webdriv
     messages = [a["message"] for a in api(service, "/api/v1/audit", kind="pause")["items"]]
     assert "automation paused by operator-token (console): browser test pause" in (messages)
 
-    chrome.find_element(By.ID, "switch-button").click()  # now "Resume automation"
+    follow(chrome, By.ID, "switch-button")  # now "Resume automation"
     wait(chrome).until(
         expected_conditions.text_to_be_present_in_element((By.ID, "pause-state"), "running")
     )
