@@ -43,7 +43,11 @@ def test_roles_per_namespace_and_unused_actions_grant_nothing():
     ]
     assert roles[0]["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "get"]},
-        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["daemonsets", "deployments", "statefulsets"],
+            "verbs": ["get"],
+        },
     ]
     flat = str(roles)
     assert "horizontalpodautoscalers" not in flat and "update" not in flat

@@ -295,3 +295,19 @@ def test_the_permission_check_asks_only_for_the_workload_kind_a_policy_targets(t
     }
     assert "patch statefulsets.apps in production" in asked["any"]
     assert "patch daemonsets.apps in production" in asked["any"]
+
+
+async def test_delete_pod_through_a_daemon_set_deletes_that_pod_only(emulator, kube, actions):
+    """kps-container-waiting on a node agent's pod: its DaemonSet recreates it."""
+    owner = emulator.add(objs.workload("DaemonSet", "node-agent"))
+    for name in ("node-agent-abc", "node-agent-def"):
+        emulator.add(objs.owned_by(objs.pod(name, labels={"app": "node-agent"}), owner))
+    action = actions.get("kubernetes.delete_pod")
+    params = actions.parse_params("kubernetes.delete_pod", {})
+    ctx = context(kube, **pod_target("node-agent-abc"))
+    plan = await action.plan(params, ctx)
+    assert plan.summary.startswith("delete pod production/node-agent-abc (target Pod")
+    await action.apply(params, ctx, plan)
+    with pytest.raises(KeyError):
+        emulator.read("Pod", "production", "node-agent-abc")
+    assert emulator.read("Pod", "production", "node-agent-def")

@@ -33,13 +33,15 @@ class DeletePod(Action[DeletePodParams]):
     timeout = common.WRITE_TIMEOUT
     rbac = (
         RbacRule(("",), ("pods",), ("get", "delete")),
-        RbacRule(("apps",), ("deployments", "statefulsets"), ("get",)),
+        RbacRule(("apps",), ("daemonsets", "deployments", "statefulsets"), ("get",)),
     )
 
     async def _decide(
         self, kube: k8s_client.Kube, ctx: ActionContext, params: DeletePodParams
     ) -> tuple[Plan, names.Target, list[str]]:
-        t = await common.workload(ctx, kube, (*common.WORKLOADS, "Pod"), need_name=False)
+        t = await common.workload(
+            ctx, kube, (*common.WORKLOADS, "DaemonSet", "Pod"), need_name=False
+        )
         pods = (t.pod or (t.name if t.kind == "Pod" else "")).split(",")
         if not pods[0]:
             raise names.InvalidTargetError("the target names no pod (label 'pod')")
