@@ -14,6 +14,7 @@ from aiohttp import web
 
 from monitor import targets
 from monitor.actions import registry
+from monitor.actions import runner as action_runner
 from tests.support import services
 
 APP_ROLE = "conea_app_test"
@@ -119,3 +120,14 @@ class Sleeps(list[float]):
 
     async def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def runner(sleeps: Sleeps) -> action_runner.ActionRunner:
+    """The action runner, waits recorded instead of slept (a test module may give its own)."""
+    return action_runner.ActionRunner(sleep=sleeps)

@@ -38,17 +38,6 @@ def action() -> http_actions.Request:
     return found
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def runner(sleeps: Sleeps) -> action_runner.ActionRunner:
-    """The action runner, waits recorded instead of slept."""
-    return action_runner.ActionRunner(sleep=sleeps)
-
-
 def purge_params(api: FakeApi, **extra: object) -> http_actions.RequestParams:
     """The CDN purge as the bundled policy writes it (see docs/actions.md)."""
     raw = {

@@ -78,16 +78,6 @@ def action() -> notify_actions.Notify:
     return found
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def runner(sleeps: Sleeps) -> action_runner.ActionRunner:
-    return action_runner.ActionRunner(sleep=sleeps)
-
-
 async def test_slack_message_says_what_happened_and_hides_the_webhook_url(
     fake_api: FakeApi,
     action: notify_actions.Notify,

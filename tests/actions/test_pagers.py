@@ -73,16 +73,6 @@ def action() -> notify_actions.Notify:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def runner(sleeps: Sleeps) -> action_runner.ActionRunner:
-    return action_runner.ActionRunner(sleep=sleeps)
-
-
-@pytest.fixture
 def routing_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("PD_ROUTING_KEY", pagers.ROUTING_KEY)
     return pagers.ROUTING_KEY

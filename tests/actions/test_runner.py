@@ -91,11 +91,6 @@ def script() -> Script:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 def seen() -> Recorder:
     return Recorder()
 
