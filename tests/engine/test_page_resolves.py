@@ -33,6 +33,7 @@ from tests.engine.test_pages import STARTS, Clock, Switch, alert_down
 from tests.support import pagers
 from tests.support.engine import firing, stored
 from tests.support.services import Postgres
+from tests.support.timers import Jobs
 
 PAGING = """
 policies:
@@ -74,6 +75,7 @@ class World:
     clock: Clock
     path: Path
     engines: list[Engine] = dataclasses.field(default_factory=list)
+    jobs: dict[int, Jobs] = dataclasses.field(default_factory=dict)  # by id(engine)
 
     def engine(self, text: str, **automation: Any) -> Engine:
         self.path.write_text(text)
@@ -97,6 +99,7 @@ class World:
             clock=self.clock,
         )
         self.engines.append(engine)
+        self.jobs[id(engine)] = Jobs(engine.timers)
         return engine
 
     def audit(self, kind: str) -> list[tuple[str | None, int | None]]:
@@ -109,9 +112,12 @@ class World:
             return [(r.outcome, r.execution_id) for r in rows]
 
     async def settled(self, *engines: Engine) -> None:
-        """Until no engine has a resolve waiting to be sent (each job claims or gives up)."""
-        while any(j.startswith("page-") for e in engines for j in e.timers.pending()):
-            await asyncio.sleep(0.01)
+        """Until no engine has a resolve waiting to be sent or being sent (each job has
+        returned: it claimed or gave up), none of them skipped."""
+        for engine in engines:
+            jobs = self.jobs[id(engine)]
+            await jobs.idle("page-")
+            assert jobs.skipped == []
 
 
 @pytest.fixture(params=["sqlite"])
@@ -207,6 +213,9 @@ async def test_a_failed_resolve_is_tried_again_by_the_sweep(world: World) -> Non
     await engine.on_resolved(resolved_ctx())
     await asyncio.wait_for(_until(lambda: world.audit("page") == [("failed", row.id)]), 30)
     assert world.pd.events("resolve") == []
+    # Its record is committed before its job returns: a job of the same id started
+    # before then would be skipped (one instance at a time), and the retry lost.
+    await asyncio.wait_for(world.settled(engine), 30)
 
     await engine.sweep()  # too early: the failed resolve waits a minute
     assert not [job for job in engine.timers.pending() if job.startswith("page-")]
