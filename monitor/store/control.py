@@ -91,7 +91,7 @@ def set_paused(engine: Engine, paused: bool, by: str, reason: str, at: datetime)
         found = _locked(conn)
         since = _paused_since(found) or at  # paused again: the pause began before
         value = {"paused": True, "reason": reason, "since": since.isoformat()}
-        _put(conn, PAUSE_KEY, value, at, by)
+        put(conn, PAUSE_KEY, value, at, by)
         conn.execute(
             insert(audit), [{"at": at, "kind": "pause", "message": message, "outcome": "paused"}]
         )
@@ -144,7 +144,7 @@ def _resume(
                 )
         message = f"automation resumed by {by}" + (f": {reason}" if reason else "")
         result = replace(result, message=message + result.catch_up_text)
-        _put(conn, PAUSE_KEY, {"paused": False, "reason": reason}, at, by)
+        put(conn, PAUSE_KEY, {"paused": False, "reason": reason}, at, by)
         details = {
             "caught_up": result.caught_up,
             "passed_over": result.passed_over,
@@ -237,7 +237,7 @@ def set_control(
     """Set a switch; ``audited`` (kind, message, outcome) is its audit record, written in
     the same transaction: the switch never changes without it."""
     with engine.begin() as conn:
-        _put(conn, key, value, at, by)
+        put(conn, key, value, at, by)
         if audited is not None:
             kind, message, outcome = audited
             conn.execute(
@@ -245,7 +245,8 @@ def set_control(
             )
 
 
-def _put(conn: Connection, key: str, value: Any, at: datetime, by: str | None) -> None:
+def put(conn: Connection, key: str, value: Any, at: datetime, by: str | None) -> None:
+    """Set a switch within the caller's transaction (``conn``)."""
     updated = conn.execute(
         update(control)
         .where(control.c.key == key)

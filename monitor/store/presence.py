@@ -10,7 +10,7 @@ it is not the store a running service uses. Only the heartbeat counts as a sign 
 service: the command line itself writes executions and notifications too (approve,
 resume's catch-up). With several replicas on one store, the store is in use while any
 replica's beat is fresh and not a stop: one replica stopping says nothing of the others.
-A beat also removes the rows of replicas gone for more than a day.
+A beat also removes the rows of replicas gone for more than a day, in the same commit.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, make_url, or_, select
 from sqlalchemy.exc import ArgumentError
 
+from monitor.store import control as switches
 from monitor.store import database
-from monitor.store.control import set_control
 from monitor.store.queue import aware
 from monitor.store.schema import control, executions
 
@@ -46,11 +46,11 @@ def _rows() -> Any:
 
 
 def beat(engine: Engine, at: datetime, who: dict[str, Any], *, stopped: bool = False) -> None:
-    """A replica's heartbeat (``who``: host, pid, public_url); ``stopped`` at its end."""
-    set_control(
-        engine, key(who), {**who, "stopped": stopped}, at, str(who.get("host", ""))[:255] or None
-    )
+    """A replica's heartbeat (``who``: host, pid, public_url); ``stopped`` at its end.
+    Its row and the removal of the rows of replicas gone for ``GONE`` are one commit."""
+    by = str(who.get("host", ""))[:255] or None
     with engine.begin() as conn:
+        switches.put(conn, key(who), {**who, "stopped": stopped}, at, by)
         conn.execute(delete(control).where(_rows(), control.c.updated_at < at - GONE))
 
 

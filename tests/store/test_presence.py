@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Connection, event, select
 
 from monitor.store import database, presence
 from monitor.store.schema import control
@@ -41,3 +41,23 @@ def test_a_replica_gone_for_a_day_is_forgotten_at_the_next_beat(db: database.Han
     assert keys == [presence.key(A)]
     assert len(presence.key(A)) <= 64
     assert presence.key(A) != presence.key(B)
+
+
+def test_a_beat_and_the_forgetting_of_gone_replicas_are_one_commit(db: database.Handle) -> None:
+    C = {"host": "conea-monitor-2", "pid": 1, "public_url": "http://c"}
+    presence.beat(db, NOW - timedelta(days=2), B)  # gone: removed
+    presence.beat(db, NOW - timedelta(hours=23), C)  # quiet, not yet gone: kept
+    commits: list[Connection] = []
+
+    def committed(conn: Connection) -> None:
+        commits.append(conn)
+
+    event.listen(db, "commit", committed)
+    try:
+        presence.beat(db, NOW, A)
+    finally:
+        event.remove(db, "commit", committed)
+    with db.connect() as conn:
+        keys = {row[0] for row in conn.execute(select(control.c.key))}
+    assert keys == {presence.key(A), presence.key(C)}
+    assert len(commits) == 1
