@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import kube_thread
+from tests.support import kube_thread, paging
 from tests.support import service as svc
 from tests.support.kube_objects import deployment
 
@@ -150,3 +150,13 @@ def emu() -> Iterator[kube_thread.ThreadedEmulator]:
         emulator.add(deployment(name="billing"))
         emulator.add(deployment(name="worker"))
         yield emulator
+
+
+@pytest.fixture(params=["sqlite"])
+async def world(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[paging.World]:
+    """Engines paging a PagerDuty (tests.support.paging) on SQLite; parametrised
+    ``indirect`` with ``postgres``, on PostgreSQL."""
+    async with paging.world(request, tmp_path, monkeypatch) as made:
+        yield made

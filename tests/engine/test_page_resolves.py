@@ -7,155 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import select
 
-from monitor import policy, targets
-from monitor.actions import Services, default_registry, pagerduty
-from monitor.alerts.context import AlertContext
+from monitor.actions import pagerduty
 from monitor.engine import paging
-from monitor.engine.core import Engine
-from monitor.metrics import Metrics
-from monitor.settings import AutomationSettings
 from monitor.store import database, pages
 from monitor.store.breaker import BreakerState
-from monitor.store.facade import Store
 from monitor.store.records import Execution
-from monitor.store.schema import audit
 from monitor.store.states import State, VerifyState
-from tests.engine.test_pages import STARTS, Clock, Switch, alert_down
 from tests.support import pagers
 from tests.support.engine import firing, stored
-from tests.support.services import Postgres
-from tests.support.timers import Jobs
+from tests.support.paging import PAGING, STARTS, World, alert_down, policy_text, resolved, until
 
-PAGING = """
-policies:
-  - name: paging
-    match: ['alertname="Down"']
-    target: {kind: Service, namespace: production, name: "{{ labels.service }}"}
-    steps: [[{action: notify, with: {notifier: pager}}]]
-    verify: {window: 10m, interval: 1m}
-"""
-
-ASKING = """
-policies:
-  - name: asking
-    match: ['alertname="Down"']
-    target: {kind: Service, namespace: production, name: "{{ labels.service }}"}
-    approval: required
-    steps: [[{action: log, with: {message: "acting"}}]]
-    verify: {window: 10m, interval: 1m}
-"""
-
-ACTING = """
-policies:
-  - name: acting
-    match: ['alertname="Down"']
-    target: {kind: Service, namespace: production, name: "{{ labels.service }}"}
-    steps: [[{action: log, with: {message: "acting"}}]]
-    verify: {window: 10m, interval: 1m}
-"""
-
-
-@dataclasses.dataclass
-class World:
-    """One store, one PagerDuty, one clock: engines built on them are replicas, or the
-    same service before and after a restart."""
-
-    db: Any
-    pd: pagers.Service
-    http: httpx.AsyncClient
-    clock: Clock
-    path: Path
-    engines: list[Engine] = dataclasses.field(default_factory=list)
-    jobs: dict[int, Jobs] = dataclasses.field(default_factory=dict)  # by id(engine)
-
-    def engine(self, text: str, **automation: Any) -> Engine:
-        self.path.write_text(text)
-        registry = default_registry()
-        notifier = targets.Notifier.model_validate(
-            {
-                "kind": "pagerduty",
-                "url": self.pd.url,
-                "routing_key": {"env": "PD_ROUTING_KEY"},
-                "retries": 0,
-            }
-        )
-        engine = Engine(
-            store=Store(self.db),
-            policies=policy.load([self.path], registry),
-            registry=registry,
-            services=Services(http=self.http, notifiers={"pager": notifier}),
-            metrics=Metrics(),
-            automation=AutomationSettings.model_validate({"mode": "live", **automation}),
-            firing=Switch(None, None, self.http),
-            clock=self.clock,
-        )
-        self.engines.append(engine)
-        self.jobs[id(engine)] = Jobs(engine.timers)
-        return engine
-
-    def audit(self, kind: str) -> list[tuple[str | None, int | None]]:
-        with self.db.connect() as conn:
-            rows = conn.execute(
-                select(audit.c.outcome, audit.c.execution_id)
-                .where(audit.c.kind == kind)
-                .order_by(audit.c.id)
-            )
-            return [(r.outcome, r.execution_id) for r in rows]
-
-    async def settled(self, *engines: Engine) -> None:
-        """Until no engine has a resolve waiting to be sent or being sent (each job has
-        returned: it claimed or gave up), none of them skipped."""
-        for engine in engines:
-            jobs = self.jobs[id(engine)]
-            await jobs.idle("page-")
-            assert jobs.skipped == []
-
-
-@pytest.fixture(params=["sqlite"])
-async def world(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[World]:
-    monkeypatch.setenv("PD_ROUTING_KEY", pagers.ROUTING_KEY)
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        pg: Postgres = request.getfixturevalue("postgres")
-        url = pg.url(pg.create_database("conea_pages"))
-    db = database.connect(url)
-    database.migrate(db)
-    with pagers.service("pagerduty") as pd:
-        async with httpx.AsyncClient() as http:
-            world = World(db, pd, http, Clock(), tmp_path / "policies.yaml")
-            try:
-                yield world
-            finally:
-                for engine in world.engines:
-                    await engine.stop()
-                db.dispose()
-
-
-def resolved_ctx() -> AlertContext:
-    return AlertContext(
-        labels={"alertname": "Down", "service": "api"},
-        annotations={},
-        status="resolved",
-        fingerprint="dddd0001",
-        starts_at=STARTS,
-    )
-
-
-async def _until(check: Any) -> None:
-    while not check():
-        await asyncio.sleep(0.01)
+ACTS = '{action: log, with: {message: "acting"}}'
+ASKING = policy_text("asking", ACTS, approval=True)
+ACTING = policy_text("acting", ACTS)
 
 
 async def _paged_and_left_unresolved(world: World) -> int:
@@ -163,11 +32,11 @@ async def _paged_and_left_unresolved(world: World) -> int:
     service stopped before its resolve was sent: no timer ever ran."""
     engine = world.engine(PAGING)
     await asyncio.wait_for(engine.handle(alert_down()), 30)
-    [row] = await engine.store.for_alert("dddd0001", STARTS)
+    [row] = await world.rows(engine)
     [trigger] = world.pd.events("trigger")
     assert trigger["dedup_key"] == f"conea-monitor/{row.id}"
-    await engine.on_resolved(resolved_ctx())
-    [row] = await engine.store.for_alert("dddd0001", STARTS)
+    await engine.on_resolved(resolved())
+    [row] = await world.rows(engine)
     assert row.verify_state == VerifyState.RECOVERED
     await engine.stop()
     assert world.pd.events("resolve") == [] and world.audit("page") == []
@@ -186,7 +55,7 @@ async def test_a_resolve_pending_at_shutdown_is_sent_after_a_restart(world: Worl
             "dedup_key": f"conea-monitor/{execution}",
         }
     ]
-    await asyncio.wait_for(_until(lambda: world.audit("page") == [("resolved", execution)]), 30)
+    await asyncio.wait_for(until(lambda: world.audit("page") == [("resolved", execution)]), 30)
     await restarted.sweep()  # a second sweep sends nothing more
     await world.settled(restarted)
     assert len(world.pd.events("resolve")) == 1 and world.pd.received == world.pd.accepted
@@ -199,7 +68,7 @@ async def test_replicas_sweeping_at_once_send_one_resolve(world: World) -> None:
     for replica in replicas:
         replica.timers.start()
     await asyncio.gather(*(replica.sweep() for replica in replicas))
-    await asyncio.wait_for(_until(lambda: world.audit("page") == [("resolved", execution)]), 30)
+    await asyncio.wait_for(until(lambda: world.audit("page") == [("resolved", execution)]), 30)
     await world.settled(*replicas)
     assert [e["dedup_key"] for e in world.pd.events("resolve")] == [f"conea-monitor/{execution}"]
 
@@ -208,10 +77,10 @@ async def test_a_failed_resolve_is_tried_again_by_the_sweep(world: World) -> Non
     engine = world.engine(PAGING)
     engine.timers.start()
     await asyncio.wait_for(engine.handle(alert_down()), 30)
-    [row] = await engine.store.for_alert("dddd0001", STARTS)
+    [row] = await world.rows(engine)
     world.pd.replies = [400]  # PagerDuty refuses the resolve (400: not retried at once)
-    await engine.on_resolved(resolved_ctx())
-    await asyncio.wait_for(_until(lambda: world.audit("page") == [("failed", row.id)]), 30)
+    await engine.on_resolved(resolved())
+    await asyncio.wait_for(until(lambda: world.audit("page") == [("failed", row.id)]), 30)
     assert world.pd.events("resolve") == []
     # Its record is committed before its job returns: a job of the same id started
     # before then would be skipped (one instance at a time), and the retry lost.
@@ -226,7 +95,7 @@ async def test_a_failed_resolve_is_tried_again_by_the_sweep(world: World) -> Non
     resolve = await asyncio.to_thread(world.pd.wait, "resolve")
     assert [e["dedup_key"] for e in resolve] == [f"conea-monitor/{row.id}"]
     done = [("failed", row.id), ("resolved", row.id)]
-    await asyncio.wait_for(_until(lambda: world.audit("page") == done), 30)
+    await asyncio.wait_for(until(lambda: world.audit("page") == done), 30)
     world.clock.at += paging.RETRY_CAP
     await engine.sweep()
     await world.settled(engine)
@@ -245,10 +114,10 @@ async def _asking(world: World) -> Execution:
     """An execution awaiting approval, its request sent to PagerDuty."""
     engine = world.engine(ASKING, approval={"notifier": "pager", "timeout": "10m"})
     await asyncio.wait_for(engine.handle(alert_down()), 30)  # deferred: asked at once
-    [row] = await engine.store.for_alert("dddd0001", STARTS)
+    [row] = await world.rows(engine)
     await engine.redecide(row.id)
     engine.timers.start()
-    [row] = await engine.store.for_alert("dddd0001", STARTS)
+    [row] = await world.rows(engine)
     assert row.state == State.AWAITING_APPROVAL
     return row
 
@@ -274,7 +143,7 @@ async def test_an_approval_page_is_resolved_with_its_key_once_answered(
     assert resolve == [
         {"routing_key": pagers.ROUTING_KEY, "event_action": "resolve", "dedup_key": key}
     ]
-    await asyncio.wait_for(_until(lambda: world.audit("page") == [("resolved", row.id)]), 30)
+    await asyncio.wait_for(until(lambda: world.audit("page") == [("resolved", row.id)]), 30)
     await engine.sweep()
     await world.settled(engine)
     assert len(world.pd.events("resolve")) == 1
@@ -283,7 +152,7 @@ async def test_an_approval_page_is_resolved_with_its_key_once_answered(
 async def test_an_approval_page_is_resolved_when_the_alert_resolves_first(world: World) -> None:
     row = await _asking(world)
     engine = world.engines[-1]
-    await engine.on_resolved(resolved_ctx())  # the request is cancelled
+    await engine.on_resolved(resolved())  # the request is cancelled
     resolve = await asyncio.to_thread(world.pd.wait, "resolve")
     assert [e["dedup_key"] for e in resolve] == [f"conea-monitor/approval/{row.id}"]
 
@@ -310,7 +179,7 @@ async def test_the_breaker_page_is_resolved_when_the_breaker_closes(world: World
     assert resolve == [
         {"routing_key": pagers.ROUTING_KEY, "event_action": "resolve", "dedup_key": key}
     ]
-    await asyncio.wait_for(_until(lambda: world.audit("page") == [("resolved", None)]), 30)
+    await asyncio.wait_for(until(lambda: world.audit("page") == [("resolved", None)]), 30)
     await engine.sweep()
     await world.settled(engine)
     assert len(world.pd.events("resolve")) == 1
@@ -334,7 +203,7 @@ def test_open_pages_are_found_by_their_index_not_by_reading_the_executions(
 async def test_what_ends_each_kind_of_page(world: World) -> None:
     engine = world.engine(PAGING)
     await asyncio.wait_for(engine.handle(alert_down()), 30)
-    [row] = await engine.store.for_alert("dddd0001", STARTS)
+    [row] = await world.rows(engine)
     page = pages.Page(
         row.id, "pager", f"conea-monitor/{row.id}", "step", row.id, STARTS, None, None, 0, None
     )

@@ -4,40 +4,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
-import httpx
-import pytest
-
-from monitor import policy, targets
-from monitor.actions import Services, default_registry
-from monitor.alerts.context import AlertContext
 from monitor.engine.core import Engine
-from monitor.engine.firing import FiringCheck, State
-from monitor.metrics import Metrics
-from monitor.settings import AutomationSettings
-from monitor.store import database
-from monitor.store.facade import Store
-from monitor.store.notifications import StoredNotification
-from monitor.store.records import Evidence, Execution
+from monitor.store.records import Evidence
 from monitor.store.states import VerifyState
-from tests.engine.test_interrupted import Rig
 from tests.support import pagers
-from tests.support.engine import firing, stored
-
-STARTS = datetime(2026, 11, 28, 10, tzinfo=UTC)
-
-ONE_STEP = """
-policies:
-  - name: paging
-    match: ['alertname="Down"']
-    target: {kind: Service, namespace: production, name: "{{ labels.service }}"}
-    steps: [[{action: notify, with: {notifier: pager}}]]
-    verify: {window: 10m, interval: 1m}
-"""
+from tests.support.paging import PAGING, World, alert_down, resolved, until
 
 TWO_STEPS = """
 policies:
@@ -52,133 +25,52 @@ policies:
 """
 
 
-class Switch(FiringCheck):
-    """Alertmanager as the test says: the alert fires until ``answer`` changes."""
-
-    answer: State = "firing"
-
-    @property
-    def configured(self) -> bool:
-        return True
-
-    async def state(self, alert: AlertContext) -> tuple[State, str]:
-        return self.answer, f"the test says {self.answer}"
+def started(world: World, text: str) -> Engine:
+    """An engine whose timers run: a page is resolved in the background, by a timer."""
+    engine = world.engine(text)
+    engine.timers.start()
+    return engine
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-
-@dataclasses.dataclass
-class Paging:
-    rig: Rig
-    pd: pagers.Service
-    switch: Switch
-    clock: Clock
-
-    @property
-    def engine(self) -> Engine:
-        return self.rig.engine
-
-    async def rows(self) -> list[Execution]:
-        return await self.engine.store.for_alert("dddd0001", STARTS)
-
-    async def resolved(self) -> None:
-        ctx = AlertContext(
-            labels={"alertname": "Down", "service": "api"},
-            annotations={},
-            status="resolved",
-            fingerprint="dddd0001",
-            starts_at=STARTS,
-        )
-        await self.engine.on_resolved(ctx)
-
-
-@pytest.fixture
-async def paging(
-    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Paging]:
-    monkeypatch.setenv("PD_ROUTING_KEY", pagers.ROUTING_KEY)
-    text = request.param
-    db = database.connect(f"sqlite:///{tmp_path / 'store.db'}")
-    database.migrate(db)
-    path = tmp_path / "policies.yaml"
-    path.write_text(text)
-    registry = default_registry()
-    with pagers.service("pagerduty") as pd:
-        notifier = targets.Notifier.model_validate(
-            {"kind": "pagerduty", "url": pd.url, "routing_key": {"env": "PD_ROUTING_KEY"}}
-        )
-        async with httpx.AsyncClient() as http:
-            switch = Switch(None, None, http)
-            clock = Clock()
-            engine = Engine(
-                store=Store(db),
-                policies=policy.load([path], registry),
-                registry=registry,
-                services=Services(
-                    http=http, notifiers={"pager": notifier}, public_url="https://mon.example/"
-                ),
-                metrics=Metrics(),
-                automation=AutomationSettings(mode="live"),
-                firing=switch,
-                clock=clock,
-            )
-            engine.timers.start()  # a page is resolved in the background, by a timer
-            try:
-                yield Paging(Rig(engine, db), pd, switch, clock)
-            finally:
-                await engine.stop()
-                db.dispose()
-
-
-def alert_down() -> StoredNotification:
-    return stored([firing("dddd0001", alertname="Down", service="api")])
-
-
-@pytest.mark.parametrize("paging", [ONE_STEP], indirect=True)
-async def test_a_verified_step_resolves_its_page_once(paging: Paging) -> None:
-    await asyncio.wait_for(paging.engine.handle(alert_down()), 30)
-    [row] = await paging.rows()
-    [trigger] = paging.pd.events("trigger")
+async def test_a_verified_step_resolves_its_page_once(world: World) -> None:
+    engine = started(world, PAGING)
+    await asyncio.wait_for(engine.handle(alert_down()), 30)
+    [row] = await world.rows(engine)
+    [trigger] = world.pd.events("trigger")
     assert trigger["dedup_key"] == f"conea-monitor/{row.id}"
     href = trigger["links"][0]["href"]
     assert href.startswith("https://mon.example/") and href.endswith(f"/executions/{row.id}")
 
-    paging.switch.answer = "not_firing"
-    await paging.engine.verify(row.id)
-    [row] = await paging.rows()
+    world.switch.answer = "not_firing"
+    await engine.verify(row.id)
+    [row] = await world.rows(engine)
     assert row.verify_state == VerifyState.RECOVERED
-    assert await asyncio.to_thread(paging.pd.wait, "resolve") == [
+    assert await asyncio.to_thread(world.pd.wait, "resolve") == [
         {
             "routing_key": pagers.ROUTING_KEY,
             "event_action": "resolve",
             "dedup_key": f"conea-monitor/{row.id}",
         }
     ]
-    await asyncio.wait_for(_audited(paging, ("page", "resolved")), 10)
-    await paging.resolved()  # Alertmanager says so later: the page is not resolved again
-    assert not [job for job in paging.engine.timers.pending() if job.startswith("page-")]
-    assert len(paging.pd.events("resolve")) == 1 and paging.pd.received == paging.pd.accepted
+    # The audit record is written just after PagerDuty answers.
+    await asyncio.wait_for(until(lambda: world.audit("page") == [("resolved", row.id)]), 10)
+    await engine.on_resolved(resolved())  # Alertmanager says so later: not resolved again
+    assert not [job for job in engine.timers.pending() if job.startswith("page-")]
+    assert len(world.pd.events("resolve")) == 1 and world.pd.received == world.pd.accepted
 
 
-@pytest.mark.parametrize("paging", [TWO_STEPS], indirect=True)
 async def test_a_page_carries_the_evidence_and_ends_when_the_alert_resolves(
-    paging: Paging,
+    world: World,
 ) -> None:
-    engine = paging.engine
+    engine = started(world, TWO_STEPS)
     await asyncio.wait_for(engine.handle(alert_down()), 30)
-    [first] = await paging.rows()
+    [first] = await world.rows(engine)
     for name, phase, minutes, summary in (
         ("pods", "before", 0, "3 pods, 1 not ready"),
         ("pods", "after_verification", 10, "3 pods, 2 not ready (CrashLoopBackOff)"),
         ("errors", "after_verification", 10, "2 ERROR lines"),
     ):
-        at = paging.clock.at + timedelta(minutes=minutes)
+        at = world.clock.at + timedelta(minutes=minutes)
         await engine.store.add_evidence(
             Evidence(
                 id=0,
@@ -198,11 +90,11 @@ async def test_a_page_carries_the_evidence_and_ends_when_the_alert_resolves(
             )
         )
     # The step does not help: after the window, the ladder's next step pages.
-    paging.clock.at += timedelta(minutes=11)
+    world.clock.at += timedelta(minutes=11)
     await engine.verify(first.id)  # escalates: step 2 is decided and run before it returns
-    rows = await paging.rows()
+    rows = await world.rows(engine)
     second = next(r for r in rows if r.step == 1)
-    [trigger] = paging.pd.events("trigger")
+    [trigger] = world.pd.events("trigger")
     assert trigger["dedup_key"] == f"conea-monitor/{second.id}"
     # Newest first, one line per diagnostic (its newest result), a few lines of each.
     assert trigger["payload"]["custom_details"]["evidence"] == [
@@ -220,29 +112,23 @@ async def test_a_page_carries_the_evidence_and_ends_when_the_alert_resolves(
         },
     ]
     # No step left and not recovered: the page stays open until the alert resolves.
-    paging.clock.at += timedelta(minutes=11)
+    world.clock.at += timedelta(minutes=11)
     await engine.verify(second.id)
-    assert paging.pd.events("resolve") == []
-    await paging.resolved()
-    resolved = await asyncio.to_thread(paging.pd.wait, "resolve")
-    assert [e["dedup_key"] for e in resolved] == [f"conea-monitor/{second.id}"]
+    assert world.pd.events("resolve") == []
+    await engine.on_resolved(resolved())
+    sent = await asyncio.to_thread(world.pd.wait, "resolve")
+    assert [e["dedup_key"] for e in sent] == [f"conea-monitor/{second.id}"]
 
 
-async def _audited(paging: Paging, record: tuple[str, str]) -> None:
-    """The audit record is written just after PagerDuty answers."""
-    while record not in paging.rig.audit():
-        await asyncio.sleep(0.01)
-
-
-@pytest.mark.parametrize("paging", [ONE_STEP], indirect=True)
-async def test_a_resolve_that_pagerduty_refuses_is_recorded(paging: Paging) -> None:
-    await asyncio.wait_for(paging.engine.handle(alert_down()), 30)
-    [row] = await paging.rows()
-    paging.pd.replies = [400]  # the resolve is refused (400: not retried)
-    await paging.resolved()
-    await asyncio.wait_for(_audited(paging, ("page", "failed")), 10)
-    assert paging.pd.events("resolve") == [] and len(paging.pd.received) == 2
+async def test_a_resolve_that_pagerduty_refuses_is_recorded(world: World) -> None:
+    engine = started(world, PAGING)
+    await asyncio.wait_for(engine.handle(alert_down()), 30)
+    [row] = await world.rows(engine)
+    world.pd.replies = [400]  # the resolve is refused (400: not retried)
+    await engine.on_resolved(resolved())
+    await asyncio.wait_for(until(lambda: world.audit("page") == [("failed", row.id)]), 10)
+    assert world.pd.events("resolve") == [] and len(world.pd.received) == 2
     # It was pending when the alert resolved: that verification ended the page.
     assert row.verify_state == VerifyState.PENDING
-    [after] = await paging.rows()
+    [after] = await world.rows(engine)
     assert after.verify_state == VerifyState.RECOVERED

@@ -4,6 +4,7 @@ drive the engine directly (a hanging action, a failing store) against a real sto
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,16 @@ from monitor.settings import AutomationSettings
 from monitor.store import database
 from monitor.store.facade import Store
 from monitor.store.notifications import StoredAlert, StoredNotification
+
+
+@dataclass
+class Clock:
+    """The engine's clock, moved on by the test (``at``): no timer waits for real time."""
+
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        return self.at
 
 
 def offline_engine(

@@ -13,12 +13,12 @@ import asyncio
 from collections import Counter
 
 from apscheduler.events import (
+    EVENT_ALL,
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_SUBMITTED,
-    JobEvent,
-    JobSubmissionEvent,
+    SchedulerEvent,
 )
 
 from monitor.engine.timers import Timers
@@ -32,18 +32,18 @@ class Jobs:
         self.started: Counter[str] = Counter()
         self.ended: Counter[str] = Counter()
         self.skipped: list[str] = []
-        timers.scheduler.add_listener(
-            self._event,
-            EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES,
-        )
+        self.changed = asyncio.Event()  # set by every event of the scheduler (its loop's)
+        timers.scheduler.add_listener(self._event, EVENT_ALL)
 
-    def _event(self, event: JobEvent | JobSubmissionEvent) -> None:
+    def _event(self, event: SchedulerEvent) -> None:
+        job = str(getattr(event, "job_id", ""))  # a job's event names its job
         if event.code == EVENT_JOB_SUBMITTED:
-            self.started[event.job_id] += 1
+            self.started[job] += 1
         elif event.code == EVENT_JOB_MAX_INSTANCES:
-            self.skipped.append(event.job_id)
-        else:
-            self.ended[event.job_id] += 1
+            self.skipped.append(job)
+        elif event.code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR):
+            self.ended[job] += 1
+        self.changed.set()
 
     def busy(self, prefix: str) -> list[str]:
         """The jobs of ``prefix`` scheduled or running."""
@@ -53,4 +53,5 @@ class Jobs:
     async def idle(self, prefix: str) -> None:
         """Until no job of ``prefix`` is scheduled or running (each one has returned)."""
         while self.busy(prefix):
-            await asyncio.sleep(0.01)
+            self.changed.clear()
+            await self.changed.wait()
