@@ -29,15 +29,9 @@ from monitor.settings import AutomationSettings
 from monitor.store import database
 from monitor.store.facade import Store
 from monitor.store.states import State, VerifyState
-from tests.support.engine import firing, stored
+from tests.support.engine import Clock, firing, stored
 
-
-@dataclass
-class Clock:
-    at: datetime = datetime(2026, 11, 28, 10, 5, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.at
+STARTS = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)  # firing()'s startsAt
 
 
 @dataclass
@@ -59,14 +53,27 @@ class NoParams(actions.StrictModel):
     pass
 
 
-class Step(actions.Action[NoParams]):
+class Acting(actions.Action[NoParams]):
+    """A step's action in these tests: its plan says ``planned``, its apply is its own."""
+
+    Params = NoParams
+    planned = "act"
+
+    async def plan(self, params: NoParams, ctx: actions.ActionContext) -> actions.Plan:
+        return actions.Plan(action=self.name, summary=self.planned)
+
+
+class Reading(common.Diagnostic[NoParams]):
+    """A diagnostic in these tests: its gather is its own."""
+
+    Params = NoParams
+
+
+class Step(Acting):
     """The first step: it runs while the waiting diagnostic still waits, and frees it."""
 
     name = "test.step"
-    Params = NoParams
-
-    async def plan(self, params: NoParams, ctx: actions.ActionContext) -> actions.Plan:
-        return actions.Plan(action=self.name, summary="step")
+    planned = "step"
 
     async def apply(
         self, params: NoParams, ctx: actions.ActionContext, plan: actions.Plan
@@ -76,14 +83,11 @@ class Step(actions.Action[NoParams]):
         return actions.Outcome(summary="acted")
 
 
-class Breaks(actions.Action[NoParams]):
+class Breaks(Acting):
     """A step whose action fails outright."""
 
     name = "test.breaks"
-    Params = NoParams
-
-    async def plan(self, params: NoParams, ctx: actions.ActionContext) -> actions.Plan:
-        return actions.Plan(action=self.name, summary="break")
+    planned = "break"
 
     async def apply(
         self, params: NoParams, ctx: actions.ActionContext, plan: actions.Plan
@@ -91,47 +95,42 @@ class Breaks(actions.Action[NoParams]):
         raise errors.PermanentActionError("the Deployment is gone")
 
 
-class Waits(common.Diagnostic[NoParams]):
+class Waits(Reading):
     """Finishes only once the step has run: it cannot have been run in front of it."""
 
     name = "test.waits"
-    Params = NoParams
 
     async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
         await GATES[-1].released.wait()
         return common.table(["pod", "ready"], [["api-1", "0/1"]], "1 pod, 1 not ready")
 
 
-class Hangs(common.Diagnostic[NoParams]):
+class Hangs(Reading):
     name = "test.hangs"
-    Params = NoParams
 
     async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
         await GATES[-1].never.wait()
         raise AssertionError("unreachable")
 
 
-class Fails(common.Diagnostic[NoParams]):
+class Fails(Reading):
     name = "test.fails"
-    Params = NoParams
 
     async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
         raise errors.PermanentActionError("the API refused: token=abcdef123456 is invalid")
 
 
-class Crashes(common.Diagnostic[NoParams]):
+class Crashes(Reading):
     name = "test.crashes"
-    Params = NoParams
 
     async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
         raise ZeroDivisionError("a bug")
 
 
-class Blocks(common.Diagnostic[NoParams]):
+class Blocks(Reading):
     """Holds one of its worker threads until ``unblock`` (a slow API call)."""
 
     name = "test.blocks"
-    Params = NoParams
 
     async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
         gates, loop = GATES[-1], asyncio.get_running_loop()
@@ -147,14 +146,10 @@ class Blocks(common.Diagnostic[NoParams]):
         return common.lines([], "held a thread")
 
 
-class Acts(actions.Action[NoParams]):
+class Acts(Acting):
     """A step whose call runs in asyncio's default pool while the diagnostic blocks."""
 
     name = "test.acts"
-    Params = NoParams
-
-    async def plan(self, params: NoParams, ctx: actions.ActionContext) -> actions.Plan:
-        return actions.Plan(action=self.name, summary="act")
 
     async def apply(
         self, params: NoParams, ctx: actions.ActionContext, plan: actions.Plan
@@ -166,9 +161,8 @@ class Acts(actions.Action[NoParams]):
         return actions.Outcome(summary="acted")
 
 
-class Reads(common.Diagnostic[NoParams]):
+class Reads(Reading):
     name = "test.reads"
-    Params = NoParams
 
     async def gather(self, params: NoParams, ctx: actions.ActionContext) -> common.Found:
         GATES[-1].events.append("read")
@@ -226,7 +220,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[tuple[Engine, Clock]]:
     path.write_text(POLICY)
     db = database.connect(f"sqlite:///{tmp_path / 'store.db'}")
     database.migrate(db)
-    clock = Clock()
+    clock = Clock(STARTS + timedelta(minutes=5))
     async with httpx.AsyncClient() as http:
         yield (
             Engine(
@@ -249,7 +243,7 @@ async def test_the_step_runs_beside_its_diagnostics_and_each_result_is_evidence(
 ) -> None:
     eng, _ = engine
     await eng.handle(stored([firing("f1", alertname="ApiDown")]))
-    [execution] = await eng.store.for_alert("f1", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    [execution] = await eng.store.for_alert("f1", STARTS)
     assert execution.state == State.SUCCEEDED
     # the step ran while the "pods" diagnostic was still waiting for it
     assert GATES[-1].step_saw_evidence == [False]
@@ -277,7 +271,7 @@ async def test_a_failed_verification_gathers_again_before_escalating(
 ) -> None:
     eng, clock = engine
     await eng.handle(stored([firing("f2", alertname="ApiDown")]))
-    [execution] = await eng.store.for_alert("f2", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    [execution] = await eng.store.for_alert("f2", STARTS)
     assert execution.verify_state == VerifyState.PENDING
     GATES[-1].released.set()
     clock.at += timedelta(minutes=6)  # past the verify window, the alert still unresolved
@@ -299,7 +293,7 @@ async def test_a_rehearsal_gathers_evidence_too(engine: tuple[Engine, Clock]) ->
     eng.parts.dry_run = True
     GATES[-1].released.set()  # a rehearsal does not apply the step
     await eng.handle(stored([firing("f3", alertname="ApiDown")]))
-    [execution] = await eng.store.for_alert("f3", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    [execution] = await eng.store.for_alert("f3", STARTS)
     assert execution.state == State.REHEARSED
     found = await eng.store.evidence(execution.id)
     assert len(found) == 4 and {e.phase for e in found} == {"before"}
@@ -311,7 +305,7 @@ async def test_a_step_that_fails_gathers_again_before_escalating(
     eng, clock = engine
     await eng.handle(stored([firing("f4", alertname="ApiBroken")]))
     await eng.diagnoser.settle()
-    rows = await eng.store.for_alert("f4", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    rows = await eng.store.for_alert("f4", STARTS)
     first, second = sorted(rows, key=lambda r: r.step)
     assert (first.state, second.step) == (State.FAILED, 1)  # escalated to the next step
     phases = sorted((e.phase, e.name) for e in await eng.store.evidence(first.id))
@@ -357,7 +351,7 @@ async def test_a_diagnostic_holding_its_thread_does_not_hold_up_the_steps_calls(
         "step acted in a worker thread",
         "diagnostic released",
     ]
-    [execution] = await eng.store.for_alert("f6", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    [execution] = await eng.store.for_alert("f6", STARTS)
     assert execution.state == State.SUCCEEDED
     [found] = await eng.store.evidence(execution.id)
     assert (found.name, found.outcome) == ("test.blocks", "ok")
@@ -376,7 +370,7 @@ async def test_stopping_does_not_wait_for_a_diagnostic_stuck_in_its_thread(
         await eng.stop(within=0)
         assert gates.events == ["diagnostic holds a diagnose_0 thread"]  # and still does
         await handled  # the step's evidence no longer awaited
-    [execution] = await eng.store.for_alert("f7", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    [execution] = await eng.store.for_alert("f7", STARTS)
     assert execution.state == State.SUCCEEDED
     gates.unblock.set()
     await asyncio.to_thread(eng.diagnoser.pool.shutdown, wait=True)
@@ -386,7 +380,7 @@ async def test_stopping_does_not_wait_for_a_diagnostic_stuck_in_its_thread(
 async def _asked(eng: Engine, fingerprint: str) -> int:
     """An ApiAsked alert handled and its approval requested: the waiting execution."""
     await eng.handle(stored([firing(fingerprint, alertname="ApiAsked")]))
-    [row] = await eng.store.for_alert(fingerprint, datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    [row] = await eng.store.for_alert(fingerprint, STARTS)
     assert row.state == State.DEFERRED  # the request follows at once (a timer's job)
     await eng.redecide(row.id)
     return row.id
