@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.store import database
 from monitor.store.control import set_control
+from monitor.store.database import transaction
 from monitor.store.queue import aware
 from monitor.store.schema import control, executions
 
@@ -50,7 +51,7 @@ def beat(engine: Engine, at: datetime, who: dict[str, Any], *, stopped: bool = F
     set_control(
         engine, key(who), {**who, "stopped": stopped}, at, str(who.get("host", ""))[:255] or None
     )
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(delete(control).where(_rows(), control.c.updated_at < at - GONE))
 
 
