@@ -15,11 +15,12 @@ in ``conea_monitor_diagnostics_total`` and ``conea_monitor_diagnostic_seconds``;
 diagnostic that fails or times out is recorded as such and never fails the remediation.
 Rehearsals gather too: diagnostics only read.
 
-Their blocking calls (the ``kubernetes`` client, the store's writes) run in a pool of
-:data:`THREADS` threads of their own (:func:`monitor.threads.using`), never in asyncio's
-default pool, where the steps' calls run: a burst of slow diagnostics cannot delay a
-step. :meth:`Diagnoser.close` (the engine's stop) drops what is queued there and does
-not wait for a call in progress (each is bounded by the client's request timeout).
+Their blocking calls (the ``kubernetes`` client, Prometheus queries, a PostgreSQL
+target's host name lookup, the store's writes) run in a pool of :data:`THREADS` threads
+of their own (:func:`monitor.threads.using`), never in asyncio's default pool, where the
+steps' calls run: a burst of slow diagnostics cannot delay a step. :meth:`Diagnoser.close`
+(the engine's stop) drops what is queued there and does not wait for a call in progress
+(each is bounded by the client's request timeout).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The diagnostics' blocking calls run in their own threads, never in asyncio's default
 pool where the steps' calls run: the PostgreSQL diagnostic's lookup of its target's host
 name (within the diagnostic's timeout: a resolver that does not answer is the
-diagnostic's timeout, recorded, and the step is not held up)."""
+diagnostic's timeout, recorded, and the step is not held up) and the Prometheus query."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from monitor import targets
 from monitor.actions import builtin
 from monitor.actions import registry as actions
 from monitor.actions.diagnose import postgres as pg_diagnose
+from monitor.actions.diagnose import prometheus as prom_diagnose
+from monitor.engine import verifier
 from monitor.engine.core import Engine
 from monitor.store import database
 from monitor.store.states import State
@@ -67,6 +69,12 @@ policies:
     steps: [[{action: log, with: {message: "restarting the api"}}]]
     diagnose:
       - {action: postgres.activity, name: sessions, with: {target: db}, timeout: 30s}
+  - name: api-slow
+    match: ['alertname="ApiSlow"']
+    target: {kind: Deployment, namespace: production, name: api}
+    steps: [[{action: log, with: {message: "restarting the api"}}]]
+    diagnose:
+      - {action: prometheus.query, name: latency, with: {promql: "api_latency_seconds"}}
 """
 
 
@@ -75,6 +83,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     registry = actions.Registry()
     builtin.register(registry)
     registry.register(Activity)
+    registry.register(prom_diagnose.Query)
     db = database.connect(f"sqlite:///{tmp_path / 'store.db'}")
     database.migrate(db)
     async with httpx.AsyncClient() as http:
@@ -114,3 +123,32 @@ async def test_a_lookup_that_does_not_answer_is_the_diagnostics_timeout(engine: 
     assert resolver.asked == [(HOST, "diagnose_0")]  # still held there, not in the default pool
     resolver.release.set()
     await asyncio.to_thread(engine.diagnoser.pool.shutdown, wait=True)
+
+
+class Prometheus:
+    """Stands in for the Prometheus client the verifier calls (blocking, in a worker
+    thread): answers one series and notes the thread it was called in."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def custom_query(self, query: str) -> list[dict[str, object]]:
+        self.threads.append(threading.current_thread().name)
+        return [{"metric": {"pod": "api-1"}, "value": [0, "2.5"]}]
+
+
+async def test_a_prometheus_query_runs_in_the_diagnostics_threads(engine: Engine) -> None:
+    prometheus = verifier.Verifier("http://127.0.0.1:9")
+    prometheus.close()  # its HTTP client, replaced by the stand-in
+    client = Prometheus()
+    prometheus._prom = client
+    engine.services.prometheus = prometheus
+    await engine.handle(stored([firing("d3", alertname="ApiSlow")]))
+    [execution] = await engine.store.for_alert("d3", datetime(2026, 11, 28, 10, 0, tzinfo=UTC))
+    [found] = await engine.store.evidence(execution.id)
+    assert (found.name, found.outcome, found.summary) == (
+        "latency",
+        "ok",
+        '1 series, highest {pod="api-1"} = 2.5',
+    )
+    assert client.threads == ["diagnose_0"]
