@@ -4,7 +4,7 @@ Starts ``python -m monitor serve`` on the bundled config (config/conea-monitor.y
 policies of remediations/; its own SQLite store; no Kubernetes, so dry-run) and, as a
 user would, for ``--seconds``:
 
-1. ``--concurrency`` connections post notifications of 10 ``HighErrorRate`` alerts
+1. ``--concurrency`` connections post notifications of ``--per`` ``HighErrorRate`` alerts
    (labelled as rules/conea-api.yml sets them, every alert a fresh fingerprint, the
    ``deployment`` cycling over ``--targets`` names) as fast as the service answers;
 2. every ``seconds / --probes`` one alert for a target never used before is posted; its
@@ -54,7 +54,6 @@ from monitor.store import database
 from tests.support.services import stop
 
 ROOT = Path(__file__).resolve().parent.parent
-PER = 10  # alerts per notification
 POLICY = "high-error-rate"  # the bundled policy whose target is the alert's deployment
 DECIDED = {"decision", "defer", "skip"}  # audit kinds that say the policy has decided
 POLL = 0.02
@@ -136,9 +135,10 @@ def notification(alerts: list[dict[str, Any]]) -> bytes:
 
 @dataclass
 class Storm:
-    """The load's bodies: request ``i`` carries alerts ``i*10 .. i*10+9``."""
+    """The load's bodies: request ``i`` carries alerts ``i*per .. i*per+per-1``."""
 
     targets: int
+    per: int = 10
     starts_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def fingerprint(self, i: int, j: int) -> str:
@@ -147,8 +147,12 @@ class Storm:
     def body(self, i: int) -> bytes:
         return notification(
             [
-                alert(self.fingerprint(i, j), f"api-{(i * PER + j) % self.targets}", self.starts_at)
-                for j in range(PER)
+                alert(
+                    self.fingerprint(i, j),
+                    f"api-{(i * self.per + j) % self.targets}",
+                    self.starts_at,
+                )
+                for j in range(self.per)
             ]
         )
 
@@ -158,7 +162,7 @@ class Storm:
 
 
 def load(
-    url: str, targets: int, starts_at: str, concurrency: int, seconds: float
+    url: str, targets: int, per: int, starts_at: str, concurrency: int, seconds: float
 ) -> tuple[LoadResult, list[int]]:
     """The storm's load for ``seconds``, run in a process of its own so that the probes'
     and the sampler's clocks are not held up by the load's event loop (about 50 ms at
@@ -166,7 +170,7 @@ def load(
     return asyncio.run(
         post_load(
             url,
-            Storm(targets, starts_at).body,
+            Storm(targets, per, starts_at).body,
             total=10**12,
             concurrency=concurrency,
             seconds=seconds,
@@ -240,7 +244,7 @@ async def storm(
     args: argparse.Namespace, port: int, pid: int, store: Store, pool: ProcessPoolExecutor
 ) -> Run:
     base = f"http://127.0.0.1:{port}"
-    plan = Storm(args.targets)
+    plan = Storm(args.targets, args.per)
     run = Run()
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(pool, ready)
@@ -318,12 +322,13 @@ async def storm(
             load,
             f"{base}/webhook/alertmanager",
             plan.targets,
+            plan.per,
             plan.starts_at,
             args.concurrency,
             args.seconds,
         )
         load_stopped = time.monotonic()
-        run.answered.update(plan.fingerprint(i, j) for i in ok for j in range(PER))
+        run.answered.update(plan.fingerprint(i, j) for i in ok for j in range(plan.per))
         run.undecided_at_stop = await asyncio.to_thread(store.undecided)
         probe_tasks = await probing
         while time.monotonic() - load_stopped < args.drain_timeout:
@@ -349,9 +354,15 @@ def baseline(args: argparse.Namespace, pool: ProcessPoolExecutor) -> LoadResult:
     )
     try:
         url = f"http://127.0.0.1:{port}/webhook/alertmanager"
-        plan = Storm(args.targets)
+        plan = Storm(args.targets, args.per)
         future = pool.submit(
-            load, url, plan.targets, plan.starts_at, args.concurrency, args.baseline_seconds
+            load,
+            url,
+            plan.targets,
+            plan.per,
+            plan.starts_at,
+            args.concurrency,
+            args.baseline_seconds,
         )
         result, ok = future.result()
     finally:
@@ -369,7 +380,7 @@ def summarise(
     assert run.load is not None
     load_alerts = len(run.answered)
     ingest = load_alerts / run.load.seconds if run.load.seconds else 0.0
-    bare_rate = bare.rate * PER
+    bare_rate = bare.rate * args.per
     ratio = ingest / bare_rate if bare_rate else 0.0
     undecided = run.probes_sent - len(run.latencies)
     # An undecided probe counts as never decided.
@@ -398,7 +409,7 @@ def summarise(
             "concurrency": args.concurrency,
             "targets": args.targets,
             "probes": args.probes,
-            "alerts_per_notification": PER,
+            "alerts_per_notification": args.per,
             "date": time.strftime("%Y-%m-%d"),
         },
         "ingest": {
@@ -534,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=positive(float), default=60.0)
     parser.add_argument("--concurrency", type=positive(int), default=50)
     parser.add_argument("--targets", type=positive(int), default=40)
+    parser.add_argument(
+        "--per", type=positive(int), default=10, help="alerts per notification (default 10)"
+    )
     parser.add_argument("--probes", type=positive(int), default=30)
     parser.add_argument("--baseline-seconds", type=positive(float), default=10.0)
     parser.add_argument("--drain-timeout", type=positive(float), default=120.0)

@@ -198,9 +198,13 @@ def cmd_rbac(args: argparse.Namespace) -> int:
     settings = _load(args)
     registry = wiring.build_registry(settings)
     policies = wiring.load_policies(settings, registry, resolve=False)
-    used = {name for p in policies for name in p.action_names()}
-    used.update(job.action for job in settings.jobs)
-    used.update(rbac.RESOLVE_OWNER for p in policies if p.spec.target.get("resolve") == "owner")
+    uses: list[rbac.Use] = []
+    for p in policies:  # each policy's actions, for the workload kind its target names
+        names = p.action_names()
+        if p.spec.target.get("resolve") == "owner":
+            names.add(rbac.RESOLVE_OWNER)
+        uses.append((names, p.spec.target))
+    uses.extend(({job.action}, job.target) for job in settings.jobs)
     namespaces = (
         None if args.cluster else (args.namespace or settings.automation.namespaces_allow or None)
     )
@@ -221,7 +225,7 @@ def cmd_rbac(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    docs = rbac.render(registry, sorted(used), namespaces, args.name)
+    docs = rbac.render_needed(registry, uses, namespaces, args.name)
     print(yaml.safe_dump_all(docs, sort_keys=False), end="")
     return 0
 

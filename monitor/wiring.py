@@ -30,7 +30,6 @@ from monitor.engine.verifier import Verifier
 from monitor.errors import ConfigError
 from monitor.k8s import access
 from monitor.k8s import client as k8s_client
-from monitor.k8s import names as k8s_names
 from monitor.metrics import Metrics
 from monitor.policy import crossref
 from monitor.runtime import Runtime
@@ -83,32 +82,12 @@ def permission_needs(
         names = p.action_names()
         if p.spec.target.get("resolve") == "owner":
             names.add(rbac.RESOLVE_OWNER)
-        grants = _for_kind(rbac.grants(registry, names), p.spec.target)
+        grants = rbac.needed(registry, [(names, p.spec.target)])
         if grants:
             target_namespace = str(p.spec.target.get("namespace", ""))
             spaces = access.namespaces(target_namespace, scope, release_namespace)
             wanted[p.name] = [access.Need(v, g, r, ns) for v, g, r in grants for ns in spaces]
     return wanted
-
-
-WORKLOAD_RESOURCES = {
-    "Deployment": "deployments",
-    "StatefulSet": "statefulsets",
-    "DaemonSet": "daemonsets",
-}
-
-
-def _for_kind(
-    grants: list[tuple[str, str, str]], target: dict[str, Any]
-) -> list[tuple[str, str, str]]:
-    """The grants an action declares for every workload kind it handles, narrowed to the
-    kind the policy's target names (a Role that lets a Deployment restart need not cover
-    DaemonSets). A templated kind, or ``resolve: owner``, can reach any: all are kept."""
-    kind = k8s_names.KINDS.get(str(target.get("kind", "")).lower())
-    if kind not in WORKLOAD_RESOURCES or target.get("resolve") == "owner":
-        return grants
-    others = set(WORKLOAD_RESOURCES.values()) - {WORKLOAD_RESOURCES[kind]}
-    return [g for g in grants if not (g[1] == "apps" and g[2] in others)]
 
 
 async def check_permissions(rt: Runtime, engine: Engine) -> list[access.Finding]:

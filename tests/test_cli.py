@@ -136,7 +136,38 @@ def test_rbac_grants_what_the_policies_diagnostics_read(tmp_path: Path) -> None:
         {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
-        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},  # the target's
+    ]
+
+
+RESTARTS = """
+policies:
+  - name: restart-api
+    match: ['alertname="ApiDown"']
+    target: {kind: Deployment, namespace: production, name: api}
+    steps: [[{action: kubernetes.restart}]]
+"""
+RESTARTS_AGENT = """
+  - name: restart-agent
+    match: ['alertname="AgentDown"']
+    target: {kind: ds, namespace: production, name: node-agent}
+    steps: [[{action: kubernetes.restart}]]
+"""
+
+
+@pytest.mark.parametrize("agent", [False, True], ids=["deployments-only", "with-daemonset"])
+def test_rbac_grants_the_workload_kinds_the_policies_target(tmp_path: Path, agent: bool) -> None:
+    folder = tmp_path / "remediations"
+    folder.mkdir()
+    (folder / "p.yaml").write_text(RESTARTS + (RESTARTS_AGENT if agent else ""))
+    config = tmp_path / "c.yml"
+    config.write_text(f"policies: [{folder}]\n")
+    result = cli("rbac", "--config", str(config), "--namespace", "production")
+    assert result.returncode == 0, result.stderr
+    [role] = list(yaml.safe_load_all(result.stdout))
+    resources = ["daemonsets", "deployments"] if agent else ["deployments"]
+    assert role["rules"] == [
+        {"apiGroups": ["apps"], "resources": resources, "verbs": ["get", "patch"]}
     ]
 
 

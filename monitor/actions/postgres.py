@@ -14,16 +14,21 @@ query_start unchanged), so a session that committed meanwhile, or a reused pid, 
 left alone. Query text is not recorded: it may hold personal data or credentials.
 
 The connection uses the named target from ``ctx.services.postgres`` (a
-:class:`monitor.targets.PostgresTarget`); its password is read at connect time.
+:class:`monitor.targets.PostgresTarget`); its password is read and its host name looked
+up at connect time, in a worker thread of the caller's pool (:func:`monitor.threads.run`:
+a diagnostic's own, so a slow resolver holds none of the steps' threads), and psycopg is
+given the addresses (``hostaddr``) so that it looks up nothing itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import re
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -33,7 +38,7 @@ from psycopg import errors as pg_errors
 from psycopg import rows, sql
 from pydantic import Field, field_validator
 
-from monitor import durations, secrets, targets
+from monitor import durations, secrets, targets, threads
 from monitor.actions import registry
 from monitor.errors import ConfigError, PermanentActionError, TemporaryActionError
 
@@ -123,17 +128,78 @@ def target_of(ctx: registry.ActionContext, name: str) -> targets.PostgresTarget:
     return target
 
 
+Lookup = Callable[[str, int], Sequence[str]]
+"""A host name's IP addresses (blocking: a DNS lookup); OSError when it has none."""
+
+
+def addresses(host: str, port: int) -> list[str]:
+    """``host``'s addresses, in the resolver's order (as psycopg would look them up)."""
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class _Unresolved(Exception):
+    """None of the target's host names could be looked up."""
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolved(
+    target: targets.PostgresTarget,
+    dbname: str | None,
+    redactor: secrets.Redactor,
+    lookup: Lookup,
+) -> dict[str, Any]:
+    """The connection's keyword arguments, the password read and each host name looked
+    up (``hostaddr``: one entry per address, "" for a socket directory or an IP address,
+    which need none). Blocking: run in a worker thread."""
+    kwargs = target.connect_kwargs(dbname, redactor)
+    hosts: list[str] = []
+    found: list[str] = []
+    failure = ""
+    for host in str(kwargs["host"]).split(","):
+        if not host or host.startswith("/") or _is_address(host):
+            hosts.append(host)
+            found.append("")
+            continue
+        try:
+            each = list(lookup(host, target.port))
+        except OSError as exc:
+            failure = f"failed to resolve host {host!r}: {exc}"
+            continue
+        hosts += [host] * len(each)
+        found += each
+    if not hosts:
+        raise _Unresolved(failure or f"failed to resolve host {target.host!r}")
+    if any(found):
+        kwargs.update(host=",".join(hosts), hostaddr=",".join(found))
+    return kwargs
+
+
 @contextlib.asynccontextmanager
 async def connect(
-    ctx: registry.ActionContext, name: str, dbname: str | None = None
+    ctx: registry.ActionContext, name: str, dbname: str | None = None, *, lookup: Lookup = addresses
 ) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
-    """An autocommit connection to target ``name``; connection failures are temporary."""
+    """An autocommit connection to target ``name``; connection failures are temporary.
+    The password and the host's addresses (``lookup``) are read in a worker thread of
+    the caller's pool (:func:`monitor.threads.run`), psycopg looks up nothing."""
     target = target_of(ctx, name)
     redactor = secrets.Redactor()
     try:
-        kwargs = target.connect_kwargs(dbname, redactor)
+        kwargs = await threads.run(_resolved, target, dbname, redactor, lookup)
     except ConfigError as exc:
         raise PermanentActionError(f"postgres target {name!r}: {exc}") from None
+    except _Unresolved as exc:
+        raise TemporaryActionError(
+            f"postgres target {name!r} ({target.describe(dbname)}): cannot connect: {exc}",
+            delay=CONNECT_RETRY_DELAY,
+        ) from None
     try:
         conn = await psycopg.AsyncConnection.connect(
             **kwargs, autocommit=True, row_factory=rows.dict_row

@@ -6,10 +6,11 @@ guardrails and the "still firing?" check pass first. Then, instead of acting, it
 is made (read-only, from live state) and the execution waits in ``awaiting_approval``
 until ``automation.approval.timeout``; the policy's diagnostics gather their evidence
 (phase ``before``, :mod:`.diagnosing`) and the approval notifier gets the plan and that
-evidence with an approve and a reject link. Each link is signed (itsdangerous, with a
-key every replica shares), names one execution and one answer, and expires with the
-request; it counts once, because an answer is a guarded move of the row
-(:mod:`monitor.store.approvals`).
+evidence with an approve and a reject link (unless the request was answered meanwhile:
+the API and the console can answer it while the evidence is gathered). Each link is
+signed (itsdangerous, with a key every replica shares), names one execution and one
+answer, and expires with the request; it counts once, because an answer is a guarded
+move of the row (:mod:`monitor.store.approvals`).
 
 Approved, the execution is decided again at once (``deferred``, approved): the
 guardrails, the still-firing check and the breaker run again and the plan is made
@@ -151,9 +152,24 @@ class Approvals:
             return
         parts.metrics.approvals.labels(policy.name, "requested").inc()
         parts.timers.at(f"approval-{attempt.existing}", until, self.expired, attempt.existing)
-        if self.gather is not None:  # each diagnostic bounded by its timeout
+        if self.gather is not None and policy.diagnostics:  # each bounded by its timeout
             await self.gather(attempt, attempt.existing)
+            if not await self._still_asked(attempt.existing):
+                return  # answered (the API, the console) while the evidence was gathered
         await self._tell(attempt, attempt.existing, summary, until)
+
+    async def _still_asked(self, execution_id: int) -> bool:
+        """Does the request still await an answer (else nobody is asked any more)? A
+        store that cannot say: yes (a request too many beats one never sent)."""
+        try:
+            row = await self.parts.store.get(execution_id)
+        except StoreError as exc:
+            log.warning("approval: cannot read execution %s: %s", execution_id, exc)
+            return True
+        if row is not None and row.state == State.AWAITING_APPROVAL:
+            return True
+        log.info("approval: execution %s was answered before its request was sent", execution_id)
+        return False
 
     async def expire(self, execution_id: int) -> None:
         """Nobody answered in time: expired, and the ladder's next step is decided."""

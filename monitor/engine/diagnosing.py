@@ -5,19 +5,22 @@ their own (:meth:`Diagnoser.start`): the step never waits for them, and they do 
 take the engine's action slots. A step that waits for a person's approval gathers them
 when the request is made (:meth:`Diagnoser.gather`, phase ``before``), so the approver
 sees the evidence with the plan; once approved, the step does not gather them again
-unless they are older than :data:`FRESH`. After a failed verification (phase
-``after_verification``) or a step that failed outright (phase ``after_failure``) they
-run again and the escalation waits for them, each bounded by its ``timeout``. Each
+unless they are older than :data:`FRESH`. Approved while that gathering still runs (the
+API, the command line), the step waits for it (until its diagnostics' longest timeout
+from its start) instead of starting a second one beside it. After a failed verification
+(phase ``after_verification``) or a step that failed outright (phase ``after_failure``)
+they run again and the escalation waits for them, each bounded by its ``timeout``. Each
 result is one evidence row (:meth:`monitor.store.facade.Store.add_evidence`) and counts
 in ``conea_monitor_diagnostics_total`` and ``conea_monitor_diagnostic_seconds``; a
 diagnostic that fails or times out is recorded as such and never fails the remediation.
 Rehearsals gather too: diagnostics only read.
 
-Their blocking calls (the ``kubernetes`` client, the store's writes) run in a pool of
-:data:`THREADS` threads of their own (:func:`monitor.threads.using`), never in asyncio's
-default pool, where the steps' calls run: a burst of slow diagnostics cannot delay a
-step. :meth:`Diagnoser.close` (the engine's stop) drops what is queued there and does
-not wait for a call in progress (each is bounded by the client's request timeout).
+Their blocking calls (the ``kubernetes`` client, Prometheus queries, a PostgreSQL
+target's host name lookup, the store's writes) run in a pool of :data:`THREADS` threads
+of their own (:func:`monitor.threads.using`), never in asyncio's default pool, where the
+steps' calls run: a burst of slow diagnostics cannot delay a step. :meth:`Diagnoser.close`
+(the engine's stop) drops what is queued there and does not wait for a call in progress
+(each is bounded by the client's request timeout).
 """
 
 from __future__ import annotations
@@ -49,9 +52,19 @@ BEFORE = "before"
 AFTER_VERIFICATION = "after_verification"
 AFTER_FAILURE = "after_failure"
 _ERROR_LENGTH = 1000
+DEFAULT_TIMEOUT = 10.0  # seconds: a diagnostic without its own timeout
 THREADS = 4  # the diagnostics' worker threads (a replica's; each call is short and bounded)
 FRESH = timedelta(minutes=10)  # evidence gathered for an approval is not gathered again
 OUTCOMES = {"ok": "ok", "failed": "error", "timed_out": "timeout"}  # evidence -> metric
+
+
+@dataclasses.dataclass(frozen=True)
+class _Gathering:
+    """A ``before`` gathering in flight: ``done`` once it ended; ``deadline`` (the loop's
+    time) when its slowest diagnostic times out."""
+
+    done: asyncio.Future[None]
+    deadline: float
 
 
 class Diagnoser:
@@ -66,6 +79,8 @@ class Diagnoser:
         )
         self.pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="diagnose")
         self._tasks: set[asyncio.Task[list[Evidence]]] = set()
+        # execution -> its ``before`` gathering in flight (an approval's): ends when done
+        self._gathering: dict[int, _Gathering] = {}
 
     def start(self, attempt: Attempt) -> None:
         """Gather the ``before`` evidence of ``attempt``'s policy in the background (an
@@ -106,9 +121,28 @@ class Diagnoser:
         return any(e.phase == BEFORE and e.started_at >= since for e in found)
 
     async def _before(self, attempt: Attempt, execution_id: int) -> list[Evidence]:
-        if attempt.approved and await self.fresh(execution_id):
-            return []  # gathered when the approval was asked for: the approver saw it
+        if attempt.approved and (
+            await self._joined(execution_id) or await self.fresh(execution_id)
+        ):  # gathered when the approval was asked for: the approver saw it
+            return []
         return await self.gather(attempt.policy, attempt.ctx, attempt.target, execution_id, BEFORE)
+
+    async def _joined(self, execution_id: int) -> bool:
+        """Was ``execution_id``'s ``before`` evidence being gathered here (the approval's)?
+        Then wait for it, until its deadline, without cancelling it."""
+        gathering = self._gathering.get(execution_id)
+        if gathering is None:
+            return False
+        try:
+            async with asyncio.timeout_at(gathering.deadline):
+                await asyncio.shield(gathering.done)
+        except TimeoutError:
+            log.warning(
+                "the diagnostics of execution %s gathered for its approval are still running "
+                "past their timeout; the approved step does not gather them again",
+                execution_id,
+            )
+        return True
 
     async def gather(
         self,
@@ -121,13 +155,23 @@ class Diagnoser:
         """Run every diagnostic of ``policy`` at once and store each result."""
         if not policy.diagnostics:
             return []
-        with threads.using(self.pool):  # the tasks gather starts inherit the pool
-            found = await asyncio.gather(
-                *(
-                    self._one(policy, d, ctx, target, execution_id, phase)
-                    for d in policy.diagnostics
+        loop = asyncio.get_running_loop()
+        longest = max(d.timeout or DEFAULT_TIMEOUT for d in policy.diagnostics)
+        gathering = _Gathering(loop.create_future(), loop.time() + longest)
+        if phase == BEFORE:  # an approved step joins it rather than gather beside it
+            self._gathering.setdefault(execution_id, gathering)
+        try:
+            with threads.using(self.pool):  # the tasks gather starts inherit the pool
+                found = await asyncio.gather(
+                    *(
+                        self._one(policy, d, ctx, target, execution_id, phase)
+                        for d in policy.diagnostics
+                    )
                 )
-            )
+        finally:
+            if self._gathering.get(execution_id) is gathering:
+                del self._gathering[execution_id]
+            gathering.done.set_result(None)
         return list(found)
 
     async def _one(
@@ -140,7 +184,7 @@ class Diagnoser:
         phase: str,
     ) -> Evidence:
         parts = self.parts
-        limit = diagnostic.timeout or 10.0
+        limit = diagnostic.timeout or DEFAULT_TIMEOUT
         name = diagnostic.label
         started = parts.clock.now()
         began = self.runner.monotonic()

@@ -1,7 +1,9 @@
 """Verification: does a PromQL condition hold now?
 
 Queries go through ``prometheus-api-client`` (blocking ``requests``), run in a worker
-thread so the event loop never waits on Prometheus.
+thread so the event loop never waits on Prometheus: the caller's pool
+(:func:`monitor.threads.run`), so a diagnostic's query (``prometheus.query``) runs in the
+diagnostics' own threads and a slow Prometheus holds none of the steps'.
 
 **When an expression holds.** The instant query's result decides:
 
@@ -23,7 +25,6 @@ decides when to ask again.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -35,7 +36,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client import exceptions as prom_exceptions
 from urllib3.util.retry import Retry
 
-from monitor import errors
+from monitor import errors, threads
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -122,7 +123,7 @@ class Verifier:
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
 
-        return await asyncio.to_thread(blocking)
+        return await threads.run(blocking)
 
     async def holds(self, expr: str) -> bool:
         """Whether ``expr`` holds now (see the rule in the module docstring)."""

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from monitor.store import executions
+from monitor.store.database import transaction
 from monitor.store.records import Audit, Execution
 from monitor.store.schema import control
 from monitor.store.schema import executions as executions_table
@@ -27,7 +28,7 @@ KEY = "approval_key"  # the control row holding the links' signing key
 
 def signing_key(engine: Engine, at: datetime) -> str:
     """The shared signing key, created (random, 32 bytes) if there is none yet."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         row = conn.execute(select(control.c.value).where(control.c.key == KEY)).first()
         if row is not None:
             return str(row[0]["key"])

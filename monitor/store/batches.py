@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from monitor.store import breaker as breaker_mod
 from monitor.store import locks as locks_mod
 from monitor.store.control import PAUSE_KEY
+from monitor.store.database import transaction
 from monitor.store.executions import _birth, _moved, acted
 from monitor.store.notifications import _Driver
 from monitor.store.queue import aware, in_chunks
@@ -257,7 +258,7 @@ def _commit(
 ) -> list[Born]:
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     fates: list[Born] = []
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         admit = breaker_mod.Admission(conn, limit) if limit is not None else None
         audits: list[Audit | tuple[Audit, int | None]] = list(records)
         members: list[tuple[int, Member]] = [(eid, m) for eid, many in joins.items() for m in many]

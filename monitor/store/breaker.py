@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor import durations
 from monitor.store import states
+from monitor.store.database import transaction
 from monitor.store.schema import audit, control, executions
 
 KEY = "breaker"  # the breaker's row in the control table
@@ -232,7 +233,7 @@ def _audit(conn: Connection, at: datetime, outcome: str, message: str, by: str |
 
 def open_breaker(engine: Engine, at: datetime, reason: str) -> bool:
     """Open the breaker; True only for the call that moved it from closed to open."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         before = _read(conn)
         value = BreakerState(True, at, reason, before.closed_at, before.closed_by).value()
         moved = conn.execute(
@@ -256,7 +257,7 @@ def open_breaker(engine: Engine, at: datetime, reason: str) -> bool:
 
 def close_breaker(engine: Engine, at: datetime, by: str) -> bool:
     """Close the breaker (``closed_at = at``); True if it was open."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         before = _read(conn)
         if not before.open:
             return False

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from monitor.store import catchup
+from monitor.store.database import transaction
 from monitor.store.queue import aware
 from monitor.store.schema import audit, control
 
@@ -87,7 +88,7 @@ def set_paused(engine: Engine, paused: bool, by: str, reason: str, at: datetime)
     if not paused:
         return resume(engine, by, reason, at, catch_up=False).message
     message = f"automation paused by {by}" + (f": {reason}" if reason else "")
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         found = _locked(conn)
         since = _paused_since(found) or at  # paused again: the pause began before
         value = {"paused": True, "reason": reason, "since": since.isoformat()}
@@ -127,7 +128,7 @@ _CONTENTION = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFail
 def _resume(
     engine: Engine, by: str, reason: str, at: datetime, catch_up: bool, limit: int
 ) -> Resumed:
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         since = _paused_since(_locked(conn))
         result = Resumed("", was_paused=since is not None, catch_up=catch_up, limit=limit)
         if since is not None:
@@ -236,7 +237,7 @@ def set_control(
 ) -> None:
     """Set a switch; ``audited`` (kind, message, outcome) is its audit record, written in
     the same transaction: the switch never changes without it."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         put(conn, key, value, at, by)
         if audited is not None:
             kind, message, outcome = audited

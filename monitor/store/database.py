@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,6 +64,30 @@ def connect(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5) -
             cur.close()
 
     return engine
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()``, for the store's writes. On SQLite the process's writers take
+    turns on a lock of their own: SQLite admits one writer, and a writer that finds the
+    database locked sleeps in its busy handler (1, 2, 5, 10... ms) instead of starting
+    when the other commits. During a storm the webhook's group commit and the engine's
+    decisions would otherwise wait on each other's sleeps. Re-entrant for the thread
+    that holds it; other processes (the CLI) still meet the busy timeout."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with _WRITERS_LOCK:
+        lock = _WRITERS.get(engine)
+        if lock is None:
+            lock = _WRITERS[engine] = threading.RLock()
+    with lock, engine.begin() as conn:
+        yield conn
 
 
 def migrate(engine: Engine) -> None:

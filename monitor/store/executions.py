@@ -29,6 +29,7 @@ from monitor.store.control import get_control as get_control
 from monitor.store.control import is_paused as is_paused
 from monitor.store.control import set_control as set_control
 from monitor.store.control import set_paused as set_paused
+from monitor.store.database import transaction
 from monitor.store.locks import release as release
 from monitor.store.locks import renew as renew
 from monitor.store.locks import take as take
@@ -101,7 +102,7 @@ def claim(engine: Engine, key: ExecutionKey, row: Mapping[str, Any]) -> int:
     """Insert an execution for ``key``; raises AlreadyClaimed if it exists."""
     values = _birth(key, row)
     try:
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             result = conn.execute(insert(executions).returning(executions.c.id), [values])
             return int(result.scalar_one())
     except IntegrityError as exc:
@@ -113,7 +114,7 @@ def defer(engine: Engine, key: ExecutionKey, row: Mapping[str, Any], audit_recor
     AlreadyClaimed if the key exists (then nothing is written)."""
     values = _birth(key, {**row, "state": State.DEFERRED})
     try:
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             result = conn.execute(insert(executions).returning(executions.c.id), [values])
             execution_id = int(result.scalar_one())
             conn.execute(
@@ -162,7 +163,7 @@ def start(
     if not states.allowed("state", source, target):
         raise IllegalTransition("state", source, target, f"execution {existing or key}")
     try:
-        with engine.begin() as conn:
+        with transaction(engine) as conn:
             refusal = breaker_mod.Admission(conn, limit)() if limit is not None else None
             if refusal is None:
                 return _start_in(conn, key, row, audit_record, lock, existing, source, target)
@@ -272,7 +273,7 @@ def move(
             guards.append(executions.c[other].in_(sorted(s.value for s in reachable_from)))
     values = _columns({"updated_at": audit_record.at, **fields, machine: target})
     column = executions.c[machine]
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         if len(sources) == 1:
             (was,) = sources
             moved = conn.execute(
@@ -394,7 +395,7 @@ def claim_verify_tick(
     cond.append(
         executions.c.verify_at.is_(None) if expected is None else executions.c.verify_at == expected
     )
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         result = conn.execute(update(executions).where(*cond).values(verify_at=next_at))
         return bool(result.rowcount)
 
@@ -494,5 +495,5 @@ def alert_resolved(engine: Engine, fingerprint: str, starts_at: datetime) -> boo
 def write(engine: Engine, audit_record: Audit, execution_id: int | None = None) -> None:
     """Write one audit record on its own (a state change writes its record in
     :func:`move`)."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(insert(audit), [audit_record.row(execution_id)])

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from monitor.store.database import transaction
 from monitor.store.records import Lock
 from monitor.store.schema import executions, locks
 from monitor.store.states import REHEARSAL_LOCK, State
@@ -41,7 +42,7 @@ def release_in(conn: Connection, lock: Lock) -> None:
 
 def take(engine: Engine, lock: Lock) -> bool:
     """Take the target's lock (an expired holder loses it); False if someone holds it."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         return take_in(conn, lock)
 
 
@@ -49,7 +50,7 @@ def renew(engine: Engine, lock: Lock, at: datetime | None = None) -> bool:
     """Extend a lock we hold to ``at + ttl`` (``at``: now); False when it is no longer
     ours (it expired and another owner took it, or it was released)."""
     expires = (at or datetime.now(UTC)) + lock.ttl
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         result = conn.execute(
             update(locks)
             .where(locks.c.key == lock.key, locks.c.owner == lock.owner)
@@ -60,7 +61,7 @@ def renew(engine: Engine, lock: Lock, at: datetime | None = None) -> bool:
 
 def release(engine: Engine, lock: Lock) -> None:
     """Give a lock back, if it is still ours (another owner's is left alone)."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         release_in(conn, lock)
 
 

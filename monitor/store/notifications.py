@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine
 from monitor.alerts.payload import ZERO_TIME, Alert, Notification
 from monitor.errors import StoreError
 from monitor.heartbeat import Heartbeat
+from monitor.store.database import transaction
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def write_batch(
     ``processed`` marks earlier notifications as handed to the engine in the same commit;
     a notification whose ``needs_processing`` is False is stored as processed already.
     """
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         return write_in(conn, items, processed, needs_processing)
 
 
@@ -191,9 +192,19 @@ def _insert_notifications(
     ]
     ids: list[int] = []
     if d.sqlite:
-        for row in rows:
-            cur.execute(sql, row)
-            ids.append(int(cur.fetchone()[0]))
+        # One statement per chunk. Within it the rows get their ids in VALUES order (each
+        # new row's id is the largest so far plus one, and this transaction is the only
+        # writer), whatever order RETURNING lists them in: checked, not assumed.
+        for chunk in _chunks(rows):
+            many = (
+                f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) "
+                f"VALUES {d.values(9, len(chunk))} RETURNING id"
+            )
+            cur.execute(many, list(itertools.chain.from_iterable(chunk)))
+            got = sorted(int(r[0]) for r in cur.fetchall())
+            if len(got) != len(chunk) or got[-1] - got[0] != len(chunk) - 1:
+                raise StoreError("the store gave notification ids out of order")
+            ids.extend(got)
         return ids
     cur.executemany(sql, rows, returning=True)  # psycopg 3: pipelined, results in order
     while True:
@@ -246,7 +257,7 @@ def _aggregate(
     return by_key, keyed
 
 
-def _chunks(keys: list[Key]) -> list[list[Key]]:
+def _chunks(keys: list[Any]) -> list[list[Any]]:
     """``keys`` cut into chunks of the fixed statement sizes, largest first."""
     out = []
     start = 0

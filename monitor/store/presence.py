@@ -49,7 +49,7 @@ def beat(engine: Engine, at: datetime, who: dict[str, Any], *, stopped: bool = F
     """A replica's heartbeat (``who``: host, pid, public_url); ``stopped`` at its end.
     Its row and the removal of the rows of replicas gone for ``GONE`` are one commit."""
     by = str(who.get("host", ""))[:255] or None
-    with engine.begin() as conn:
+    with database.transaction(engine) as conn:
         switches.put(conn, key(who), {**who, "stopped": stopped}, at, by)
         conn.execute(delete(control).where(_rows(), control.c.updated_at < at - GONE))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
+from monitor.store.database import transaction
 from monitor.store.schema import alerts, notifications
 
 MAX_ERROR_CHARS = 2000  # of a failed attempt's error, kept with the notification
@@ -81,6 +82,8 @@ def lease(
     not read: their ``body`` is None."""
     c = notifications.c
     available = _available(now)
+    # Not transaction(): on SQLite this only reads (no lease), and a reader in WAL mode
+    # needs no turn among the writers.
     with engine.begin() as conn:
         picked: dict[int, int] = {}
         for chunk in in_chunks(list(dict.fromkeys(prefer))):
@@ -156,7 +159,7 @@ def retry_later(
 ) -> None:
     """Record failed attempts ``{id: (attempts, error, poisoned_at)}``; a notification not
     parked is leased to no one until ``retry_at``."""
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         for nid, (attempts, error, poisoned_at) in failures.items():
             conn.execute(
                 update(notifications)

@@ -7,12 +7,12 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
 
-from monitor import errors
+from monitor import errors, targets
 from monitor.actions import registry
 from monitor.actions.diagnose import common
 from monitor.actions.diagnose import postgres as pg_diagnose
@@ -150,4 +150,36 @@ def test_literals_are_replaced_in_query_text() -> None:
             "SELECT * FROM users WHERE email = 'a@b.c' AND id IN (1, 2.5, -3e2) AND t1.c = $$x$$"
         )
         == "SELECT * FROM users WHERE email = ? AND id IN (?, ?, ?) AND t1.c = ?"
+    )
+
+
+class Looked(pg_diagnose.Activity):
+    """postgres.activity with a resolver of the test's: one name, the test server's."""
+
+    names: ClassVar[dict[str, list[str]]] = {}
+
+    def lookup(self, host: str, port: int) -> list[str]:
+        if host not in self.names:
+            raise OSError("no such name")
+        return self.names[host]
+
+
+async def test_activity_connects_to_the_address_its_lookup_gave(
+    postgres: services.Postgres, pg_target: targets.PostgresTarget, actions_db: str
+) -> None:
+    Looked.names = {"db.conea.test": [postgres.host]}
+    named = pg_target.model_copy(update={"host": "db.conea.test"})  # resolves nowhere else
+    ctx = registry.ActionContext(
+        alert=None, target={}, services=registry.Services(postgres={"db": named})
+    )
+    out = await gather(Looked, ctx, target="db")
+    assert out.summary.endswith("none waiting on locks")
+    unknown = pg_target.model_copy(update={"host": "nowhere.conea.test"})
+    ctx.services.postgres = {"db": unknown}
+    with pytest.raises(errors.TemporaryActionError) as raised:
+        await gather(Looked, ctx, target="db")
+    assert str(raised.value) == (
+        f"postgres target 'db' ({postgres.user}@nowhere.conea.test:{postgres.port}/"
+        f"{actions_db}): cannot connect: failed to resolve host 'nowhere.conea.test': "
+        "no such name"
     )

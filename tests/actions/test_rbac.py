@@ -105,3 +105,38 @@ def test_unknown_action_and_bad_namespace_are_errors():
         rbac.render(registry, ["kubernetes.nuke"], None, "x")
     with pytest.raises(errors.ConfigError, match="'Prod_1' is not a valid DNS-1123 label"):
         rbac.render(registry, ["kubernetes.restart"], ["Prod_1"], "x")
+
+
+def test_a_target_narrows_the_grants_to_the_workload_kind_it_names():
+    registry = default_registry()
+    scale = ["kubernetes.scale"]
+    resources = {g[2] for g in rbac.needed(registry, [(scale, {"kind": "sts"})])}
+    assert resources == {"statefulsets/scale", "horizontalpodautoscalers"}  # subresources too
+    restart = ["kubernetes.restart"]
+    assert rbac.needed(
+        registry, [(restart, {"kind": "Deployment"}), (restart, {"kind": "DaemonSet"})]
+    ) == [
+        ("get", "apps", "daemonsets"),
+        ("get", "apps", "deployments"),
+        ("patch", "apps", "daemonsets"),
+        ("patch", "apps", "deployments"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"kind": "Pod", "resolve": "owner"},
+        {"kind": "Deployment", "resolve": "owner"},
+        {"kind": "{{ labels.kind }}"},
+        {"kind": "Pod"},
+        {},
+    ],
+    ids=["resolve-owner", "deployment-resolve-owner", "templated", "pod", "no-kind"],
+)
+def test_a_target_that_may_reach_any_workload_keeps_every_kind(target):
+    assert rbac.workload_kinds(target) == {"Deployment", "StatefulSet", "DaemonSet"}
+    restart = ["kubernetes.restart"]
+    assert rbac.needed(default_registry(), [(restart, target)]) == rbac.grants(
+        default_registry(), restart
+    )

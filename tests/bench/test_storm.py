@@ -69,7 +69,7 @@ def test_a_short_storm_reports_every_figure_and_loses_nothing() -> None:
 
 
 def args(**overrides: Any) -> argparse.Namespace:
-    values = dict(seconds=3.0, concurrency=8, targets=5, probes=2, drain_timeout=10.0)
+    values = dict(seconds=3.0, concurrency=8, targets=5, probes=2, drain_timeout=10.0, per=10)
     return argparse.Namespace(**{**values, **overrides})
 
 
@@ -77,7 +77,7 @@ def finished_run(drain: float | None, latencies: list[float]) -> storm.Run:
     plan = storm.Storm(targets=5)
     run = storm.Run(
         load=LoadResult(requests=2, errors=0, seconds=2.0, latencies=[0.01, 0.02]),
-        answered={plan.fingerprint(i, j) for i in range(2) for j in range(storm.PER)},
+        answered={plan.fingerprint(i, j) for i in range(2) for j in range(plan.per)},
         probes_answered={plan.probe(k)[0] for k in range(2)},
         probes_sent=2,
         latencies=latencies,
@@ -162,13 +162,15 @@ def test_the_load_is_the_bundled_policies_alert_over_the_targets() -> None:
     plan = storm.Storm(targets=3)
     body = json.loads(plan.body(7))
     labels = [a["labels"] for a in body["alerts"]]
-    assert len(labels) == storm.PER
+    assert len(labels) == plan.per == 10
     assert {lab["alertname"] for lab in labels} == {"HighErrorRate"}
     assert {lab["severity"] for lab in labels} == {"critical"}  # as rules/conea-api.yml sets it
     assert {lab["deployment"] for lab in labels} == {"api-0", "api-1", "api-2"}
     fingerprints = [a["fingerprint"] for a in body["alerts"]]
-    assert len(set(fingerprints)) == storm.PER
+    assert len(set(fingerprints)) == plan.per
     assert not set(fingerprints) & {a["fingerprint"] for a in json.loads(plan.body(8))["alerts"]}
+    single = json.loads(storm.Storm(targets=3, per=1).body(7))["alerts"]
+    assert [a["labels"]["deployment"] for a in single] == ["api-1"]  # request 7 of 3 targets
     probe_fingerprint, probe_body = plan.probe(0)
     probe = json.loads(probe_body)["alerts"]
     assert [a["labels"]["deployment"] for a in probe] == ["fresh-0"]

@@ -1,7 +1,8 @@
 """The chart's RBAC grants exactly what the configured actions declare: no more, no less.
 
 The reference is the service itself: ``conea-monitor rbac`` run on the rendered
-configuration and policies, and ``monitor.actions.rbac.render`` for chosen action sets.
+configuration and policies, and ``monitor.actions.rbac.render_needed`` for chosen action
+sets and the workload kinds they act on.
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ def _roles(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-def _expected(actions: list[str], namespaces: list[str] | None) -> list[dict[str, Any]]:
-    return _roles(rbac.render(default_registry(), actions, namespaces, c.FULLNAME))
+Uses = list[tuple[list[str], str | None]]
+"""Actions and the workload kind they act on (None: every kind)."""
+
+
+def _expected(uses: Uses, namespaces: list[str] | None) -> list[dict[str, Any]]:
+    needed = [(actions, {"kind": kind} if kind else {}) for actions, kind in uses]
+    return _roles(rbac.render_needed(default_registry(), needed, namespaces, c.FULLNAME))
 
 
 def _write_rendered(objects: list[dict[str, Any]], tmp_path: Path) -> Path:
@@ -83,55 +89,70 @@ def test_rendered_rbac_equals_what_conea_monitor_rbac_prints_for_the_rendered_co
     assert rendered == _cli_rbac(objects, tmp_path, capsys)
 
 
-CASES: dict[str, tuple[dict[str, Any], list[str], list[str] | None]] = {
+DEFAULT_ACTIONS = [
+    "http.request",
+    "kubernetes.events",  # the diagnostics of the default policies read too
+    "kubernetes.logs",
+    "kubernetes.pods",
+    "kubernetes.restart",
+    "kubernetes.scale",
+    "kubernetes.set_env",
+    "log",
+    "notify",
+    "postgres.activity",
+    "postgres.terminate_idle_in_transaction",
+    "prometheus.query",
+]
+
+# The default policies act on Deployments only: no StatefulSet or DaemonSet is granted.
+CASES: dict[str, tuple[dict[str, Any], Uses, list[str] | None]] = {
     "default policies in the release namespace": (
         {},
-        [
-            "http.request",
-            "kubernetes.events",  # the diagnostics of the default policies read too
-            "kubernetes.logs",
-            "kubernetes.pods",
-            "kubernetes.restart",
-            "kubernetes.scale",
-            "kubernetes.set_env",
-            "log",
-            "notify",
-            "postgres.activity",
-            "postgres.terminate_idle_in_transaction",
-            "prometheus.query",
-        ],
+        [(DEFAULT_ACTIONS, "Deployment")],
         [c.NAMESPACE],
     ),
     "one Role per allowed namespace": (
         {"config": {"automation": {"namespaces_allow": ["staging", "production", "staging"]}}},
-        [
-            "kubernetes.events",
-            "kubernetes.logs",
-            "kubernetes.pods",
-            "kubernetes.restart",
-            "kubernetes.scale",
-            "kubernetes.set_env",
-        ],
+        [(DEFAULT_ACTIONS, "Deployment")],
         ["production", "staging"],
     ),
-    "explicit actions, cluster-wide": (
+    "kinds listed in rbac.workloadKinds are granted too": (
+        {"rbac": {"workloadKinds": ["DaemonSet"]}},
+        [(DEFAULT_ACTIONS, "Deployment"), (DEFAULT_ACTIONS, "DaemonSet")],
+        [c.NAMESPACE],
+    ),
+    "explicit actions, cluster-wide: for Deployments unless listed": (
         {
             "rbac": {
                 "clusterWide": True,
                 "actions": ["kubernetes.delete_pod", "kubernetes.rollback"],
             }
         },
-        ["kubernetes.delete_pod", "kubernetes.rollback"],
+        [(["kubernetes.delete_pod", "kubernetes.rollback"], "Deployment")],
         None,
+    ),
+    "explicit actions for the kinds listed only": (
+        {
+            "policies": {"defaults": False},
+            "rbac": {
+                "actions": ["kubernetes.restart", "kubernetes.scale"],
+                "workloadKinds": ["StatefulSet", "DaemonSet"],
+            },
+        },
+        [
+            (["kubernetes.restart", "kubernetes.scale"], "StatefulSet"),
+            (["kubernetes.restart", "kubernetes.scale"], "DaemonSet"),
+        ],
+        [c.NAMESPACE],
     ),
     "every action": (
         {"rbac": {"actions": sorted(default_registry())}},
-        sorted(default_registry()),
+        [(sorted(default_registry()), "Deployment")],
         [c.NAMESPACE],
     ),
     "no Kubernetes action: empty rules": (
         {"rbac": {"actions": ["notify", "log"]}},
-        ["notify"],
+        [(["notify"], None)],
         [c.NAMESPACE],
     ),
     "jobs add their actions": (
@@ -149,7 +170,25 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str] | None]] = {
                 ]
             },
         },
-        ["kubernetes.restart", "kubernetes.scale"],
+        # the job names no target kind: every kind its restart handles
+        [(["kubernetes.restart"], None), (["kubernetes.scale"], "Deployment")],
+        [c.NAMESPACE],
+    ),
+    "a job acts on the kind its target names": (
+        {
+            "policies": {"defaults": False},
+            "config": {
+                "jobs": [
+                    {
+                        "name": "restart-agent",
+                        "cron": "0 3 * * *",
+                        "action": "kubernetes.restart",
+                        "target": {"kind": "DaemonSet", "namespace": "production", "name": "a"},
+                    }
+                ]
+            },
+        },
+        [(["kubernetes.restart"], "DaemonSet")],
         [c.NAMESPACE],
     ),
 }
@@ -157,10 +196,10 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[str] | None]] = {
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_rendered_rbac_equals_rbac_render_for_the_same_actions_and_namespaces(
-    chart: helm.Chart, case: tuple[dict[str, Any], list[str], list[str] | None]
+    chart: helm.Chart, case: tuple[dict[str, Any], Uses, list[str] | None]
 ) -> None:
-    values, actions, namespaces = case
-    assert _roles(c.render(chart, values)) == _expected(actions, namespaces)
+    values, uses, namespaces = case
+    assert _roles(c.render(chart, values)) == _expected(uses, namespaces)
 
 
 def test_each_role_is_bound_to_the_service_account_in_its_namespace(chart: helm.Chart) -> None:
@@ -269,8 +308,10 @@ def test_policies_given_in_values_extend_the_role_as_conea_monitor_rbac_does(
     }
     assert {("delete", "pods"), ("list", "replicasets"), ("patch", "deployments")} <= granted
     if not defaults:
+        # the Pod's owner may be any workload kind; the rollback is a Deployment's
         assert rendered == _expected(
-            ["kubernetes.delete_pod", "kubernetes.rollback"], [c.NAMESPACE]
+            [(["kubernetes.delete_pod"], None), (["kubernetes.rollback"], "Deployment")],
+            [c.NAMESPACE],
         )
 
 
@@ -279,3 +320,50 @@ def test_a_policy_file_in_values_that_is_not_yaml_fails_the_render_naming_it(
 ) -> None:
     with pytest.raises(helm.HelmError, match=r"policies\.files\.broken\.yaml: not YAML"):
         c.render(chart, {"policies": {"files": {"broken.yaml": "policies: [unclosed"}}})
+
+
+def _granted(objects: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(verb, resource) of the first Role or ClusterRole rendered."""
+    [role, *_] = _roles(objects)
+    return {
+        (verb, resource)
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_the_default_role_grants_no_daemonsets_unless_rbac_workload_kinds_lists_them(
+    chart: helm.Chart,
+) -> None:
+    default = _granted(c.render(chart))
+    assert {("patch", "deployments"), ("update", "deployments/scale")} <= default
+    assert {r for _, r in default if r.startswith(("daemonsets", "statefulsets"))} == set()
+    listed = _granted(c.render(chart, {"rbac": {"workloadKinds": ["DaemonSet"]}}))
+    assert {("get", "daemonsets"), ("patch", "daemonsets")} <= listed
+    assert {r for _, r in listed if r.startswith("statefulsets")} == set()
+    # with rbac.actions the kinds come from the value alone
+    explicit = {
+        "policies": {"defaults": False},
+        "rbac": {"actions": ["kubernetes.restart"], "workloadKinds": ["DaemonSet"]},
+    }
+    assert _granted(c.render(chart, explicit)) == {("get", "daemonsets"), ("patch", "daemonsets")}
+
+
+DAEMONSET_POLICY = """
+policies:
+  - name: restart-node-agent
+    match: ['alertname="NodeAgentStuck"']
+    target: {kind: DaemonSet, namespace: production, name: node-agent}
+    steps: [[{action: kubernetes.restart}]]
+"""
+
+
+def test_a_policy_restarting_a_daemon_set_adds_daemonsets_as_conea_monitor_rbac_does(
+    chart: helm.Chart, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    objects = c.render(chart, {"policies": {"files": {"agent.yaml": DAEMONSET_POLICY}}})
+    granted = _granted(objects)
+    assert {("get", "daemonsets"), ("patch", "daemonsets")} <= granted
+    assert {r for _, r in granted if r.startswith("statefulsets")} == set()
+    assert _roles(objects) == _cli_rbac(objects, tmp_path, capsys)

@@ -73,6 +73,22 @@ BAD: dict[str, tuple[dict[str, Any], type[helm.HelmError], str]] = {
         helm.HelmRenderError,
         'rbac.actions: unknown action "kubernetes.nuke" (known: http.request,',
     ),
+    "a workload kind that is not one": (
+        {"rbac": {"workloadKinds": ["CronJob"]}},
+        helm.HelmValuesError,
+        "at '/rbac/workloadKinds/0'",
+    ),
+    "a policy acting on a workload kind rbac.actions does not grant": (
+        {
+            "rbac": {"actions": ["kubernetes.restart"], "workloadKinds": ["Deployment"]},
+            "policies": {"kubePrometheusStack": True},
+        },
+        helm.HelmRenderError,
+        'rbac.workloadKinds: policy "kps-crash-looping" (kube-prometheus-stack.yaml) may act '
+        "on a DaemonSet or StatefulSet, and with rbac.actions set the Role grants workloads "
+        "of the kinds rbac.workloadKinds lists only (empty: Deployment): add DaemonSet, "
+        "StatefulSet",
+    ),
     "an unknown job action": (
         {"config": {"jobs": [{"name": "x", "interval": "5m", "action": "kubernetes.nuke"}]}},
         helm.HelmRenderError,

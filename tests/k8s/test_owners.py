@@ -280,6 +280,10 @@ def test_the_permission_check_asks_only_for_the_workload_kind_a_policy_targets(t
         "    match: ['alertname=\"C\"']\n"
         "    target: {kind: '{{ labels.kind }}', namespace: production, name: x}\n"
         "    steps: [[{action: kubernetes.restart}]]\n"
+        "  - name: scale-api\n"
+        "    match: ['alertname=\"D\"']\n"
+        "    target: {kind: Deployment, namespace: production, name: api}\n"
+        "    steps: [[{action: kubernetes.scale, with: {by: 1}}]]\n"
     )
     registry = default_registry()
     policies = loader.load([tmp_path], registry)
@@ -295,6 +299,9 @@ def test_the_permission_check_asks_only_for_the_workload_kind_a_policy_targets(t
     }
     assert "patch statefulsets.apps in production" in asked["any"]
     assert "patch daemonsets.apps in production" in asked["any"]
+    # a subresource of another kind is left out too
+    assert "update deployments.apps/scale in production" in asked["scale-api"]
+    assert not [n for n in asked["scale-api"] if "statefulsets" in n]
 
 
 async def test_delete_pod_through_a_daemon_set_deletes_that_pod_only(emulator, kube, actions):

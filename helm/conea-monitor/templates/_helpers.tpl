@@ -92,23 +92,48 @@ release: {{ . | quote }}
 {{- end }}
 
 {{/*
-The actions whose RBAC rules are granted, sorted and unique: rbac.actions when set, else
-every action of every policy the chart ships, in its steps and its diagnose: (the defaults
-and policies.files, as conea-monitor rbac counts them); plus those of config.jobs.
+The workload resources a policy or job with target `$target` may act on (its kind's, or
+every one with `resolve: owner` or a kind naming no workload), as
+monitor.actions.rbac.workload_kinds says: (list $catalogue $target).
 */}}
-{{- define "conea-monitor.rbacActions" -}}
-{{- $catalogue := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
-{{- $actions := list }}
-{{- if .Values.rbac.actions }}
-{{- $actions = .Values.rbac.actions }}
+{{- define "conea-monitor.rbacWorkloads" -}}
+{{- $catalogue := index . 0 }}
+{{- $target := index . 1 | default dict }}
+{{- $kind := lower (toString ($target.kind | default "")) }}
+{{- if and (ne (toString ($target.resolve | default "")) "owner") (hasKey $catalogue.workloads $kind) }}
+{{- toYaml (list (get $catalogue.workloads $kind)) }}
 {{- else }}
+{{- toYaml (values $catalogue.kinds | sortAlpha) }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the Role grants, as a list of {actions, workloads}: each action's rules are granted
+except those on the workload resources (deployments, statefulsets, daemonsets and their
+subresources) not in `workloads`. Without rbac.actions: one entry per policy the chart
+ships (the defaults and policies.files; the actions of its steps and its diagnose:, and
+`resolve: owner`), for the workload kind its target names, as conea-monitor rbac counts
+them; plus, when rbac.workloadKinds lists kinds, every such action for those kinds too.
+With rbac.actions: those actions, for rbac.workloadKinds (default: Deployment); a policy
+acting on a kind not listed fails the render. Each of config.jobs adds its action, for
+the kind its target names.
+*/}}
+{{- define "conea-monitor.rbacUses" -}}
+{{- $catalogue := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
+{{- $every := values $catalogue.kinds | sortAlpha }}
+{{- $listed := list }}
+{{- range $kind := (.Values.rbac.workloadKinds | default list) }}
+{{- $listed = append $listed (get $catalogue.kinds $kind) }}
+{{- end }}
+{{- $policies := list }}
 {{- range $name, $content := (include "conea-monitor.policies" . | fromYaml) }}
 {{- $file := $content | fromYaml }}
 {{- if hasKey $file "Error" }}
 {{- fail (printf "policies.files.%s: not YAML: %s" $name $file.Error) }}
 {{- end }}
 {{- range $policy := ($file.policies | default list) }}
-{{- if eq (($policy.target | default dict).resolve | default "") "owner" }}
+{{- $actions := list }}
+{{- if eq (toString (($policy.target | default dict).resolve | default "")) "owner" }}
 {{- $actions = append $actions "resolve: owner" }}
 {{- end }}
 {{- range $step := ($policy.steps | default list) }}
@@ -123,34 +148,92 @@ and policies.files, as conea-monitor rbac counts them); plus those of config.job
 {{- range $diagnostic := ($policy.diagnose | default list) }}
 {{- $actions = append $actions $diagnostic.action }}
 {{- end }}
+{{- $workloads := include "conea-monitor.rbacWorkloads" (list $catalogue $policy.target) | fromYamlArray }}
+{{- $policies = append $policies (dict "policy" (toString $policy.name) "file" $name "actions" $actions "workloads" $workloads) }}
 {{- end }}
+{{- end }}
+{{- $uses := list }}
+{{- if .Values.rbac.actions }}
+{{- $granted := $listed | default (list (get $catalogue.kinds "Deployment")) }}
+{{- $uses = append $uses (dict "actions" .Values.rbac.actions "workloads" $granted) }}
+{{- range $use := $policies }}
+{{- $acting := false }}
+{{- range $action := $use.actions }}
+{{- if has $action $.Values.rbac.actions }}
+{{- range $rule := (get $catalogue.actions $action | default list) }}
+{{- range $resource := $rule.resources }}
+{{- if and (has "apps" $rule.apiGroups) (has (first (splitList "/" $resource)) $every) }}
+{{- $acting = true }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $missing := list }}
+{{- range $kind, $resource := $catalogue.kinds }}
+{{- if and (has $resource $use.workloads) (not (has $resource $granted)) }}
+{{- $missing = append $missing $kind }}
+{{- end }}
+{{- end }}
+{{- if and $acting $missing }}
+{{- fail (printf "rbac.workloadKinds: policy %q (%s) may act on a %s, and with rbac.actions set the Role grants workloads of the kinds rbac.workloadKinds lists only (empty: Deployment): add %s" $use.policy $use.file (join " or " $missing) (join ", " $missing)) }}
+{{- end }}
+{{- end }}
+{{- else }}
+{{- range $use := $policies }}
+{{- $uses = append $uses (dict "actions" $use.actions "workloads" $use.workloads) }}
 {{- end }}
 {{- end }}
 {{- range $job := (.Values.config.jobs | default list) }}
-{{- $actions = append $actions $job.action }}
+{{- $workloads := include "conea-monitor.rbacWorkloads" (list $catalogue $job.target) | fromYamlArray }}
+{{- $uses = append $uses (dict "actions" (list $job.action) "workloads" $workloads) }}
 {{- end }}
-{{- range $action := $actions }}
+{{- if and $listed (not .Values.rbac.actions) }}
+{{- $actions := list }}
+{{- range $use := $uses }}
+{{- $actions = concat $actions $use.actions }}
+{{- end }}
+{{- $uses = append $uses (dict "actions" (uniq $actions | sortAlpha) "workloads" $listed) }}
+{{- end }}
+{{- range $use := $uses }}
+{{- range $action := $use.actions }}
 {{- if not (hasKey $catalogue.actions $action) }}
 {{- fail (printf "rbac.actions: unknown action %q (known: %s)" $action (keys $catalogue.actions | sortAlpha | join ", ")) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $uses }}
+{{- end }}
+
+{{/* The actions whose RBAC rules are granted (conea-monitor.rbacUses), sorted and unique. */}}
+{{- define "conea-monitor.rbacActions" -}}
+{{- $actions := list }}
+{{- range $use := (include "conea-monitor.rbacUses" . | fromYamlArray) }}
+{{- $actions = concat $actions $use.actions }}
 {{- end }}
 {{- toYaml (uniq $actions | sortAlpha) }}
 {{- end }}
 
 {{/*
-The rules of the actions, merged as monitor.actions.rbac.rules merges them: verbs merged per
-(API group, resource), resources with the same verbs grouped per API group, sorted by
-(group, verbs). "\x01" and "\x00" make string order equal tuple order.
+The rules of conea-monitor.rbacUses, merged as monitor.actions.rbac.merge merges them: verbs
+merged per (API group, resource), resources with the same verbs grouped per API group,
+sorted by (group, verbs). "\x01" and "\x00" make string order equal tuple order.
 */}}
 {{- define "conea-monitor.rbacRules" -}}
 {{- $catalogue := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
+{{- $every := values $catalogue.kinds }}
 {{- $verbs := dict }}
-{{- range $action := (include "conea-monitor.rbacActions" . | fromYamlArray) }}
+{{- range $use := (include "conea-monitor.rbacUses" . | fromYamlArray) }}
+{{- range $action := $use.actions }}
 {{- range $rule := (get $catalogue.actions $action) }}
 {{- range $group := $rule.apiGroups }}
 {{- range $resource := $rule.resources }}
+{{- $workload := first (splitList "/" $resource) }}
+{{- if not (and (eq $group "apps") (has $workload $every) (not (has $workload $use.workloads))) }}
 {{- $key := printf "%s\x01%s" $group $resource }}
 {{- $_ := set $verbs $key (concat (get $verbs $key | default list) $rule.verbs | uniq | sortAlpha) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

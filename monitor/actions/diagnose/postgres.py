@@ -5,7 +5,9 @@ Connections are counted by state; the sessions waiting on something (the manual'
 their pid, user, state, wait event and query. Query text is cut to ``query_length``
 characters and, unless ``redact: false``, its string and numeric literals are replaced
 by ``?`` (they may hold personal data or credentials). The connection is the named
-``postgres_targets`` entry's (:mod:`monitor.actions.postgres`).
+``postgres_targets`` entry's (:mod:`monitor.actions.postgres`); its host name is looked
+up in the diagnostics' threads, so a slow resolver is the diagnostic's timeout, nothing
+else's.
 """
 
 from __future__ import annotations
@@ -62,8 +64,15 @@ class Activity(common.Diagnostic[ActivityParams]):
     Params = ActivityParams
     COLUMNS = ["pid", "user", "state", "wait_event_type", "wait_event", "query"]
 
+    def lookup(self, host: str, port: int) -> list[str]:
+        """The target host's addresses: a blocking DNS lookup, run in a worker thread of
+        the diagnostics' own pool, within the diagnostic's timeout."""
+        return postgres.addresses(host, port)
+
     async def gather(self, params: ActivityParams, ctx: registry.ActionContext) -> common.Found:
-        async with postgres.connect(ctx, params.target, params.database) as conn:
+        async with postgres.connect(
+            ctx, params.target, params.database, lookup=self.lookup
+        ) as conn:
             counts = await (await conn.execute(_COUNTS)).fetchall()
             waiting = await (await conn.execute(_WAITING, (params.limit + 1,))).fetchall()
         truncated = len(waiting) > params.limit
