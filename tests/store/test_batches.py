@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from monitor.alerts import payload
 from monitor.store import batches, database, queue
@@ -100,3 +100,24 @@ def test_0003_keeps_one_deferred_first_step_per_target_and_goes_back(url: str) -
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM executions")).scalar_one() == 5
     db.dispose()
+
+
+def test_each_notification_of_a_large_group_commit_gets_its_own_id(db: database.Handle) -> None:
+    # 263 notifications are inserted in statements of 200, 50, 10 and 1 rows; each one's id
+    # must be the row holding its own alerts (the engine decides them by that id).
+    counts = [1 + n % 3 for n in range(263)]
+    ids = store(db, *counts)
+    assert len(set(ids)) == 263
+    with db.connect() as conn:
+        rows = dict(
+            conn.execute(
+                text("SELECT id, alert_count FROM notifications WHERE id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": ids},
+            ).all()
+        )
+        payloads = dict(conn.execute(text("SELECT id, payload FROM notifications")).all())
+    assert [rows[i] for i in ids] == counts
+    for n, nid in enumerate(ids):
+        assert f'"{n:04d}0000"' in payloads[nid]  # its first alert's fingerprint
