@@ -109,7 +109,7 @@ def test_each_notification_of_a_large_group_commit_gets_its_own_id(db: database.
     ids = store(db, *counts)
     assert len(set(ids)) == 263
     with db.connect() as conn:
-        rows = dict(
+        rows: dict[int, int] = dict(
             conn.execute(
                 text("SELECT id, alert_count FROM notifications WHERE id IN :ids").bindparams(
                     bindparam("ids", expanding=True)
@@ -117,7 +117,9 @@ def test_each_notification_of_a_large_group_commit_gets_its_own_id(db: database.
                 {"ids": ids},
             ).all()
         )
-        payloads = dict(conn.execute(text("SELECT id, payload FROM notifications")).all())
+        payloads: dict[int, str] = dict(
+            conn.execute(text("SELECT id, payload FROM notifications")).all()
+        )
     assert [rows[i] for i in ids] == counts
     for n, nid in enumerate(ids):
         assert f'"{n:04d}0000"' in payloads[nid]  # its first alert's fingerprint
