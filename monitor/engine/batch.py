@@ -5,7 +5,7 @@ policy) pair in a batch is decided together:
 
 1. each alert is matched and its policies' targets rendered; pairs are grouped by
    (policy, target);
-2. one read of the store (:func:`monitor.store.batches.inputs`) answers for the whole
+2. one read of the store (:func:`monitor.store.batch_reads.inputs`) answers for the whole
    batch: the targets' histories (cooldown, budget), what is in flight or waiting on
    them, their locks, which alerts were already decided or resolved, the kill switch;
 3. per group, in memory: alerts already decided are duplicates; if a decision for the
@@ -52,7 +52,9 @@ from monitor.engine.deciding import (
 )
 from monitor.engine.parts import Parts
 from monitor.errors import PolicyError
-from monitor.store.batches import Birth, Born, Inputs, Member
+from monitor.store.batch_reads import Inputs
+from monitor.store.batches import Birth, Born
+from monitor.store.coalescing import Member
 from monitor.store.notifications import StoredNotification
 from monitor.store.records import Audit, ExecutionKey, Lock
 from monitor.store.states import RevertState, State, lock_key
