@@ -34,7 +34,7 @@ from monitor.alerts.context import AlertContext
 from monitor.engine import paging
 from monitor.engine.approval import Approvals
 from monitor.engine.attempt import Attempt
-from monitor.engine.batch import BatchDecider, Busy
+from monitor.engine.batch import BatchDecider
 from monitor.engine.breaker import Breaker
 from monitor.engine.clock import Clock, SystemClock
 from monitor.engine.deciding import LOCK_TTL, Decider, Gate
@@ -42,6 +42,7 @@ from monitor.engine.diagnosing import AFTER_FAILURE, AFTER_VERIFICATION, BEFORE,
 from monitor.engine.executing import Executor
 from monitor.engine.firing import FiringCheck
 from monitor.engine.ledger import Ledger
+from monitor.engine.pairs import Busy
 from monitor.engine.parts import Parts
 from monitor.engine.resolution import Resolution
 from monitor.engine.timers import Timers

@@ -1,9 +1,10 @@
-"""A batch of decisions: what it reads and writes at once.
+"""A batch of decisions written at once.
 
 A consumer takes a batch of notifications from the queue (:mod:`.queue`), reads what
-deciding them needs in one go (:func:`inputs`), and writes the claims, deferrals,
-coalesced alerts and audit records in one transaction (:func:`commit`). Exactly-once
-per execution key still comes from the uniqueness constraints: every insert here is
+deciding them needs in one go (:func:`.batch_reads.inputs`), and writes the claims,
+deferrals, coalesced alerts (:mod:`.coalescing`) and audit records in one transaction
+(:func:`commit`). Exactly-once per execution key still comes from the uniqueness
+constraints: every insert here is
 ``ON CONFLICT DO NOTHING`` and a conflict is reported back as a duplicate (or as
 "coalesced into" the deferred execution another replica created for the same policy
 and target a moment before). With the blast-radius breaker configured, every live claim
@@ -13,149 +14,27 @@ is admitted or refused by its count in the same transaction (:class:`.breaker.Ad
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Connection, Engine, and_, or_, select, union_all, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from monitor.store import breaker as breaker_mod
+from monitor.store import coalescing
 from monitor.store import locks as locks_mod
-from monitor.store.control import PAUSE_KEY
 from monitor.store.database import transaction
 from monitor.store.executions import _birth, _moved, acted
-from monitor.store.notifications import _Driver
-from monitor.store.queue import aware, in_chunks
-from monitor.store.records import Audit, ExecutionKey, Lock, TargetHistory
-from monitor.store.schema import alerts, coalesced, control, executions, notifications
-from monitor.store.states import RevertState, State
-
-# What deciding a batch reads -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Open:
-    """An execution of a (policy, target) a batch must know of: its first step waiting
-    (new alerts are coalesced into it), or a revert waiting for its delay."""
-
-    id: int
-    policy: str
-    step: int
-    state: str
-    revert_state: str
-
-
-@dataclass
-class Inputs:
-    paused: bool
-    # (target_key, rehearsal) -> start times of the executions that acted on it since
-    # ``since`` (the longest budget window or cooldown of the batch's policies), newest
-    # first: live ones (rehearsal False) and rehearsed ones (True) apart.
-    started: dict[tuple[str, bool], list[datetime]] = field(default_factory=dict)
-    # (policy, target_key) -> executions not finished with (deferred, running, verifying)
-    # and reverts waiting for their delay.
-    open: dict[tuple[str, str], list[Open]] = field(default_factory=dict)
-    decided: set[tuple[str, str, datetime]] = field(default_factory=set)  # policy, fp, starts
-    resolved: set[tuple[str, datetime]] = field(default_factory=set)
-
-    def history(self, target_key: str, rehearsal: bool, window_start: datetime) -> TargetHistory:
-        """What cooldown and budget know of a target, in live mode or in rehearsal."""
-        times = self.started.get((target_key, rehearsal), [])
-        return TargetHistory(
-            times[0] if times else None, sum(1 for at in times if at >= window_start)
-        )
-
-
-def inputs(
-    engine: Engine,
-    *,
-    now: datetime,
-    since: datetime,
-    targets: Sequence[str],
-    fingerprints: Sequence[str],
-) -> Inputs:
-    """Everything a batch's first-step decisions need from the store, in one read.
-    ``since`` must reach back the longest budget window and cooldown asked about."""
-    ex = executions.c
-    out = Inputs(paused=False)
-    targets = list(dict.fromkeys(targets))
-    fingerprints = list(dict.fromkeys(fingerprints))
-    with engine.connect() as conn:
-        switch = conn.execute(select(control.c.value).where(control.c.key == PAUSE_KEY)).first()
-        out.paused = bool(switch and isinstance(switch[0], dict) and switch[0].get("paused"))
-        for chunk in in_chunks(targets):
-            started: dict[tuple[str, bool], list[datetime]] = defaultdict(list)
-            for key, rehearsed, at in conn.execute(
-                select(ex.target_key, ex.dry_run, ex.created_at)
-                .where(
-                    ex.target_key.in_(chunk),
-                    or_(acted(False), acted(True)),
-                    ex.created_at >= since,
-                )
-                .order_by(ex.created_at.desc())
-            ):
-                started[(key, bool(rehearsed))].append(aware(at))
-            out.started.update(started)
-            for row in conn.execute(
-                select(
-                    ex.id,
-                    ex.policy,
-                    ex.step,
-                    ex.target_key,
-                    ex.state,
-                    ex.revert_state,
-                )
-                .where(
-                    ex.target_key.in_(chunk),
-                    or_(
-                        and_(
-                            ex.state.in_([State.DEFERRED.value, State.AWAITING_APPROVAL.value]),
-                            ex.step == 0,
-                        ),
-                        ex.revert_state == RevertState.SCHEDULED.value,
-                    ),
-                )
-                .order_by(ex.id)
-            ):
-                one = Open(int(row[0]), row[1], int(row[2]), row[4], row[5])
-                out.open.setdefault((row[1], row[3]), []).append(one)
-        for chunk in in_chunks(fingerprints):
-            decided = union_all(
-                *(
-                    select(t.c.policy, t.c.fingerprint, t.c.starts_at).where(
-                        t.c.step == 0, t.c.fingerprint.in_(chunk)
-                    )
-                    for t in (executions, coalesced)
-                )
-            )
-            for policy, fp, starts in conn.execute(decided):
-                out.decided.add((policy, fp, aware(starts)))
-            for fp, starts in conn.execute(
-                select(alerts.c.fingerprint, alerts.c.starts_at).where(
-                    alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
-                )
-            ):
-                out.resolved.add((fp, aware(starts)))
-    return out
-
+from monitor.store.queue import in_chunks
+from monitor.store.records import Audit, ExecutionKey, Lock
+from monitor.store.schema import executions, notifications
+from monitor.store.states import State
 
 # What deciding a batch writes ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Member:
-    """An alert recorded against another alert's execution of the same policy/target."""
-
-    key: ExecutionKey
-    labels: Mapping[str, str]
-    reason: str
-    target_key: str
-    at: datetime
 
 
 @dataclass
@@ -167,7 +46,7 @@ class Birth:
     key: ExecutionKey
     row: dict[str, Any]
     record: Audit
-    members: list[Member] = field(default_factory=list)
+    members: list[coalescing.Member] = field(default_factory=list)
     lock: Lock | None = None
     busy_due: datetime | None = None
     busy_record: Audit | None = None
@@ -198,7 +77,7 @@ def commit(
     engine: Engine,
     *,
     births: Sequence[Birth],
-    joins: Mapping[int, Sequence[Member]],
+    joins: Mapping[int, Sequence[coalescing.Member]],
     records: Iterable[Audit],
     processed: Sequence[int] = (),
     at: datetime | None = None,
@@ -250,7 +129,7 @@ _CONTENTION = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFail
 def _commit(
     engine: Engine,
     births: Sequence[Birth],
-    joins: Mapping[int, Sequence[Member]],
+    joins: Mapping[int, Sequence[coalescing.Member]],
     records: Sequence[Audit],
     processed: Sequence[int],
     at: datetime | None,
@@ -261,7 +140,9 @@ def _commit(
     with transaction(engine) as conn:
         admit = breaker_mod.Admission(conn, limit) if limit is not None else None
         audits: list[Audit | tuple[Audit, int | None]] = list(records)
-        members: list[tuple[int, Member]] = [(eid, m) for eid, many in joins.items() for m in many]
+        members: list[tuple[int, coalescing.Member]] = [
+            (eid, m) for eid, many in joins.items() for m in many
+        ]
         refused: set[ExecutionKey] = set()
         for birth in births:
             if birth.after is not None and birth.after in refused:
@@ -273,7 +154,7 @@ def _commit(
             fates.append(fate)
             if fate.execution_id is not None and fate.fate != "duplicate":
                 members.extend((fate.execution_id, m) for m in birth.members)
-        _write(conn, members, audits)
+        coalescing.write(conn, members, audits)
         for chunk in in_chunks(sorted(set(processed))):
             conn.execute(
                 update(notifications)
@@ -281,90 +162,6 @@ def _commit(
                 .values(processed_at=at)
             )
     return fates
-
-
-# A storm writes thousands of these rows a second: straight to the DB-API cursor, as the
-# webhook's writer does (SQLAlchemy's per-row parameter processing costs more).
-_COALESCED = (
-    "INSERT INTO coalesced (execution_id, policy, step, fingerprint, starts_at, labels, "
-    "reason, at) VALUES ({}) ON CONFLICT DO NOTHING"
-)
-_AUDIT = (
-    "INSERT INTO audit (at, kind, message, policy, fingerprint, target_key, execution_id, "
-    "outcome, details) VALUES ({})"
-)
-LISTED = 100  # fingerprints named in one "coalesced" audit record
-
-
-def _write(
-    conn: Connection,
-    members: Sequence[tuple[int, Member]],
-    audits: list[Audit | tuple[Audit, int | None]],
-) -> None:
-    """The coalesced alerts (one row each) and the audit records: one record per
-    execution and reason for the alerts coalesced into it by this batch."""
-    d = _Driver(conn.dialect.name)
-    groups: dict[tuple[int, str], list[Member]] = {}
-    for eid, member in members:
-        groups.setdefault((eid, member.reason), []).append(member)
-    for (eid, reason), many in groups.items():
-        first = many[0]
-        said = f"{len(many)} alerts coalesced" if len(many) > 1 else "coalesced"
-        record = Audit(
-            first.at,
-            "coalesce",
-            f"{said} into #{eid}: {reason}",
-            first.key.policy,
-            first.key.fingerprint,
-            first.target_key,
-            "coalesced",
-            {
-                "coalesced_into": eid,
-                "alerts": len(many),
-                "fingerprints": [m.key.fingerprint for m in many[:LISTED]],
-            },
-        )
-        audits.append((record, eid))
-    members = sorted(members, key=lambda em: (em[1].key.policy, em[1].key.fingerprint))
-    cur = conn.connection.cursor()
-    try:
-        if members:
-            cur.executemany(
-                _COALESCED.format(", ".join([d.ph] * 8)),
-                [
-                    (
-                        eid,
-                        m.key.policy,
-                        m.key.step,
-                        m.key.fingerprint,
-                        d.ts(m.key.starts_at),
-                        d.json(dict(m.labels)),
-                        m.reason,
-                        d.ts(m.at),
-                    )
-                    for eid, m in members
-                ],
-            )
-        if audits:
-            rows = []
-            for item in audits:
-                record, owner = item if isinstance(item, tuple) else (item, None)
-                rows.append(
-                    (
-                        d.ts(record.at),
-                        record.kind,
-                        record.message,
-                        record.policy,
-                        record.fingerprint,
-                        record.target_key,
-                        owner,
-                        record.outcome,
-                        None if record.details is None else d.json(record.details),
-                    )
-                )
-            cur.executemany(_AUDIT.format(", ".join([d.ph] * 9)), rows)
-    finally:
-        cur.close()
 
 
 def _insert(conn: Connection, dialect: Any, values: Mapping[str, Any]) -> int | None:
@@ -464,76 +261,3 @@ def _born(
     if waiting is None:  # gone again in between: the alert is decided with the next batch
         return Born("duplicate", None)
     return Born("coalesced", int(waiting[0]))
-
-
-# Coalesced alerts as the engine reads them back ------------------------------------------
-
-
-@dataclass(frozen=True)
-class Coalesced:
-    fingerprint: str
-    starts_at: datetime
-    labels: dict[str, str]
-    reason: str
-    at: datetime
-
-
-def members(engine: Engine, execution_ids: Sequence[int]) -> dict[int, list[Coalesced]]:
-    """The alerts coalesced into each execution, oldest alert first."""
-    c = coalesced.c
-    out: dict[int, list[Coalesced]] = {}
-    with engine.connect() as conn:
-        for chunk in in_chunks(list(execution_ids)):
-            for eid, fp, starts, labels, reason, at in conn.execute(
-                select(c.execution_id, c.fingerprint, c.starts_at, c.labels, c.reason, c.at)
-                .where(c.execution_id.in_(chunk))
-                .order_by(c.starts_at, c.id)
-            ):
-                out.setdefault(int(eid), []).append(
-                    Coalesced(
-                        fp,
-                        aware(starts),
-                        {str(k): str(v) for k, v in (labels or {}).items()},
-                        reason,
-                        aware(at),
-                    )
-                )
-    return out
-
-
-def resolved_among(
-    engine: Engine, keys: Sequence[tuple[str, datetime]]
-) -> set[tuple[str, datetime]]:
-    """Which of these alerts (fingerprint, startsAt) a resolved notification was stored for."""
-    wanted = set(keys)
-    out: set[tuple[str, datetime]] = set()
-    with engine.connect() as conn:
-        for chunk in in_chunks(sorted({fp for fp, _ in keys})):
-            for fp, starts in conn.execute(
-                select(alerts.c.fingerprint, alerts.c.starts_at).where(
-                    alerts.c.fingerprint.in_(chunk), alerts.c.status == "resolved"
-                )
-            ):
-                if (fp, aware(starts)) in wanted:
-                    out.add((fp, aware(starts)))
-    return out
-
-
-def for_alerts(
-    engine: Engine, keys: Sequence[tuple[str, datetime]]
-) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
-    """The executions of each alert (fingerprint, startsAt), by step: for a batch of
-    resolved alerts, one read instead of one per alert."""
-    wanted = set(keys)
-    out: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
-    ex = executions.c
-    with engine.connect() as conn:
-        for chunk in in_chunks(sorted({fp for fp, _ in keys})):
-            for row in conn.execute(
-                select(executions).where(ex.fingerprint.in_(chunk)).order_by(ex.step, ex.id)
-            ):
-                mapping = dict(row._mapping)
-                key = (mapping["fingerprint"], aware(mapping["starts_at"]))
-                if key in wanted:
-                    out.setdefault(key, []).append(mapping)
-    return out

@@ -23,8 +23,10 @@ from monitor import threads
 from monitor.errors import StoreError
 from monitor.store import (
     approvals,
+    batch_reads,
     batches,
     breaker,
+    coalescing,
     control,
     database,
     evidence,
@@ -284,7 +286,7 @@ class Store:
 
     # Notifications the runtime takes up ------------------------------------------------------
 
-    # The engine's queue and its batches (:mod:`monitor.store.batches`) ----------------------
+    # The engine's queue and its batches (monitor.store.queue, batches, batch_reads, coalescing)
 
     async def lease(
         self,
@@ -323,11 +325,11 @@ class Store:
 
     async def batch_inputs(
         self, *, now: datetime, since: datetime, targets: Sequence[str], fingerprints: Sequence[str]
-    ) -> batches.Inputs:
+    ) -> batch_reads.Inputs:
         return await self._call(
             "batch_inputs",
             functools.partial(
-                batches.inputs, now=now, since=since, targets=targets, fingerprints=fingerprints
+                batch_reads.inputs, now=now, since=since, targets=targets, fingerprints=fingerprints
             ),
             self.handle,
         )
@@ -335,7 +337,7 @@ class Store:
     async def commit_batch(
         self,
         births: Sequence[batches.Birth],
-        joins: Mapping[int, Sequence[batches.Member]],
+        joins: Mapping[int, Sequence[coalescing.Member]],
         audits: Sequence[records.Audit],
         processed: Sequence[int] = (),
         at: datetime | None = None,
@@ -355,18 +357,18 @@ class Store:
             self.handle,
         )
 
-    async def members(self, execution_ids: Sequence[int]) -> dict[int, list[batches.Coalesced]]:
-        return await self._call("members", batches.members, self.handle, execution_ids)
+    async def members(self, execution_ids: Sequence[int]) -> dict[int, list[coalescing.Coalesced]]:
+        return await self._call("members", coalescing.members, self.handle, execution_ids)
 
     async def resolved_among(
         self, keys: Sequence[tuple[str, datetime]]
     ) -> set[tuple[str, datetime]]:
-        return await self._call("resolved_among", batches.resolved_among, self.handle, keys)
+        return await self._call("resolved_among", batch_reads.resolved_among, self.handle, keys)
 
     async def for_alerts(
         self, keys: Sequence[tuple[str, datetime]]
     ) -> dict[tuple[str, datetime], list[records.Execution]]:
-        rows = await self._call("for_alerts", batches.for_alerts, self.handle, keys)
+        rows = await self._call("for_alerts", batch_reads.for_alerts, self.handle, keys)
         return {k: [records.Execution.from_row(r) for r in v] for k, v in rows.items()}
 
     # Pages (monitor.store.pages) ---------------------------------------------------------
