@@ -56,6 +56,7 @@ async def test_a_verified_step_resolves_its_page_once(world: World) -> None:
     await asyncio.wait_for(until(lambda: world.audit("page") == [("resolved", row.id)]), 10)
     await engine.on_resolved(resolved())  # Alertmanager says so later: not resolved again
     assert not [job for job in engine.timers.pending() if job.startswith("page-")]
+    await world.settled(engine)  # nor being resolved: every page job has returned
     assert len(world.pd.events("resolve")) == 1 and world.pd.received == world.pd.accepted
 
 
@@ -118,6 +119,8 @@ async def test_a_page_carries_the_evidence_and_ends_when_the_alert_resolves(
     await engine.on_resolved(resolved())
     sent = await asyncio.to_thread(world.pd.wait, "resolve")
     assert [e["dedup_key"] for e in sent] == [f"conea-monitor/{second.id}"]
+    await world.settled(engine)
+    assert len(world.pd.events("resolve")) == 1
 
 
 async def test_a_resolve_that_pagerduty_refuses_is_recorded(world: World) -> None:
@@ -127,6 +130,7 @@ async def test_a_resolve_that_pagerduty_refuses_is_recorded(world: World) -> Non
     world.pd.replies = [400]  # the resolve is refused (400: not retried)
     await engine.on_resolved(resolved())
     await asyncio.wait_for(until(lambda: world.audit("page") == [("failed", row.id)]), 10)
+    await world.settled(engine)  # its job has returned: nothing more is sent at once
     assert world.pd.events("resolve") == [] and len(world.pd.received) == 2
     # It was pending when the alert resolved: that verification ended the page.
     assert row.verify_state == VerifyState.PENDING

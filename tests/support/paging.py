@@ -4,7 +4,8 @@ of pages and of their resolves.
 A :class:`World` is one store, one PagerDuty, one Alertmanager (:class:`Switch`) and one
 clock: the engines built on it are replicas, or the same service before and after a
 restart. Its policies act on the alert ``Down`` of the service ``api`` (:func:`alert_down`,
-:func:`resolved`).
+:func:`resolved`). When a test ends, every timer job its engines set off has returned
+(none is cut off by the stop) and none was skipped.
 """
 
 from __future__ import annotations
@@ -152,6 +153,16 @@ class World:
             await jobs.idle("page-")
             assert jobs.skipped == []
 
+    async def quiet(self) -> None:
+        """Until every job the engines' timers started, or that is due, has returned: a
+        stop would cancel it halfway (a resolve sent and not recorded, a step cut off)."""
+        for engine in self.engines:
+            jobs = self.jobs[id(engine)]
+            try:
+                await asyncio.wait_for(jobs.quiet(), 30)
+            except TimeoutError:
+                raise AssertionError(f"timer jobs still running: {jobs.running()}") from None
+
 
 @contextlib.asynccontextmanager
 async def world(
@@ -167,7 +178,10 @@ async def world(
             made = World(db, pd, http, Switch(None, None, http), Clock(), directory / "p.yaml")
             try:
                 yield made
+                await made.quiet()
             finally:
                 for engine in made.engines:
                     await engine.stop()
                 db.dispose()
+    skipped = [job for jobs in made.jobs.values() for job in jobs.skipped]
+    assert skipped == [], f"timer jobs skipped, one of the same id still running: {skipped}"
