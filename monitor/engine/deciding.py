@@ -440,7 +440,8 @@ class Decider:
                 return
             log.info("defer: %s", record.message)
             parts.metrics.decisions.labels(policy.name, "defer").inc()
-        parts.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id)
+        # Also redecide's last act when the target still waits: it re-arms its own job.
+        parts.timers.at(f"decide-{execution_id}", due, self.redecide, execution_id, rearm=True)
 
     async def still_firing(self, ctx: AlertContext) -> tuple[str, str]:
         """Ask Alertmanager (or Prometheus); the store's own answer came with the inputs."""

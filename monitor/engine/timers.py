@@ -33,13 +33,30 @@ class Timers:
             self.scheduler.shutdown(wait=False)
 
     def at(
-        self, job_id: str, when: datetime, func: Callable[..., Awaitable[Any]], *args: Any
+        self,
+        job_id: str,
+        when: datetime,
+        func: Callable[..., Awaitable[Any]],
+        *args: Any,
+        rearm: bool = False,
     ) -> None:
-        """Run ``func(*args)`` at ``when`` (at once if it is past); replaces a same-id job."""
+        """Run ``func(*args)`` at ``when`` (at once if it is past); replaces a same-id job.
+
+        A job of an id still running is skipped when its time comes (one at a time). A job
+        that sets itself off again as its last act (a verification check, a deferral put
+        off once more) passes ``rearm``: its next run may start while it returns. Else a
+        check that took longer than its interval would skip the next one, which would then
+        wait for the sweep. The store's claims keep the two from doing the work twice."""
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         self.scheduler.add_job(
-            func, "date", run_date=when, args=args, id=job_id, replace_existing=True
+            func,
+            "date",
+            run_date=when,
+            args=args,
+            id=job_id,
+            replace_existing=True,
+            max_instances=2 if rearm else 1,
         )
 
     def soon(self, job_id: str, func: Callable[..., Awaitable[Any]], *args: Any) -> None:

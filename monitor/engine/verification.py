@@ -85,7 +85,9 @@ class Verification:
                 f"not recovered within {policy.verify.window}: {evidence}",
             )
         else:
-            parts.timers.at(f"verify-{execution_id}", next_at, self.verify, execution_id)
+            parts.timers.at(
+                f"verify-{execution_id}", next_at, self.verify, execution_id, rearm=True
+            )
 
     async def _recovered(self, policy: policy_mod.Policy, ctx: AlertContext) -> tuple[bool, str]:
         parts = self.parts
