@@ -205,6 +205,8 @@ def cmd_rbac(args: argparse.Namespace) -> int:
             names.add(rbac.RESOLVE_OWNER)
         uses.append((names, p.spec.target))
     uses.extend(({job.action}, job.target) for job in settings.jobs)
+    for kind in args.kind or ():  # as the chart's rbac.workloadKinds: for every action
+        uses.extend((names, {"kind": kind}) for names, _target in list(uses))
     namespaces = (
         None if args.cluster else (args.namespace or settings.automation.namespaces_allow or None)
     )
@@ -458,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", action="append", help="a namespace to grant (repeatable)")
     p.add_argument("--cluster", action="store_true", help="one ClusterRole instead")
     p.add_argument("--name", default="conea-monitor", help="name of the Role/ClusterRole")
+    p.add_argument(
+        "--kind",
+        action="append",
+        choices=["Deployment", "StatefulSet", "DaemonSet"],
+        help="also grant every action this workload kind, as the chart's "
+        "rbac.workloadKinds does (repeatable)",
+    )
 
     p = add("replay", cmd_replay, "what the policies would have done with past alerts")
     p.add_argument("--since", help="window start: a duration before --until (7d) or a time")

@@ -7,6 +7,7 @@ sets and the workload kinds they act on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def _expected(uses: Uses, namespaces: list[str] | None) -> list[dict[str, Any]]:
 def _write_rendered(objects: list[dict[str, Any]], tmp_path: Path) -> Path:
     """The rendered conea-monitor.yml and policies, as files the CLI can read."""
     policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
+    policy_dir.mkdir(exist_ok=True)
     for name, text in c.one(objects, "ConfigMap", f"{c.FULLNAME}-policies")["data"].items():
         (policy_dir / name).write_text(text)
     config = c.service_config(objects)
@@ -61,12 +62,16 @@ def _write_rendered(objects: list[dict[str, Any]], tmp_path: Path) -> Path:
 
 
 def _cli_rbac(
-    objects: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    objects: list[dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kinds: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """``conea-monitor rbac`` on the rendered conea-monitor.yml and policies ConfigMap."""
     path = _write_rendered(objects, tmp_path)
     cluster = not c.service_config(objects)["automation"]["namespaces_allow"]
     args = ["rbac", "--config", str(path), "--name", c.FULLNAME]
+    args += [f"--kind={kind}" for kind in kinds]
     capsys.readouterr()
     assert cli.main([*args, "--cluster"] if cluster else args) == 0
     return _roles(list(yaml.safe_load_all(capsys.readouterr().out)))
@@ -86,7 +91,20 @@ def test_rendered_rbac_equals_what_conea_monitor_rbac_prints_for_the_rendered_co
     objects = c.render(chart, values)
     rendered = _roles(objects)
     assert rendered, "no Role rendered"
-    assert rendered == _cli_rbac(objects, tmp_path, capsys)
+    kinds = values.get("rbac", {}).get("workloadKinds", ())
+    assert rendered == _cli_rbac(objects, tmp_path, capsys, kinds)
+
+
+@pytest.mark.parametrize("kinds", [["DaemonSet"], ["StatefulSet", "DaemonSet"]])
+def test_rbac_kind_grants_what_rbac_workload_kinds_grants_in_the_chart(
+    chart: helm.Chart, kinds: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    objects = c.render(chart, {"rbac": {"workloadKinds": kinds}})
+    rendered = _roles(objects)
+    resources = {r for role in rendered for rule in role["rules"] for r in rule["resources"]}
+    assert "daemonsets" in resources
+    assert rendered == _cli_rbac(objects, tmp_path, capsys, kinds)
+    assert rendered != _cli_rbac(objects, tmp_path, capsys)  # without --kind: not granted
 
 
 DEFAULT_ACTIONS = [
