@@ -173,9 +173,12 @@ def _insert_notifications(
     items: Sequence[tuple[bytes, Notification, datetime]],
     needs: Sequence[bool],
 ) -> list[int]:
-    sql = (
-        f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) VALUES {d.values(9, 1)} RETURNING id"
-    )
+    def sql(count: int) -> str:
+        return (
+            f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) "
+            f"VALUES {d.values(9, count)} RETURNING id"
+        )
+
     rows = [
         (
             d.ts(received),
@@ -196,17 +199,13 @@ def _insert_notifications(
         # new row's id is the largest so far plus one, and this transaction is the only
         # writer), whatever order RETURNING lists them in: checked, not assumed.
         for chunk in _chunks(rows):
-            many = (
-                f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) "
-                f"VALUES {d.values(9, len(chunk))} RETURNING id"
-            )
-            cur.execute(many, list(itertools.chain.from_iterable(chunk)))
+            cur.execute(sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
             got = sorted(int(r[0]) for r in cur.fetchall())
             if len(got) != len(chunk) or got[-1] - got[0] != len(chunk) - 1:
                 raise StoreError("the store gave notification ids out of order")
             ids.extend(got)
         return ids
-    cur.executemany(sql, rows, returning=True)  # psycopg 3: pipelined, results in order
+    cur.executemany(sql(1), rows, returning=True)  # psycopg 3: pipelined, results in order
     while True:
         ids.append(int(cur.fetchone()[0]))
         if not cur.nextset():
